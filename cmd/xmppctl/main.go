@@ -1,0 +1,152 @@
+// Command xmppctl administers xmppd's data: accounts now, more later. It
+// works on the same configuration file or data directory as the server, also
+// while the server runs.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/internal/config"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+const usage = `usage: xmppctl [-config FILE] [-data DIR] COMMAND
+
+commands:
+  user add JID [PASSWORD]     create an account (password read from stdin if omitted)
+  user del JID                delete an account
+  user passwd JID [PASSWORD]  set an account's password
+  user list                   list accounts
+`
+
+func main() {
+	code, err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xmppctl:", err)
+	}
+	os.Exit(code)
+}
+
+// run returns the exit status: 0 done, 1 failed, 2 bad usage.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) (int, error) {
+	fs := flag.NewFlagSet("xmppctl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("config", "", "xmppd's YAML configuration file")
+	dataDir := fs.String("data", "", "data directory (overrides the file)")
+	if err := fs.Parse(args); err != nil {
+		return 2, fmt.Errorf("%v\n%s", err, usage)
+	}
+	args = fs.Args()
+	if len(args) < 2 || args[0] != "user" {
+		return 2, errors.New("unknown command\n" + usage)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return 1, err
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	store, err := cfg.OpenStore(ctx)
+	if err != nil {
+		return 1, fmt.Errorf("storage: %w", err)
+	}
+	defer store.Close()
+
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "list":
+		users, err := store.ListUsers(ctx)
+		if err != nil {
+			return 1, err
+		}
+		for _, u := range users {
+			fmt.Fprintln(stdout, u)
+		}
+		return 0, nil
+	case "add", "passwd", "del":
+	default:
+		return 2, fmt.Errorf("unknown user command %q\n%s", cmd, usage)
+	}
+	if len(rest) < 1 || len(rest) > 2 || (cmd == "del" && len(rest) != 1) {
+		return 2, errors.New("wrong number of arguments\n" + usage)
+	}
+	bare, err := accountJID(rest[0], cfg.Domain)
+	if err != nil {
+		return 1, err
+	}
+	if cmd == "del" {
+		if err := store.DeleteUser(ctx, bare); err != nil {
+			return 1, explain(err, bare)
+		}
+		fmt.Fprintf(stdout, "deleted %s\n", bare)
+		return 0, nil
+	}
+	var password string
+	if len(rest) == 2 {
+		password = rest[1]
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return 1, errors.New("no password given")
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if password == "" {
+		return 1, errors.New("the password is empty")
+	}
+	creds, err := xmpp.NewCredentials(password, cfg.Auth.Iterations)
+	if err != nil {
+		return 1, err
+	}
+	if cmd == "add" {
+		err = store.CreateUser(ctx, bare, creds)
+	} else {
+		err = store.SetCredentials(ctx, bare, creds)
+	}
+	if err != nil {
+		return 1, explain(err, bare)
+	}
+	if cmd == "add" {
+		fmt.Fprintf(stdout, "created %s\n", bare)
+	} else {
+		fmt.Fprintf(stdout, "password changed for %s\n", bare)
+	}
+	return 0, nil
+}
+
+// accountJID normalises an account address; it must be a bare JID on the
+// served domain.
+func accountJID(s, domain string) (string, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a valid JID: %w", s, err)
+	}
+	if j.Localpart() == "" || j.Resourcepart() != "" {
+		return "", fmt.Errorf("%q is not an account address (user@domain)", s)
+	}
+	if j.Domainpart() != domain {
+		return "", fmt.Errorf("%q is not on the served domain %q", s, domain)
+	}
+	return j.String(), nil
+}
+
+func explain(err error, bare string) error {
+	switch {
+	case errors.Is(err, storage.ErrExists):
+		return fmt.Errorf("%s already exists", bare)
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("%s does not exist", bare)
+	}
+	return err
+}

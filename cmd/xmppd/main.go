@@ -1,0 +1,139 @@
+// Command xmppd is the XMPP server. With no configuration it serves
+// "localhost" from ./data on embedded storage; see docs/configuration.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/xmppd/xmppd/internal/config"
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// version is set at build time with -ldflags "-X main.buildVersion=...".
+var buildVersion = "dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "xmppd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("xmppd", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "YAML configuration file (default: none, built-in defaults)")
+	domain := fs.String("domain", "", "XMPP domain to serve (overrides the file)")
+	dataDir := fs.String("data", "", "data directory (overrides the file)")
+	c2s := fs.String("c2s", "", "STARTTLS client listener address, e.g. 127.0.0.1:5222 (overrides the file)")
+	direct := fs.String("c2s-tls", "", "direct TLS client listener address (overrides the file)")
+	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	setIf(&cfg.Domain, *domain)
+	setIf(&cfg.DataDir, *dataDir)
+	setIf(&cfg.Listen.C2S, *c2s)
+	setIf(&cfg.Listen.C2SDirect, *direct)
+	setIf(&cfg.Log.Level, *level)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := newServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Store.Close()
+
+	errc := make(chan error, 2)
+	listen := func(addr, kind string, serve func(net.Listener) error) error {
+		if addr == "" {
+			return nil
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		log.Info("listening", "kind", kind, "addr", l.Addr().String(), "domain", cfg.Domain)
+		go func() { errc <- serve(l) }()
+		return nil
+	}
+	if err := listen(cfg.Listen.C2S, "c2s starttls", srv.ServeC2S); err != nil {
+		return err
+	}
+	if err := listen(cfg.Listen.C2SDirect, "c2s direct tls", srv.ServeDirectTLS); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, xmpp.ErrServerClosed) {
+			log.Error("listener failed", "err", err)
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func setIf(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+// newServer builds the server the configuration describes.
+func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.Server, error) {
+	certFile, keyFile := cfg.CertFiles()
+	cert, created, err := xmpp.LoadOrCreateCert(certFile, keyFile, cfg.Domain)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	if created {
+		log.Info("generated a self-signed certificate", "cert", certFile, "domain", cfg.Domain)
+	}
+	store, err := cfg.OpenStore(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	l := cfg.Limits
+	return &xmpp.Server{
+		Domain:             cfg.Domain,
+		TLSConfig:          xmpp.TLSConfig(cert),
+		Store:              store,
+		Logger:             log,
+		Version:            buildVersion,
+		AllowPlaintextAuth: cfg.Auth.AllowPlaintext,
+		MaxStanzaSize:      l.MaxStanzaSize,
+		ReadRate:           l.ReadRate,
+		ReadBurst:          l.ReadBurst,
+		MaxConnsPerIP:      l.MaxConnsPerIP,
+		NegotiationTimeout: l.NegotiationTimeout,
+		PingInterval:       l.PingInterval,
+		PingTimeout:        l.PingTimeout,
+		QueueSize:          l.QueueSize,
+		AuthFailureDelay:   cfg.Auth.FailureDelay,
+		MaxAuthFailures:    cfg.Auth.MaxFailures,
+		AuthFailureWindow:  cfg.Auth.FailureWindow,
+		Modules:            modules.Default(),
+	}, nil
+}

@@ -1,0 +1,181 @@
+// Package config reads xmppd's YAML configuration file (documented in
+// docs/configuration.md), fills in the defaults, and opens what it names.
+// xmppd and xmppctl share it so that both find the same data.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/postgres"
+	"github.com/xmppd/xmppd/storage/sqlite"
+)
+
+// Config is the whole configuration. Field comments are the documentation
+// summary; docs/configuration.md has the long form.
+type Config struct {
+	// Domain is the XMPP domain served.
+	Domain string `yaml:"domain"`
+	// DataDir holds the embedded database and the generated certificate.
+	DataDir string `yaml:"data_dir"`
+	Listen  Listen `yaml:"listen"`
+	TLS     TLS    `yaml:"tls"`
+	Storage Store  `yaml:"storage"`
+	Auth    Auth   `yaml:"auth"`
+	Limits  Limits `yaml:"limits"`
+	Log     Log    `yaml:"log"`
+}
+
+// Listen holds the listening addresses; an empty one is not opened.
+type Listen struct {
+	C2S       string `yaml:"c2s"`
+	C2SDirect string `yaml:"c2s_direct_tls"`
+}
+
+// TLS names the certificate and key (PEM files).
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Store selects the storage backend.
+type Store struct {
+	Backend  string `yaml:"backend"` // "sqlite" (default) or "postgres"
+	SQLite   string `yaml:"sqlite_path"`
+	Postgres string `yaml:"postgres_dsn"`
+}
+
+// Auth configures authentication.
+type Auth struct {
+	AllowPlaintext bool          `yaml:"allow_plaintext"`
+	Iterations     int           `yaml:"scram_iterations"`
+	FailureDelay   time.Duration `yaml:"failure_delay"`
+	MaxFailures    int           `yaml:"max_failures"`
+	FailureWindow  time.Duration `yaml:"failure_window"`
+}
+
+// Limits protect the server from clients.
+type Limits struct {
+	MaxStanzaSize      int           `yaml:"max_stanza_size"`
+	MaxConnsPerIP      int           `yaml:"max_connections_per_ip"`
+	ReadRate           int           `yaml:"read_rate"`
+	ReadBurst          int           `yaml:"read_burst"`
+	NegotiationTimeout time.Duration `yaml:"negotiation_timeout"`
+	PingInterval       time.Duration `yaml:"ping_interval"`
+	PingTimeout        time.Duration `yaml:"ping_timeout"`
+	QueueSize          int           `yaml:"queue_size"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `yaml:"level"` // debug, info, warn, error
+}
+
+// Default is the configuration with no file: a complete single-node server
+// for localhost on embedded storage in ./data.
+func Default() Config {
+	return Config{
+		Domain:  "localhost",
+		DataDir: "./data",
+		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223"},
+		Storage: Store{Backend: "sqlite"},
+		Auth: Auth{
+			Iterations:    4096,
+			FailureDelay:  time.Second,
+			MaxFailures:   5,
+			FailureWindow: 10 * time.Minute,
+		},
+		Limits: Limits{
+			MaxStanzaSize:      256 << 10,
+			MaxConnsPerIP:      32,
+			ReadRate:           100 << 10,
+			ReadBurst:          512 << 10,
+			NegotiationTimeout: 30 * time.Second,
+			PingInterval:       2 * time.Minute,
+			PingTimeout:        30 * time.Second,
+			QueueSize:          1024,
+		},
+		Log: Log{Level: "info"},
+	}
+}
+
+// Load reads path over the defaults; an empty path gives the defaults.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	d := yaml.NewDecoder(f)
+	d.KnownFields(true)
+	if err := d.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that no default can fix.
+func (c Config) Validate() error {
+	if c.Domain == "" {
+		return errors.New("config: domain is empty")
+	}
+	switch c.Storage.Backend {
+	case "sqlite", "":
+	case "postgres":
+		if c.Storage.Postgres == "" {
+			return errors.New("config: storage.backend is postgres but storage.postgres_dsn is empty")
+		}
+	default:
+		return fmt.Errorf("config: unknown storage.backend %q", c.Storage.Backend)
+	}
+	return nil
+}
+
+// CertFiles returns the certificate and key paths, defaulting into DataDir.
+func (c Config) CertFiles() (cert, key string) {
+	cert, key = c.TLS.Cert, c.TLS.Key
+	if cert == "" {
+		cert = filepath.Join(c.DataDir, "cert.pem")
+	}
+	if key == "" {
+		key = filepath.Join(c.DataDir, "key.pem")
+	}
+	return cert, key
+}
+
+// OpenStore opens the configured storage backend, applying migrations.
+func (c Config) OpenStore(ctx context.Context) (storage.Store, error) {
+	if c.Storage.Backend == "postgres" {
+		return postgres.Open(ctx, c.Storage.Postgres)
+	}
+	path := c.Storage.SQLite
+	if path == "" {
+		path = filepath.Join(c.DataDir, "xmppd.db")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(ctx, path)
+}
+
+// Level parses Log.Level.
+func (c Config) Level() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

@@ -1,0 +1,447 @@
+// Package testenv is the one place for test helpers shared across packages:
+// it starts a real xmppd on loopback ports on each storage backend, creates
+// accounts, and connects scripted clients (mellium.im/xmpp as the
+// well-behaved client, raw TCP for bad input).
+package testenv
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/sasl"
+	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/postgres"
+	"github.com/xmppd/xmppd/storage/postgres/pgtest"
+	"github.com/xmppd/xmppd/storage/sqlite"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// Domain is the domain test servers serve.
+const Domain = "localhost"
+
+// Timeout bounds every wait in the helpers.
+const Timeout = 20 * time.Second
+
+// Backends are the storage backends every integration test runs on.
+var Backends = []string{"sqlite", "postgres"}
+
+// OpenStore opens a fresh, empty store of the named backend for t.
+func OpenStore(t testing.TB, backend string) storage.Store {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		st  storage.Store
+		err error
+	)
+	switch backend {
+	case "sqlite":
+		st, err = sqlite.Open(ctx, t.TempDir()+"/xmppd.db")
+	case "postgres":
+		st, err = postgres.Open(ctx, pgtest.DSN(t))
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	if err != nil {
+		t.Fatalf("open %s store: %v", backend, err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// Server is a running xmppd.
+type Server struct {
+	*xmpp.Server
+	// C2S and DirectTLS are the listening addresses.
+	C2S, DirectTLS string
+	// Roots trusts the server's certificate.
+	Roots   *x509.CertPool
+	t       testing.TB
+	stopped chan struct{}
+}
+
+// Start runs a server on the named backend with test-friendly limits (small
+// authentication delays); configure adjusts it before it starts.
+func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Server {
+	t.Helper()
+	certPEM, keyPEM, err := xmpp.SelfSignedCert(Domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	level := slog.LevelWarn
+	if os.Getenv("XMPPD_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	srv := &xmpp.Server{
+		Domain:           Domain,
+		TLSConfig:        xmpp.TLSConfig(cert),
+		Store:            OpenStore(t, backend),
+		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Modules:          modules.Default(),
+		AuthFailureDelay: 5 * time.Millisecond,
+		Version:          "test",
+	}
+	for _, f := range configure {
+		f(srv)
+	}
+	s := &Server{Server: srv, Roots: roots, t: t, stopped: make(chan struct{})}
+	l1 := listen(t)
+	l2 := listen(t)
+	s.C2S, s.DirectTLS = l1.Addr().String(), l2.Addr().String()
+	go srv.ServeC2S(l1)
+	go srv.ServeDirectTLS(l2)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+func listen(t testing.TB) net.Listener {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// AddUser creates an account and returns its bare JID.
+func (s *Server) AddUser(t testing.TB, local, password string) jid.JID {
+	t.Helper()
+	j := jid.MustParse(local + "@" + Domain)
+	creds, err := xmpp.NewCredentials(password, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.CreateUser(context.Background(), j.String(), creds); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// ClientTLS is a TLS configuration that trusts the test server.
+func (s *Server) ClientTLS() *tls.Config {
+	return &tls.Config{ServerName: Domain, RootCAs: s.Roots, MinVersion: tls.VersionTLS12}
+}
+
+// Client is a well-behaved test client, with a goroutine handing every
+// stanza it receives to a channel.
+type Client struct {
+	conn net.Conn
+	JID  jid.JID
+	In   chan *xmpp.Element
+	// Err receives the error that ended the input stream (nil for a clean
+	// end); a stream error reads "stream error: CONDITION".
+	Err chan error
+}
+
+// Close closes the client's stream and connection.
+func (c *Client) Close() error {
+	c.conn.Write([]byte("</stream:stream>"))
+	return c.conn.Close()
+}
+
+// Dial connects over STARTTLS, authenticates with PLAIN and binds resource
+// (server-generated if empty), negotiating by hand so that every step is
+// what RFC 6120 says rather than what a client library does.
+func (s *Server) Dial(t testing.TB, user jid.JID, password, resource string) *Client {
+	t.Helper()
+	c, err := s.negotiate(user, password, resource)
+	if err != nil {
+		t.Fatalf("dial %s: %v", user, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (s *Server) negotiate(user jid.JID, password, resource string) (*Client, error) {
+	conn, err := net.Dial("tcp", s.C2S)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(Timeout))
+	fail := func(step string, err error) (*Client, error) {
+		conn.Close()
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	d, err := restart(conn)
+	if err != nil {
+		return fail("stream", err)
+	}
+	if _, err := io.WriteString(conn, `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`); err != nil {
+		return fail("starttls", err)
+	}
+	if el, err := next(d); err != nil || el.Local != "proceed" {
+		return fail("starttls", fmt.Errorf("got %v, %v", el, err))
+	}
+	tc := tls.Client(conn, s.ClientTLS())
+	if d, err = restart(tc); err != nil {
+		return fail("stream after TLS", err)
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + user.Localpart() + "\x00" + password))
+	io.WriteString(tc, `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">`+auth+`</auth>`)
+	if el, err := next(d); err != nil || el.Local != "success" {
+		return fail("auth", fmt.Errorf("got %v, %v", el, err))
+	}
+	if d, err = restart(tc); err != nil {
+		return fail("stream after auth", err)
+	}
+	res := ""
+	if resource != "" {
+		res = "<resource>" + resource + "</resource>"
+	}
+	io.WriteString(tc, `<iq type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">`+res+`</bind></iq>`)
+	el, err := next(d)
+	if err != nil || el.Get("type") != "result" {
+		return fail("bind", fmt.Errorf("got %v, %v", el, err))
+	}
+	full, err := jid.Parse(el.Child("", "bind").Child("", "jid").Text())
+	if err != nil {
+		return fail("bind", err)
+	}
+	conn.SetDeadline(time.Time{})
+	c := &Client{conn: tc, JID: full, In: make(chan *xmpp.Element, 256), Err: make(chan error, 1)}
+	go c.read(d)
+	return c, nil
+}
+
+// restart sends a stream header on w and reads the server's header and
+// features from a new decoder.
+func restart(rw io.ReadWriter) (*xml.Decoder, error) {
+	if _, err := io.WriteString(rw, Header); err != nil {
+		return nil, err
+	}
+	d := xml.NewDecoder(rw)
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		if st, ok := tok.(xml.StartElement); ok && st.Name.Local == "stream" {
+			break
+		}
+	}
+	el, err := next(d)
+	if err != nil {
+		return nil, err
+	}
+	if el.Local != "features" {
+		return nil, fmt.Errorf("expected features, got %s", el)
+	}
+	return d, nil
+}
+
+// next reads the next top-level element; a stream error becomes an error.
+func next(d *xml.Decoder) (*xmpp.Element, error) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			el, err := xmpp.ReadElement(d, t)
+			if err != nil {
+				return nil, err
+			}
+			if el.Space == xmpp.NSStream && el.Local == "error" {
+				cond := ""
+				if kids := el.Elements(); len(kids) > 0 {
+					cond = kids[0].Local
+				}
+				return nil, errors.New("stream error: " + cond)
+			}
+			return el, nil
+		case xml.EndElement:
+			return nil, io.EOF
+		}
+	}
+}
+
+func (c *Client) read(d *xml.Decoder) {
+	for {
+		el, err := next(d)
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			c.Err <- err
+			close(c.In)
+			return
+		}
+		c.In <- el
+	}
+}
+
+// DialMech connects with mellium.im/xmpp as the client, over STARTTLS with
+// the given SASL mechanism, and closes the stream again: a check that a
+// second, independent implementation can log in.
+func (s *Server) DialMech(user jid.JID, password string, mech sasl.Mechanism) error {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	conn, err := net.Dial("tcp", s.C2S)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ms, err := mxmpp.NewClientSession(ctx, user, conn,
+		mxmpp.StartTLS(s.ClientTLS()),
+		mxmpp.SASL("", password, mech),
+		mxmpp.BindResource(),
+	)
+	if err != nil {
+		return err
+	}
+	return ms.Close()
+}
+
+// SendRaw writes XML text to the server as it is.
+func (c *Client) SendRaw(t testing.TB, s string) {
+	t.Helper()
+	if _, err := c.conn.Write([]byte(s)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// Expect waits for a stanza that match accepts, skipping others.
+func (c *Client) Expect(t testing.TB, what string, match func(*xmpp.Element) bool) *xmpp.Element {
+	t.Helper()
+	timer := time.NewTimer(Timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case el, ok := <-c.In:
+			if !ok {
+				t.Fatalf("%s: stream ended while waiting for %s", c.JID, what)
+			}
+			if match(el) {
+				return el
+			}
+		case <-timer.C:
+			t.Fatalf("%s: timed out waiting for %s", c.JID, what)
+		}
+	}
+}
+
+// ExpectStreamError waits for the stream to end with the given condition.
+func (c *Client) ExpectStreamError(t testing.TB, condition string) {
+	t.Helper()
+	timer := time.NewTimer(Timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-c.In:
+		case err := <-c.Err:
+			if err == nil || !strings.Contains(err.Error(), condition) {
+				t.Fatalf("%s: stream ended with %v, want stream error %s", c.JID, err, condition)
+			}
+			return
+		case <-timer.C:
+			t.Fatalf("%s: timed out waiting for stream error %s", c.JID, condition)
+		}
+	}
+}
+
+// Exchange checks that a can send b a chat message that b receives, with
+// a's full JID stamped as the sender.
+func Exchange(t testing.TB, a, b *Client) {
+	t.Helper()
+	body := "hello " + xmppID()
+	a.SendRaw(t, `<message type="chat" to="`+b.JID.String()+`"><body>`+body+`</body></message>`)
+	el := b.Expect(t, "message "+body, func(el *xmpp.Element) bool {
+		bd := el.Child("", "body")
+		return el.Local == "message" && bd != nil && bd.Text() == body
+	})
+	if got := el.Get("from"); got != a.JID.String() {
+		t.Fatalf("message from %q, want %q", got, a.JID)
+	}
+}
+
+var idCounter = make(chan int, 1)
+
+func init() { idCounter <- 0 }
+
+func xmppID() string {
+	n := <-idCounter
+	idCounter <- n + 1
+	return strings.Repeat("x", 0) + itoa(n)
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// Raw is a raw TCP connection for sending bad input before or without
+// negotiating.
+type Raw struct {
+	net.Conn
+}
+
+// DialRaw opens a plain TCP connection to the STARTTLS port.
+func (s *Server) DialRaw(t testing.TB) *Raw {
+	t.Helper()
+	c, err := net.Dial("tcp", s.C2S)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Raw{c}
+}
+
+// Header is a client stream header for the test domain.
+const Header = `<?xml version="1.0"?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" to="` + Domain + `" version="1.0">`
+
+// ReadUntilClosed reads everything the server sends until it closes the
+// connection, and returns it.
+func (r *Raw) ReadUntilClosed(t testing.TB) string {
+	t.Helper()
+	r.SetReadDeadline(time.Now().Add(Timeout))
+	b, err := io.ReadAll(r)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("server did not close the connection; got %q", b)
+	}
+	return string(b)
+}
+
+// StreamErrorCondition extracts the condition of the <stream:error/> in a
+// server's output, or "".
+func StreamErrorCondition(out string) string {
+	i := strings.Index(out, "<stream:error>")
+	if i < 0 {
+		return ""
+	}
+	rest := out[i+len("<stream:error>"):]
+	if !strings.HasPrefix(rest, "<") {
+		return ""
+	}
+	end := strings.IndexAny(rest, " />")
+	return rest[1:end]
+}

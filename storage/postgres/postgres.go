@@ -1,0 +1,131 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/xmppd/xmppd/storage"
+)
+
+// uniqueViolation is the SQLSTATE of a duplicate key.
+const uniqueViolation = "23505"
+
+// Store is a storage.Store in a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn (a postgres:// URL or
+// key=value string, as pgx accepts) and applies any pending migrations.
+// Several nodes may Open the same database at once.
+//
+// Tables live in the schema the connection's search_path selects; a
+// search_path parameter in dsn (search_path=xmppd) is sent to the server as a
+// run-time parameter and does that.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes every connection, waiting for those in use to be released.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// CreateUser implements storage.Users.
+func (s *Store) CreateUser(ctx context.Context, jid string, c storage.Credentials) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO users (jid, salt, iterations,
+			sha1_stored_key, sha1_server_key, sha256_stored_key, sha256_server_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		jid, c.Salt, c.Iterations, c.SHA1.StoredKey, c.SHA1.ServerKey, c.SHA256.StoredKey, c.SHA256.ServerKey)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == uniqueViolation {
+		return fmt.Errorf("postgres: create user %s: %w", jid, storage.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create user %s: %w", jid, err)
+	}
+	return nil
+}
+
+// SetCredentials implements storage.Users.
+func (s *Store) SetCredentials(ctx context.Context, jid string, c storage.Credentials) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE users SET salt = $2, iterations = $3,
+			sha1_stored_key = $4, sha1_server_key = $5, sha256_stored_key = $6, sha256_server_key = $7
+		WHERE jid = $1`,
+		jid, c.Salt, c.Iterations, c.SHA1.StoredKey, c.SHA1.ServerKey, c.SHA256.StoredKey, c.SHA256.ServerKey)
+	return oneRow(tag, err, "set credentials", jid)
+}
+
+// Credentials implements storage.Users.
+func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credentials, error) {
+	var c storage.Credentials
+	err := s.pool.QueryRow(ctx, `
+		SELECT salt, iterations, sha1_stored_key, sha1_server_key, sha256_stored_key, sha256_server_key
+		FROM users WHERE jid = $1`, jid).
+		Scan(&c.Salt, &c.Iterations, &c.SHA1.StoredKey, &c.SHA1.ServerKey, &c.SHA256.StoredKey, &c.SHA256.ServerKey)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.Credentials{}, fmt.Errorf("postgres: credentials %s: %w", jid, storage.ErrNotFound)
+	}
+	if err != nil {
+		return storage.Credentials{}, fmt.Errorf("postgres: credentials %s: %w", jid, err)
+	}
+	return c, nil
+}
+
+// DeleteUser implements storage.Users. Rows other aggregates keep for the
+// account go with it through ON DELETE CASCADE.
+func (s *Store) DeleteUser(ctx context.Context, jid string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE jid = $1`, jid)
+	return oneRow(tag, err, "delete user", jid)
+}
+
+// ListUsers implements storage.Users; the order is byte order (the jid column
+// is COLLATE "C").
+func (s *Store) ListUsers(ctx context.Context) ([]string, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT jid FROM users ORDER BY jid`)
+	jids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list users: %w", err)
+	}
+	if jids == nil {
+		jids = []string{}
+	}
+	return jids, nil
+}
+
+// oneRow turns the result of an UPDATE or DELETE by primary key into nil,
+// ErrNotFound, or the error.
+func oneRow(tag pgconn.CommandTag, err error, op, jid string) error {
+	if err != nil {
+		return fmt.Errorf("postgres: %s %s: %w", op, jid, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: %s %s: %w", op, jid, storage.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,301 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmlstream"
+	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+)
+
+// conn is one client connection while its stream is negotiated.
+type conn struct {
+	srv   *Server
+	raw   net.Conn
+	guard *guard // the current layer the decoder reads: raw or TLS
+	addr  string
+	auth  *authenticator
+	// bound is the full JID after resource binding, and sess its session.
+	bound jid.JID
+	sess  *Session
+	// badHost is set when the stream header names a domain we do not serve.
+	badHost bool
+	log     *slog.Logger
+}
+
+var errHostUnknown = errors.New("xmpp: host unknown")
+
+func (s *Server) handleConn(raw net.Conn, directTLS bool) {
+	defer raw.Close()
+	addr := hostOf(raw.RemoteAddr())
+	c := &conn{srv: s, raw: raw, addr: addr, log: s.log.With("remote", raw.RemoteAddr().String())}
+	var layer net.Conn = raw
+	deadline := time.Now().Add(s.NegotiationTimeout)
+	if directTLS {
+		tc := tls.Server(raw, s.TLSConfig)
+		raw.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			c.log.Debug("TLS handshake failed", "err", err)
+			return
+		}
+		raw.SetDeadline(time.Time{})
+		layer = tc
+	}
+	c.guard = newGuard(layer, s.MaxStanzaSize, newRateLimiter(s.ReadRate, s.ReadBurst))
+
+	if !s.conns.acquire(addr, s.MaxConnsPerIP) {
+		c.fail(StreamError{Condition: PolicyViolation, Text: "too many connections from your address"})
+		return
+	}
+	defer s.conns.release(addr)
+	if s.failures.blocked(addr, s.MaxAuthFailures, s.AuthFailureWindow) {
+		c.fail(StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"})
+		return
+	}
+
+	c.auth = &authenticator{
+		domain: s.Domain,
+		lookup: s.Store.Credentials,
+		fail: func() {
+			n := s.failures.record(addr, s.AuthFailureWindow)
+			c.log.Info("authentication failed", "failures", n, "reason", c.auth.reason)
+			time.Sleep(s.authDelay(n))
+		},
+	}
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	defer cancel()
+	var state mxmpp.SessionState
+	if directTLS {
+		state = mxmpp.Secure
+	}
+	ms, err := mxmpp.ReceiveSession(ctx, c.guard, state, mxmpp.NewNegotiator(c.streamConfig))
+	if err != nil && c.sess != nil {
+		s.router.unregister(c.sess)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			if s.ctx.Err() != nil {
+				c.fail(StreamError{Condition: SystemShutdown})
+			} else {
+				c.fail(StreamError{Condition: ConnectionTimeout, Text: "stream negotiation took too long"})
+			}
+			return
+		}
+		if se, ok := c.negotiationError(err, ms); ok {
+			c.fail(se)
+		}
+		return
+	}
+	c.sess.serve(ms)
+}
+
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// streamConfig is called by mellium at the start of every stream (and once
+// with nil to prime it): it offers the features that fit the stream's state.
+func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.StreamConfig {
+	if ms == nil {
+		return mxmpp.StreamConfig{Lang: "en"}
+	}
+	if to := ms.In().To; to.Domainpart() != c.srv.Domain || to.Localpart() != "" || to.Resourcepart() != "" {
+		c.badHost = true
+		return mxmpp.StreamConfig{Features: []mxmpp.StreamFeature{refuseHost}}
+	}
+	st := ms.State()
+	var features []mxmpp.StreamFeature
+	secure := st&mxmpp.Secure != 0
+	if !secure {
+		features = append(features, c.startTLS())
+	}
+	if st&mxmpp.Authn == 0 {
+		if cs := ms.ConnectionState(); cs.Version != 0 {
+			c.auth.tls = &cs
+		}
+		mechs := c.auth.mechanisms(secure)
+		auth := mxmpp.SASLServer(func(*sasl.Negotiator) bool { return true }, mechs...)
+		if c.srv.AllowPlaintextAuth {
+			auth.Necessary = 0
+		}
+		features = append(features, auth)
+	}
+	features = append(features, mxmpp.BindCustom(c.bind), legacySession)
+	return mxmpp.StreamConfig{Lang: "en", Features: features}
+}
+
+// refuseHost makes negotiation fail before any feature is offered, so that
+// the stream can be closed with <host-unknown/>.
+var refuseHost = mxmpp.StreamFeature{
+	Name: xml.Name{Space: "urn:xmppd:host-unknown", Local: "refuse"},
+	List: func(context.Context, xmlstream.TokenWriter, xml.StartElement) (bool, error) {
+		return true, errHostUnknown
+	},
+}
+
+// legacySession advertises RFC 3921's session establishment as optional
+// (RFC 6121 Appendix E); the IQ itself is answered once the stream is ready.
+var legacySession = mxmpp.StreamFeature{
+	Name:       xml.Name{Space: NSSession, Local: "session"},
+	Necessary:  mxmpp.Authn,
+	Prohibited: mxmpp.Ready,
+	List: func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
+		opt := xml.StartElement{Name: xml.Name{Local: "optional"}}
+		for _, t := range []xml.Token{start, opt, opt.End(), start.End()} {
+			if err := w.EncodeToken(t); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	},
+}
+
+// startTLS is mellium's STARTTLS feature with the TLS layer placed under a
+// fresh guard, so that the limits keep applying to the decrypted stream.
+func (c *conn) startTLS() mxmpp.StreamFeature {
+	f := mxmpp.StartTLS(c.srv.TLSConfig)
+	f.Negotiate = func(ctx context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
+		if _, err := c.guard.Write([]byte(`<proceed xmlns="` + NSTLS + `"/>`)); err != nil {
+			return 0, nil, err
+		}
+		tc := tls.Server(c.raw, c.srv.TLSConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return 0, nil, err
+		}
+		c.guard = newGuard(tc, c.srv.MaxStanzaSize, c.guard.rate)
+		c.guard.wrote = true // the stream continues: no new header needed for errors
+		return mxmpp.Secure, c.guard, nil
+	}
+	return f
+}
+
+// bind assigns the full JID (RFC 6120 §7): the resource the client asked
+// for, or one we make up.
+func (c *conn) bind(_ jid.JID, resource string) (jid.JID, error) {
+	if c.auth.user.Equal(jid.JID{}) {
+		return jid.JID{}, bindError(NotAuthorizedCond)
+	}
+	if resource == "" {
+		resource = randomID()
+	}
+	j, err := c.auth.user.WithResource(resource)
+	if err != nil {
+		return jid.JID{}, bindError(BadRequest)
+	}
+	c.bound = j
+	// Route to the session from now on: a contact may write the moment the
+	// client learns its JID. Stanzas wait in its queue until it is served.
+	c.sess = newSession(c.srv, c)
+	c.sess.register()
+	return j, nil
+}
+
+// bindError is a stanza error in mellium's type, which its bind feature
+// needs in order to answer with an error IQ rather than drop the stream.
+func bindError(cond Condition) error {
+	return stanza.Error{Type: stanza.ErrorType(defaultErrorType[cond]), Condition: stanza.Condition(cond)}
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// negotiationError maps what went wrong during negotiation to the stream
+// error the client is told; false means the connection is gone and there is
+// nobody to tell.
+func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool) {
+	if errors.Is(err, errHostUnknown) || c.badHost {
+		return StreamError{Condition: HostUnknown, Text: "this server does not serve that domain"}, true
+	}
+	if errors.Is(err, errAuth) {
+		return StreamError{Condition: NotAuthorized, Text: "authentication failed"}, true
+	}
+	var me stream.Error
+	if errors.As(err, &me) && me.Err == stream.PolicyViolation.Err {
+		// mellium says "policy-violation" for any element that is not a
+		// feature on offer; a stanza before authentication has its own
+		// condition (RFC 6120 §4.9.3.12).
+		if ms == nil || ms.State()&mxmpp.Authn == 0 {
+			switch c.guard.lex.topName() {
+			case "message", "presence", "iq":
+				return StreamError{Condition: NotAuthorized, Text: "authenticate first"}, true
+			}
+		}
+	}
+	return streamErrorFor(err)
+}
+
+// streamErrorFor maps a read or protocol error to a stream error.
+func streamErrorFor(err error) (StreamError, bool) {
+	var se StreamError
+	var me stream.Error
+	var syn *xml.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return se, true
+	case errors.Is(err, errRestricted):
+		return StreamError{Condition: RestrictedXML, Text: err.Error()}, true
+	case errors.Is(err, errTooBig):
+		return StreamError{Condition: PolicyViolation, Text: "stanza too large"}, true
+	case errors.Is(err, errDepth):
+		return StreamError{Condition: PolicyViolation, Text: "elements nested too deeply"}, true
+	case errors.As(err, &syn):
+		return StreamError{Condition: NotWellFormed, Text: syn.Msg}, true
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return StreamError{Condition: ConnectionTimeout}, true
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return StreamError{}, false
+	case errors.As(err, &me):
+		return StreamError{Condition: StreamCondition(me.Err)}, true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return StreamError{}, false
+	}
+	return StreamError{Condition: UndefinedCondition}, true
+}
+
+// fail sends a stream error and closes the stream during negotiation, when
+// nothing else writes to the connection. If we have not sent our stream
+// header yet, it goes first (RFC 6120 §4.9.1.2).
+func (c *conn) fail(se StreamError) {
+	c.log.Info("stream error", "condition", se.Condition, "text", se.Text)
+	b := make([]byte, 0, 256)
+	if !c.guard.hasWritten() {
+		b = appendStreamHeader(b, c.srv.Domain, randomID())
+	}
+	b = se.Append(b)
+	b = append(b, "</stream:stream>"...)
+	c.raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.guard.Write(b)
+}
+
+func appendStreamHeader(b []byte, domain, id string) []byte {
+	b = append(b, `<?xml version="1.0"?><stream:stream xmlns="`+NSClient+`" xmlns:stream="`+NSStream+`" version="1.0" from="`...)
+	b = appendEscaped(b, domain)
+	b = append(b, `" id="`...)
+	b = append(b, id...)
+	return append(b, `">`...)
+}

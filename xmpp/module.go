@@ -1,0 +1,226 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+)
+
+// A Module adds a feature to the server. Register is called once, before the
+// server accepts connections; it declares IQ handlers, disco features and
+// hooks, and may start goroutines that end with s.Context().
+type Module interface {
+	Register(s *Server)
+}
+
+// Target says whom an IQ is addressed to: the server itself, or an account
+// (a bare JID, answered by the server on the account's behalf).
+type Target int
+
+// IQ targets.
+const (
+	ToServer Target = iota
+	ToAccount
+)
+
+// An IQ is a request handed to an IQHandler.
+type IQ struct {
+	*Element
+	// Payload is the request's one child element.
+	Payload *Element
+	// From is the sender; To the addressee (the server's domain, or the
+	// account's bare JID).
+	From, To jid.JID
+	// Session is the sender's session when it is local, else nil.
+	Session *Session
+}
+
+// An IQHandler answers an IQ get or set: with the payload of the result (nil
+// for an empty result), or with an error (a StanzaError is sent as it is;
+// any other error as internal-server-error).
+type IQHandler func(ctx context.Context, iq *IQ) (*Element, error)
+
+type handlerKey struct {
+	target       Target
+	typ          string
+	space, local string
+}
+
+// HandleIQ registers h for IQs of type typ ("get" or "set") whose payload is
+// the element space/local, addressed to target.
+func (s *Server) HandleIQ(target Target, typ, space, local string, h IQHandler) {
+	s.setup()
+	s.handlers[handlerKey{target, typ, space, local}] = h
+}
+
+// AddFeature adds a service discovery feature for target.
+func (s *Server) AddFeature(target Target, feature string) {
+	s.setup()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.features[target] = append(s.features[target], feature)
+}
+
+// Features returns the sorted service discovery features of target.
+func (s *Server) Features(target Target) []string {
+	s.setup()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := append([]string(nil), s.features[target]...)
+	sort.Strings(f)
+	return f
+}
+
+// OnSessionStarted registers fn to run when a session is bound and routed.
+func (s *Server) OnSessionStarted(fn func(*Session)) {
+	s.hooks.add(&s.hooks.started, fn)
+}
+
+// OnSessionEnded registers fn to run when a session has ended.
+func (s *Server) OnSessionEnded(fn func(*Session)) {
+	s.hooks.add(&s.hooks.ended, fn)
+}
+
+// OnPresence registers fn for presence without 'to' (broadcast presence).
+func (s *Server) OnPresence(fn func(*Session, *Element)) {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	s.hooks.presenceFns = append(s.hooks.presenceFns, fn)
+}
+
+// OnUndeliverable registers fn for messages to an existing account that has
+// no available resource; fn returns true when it took the message.
+func (s *Server) OnUndeliverable(fn func(*Element) bool) {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	s.hooks.undeliverableFns = append(s.hooks.undeliverableFns, fn)
+}
+
+type hooks struct {
+	mu               sync.RWMutex
+	started, ended   []func(*Session)
+	presenceFns      []func(*Session, *Element)
+	undeliverableFns []func(*Element) bool
+}
+
+func (h *hooks) add(list *[]func(*Session), fn func(*Session)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*list = append(*list, fn)
+}
+
+func (h *hooks) run(list []func(*Session), s *Session) {
+	for _, fn := range list {
+		fn(s)
+	}
+}
+
+func (h *hooks) sessionStarted(s *Session) {
+	h.mu.RLock()
+	l := h.started
+	h.mu.RUnlock()
+	h.run(l, s)
+}
+
+func (h *hooks) sessionEnded(s *Session) {
+	h.mu.RLock()
+	l := h.ended
+	h.mu.RUnlock()
+	h.run(l, s)
+}
+
+func (h *hooks) presence(s *Session, st *Element) {
+	h.mu.RLock()
+	l := h.presenceFns
+	h.mu.RUnlock()
+	for _, fn := range l {
+		fn(s, st)
+	}
+}
+
+func (h *hooks) undeliverable(st *Element) bool {
+	h.mu.RLock()
+	l := h.undeliverableFns
+	h.mu.RUnlock()
+	for _, fn := range l {
+		if fn(st) {
+			return true
+		}
+	}
+	return false
+}
+
+// handleIQ answers an IQ addressed to target; false when no handler exists
+// (a get or set is then answered with service-unavailable only when target
+// is ToServer, the last resort).
+func (s *Server) handleIQ(ctx context.Context, st *Element, origin *Session, target Target) bool {
+	typ := st.Get("type")
+	switch typ {
+	case "result", "error":
+		// Answers to the server's own requests; any other is dropped.
+		if origin != nil {
+			origin.response(st)
+		}
+		return true
+	case "get", "set":
+	default:
+		s.router.bounce(st, origin, StanzaError{Condition: BadRequest})
+		return true
+	}
+	kids := st.Elements()
+	if len(kids) != 1 {
+		s.router.bounce(st, origin, StanzaError{Condition: BadRequest, Text: "an IQ get or set has exactly one child"})
+		return true
+	}
+	payload := kids[0]
+	h := s.handlers[handlerKey{target, typ, payload.Space, payload.Local}]
+	if h == nil {
+		if target == ToServer {
+			s.router.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+			return true
+		}
+		if st.Get("to") != "" {
+			// An IQ to another account that nothing answers (RFC 6121 §8.5.2.1.3).
+			s.router.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+			return true
+		}
+		return false
+	}
+	iq := &IQ{Element: st, Payload: payload, Session: origin}
+	iq.From, _ = jid.Parse(st.Get("from"))
+	if t := st.Get("to"); t != "" {
+		iq.To, _ = jid.Parse(t)
+	} else if origin != nil {
+		iq.To = origin.jid.Bare()
+	}
+	if target == ToServer {
+		iq.To, _ = jid.New("", s.Domain, "")
+	}
+	res, err := h(ctx, iq)
+	if err != nil {
+		var se StanzaError
+		if !errors.As(err, &se) {
+			s.log.Warn("IQ handler failed", "ns", payload.Space, "err", err)
+			se = StanzaError{Condition: InternalError}
+		}
+		s.router.bounce(st, origin, se)
+		return true
+	}
+	reply := ResultReply(st, res)
+	if st.Get("to") == "" && target == ToServer {
+		reply.Set("from", s.Domain)
+	}
+	s.router.deliverReply(reply, origin)
+	return true
+}
+
+// registerCore registers what RFC 6120 and RFC 6121 themselves need.
+func (s *Server) registerCore() {
+	// RFC 3921 session establishment, kept as a no-op (RFC 6121 Appendix E).
+	ok := func(context.Context, *IQ) (*Element, error) { return nil, nil }
+	s.handlers[handlerKey{ToAccount, "set", NSSession, "session"}] = ok
+	s.handlers[handlerKey{ToServer, "set", NSSession, "session"}] = ok
+}

@@ -1,0 +1,305 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
+)
+
+// The Router is the one place that decides where a stanza goes (RFC 6120
+// §10, RFC 6121 §8): to a local session, to the server's own handlers, or
+// back to its sender as an error. Sessions are kept in shards by bare JID so
+// that routing takes no global lock.
+type Router struct {
+	srv    *Server
+	seed   maphash.Seed
+	shards [64]routerShard
+}
+
+type routerShard struct {
+	mu       sync.RWMutex
+	accounts map[string][]*Session // bare JID → its sessions
+}
+
+func newRouter(s *Server) *Router {
+	r := &Router{srv: s, seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		r.shards[i].accounts = make(map[string][]*Session)
+	}
+	return r
+}
+
+func (r *Router) shard(bare string) *routerShard {
+	return &r.shards[maphash.String(r.seed, bare)%uint64(len(r.shards))]
+}
+
+// register adds a session and returns the one it replaces (same full JID).
+func (r *Router) register(s *Session) (replaced *Session) {
+	sh := r.shard(s.bare)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	list := sh.accounts[s.bare]
+	for i, o := range list {
+		if o.full == s.full {
+			next := append([]*Session(nil), list...)
+			next[i] = s
+			sh.accounts[s.bare] = next
+			return o
+		}
+	}
+	// Copy on write: readers may hold the old slice without a lock.
+	sh.accounts[s.bare] = append(append([]*Session(nil), list...), s)
+	return nil
+}
+
+func (r *Router) unregister(s *Session) {
+	sh := r.shard(s.bare)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	list := sh.accounts[s.bare]
+	for i, o := range list {
+		if o == s {
+			next := append(append([]*Session(nil), list[:i]...), list[i+1:]...)
+			if len(next) == 0 {
+				delete(sh.accounts, s.bare)
+			} else {
+				sh.accounts[s.bare] = next
+			}
+			return
+		}
+	}
+}
+
+// Sessions returns the sessions of a bare JID; the slice must not be changed.
+func (r *Router) Sessions(bare string) []*Session {
+	sh := r.shard(bare)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.accounts[bare]
+}
+
+// Session returns the session bound to a full JID, or nil.
+func (r *Router) Session(full jid.JID) *Session {
+	f := full.String()
+	for _, s := range r.Sessions(full.Bare().String()) {
+		if s.full == f {
+			return s
+		}
+	}
+	return nil
+}
+
+// Each calls fn for every session.
+func (r *Router) Each(fn func(*Session)) { r.each(fn) }
+
+func (r *Router) each(fn func(*Session)) {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		var all []*Session
+		for _, list := range sh.accounts {
+			all = append(all, list...)
+		}
+		sh.mu.RUnlock()
+		for _, s := range all {
+			fn(s)
+		}
+	}
+}
+
+// Route delivers a stanza whose 'from' is already stamped. origin is the
+// session it came from, or nil when the server itself sends it.
+func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
+	to := st.Get("to")
+	if to == "" {
+		r.toSelf(ctx, st, origin)
+		return
+	}
+	tj, err := jid.Parse(to)
+	if err != nil {
+		r.bounce(st, origin, StanzaError{Condition: JIDMalformed})
+		return
+	}
+	if tj.Domainpart() != r.srv.Domain {
+		// Federation is not here yet: no other domain is reachable.
+		r.bounce(st, origin, StanzaError{Condition: RemoteServerNotFound})
+		return
+	}
+	if tj.Localpart() == "" {
+		r.toServer(ctx, st, origin)
+		return
+	}
+	if tj.Resourcepart() != "" {
+		r.toFull(ctx, st, origin, tj)
+		return
+	}
+	r.toBare(ctx, st, origin, tj)
+}
+
+// toSelf handles a stanza without 'to' (RFC 6120 §10.3): it is addressed to
+// the sender's own account.
+func (r *Router) toSelf(ctx context.Context, st *Element, origin *Session) {
+	switch st.Local {
+	case "presence":
+		r.srv.hooks.presence(origin, st)
+	case "iq":
+		if !r.srv.handleIQ(ctx, st, origin, ToAccount) {
+			r.srv.handleIQ(ctx, st, origin, ToServer)
+		}
+	case "message":
+		if origin != nil {
+			r.toBare(ctx, st, origin, origin.jid.Bare())
+		}
+	}
+}
+
+func (r *Router) toServer(ctx context.Context, st *Element, origin *Session) {
+	if st.Local == "iq" {
+		r.srv.handleIQ(ctx, st, origin, ToServer)
+	}
+	// Messages and presence for the server itself have no handler yet and
+	// are dropped, as Prosody and ejabberd do.
+}
+
+// toFull implements RFC 6121 §8.5.3.
+func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to jid.JID) {
+	if s := r.Session(to); s != nil {
+		s.SendBytes(st.Bytes(NSClient))
+		return
+	}
+	switch st.Local {
+	case "message":
+		switch st.Get("type") {
+		case "", "normal", "chat", "headline":
+			r.toBare(ctx, st, origin, to.Bare())
+		case "groupchat":
+			r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+		}
+	case "iq":
+		r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+	case "presence":
+		// §8.5.3.2.3: silently ignored.
+	}
+}
+
+// toBare implements RFC 6121 §8.5.2.
+func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to jid.JID) {
+	bare := to.String()
+	sessions := r.Sessions(bare)
+	switch st.Local {
+	case "iq":
+		if !r.srv.accountExists(ctx, bare, sessions) {
+			r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+			return
+		}
+		r.srv.handleIQ(ctx, st, origin, ToAccount)
+	case "presence":
+		// Presence to an account goes to each available resource
+		// (§8.5.2.1.1); subscriptions are the roster's business.
+		b := st.Bytes(NSClient)
+		for _, s := range sessions {
+			if ok, _ := s.Available(); ok {
+				s.SendBytes(b)
+			}
+		}
+	case "message":
+		typ := st.Get("type")
+		if typ == "error" {
+			return
+		}
+		if typ == "groupchat" {
+			r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+			return
+		}
+		targets := highestPriority(sessions, typ == "headline")
+		if len(targets) == 0 {
+			r.undeliverable(ctx, st, origin, bare, sessions)
+			return
+		}
+		b := st.Bytes(NSClient)
+		for _, s := range targets {
+			s.SendBytes(b)
+		}
+	}
+}
+
+// highestPriority picks the available resources with non-negative priority
+// that a message to a bare JID goes to: all of them for headlines, the ones
+// sharing the highest priority otherwise (RFC 6121 §8.5.2.1.1).
+func highestPriority(sessions []*Session, all bool) []*Session {
+	var out []*Session
+	best := -1
+	for _, s := range sessions {
+		ok, p := s.Available()
+		if !ok || p < 0 {
+			continue
+		}
+		switch {
+		case all:
+			out = append(out, s)
+		case p > best:
+			best = p
+			out = append(out[:0], s)
+		case p == best:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// undeliverable handles a message for an account with no available resource
+// (RFC 6121 §8.5.2.2): a module may take it (offline storage); otherwise
+// normal and chat messages bounce and headlines are dropped.
+func (r *Router) undeliverable(ctx context.Context, st *Element, origin *Session, bare string, sessions []*Session) {
+	if !r.srv.accountExists(ctx, bare, sessions) {
+		r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+		return
+	}
+	if r.srv.hooks.undeliverable(st) {
+		return
+	}
+	if st.Get("type") != "headline" {
+		r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+	}
+}
+
+// bounce returns an error to the sender of st, unless st is itself an error
+// or a result (RFC 6120 §8.3.1).
+func (r *Router) bounce(st *Element, origin *Session, e StanzaError) {
+	switch st.Get("type") {
+	case "error", "result":
+		return
+	}
+	reply := ErrorReply(st, e)
+	if reply.Get("from") == "" {
+		reply.Set("from", r.srv.Domain)
+	}
+	r.deliverReply(reply, origin)
+}
+
+// deliverReply sends a reply generated by the server to the stanza's sender.
+func (r *Router) deliverReply(reply *Element, origin *Session) {
+	if origin != nil {
+		origin.Send(reply)
+		return
+	}
+	r.Route(r.srv.ctx, reply, nil)
+}
+
+// accountExists answers from the sessions when there are any, and asks
+// storage only when there are none.
+func (s *Server) accountExists(ctx context.Context, bare string, sessions []*Session) bool {
+	if len(sessions) > 0 {
+		return true
+	}
+	_, err := s.Store.Credentials(ctx, bare)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Warn("storage error looking up account", "jid", bare, "err", err)
+	}
+	return err == nil
+}

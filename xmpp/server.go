@@ -1,0 +1,289 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/xmppd/xmppd/storage"
+)
+
+// Defaults for the zero values of Server's fields.
+const (
+	DefaultMaxStanzaSize      = 256 << 10
+	DefaultNegotiationTimeout = 30 * time.Second
+	DefaultPingInterval       = 2 * time.Minute
+	DefaultPingTimeout        = 30 * time.Second
+	DefaultQueueSize          = 1024
+	DefaultMaxConnsPerIP      = 32
+	DefaultAuthFailureDelay   = time.Second
+	DefaultMaxAuthFailures    = 5
+	DefaultAuthFailureWindow  = 10 * time.Minute
+)
+
+// A Server serves XMPP client streams for one domain. Set its fields, then
+// call ServeC2S or ServeDirectTLS for each listener. The zero values of the
+// limits select the defaults above; negative values switch a limit off.
+type Server struct {
+	// Domain is the XMPP domain served, e.g. "example.com".
+	Domain string
+	// TLSConfig holds the certificate; required.
+	TLSConfig *tls.Config
+	// Store keeps accounts and everything durable.
+	Store storage.Store
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Modules add features; each is registered once, when serving starts.
+	Modules []Module
+
+	// AllowPlaintextAuth offers SASL before TLS; off by default.
+	AllowPlaintextAuth bool
+	// MaxStanzaSize bounds one top-level element, in bytes.
+	MaxStanzaSize int
+	// ReadRate limits bytes read per second from one connection (0: none),
+	// with ReadBurst bytes allowed at once.
+	ReadRate, ReadBurst int
+	// MaxConnsPerIP limits simultaneous connections from one address.
+	MaxConnsPerIP int
+	// NegotiationTimeout closes streams that are not ready in time.
+	NegotiationTimeout time.Duration
+	// PingInterval is how long a session may be silent before the server
+	// pings it; PingTimeout how long the answer may take.
+	PingInterval, PingTimeout time.Duration
+	// QueueSize is the outbound queue of one session, in stanzas.
+	QueueSize int
+	// AuthFailureDelay is the delay before the first failed authentication is
+	// answered; it doubles with each further failure from the address.
+	AuthFailureDelay time.Duration
+	// MaxAuthFailures from one address within AuthFailureWindow block new
+	// attempts from it until the window has passed.
+	MaxAuthFailures   int
+	AuthFailureWindow time.Duration
+
+	// Version is reported by software version queries.
+	Version string
+
+	once      sync.Once
+	setupOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+	log       *slog.Logger
+	router    *Router
+	handlers  map[handlerKey]IQHandler
+	features  map[Target][]string
+	hooks     hooks
+	conns     connTracker
+	failures  failureTracker
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	lns       []net.Listener
+	closing   bool
+	started   time.Time
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		s.started = time.Now()
+		s.router = newRouter(s)
+		s.setup()
+		s.conns.counts = make(map[string]int)
+		s.failures.byAddr = make(map[string]*failureRecord)
+		s.MaxStanzaSize = orDefault(s.MaxStanzaSize, DefaultMaxStanzaSize)
+		s.MaxConnsPerIP = orDefault(s.MaxConnsPerIP, DefaultMaxConnsPerIP)
+		s.QueueSize = orDefault(s.QueueSize, DefaultQueueSize)
+		s.MaxAuthFailures = orDefault(s.MaxAuthFailures, DefaultMaxAuthFailures)
+		s.NegotiationTimeout = orDefault(s.NegotiationTimeout, DefaultNegotiationTimeout)
+		s.PingInterval = orDefault(s.PingInterval, DefaultPingInterval)
+		s.PingTimeout = orDefault(s.PingTimeout, DefaultPingTimeout)
+		s.AuthFailureDelay = orDefault(s.AuthFailureDelay, DefaultAuthFailureDelay)
+		s.AuthFailureWindow = orDefault(s.AuthFailureWindow, DefaultAuthFailureWindow)
+		if s.Version == "" {
+			s.Version = "dev"
+		}
+		s.registerCore()
+		for _, m := range s.Modules {
+			m.Register(s)
+		}
+	})
+}
+
+// setup makes the registries; the module API may be called before serving
+// starts, and from Register (inside init), so it must not need init.
+func (s *Server) setup() {
+	s.setupOnce.Do(func() {
+		s.handlers = make(map[handlerKey]IQHandler)
+		s.features = make(map[Target][]string)
+	})
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Context is cancelled when the server shuts down; modules bind their
+// goroutines to it. Context, Log, Router and Started are valid from the time
+// the modules are registered.
+func (s *Server) Context() context.Context { return s.ctx }
+
+// Log returns the server's logger.
+func (s *Server) Log() *slog.Logger { return s.log }
+
+// Router returns the server's router.
+func (s *Server) Router() *Router { return s.router }
+
+// Started is when the server started serving.
+func (s *Server) Started() time.Time { return s.started }
+
+// ServeC2S accepts client connections on l: plain TCP upgraded with STARTTLS
+// (RFC 6120 §5). It returns when l is closed or the server shuts down.
+func (s *Server) ServeC2S(l net.Listener) error { return s.serve(l, false) }
+
+// ServeDirectTLS accepts client connections that start with TLS (XEP-0368).
+func (s *Server) ServeDirectTLS(l net.Listener) error { return s.serve(l, true) }
+
+func (s *Server) serve(l net.Listener, directTLS bool) error {
+	s.init()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.lns = append(s.lns, l)
+	s.mu.Unlock()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handleConn(c, directTLS)
+		}()
+	}
+}
+
+// ErrServerClosed is returned by the Serve methods after Shutdown.
+var ErrServerClosed = errors.New("xmpp: server closed")
+
+// Shutdown stops accepting connections, closes every stream with
+// <system-shutdown/>, and waits for the connections to end or ctx to expire.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.lns {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.router.each(func(sess *Session) {
+		sess.Close(&StreamError{Condition: SystemShutdown})
+	})
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// connTracker counts open connections per address.
+type connTracker struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (t *connTracker) acquire(addr string, max int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if max > 0 && t.counts[addr] >= max {
+		return false
+	}
+	t.counts[addr]++
+	return true
+}
+
+func (t *connTracker) release(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.counts[addr]--; t.counts[addr] <= 0 {
+		delete(t.counts, addr)
+	}
+}
+
+// failureTracker counts failed authentications per address.
+type failureTracker struct {
+	mu     sync.Mutex
+	byAddr map[string]*failureRecord
+}
+
+type failureRecord struct {
+	count int
+	first time.Time
+}
+
+// blocked reports whether addr has used up its failures in the window.
+func (t *failureTracker) blocked(addr string, max int, window time.Duration) bool {
+	if max < 0 {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.byAddr[addr]
+	if r == nil {
+		return false
+	}
+	if time.Since(r.first) > window {
+		delete(t.byAddr, addr)
+		return false
+	}
+	return r.count >= max
+}
+
+// record counts a failure and returns how many there were in the window.
+func (t *failureTracker) record(addr string, window time.Duration) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.byAddr[addr]
+	if r == nil || time.Since(r.first) > window {
+		r = &failureRecord{first: time.Now()}
+		t.byAddr[addr] = r
+	}
+	r.count++
+	return r.count
+}
+
+// delay is the growing delay before answering the n-th failure.
+func (s *Server) authDelay(n int) time.Duration {
+	if s.AuthFailureDelay < 0 {
+		return 0
+	}
+	d := s.AuthFailureDelay
+	for i := 1; i < n && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return d
+}

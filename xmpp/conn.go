@@ -75,18 +75,23 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 			time.Sleep(s.authDelay(n))
 		},
 	}
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	defer cancel()
+	// The negotiation deadline is a read deadline of our own, and shutdown
+	// cuts reads short the same way. mellium gets a context that never ends,
+	// because when one does it clears the connection's deadlines.
+	raw.SetReadDeadline(deadline)
+	stop := context.AfterFunc(s.ctx, func() { raw.SetReadDeadline(time.Now()) })
+	ctx := context.WithoutCancel(s.ctx)
 	var state mxmpp.SessionState
 	if directTLS {
 		state = mxmpp.Secure
 	}
 	ms, err := mxmpp.ReceiveSession(ctx, c.guard, state, mxmpp.NewNegotiator(c.streamConfig))
+	stop()
 	if err != nil && c.sess != nil {
 		s.router.unregister(c.sess)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
+		if s.ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			if s.ctx.Err() != nil {
 				c.fail(StreamError{Condition: SystemShutdown})
 			} else {
@@ -99,6 +104,7 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 		}
 		return
 	}
+	raw.SetReadDeadline(time.Time{})
 	c.sess.serve(ms)
 }
 
@@ -228,6 +234,11 @@ func randomID() string {
 func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool) {
 	if errors.Is(err, errHostUnknown) || c.badHost {
 		return StreamError{Condition: HostUnknown, Text: "this server does not serve that domain"}, true
+	}
+	if c.guard.err != nil {
+		// The guard saw the violation in bytes the decoder had not yet
+		// reached when mellium gave up on an earlier element.
+		return streamErrorFor(c.guard.err)
 	}
 	if errors.Is(err, errAuth) {
 		return StreamError{Condition: NotAuthorized, Text: "authentication failed"}, true

@@ -207,6 +207,8 @@ func (s *Session) Close(se *StreamError) {
 			s.final = se.Append(s.final)
 		}
 		s.final = append(s.final, "</stream:stream>"...)
+		// A writer stuck on a client that does not read gives up soon.
+		s.c.raw.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		close(s.closing)
 	})
 }
@@ -218,7 +220,6 @@ func (s *Session) writeLoop() {
 	conn := s.c.raw
 	w := bufio.NewWriterSize(s.c.guard, 4096)
 	write := func(b []byte) bool {
-		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		_, err := w.Write(b)
 		return err == nil
 	}
@@ -243,6 +244,7 @@ func (s *Session) writeLoop() {
 	for {
 		select {
 		case b := <-s.out:
+			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if !write(b) {
 				return
 			}

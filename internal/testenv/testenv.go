@@ -178,8 +178,28 @@ func (s *Server) Dial(t testing.TB, user jid.JID, password, resource string) *Cl
 	return c
 }
 
+// DialFrom is Dial from a given loopback address (127.0.0.0/8), so that
+// per-address limits can be tested without touching other clients.
+func (s *Server) DialFrom(t testing.TB, ip string, user jid.JID, password, resource string) (*Client, error) {
+	t.Helper()
+	c, err := s.negotiateFrom(ip, user, password, resource)
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
 func (s *Server) negotiate(user jid.JID, password, resource string) (*Client, error) {
-	conn, err := net.Dial("tcp", s.C2S)
+	return s.negotiateFrom("127.0.0.1", user, password, resource)
+}
+
+func dialFrom(ip, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: Timeout}
+	return d.Dial("tcp", addr)
+}
+
+func (s *Server) negotiateFrom(ip string, user jid.JID, password, resource string) (*Client, error) {
+	conn, err := dialFrom(ip, s.C2S)
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +386,19 @@ func (c *Client) ExpectStreamError(t testing.TB, condition string) {
 	}
 }
 
+// Others checks that the server still serves everyone else: two new
+// accounts log in and exchange messages both ways.
+func (s *Server) Others(t testing.TB) {
+	t.Helper()
+	n := xmppID()
+	a := s.AddUser(t, "other-a"+n, "pw-a")
+	b := s.AddUser(t, "other-b"+n, "pw-b")
+	ca := s.Dial(t, a, "pw-a", "")
+	cb := s.Dial(t, b, "pw-b", "")
+	Exchange(t, ca, cb)
+	Exchange(t, cb, ca)
+}
+
 // Exchange checks that a can send b a chat message that b receives, with
 // a's full JID stamped as the sender.
 func Exchange(t testing.TB, a, b *Client) {
@@ -388,7 +421,7 @@ func init() { idCounter <- 0 }
 func xmppID() string {
 	n := <-idCounter
 	idCounter <- n + 1
-	return strings.Repeat("x", 0) + itoa(n)
+	return itoa(n)
 }
 
 func itoa(n int) string {
@@ -404,10 +437,10 @@ type Raw struct {
 	net.Conn
 }
 
-// DialRaw opens a plain TCP connection to the STARTTLS port.
-func (s *Server) DialRaw(t testing.TB) *Raw {
+// DialRaw opens a plain TCP connection to the STARTTLS port from ip.
+func (s *Server) DialRaw(t testing.TB, ip string) *Raw {
 	t.Helper()
-	c, err := net.Dial("tcp", s.C2S)
+	c, err := dialFrom(ip, s.C2S)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,6 +180,15 @@ var legacySession = mxmpp.StreamFeature{
 // fresh guard, so that the limits keep applying to the decrypted stream.
 func (c *conn) startTLS() mxmpp.StreamFeature {
 	f := mxmpp.StartTLS(c.srv.TLSConfig)
+	if c.srv.AllowPlaintextAuth {
+		// TLS is offered, not required (RFC 6120 §5.3.1).
+		f.List = func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
+			if err := w.EncodeToken(start); err != nil {
+				return false, err
+			}
+			return false, w.EncodeToken(start.End())
+		}
+	}
 	f.Negotiate = func(ctx context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
 		if _, err := c.guard.Write([]byte(`<proceed xmlns="` + NSTLS + `"/>`)); err != nil {
 			return 0, nil, err

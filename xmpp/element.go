@@ -181,6 +181,9 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 		case xml.EndElement:
 			return e, nil
 		case xml.CharData:
+			if len(t) == 0 {
+				continue
+			}
 			if n := len(e.Children); n > 0 {
 				if prev, ok := e.Children[n-1].(Text); ok {
 					e.Children[n-1] = prev + Text(t)

@@ -27,7 +27,10 @@ const (
 
 // A Server serves XMPP client streams for one domain. Set its fields, then
 // call ServeC2S or ServeDirectTLS for each listener. The zero values of the
-// limits select the defaults above; negative values switch a limit off.
+// limits select the defaults above; a negative value switches a limit off
+// where that makes sense (stanza size, connections and failures per address,
+// failure delay, keepalive pings) and selects the default elsewhere (queue
+// size, timeouts).
 type Server struct {
 	// Domain is the XMPP domain served, e.g. "example.com".
 	Domain string
@@ -99,11 +102,11 @@ func (s *Server) init() {
 		s.failures.byAddr = make(map[string]*failureRecord)
 		s.MaxStanzaSize = orDefault(s.MaxStanzaSize, DefaultMaxStanzaSize)
 		s.MaxConnsPerIP = orDefault(s.MaxConnsPerIP, DefaultMaxConnsPerIP)
-		s.QueueSize = orDefault(s.QueueSize, DefaultQueueSize)
+		s.QueueSize = positive(s.QueueSize, DefaultQueueSize)
 		s.MaxAuthFailures = orDefault(s.MaxAuthFailures, DefaultMaxAuthFailures)
-		s.NegotiationTimeout = orDefault(s.NegotiationTimeout, DefaultNegotiationTimeout)
+		s.NegotiationTimeout = positive(s.NegotiationTimeout, DefaultNegotiationTimeout)
 		s.PingInterval = orDefault(s.PingInterval, DefaultPingInterval)
-		s.PingTimeout = orDefault(s.PingTimeout, DefaultPingTimeout)
+		s.PingTimeout = positive(s.PingTimeout, DefaultPingTimeout)
 		s.AuthFailureDelay = orDefault(s.AuthFailureDelay, DefaultAuthFailureDelay)
 		s.AuthFailureWindow = orDefault(s.AuthFailureWindow, DefaultAuthFailureWindow)
 		if s.Version == "" {
@@ -123,6 +126,14 @@ func (s *Server) setup() {
 		s.handlers = make(map[handlerKey]IQHandler)
 		s.features = make(map[Target][]string)
 	})
+}
+
+// positive is orDefault for settings that cannot be switched off.
+func positive[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

@@ -1,0 +1,135 @@
+package xmpp
+
+import (
+	"bytes"
+	"encoding/xml"
+	"testing"
+)
+
+const chatMessage = `<message xmlns="jabber:client" to="bob@example.com/phone" from="alice@example.com/desk" type="chat" id="a1b2c3" xml:lang="en"><body>Are we still on for lunch &amp; a walk?</body><active xmlns="http://jabber.org/protocol/chatstates"/><request xmlns="urn:xmpp:receipts"/><origin-id xmlns="urn:xmpp:sid:0" id="e6f7"/></message>`
+
+func TestElementRoundTrip(t *testing.T) {
+	for _, in := range []string{
+		chatMessage,
+		`<iq xmlns="jabber:client" type="get" id="1"><query xmlns="jabber:iq:roster"/></iq>`,
+		`<presence xmlns="jabber:client"><show>away</show><status>a &lt;b&gt; "c" 'd'</status><priority>-3</priority></presence>`,
+		`<message xmlns="jabber:client"><x xmlns="urn:a" xmlns:p="urn:p" p:attr="v"><y/>text<z>more</z>tail</x></message>`,
+	} {
+		el, err := ParseElement([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		out := el.Bytes("")
+		again, err := ParseElement(out)
+		if err != nil {
+			t.Fatalf("reparse %s: %v", out, err)
+		}
+		if !bytes.Equal(again.Bytes(""), out) {
+			t.Fatalf("not stable:\n%s\n%s", out, again.Bytes(""))
+		}
+	}
+	el, _ := ParseElement([]byte(chatMessage))
+	if el.Get("type") != "chat" || el.Child("", "body").Text() != "Are we still on for lunch & a walk?" {
+		t.Fatalf("parsed wrong: %s", el)
+	}
+	if a := el.Attr[len(el.Attr)-1]; a.Space != NSXML || a.Local != "lang" {
+		t.Fatalf("xml:lang: %+v", a)
+	}
+}
+
+// FuzzParse runs arbitrary bytes through the guard's lexer and the stanza
+// parser: neither may panic, and whatever parses must serialise to XML that
+// parses back to the same serialisation.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		chatMessage,
+		`<iq type="set" id="x"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>r</resource></bind></iq>`,
+		`<presence/>`,
+		`<message><body><![CDATA[<not a tag>]]></body></message>`,
+		`<message><!-- c --></message>`,
+		`<?xml version="1.0"?><a/>`,
+		`<a b='&#x41;&#65;&quot;'/>`,
+		`<a>&foo;</a>`,
+		`<!DOCTYPE a><a/>`,
+		`<a xmlns:p="u" p:b="c"><p:d/></a>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var l lexer
+		l.limit = 1 << 20
+		l.scan(data)
+		el, err := ParseElement(data)
+		if err != nil {
+			return
+		}
+		out := el.Bytes("")
+		again, err := ParseElement(out)
+		if err != nil {
+			t.Fatalf("serialised %q from %q does not parse: %v", out, data, err)
+		}
+		if o2 := again.Bytes(""); !bytes.Equal(o2, out) {
+			t.Fatalf("round trip differs:\n%q\n%q", out, o2)
+		}
+	})
+}
+
+func TestLexer(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want error
+	}{
+		{`<stream:stream><message><body>a &amp; b</body></message>`, nil},
+		{`<stream:stream><message a='&lt;'/>`, nil},
+		{`<stream:stream><message><body><![CDATA[<!-- not a comment -->]]></body></message>`, nil},
+		{`<?xml version='1.0'?><stream:stream>`, nil},
+		{`<stream:stream><!-- x -->`, errRestricted},
+		{`<stream:stream><message><?pi x?></message>`, errRestricted},
+		{`<!DOCTYPE x><stream:stream>`, errRestricted},
+		{`<stream:stream><message><body>&nbsp;</body></message>`, errRestricted},
+		{`<stream:stream><message b="&ent;"/>`, errRestricted},
+	} {
+		l := lexer{limit: 1000}
+		_, err := l.scan([]byte(tc.in))
+		if (err == nil) != (tc.want == nil) {
+			t.Errorf("%s: got %v, want %v", tc.in, err, tc.want)
+		}
+	}
+	// The limit counts each top-level element, not the stream.
+	l := lexer{limit: 64}
+	stanza := []byte(`<message><body>0123456789012345678901234567</body></message>`)
+	if _, err := l.scan([]byte(`<stream:stream>`)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := l.scan(stanza); err != nil {
+			t.Fatalf("stanza %d: %v", i, err)
+		}
+	}
+	if _, err := l.scan(bytes.Repeat([]byte("x"), 10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.scan([]byte(`<message><body>` + string(bytes.Repeat([]byte("y"), 64)))); err != errTooBig {
+		t.Fatalf("want errTooBig, got %v", err)
+	}
+}
+
+// BenchmarkParseSerialize parses a typical chat message from the wire and
+// serialises it again, as the server does once per delivery.
+func BenchmarkParseSerialize(b *testing.B) {
+	data := []byte(`<stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams">` + chatMessage)
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(chatMessage)))
+	for i := 0; i < b.N; i++ {
+		d := xml.NewDecoder(bytes.NewReader(data))
+		d.Token() // stream header
+		tok, _ := d.Token()
+		el, err := ReadElement(d, tok.(xml.StartElement))
+		if err != nil {
+			b.Fatal(err)
+		}
+		el.Set("from", "alice@example.com/desk")
+		buf = el.Append(buf[:0], NSClient)
+	}
+}

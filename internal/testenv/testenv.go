@@ -69,8 +69,9 @@ type Server struct {
 	*xmpp.Server
 	// C2S and DirectTLS are the listening addresses.
 	C2S, DirectTLS string
-	// Roots trusts the server's certificate.
+	// Roots trusts the server's certificate; CertPEM is that certificate.
 	Roots   *x509.CertPool
+	CertPEM []byte
 	t       testing.TB
 	stopped chan struct{}
 }
@@ -105,7 +106,7 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 	for _, f := range configure {
 		f(srv)
 	}
-	s := &Server{Server: srv, Roots: roots, t: t, stopped: make(chan struct{})}
+	s := &Server{Server: srv, Roots: roots, CertPEM: certPEM, t: t, stopped: make(chan struct{})}
 	l1 := listen(t)
 	l2 := listen(t)
 	s.C2S, s.DirectTLS = l1.Addr().String(), l2.Addr().String()

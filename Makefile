@@ -1,0 +1,48 @@
+# xmppd developer entry points. `make run` and `make test` are all a newcomer needs.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := build
+
+GO ?= go
+
+# Pass CI (from the environment or `make test CI=true`) through to the tests;
+# leave it unset when it is unset.
+ifdef CI
+export CI
+endif
+
+.PHONY: build run test fuzz bench clean
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# With no config the server serves localhost from ./data (embedded storage,
+# self-signed certificate).
+run: build
+	./bin/xmppd
+
+# Installs missing Debian test deps, uses or starts Postgres and Redis, then
+# vets, checks formatting and runs every test (fuzz seed corpora included).
+test:
+	scripts/test-deps.sh
+	services="$$(scripts/test-services.sh)"
+	eval "$$services"
+	$(GO) vet ./...
+	unformatted="$$(find . -path ./.git -prune -o -path '*/testdata' -prune -o -type f -name '*.go' -exec gofmt -l {} +)"
+	if [[ -n $$unformatted ]]; then
+		echo "gofmt needed on:" >&2
+		echo "$$unformatted" >&2
+		exit 1
+	fi
+	$(GO) test -count=1 -timeout 15m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./xmpp
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./xmpp/...
+
+clean:
+	rm -rf bin

@@ -106,7 +106,7 @@ func TestReopen(t *testing.T) {
 // checkMigrations checks that every migration was recorded exactly once.
 func checkMigrations(t *testing.T, s *Store) {
 	t.Helper()
-	ms, err := migrations()
+	ms, err := storage.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func TestReopen(t *testing.T) {
 	if _, err := s.Credentials(ctx, "alice@example.com"); err != nil {
 		t.Fatalf("Credentials after reopen: %v", err)
 	}
-	ms, err := migrations()
+	ms, err := storage.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}

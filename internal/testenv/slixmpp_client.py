@@ -17,9 +17,9 @@ Exit status: 0 when every requested step is done, 1 when authentication
 fails, 2 on timeout, 3 when the connection ends before the steps are done
 (for example a TLS certificate the client does not trust).
 
-slixmpp 1.8 ignores force_starttls and cannot see that its stream is
-encrypted, so SCRAM is allowed as on an unencrypted stream; the server under
-test must (and xmppd does) refuse SASL before TLS.
+The client never authenticates without TLS: slixmpp 1.8 ignores
+force_starttls, so plaintext SASL is refused here instead, and a server that
+does not offer STARTTLS yields auth_failed with no-acceptable-mechanism.
 
 slixmpp logs go to stderr (--debug for the XML).
 """
@@ -55,11 +55,8 @@ class Client(ClientXMPP):
         self.message_sent = args.send_to is None
         self.message_received = args.expect_body is None
 
-        # slixmpp 1.8 under asyncio cannot tell that its stream is encrypted
-        # after STARTTLS or on direct TLS, so SCRAM must be allowed as if it
-        # were not; xmppd offers no SASL before TLS anyway, which the Go
-        # tests check. PLAIN stays refused on unencrypted streams.
-        self["feature_mechanisms"].unencrypted_scram = True
+        # No SASL before TLS (unencrypted_plain is already off by default).
+        self["feature_mechanisms"].unencrypted_scram = False
 
         # A client told to use a mechanism without -PLUS does no channel
         # binding, so its gs2 flag must be "n". slixmpp 1.8 says "y" (binding

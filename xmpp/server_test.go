@@ -6,7 +6,6 @@ import (
 	"mellium.im/sasl"
 
 	"github.com/xmppd/xmppd/internal/testenv"
-	"github.com/xmppd/xmppd/xmpp"
 )
 
 // eachBackend runs f once per storage backend.
@@ -38,6 +37,5 @@ func TestLoginAndExchange(t *testing.T) {
 		}
 		testenv.Exchange(t, a, b)
 		testenv.Exchange(t, b, a)
-		_ = xmpp.NSClient
 	})
 }

@@ -72,8 +72,6 @@ type Server struct {
 	// Roots trusts the server's certificate; CertPEM is that certificate.
 	Roots   *x509.CertPool
 	CertPEM []byte
-	t       testing.TB
-	stopped chan struct{}
 }
 
 // Start runs a server on the named backend with test-friendly limits (small
@@ -106,7 +104,7 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 	for _, f := range configure {
 		f(srv)
 	}
-	s := &Server{Server: srv, Roots: roots, CertPEM: certPEM, t: t, stopped: make(chan struct{})}
+	s := &Server{Server: srv, Roots: roots, CertPEM: certPEM}
 	l1 := listen(t)
 	l2 := listen(t)
 	s.C2S, s.DirectTLS = l1.Addr().String(), l2.Addr().String()

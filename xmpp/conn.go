@@ -31,9 +31,7 @@ type conn struct {
 	// bound is the full JID after resource binding, and sess its session.
 	bound jid.JID
 	sess  *Session
-	// badHost is set when the stream header names a domain we do not serve.
-	badHost bool
-	log     *slog.Logger
+	log   *slog.Logger
 }
 
 var errHostUnknown = errors.New("xmpp: host unknown")
@@ -126,7 +124,6 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 		return mxmpp.StreamConfig{Lang: "en"}
 	}
 	if to := ms.In().To; to.Domainpart() != c.srv.Domain || to.Localpart() != "" || to.Resourcepart() != "" {
-		c.badHost = true
 		return mxmpp.StreamConfig{Features: []mxmpp.StreamFeature{refuseHost}}
 	}
 	st := ms.State()
@@ -241,7 +238,7 @@ func randomID() string {
 // error the client is told; false means the connection is gone and there is
 // nobody to tell.
 func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool) {
-	if errors.Is(err, errHostUnknown) || c.badHost {
+	if errors.Is(err, errHostUnknown) {
 		return StreamError{Condition: HostUnknown, Text: "this server does not serve that domain"}, true
 	}
 	if c.guard.err != nil {

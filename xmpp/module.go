@@ -191,13 +191,13 @@ func (s *Server) handleIQ(ctx context.Context, st *Element, origin *Session, tar
 	}
 	iq := &IQ{Element: st, Payload: payload, Session: origin}
 	iq.From, _ = jid.Parse(st.Get("from"))
-	if t := st.Get("to"); t != "" {
+	switch t := st.Get("to"); {
+	case target == ToServer:
+		iq.To = s.domainJID
+	case t != "":
 		iq.To, _ = jid.Parse(t)
-	} else if origin != nil {
+	case origin != nil:
 		iq.To = origin.jid.Bare()
-	}
-	if target == ToServer {
-		iq.To, _ = jid.New("", s.Domain, "")
 	}
 	res, err := h(ctx, iq)
 	if err != nil {

@@ -81,13 +81,17 @@ func TestBareJIDGoesToHighestPriority(t *testing.T) {
 	// chat went to the highest priority); bot (negative) gets neither.
 	hi.Expect(t, "chat", body("one"))
 	hi.Expect(t, "headline", body("all"))
-	if el := lo.Expect(t, "a message", func(el *xmpp.Element) bool { return el.Local == "message" }); el.Child("", "body").Text() != "all" {
-		t.Fatalf("phone got %s", el)
+	firstBody := func(c *testenv.Client) string {
+		t.Helper()
+		return c.Expect(t, "a message", func(el *xmpp.Element) bool { return el.Local == "message" }).Child("", "body").Text()
+	}
+	if got := firstBody(lo); got != "all" {
+		t.Fatalf("phone got %q first, want the headline", got)
 	}
 	// Full JIDs reach even a negative-priority resource.
 	alice.SendRaw(t, `<message type="chat" to="bob@localhost/bot"><body>direct</body></message>`)
-	if el := neg.Expect(t, "a message", func(el *xmpp.Element) bool { return el.Local == "message" }); el.Child("", "body").Text() != "direct" {
-		t.Fatalf("bot got %s", el)
+	if got := firstBody(neg); got != "direct" {
+		t.Fatalf("bot got %q first", got)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmppd/xmppd/storage"
 )
 
@@ -76,6 +78,8 @@ type Server struct {
 	cancel    context.CancelFunc
 	log       *slog.Logger
 	router    *Router
+	// domainJID is Domain as a JID, parsed once.
+	domainJID jid.JID
 	handlers  map[handlerKey]IQHandler
 	features  map[Target][]string
 	hooks     hooks
@@ -96,6 +100,7 @@ func (s *Server) init() {
 			s.log = slog.Default()
 		}
 		s.started = time.Now()
+		s.domainJID, _ = jid.New("", s.Domain, "")
 		s.router = newRouter(s)
 		s.setup()
 		s.conns.counts = make(map[string]int)

@@ -39,7 +39,6 @@ type Session struct {
 	mu        sync.Mutex
 	available bool
 	priority  int
-	presence  *Element
 	pending   map[string]chan *Element
 	nextID    uint64
 }
@@ -172,10 +171,8 @@ func (s *Session) setPresence(el *Element) {
 				s.priority = n
 			}
 		}
-		s.presence = el
 	case "unavailable":
 		s.available = false
-		s.presence = el
 	}
 }
 
@@ -218,7 +215,8 @@ const writeTimeout = 30 * time.Second
 func (s *Session) writeLoop() {
 	defer close(s.writerEnd)
 	conn := s.c.raw
-	w := bufio.NewWriterSize(s.c.guard, 4096)
+	// Write below the guard: its bookkeeping only matters for negotiation.
+	w := bufio.NewWriterSize(s.c.guard.Conn, 4096)
 	write := func(b []byte) bool {
 		_, err := w.Write(b)
 		return err == nil

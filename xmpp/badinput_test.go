@@ -1,6 +1,7 @@
 package xmpp_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"strings"
@@ -238,4 +239,55 @@ loop:
 	}
 	s.Others(t)
 	testenv.Exchange(t, sender, s.Dial(t, s.AddUser(t, "fresh", "pw"), "pw", ""))
+}
+
+// A client may try again on the same stream (RFC 6120 §6.4.5): another
+// password, or another mechanism, until the attempts run out.
+func TestSASLRetry(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	s.AddUser(t, "alice", "right")
+	st := s.StartTLS(t, "127.0.0.4")
+	// A mechanism the client cannot do, a wrong password, then the right one.
+	attempts := []struct{ send, want string }{
+		{`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="SCRAM-SHA-256-PLUS">` + base64.StdEncoding.EncodeToString([]byte("p=tls-unique,,n=alice,r=abcdefgh")) + `</auth>`, "failure"},
+		{testenv.PlainAuth("alice", "wrong"), "failure"},
+		{testenv.PlainAuth("alice", "right"), "success"},
+	}
+	for i, a := range attempts {
+		io.WriteString(st, a.send)
+		el, err := st.Next()
+		if err != nil || el.Local != a.want {
+			t.Fatalf("attempt %d: got %v, %v; want <%s/>", i+1, el, err, a.want)
+		}
+	}
+
+	// Five failures end the stream.
+	st = s.StartTLS(t, "127.0.0.5")
+	for i := 1; i <= 5; i++ {
+		io.WriteString(st, `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AA==</auth>`)
+		if el, err := st.Next(); err != nil || el.Local != "failure" {
+			t.Fatalf("attempt %d: got %v, %v", i, el, err)
+		}
+	}
+	if _, err := st.Next(); err == nil || !strings.Contains(err.Error(), "not-authorized") {
+		t.Fatalf("after five failures: %v", err)
+	}
+	s.Others(t)
+}
+
+// Retries on one stream count against the address's failure budget.
+func TestSASLRetryCountsFailures(t *testing.T) {
+	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) { s.MaxAuthFailures = 2 })
+	s.AddUser(t, "alice", "right")
+	st := s.StartTLS(t, "127.0.0.6")
+	for i := 1; i <= 2; i++ {
+		io.WriteString(st, testenv.PlainAuth("alice", "wrong"))
+		if el, err := st.Next(); err != nil || el.Local != "failure" {
+			t.Fatalf("attempt %d: got %v, %v", i, el, err)
+		}
+	}
+	if _, err := st.Next(); err == nil || !strings.Contains(err.Error(), "policy-violation") {
+		t.Fatalf("after the budget: %v", err)
+	}
+	s.Others(t)
 }

@@ -137,15 +137,41 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 			c.auth.tls = &cs
 		}
 		mechs := c.auth.mechanisms(secure)
-		auth := mxmpp.SASLServer(func(*sasl.Negotiator) bool { return true }, mechs...)
-		if c.srv.AllowPlaintextAuth {
-			auth.Necessary = 0
-		}
-		features = append(features, auth)
+		features = append(features, c.sasl(mechs))
 	}
 	features = append(features, mxmpp.BindCustom(c.bind), legacySession)
 	return mxmpp.StreamConfig{Lang: "en", Features: features}
 }
+
+// saslAttempts is how many authentication attempts one stream gets (RFC
+// 6120 §6.4.5 asks for a configurable number between 2 and 5).
+const saslAttempts = 5
+
+// sasl is mellium's SASL feature, run again after a failure so that a client
+// can retry (another password, or another mechanism) on the same stream,
+// until the attempts or the address's failure budget run out.
+func (c *conn) sasl(mechs []sasl.Mechanism) mxmpp.StreamFeature {
+	f := mxmpp.SASLServer(func(*sasl.Negotiator) bool { return true }, mechs...)
+	if c.srv.AllowPlaintextAuth {
+		f.Necessary = 0
+	}
+	negotiate := f.Negotiate
+	f.Negotiate = func(ctx context.Context, ms *mxmpp.Session, data interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
+		for attempt := 1; ; attempt++ {
+			mask, rw, err := negotiate(ctx, ms, data)
+			if !errors.Is(err, errAuth) || attempt == saslAttempts {
+				return mask, rw, err
+			}
+			c.log.Debug("authentication attempt failed", "attempt", attempt, "reason", c.auth.reason)
+			if c.srv.failures.blocked(c.addr, c.srv.MaxAuthFailures, c.srv.AuthFailureWindow) {
+				return 0, nil, errBlocked
+			}
+		}
+	}
+	return f
+}
+
+var errBlocked = errors.New("xmpp: too many failed authentication attempts from this address")
 
 // refuseHost makes negotiation fail before any feature is offered, so that
 // the stream can be closed with <host-unknown/>.
@@ -245,6 +271,9 @@ func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool
 		// The guard saw the violation in bytes the decoder had not yet
 		// reached when mellium gave up on an earlier element.
 		return streamErrorFor(c.guard.err)
+	}
+	if errors.Is(err, errBlocked) {
+		return StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"}, true
 	}
 	if errors.Is(err, errAuth) {
 		return StreamError{Condition: NotAuthorized, Text: "authentication failed"}, true

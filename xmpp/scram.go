@@ -96,13 +96,23 @@ type authenticator struct {
 
 var errAuth = sasl.ErrAuthn
 
-// failed records a failed attempt. It returns sasl.ErrAuthn itself, unwrapped,
-// because that exact value is what makes mellium answer <not-authorized/>.
+// failed records a wrong password or proof: it counts towards the address's
+// failure limit and is answered after the growing delay. It returns
+// sasl.ErrAuthn itself, unwrapped, because that exact value is what makes
+// mellium answer <not-authorized/>.
 func (a *authenticator) failed(reason string) error {
 	a.reason = reason
 	if a.fail != nil {
 		a.fail()
 	}
+	return errAuth
+}
+
+// refused fails an attempt that tested no password (a malformed message, a
+// channel binding the client cannot do): not-authorized, but neither counted
+// nor delayed, so that a client may go on to a mechanism that works.
+func (a *authenticator) refused(reason string) error {
+	a.reason = reason
 	return errAuth
 }
 
@@ -170,37 +180,37 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 	// gs2-header = gs2-cbind-flag "," [ authzid ] ","
 	flag, rest, ok := strings.Cut(msg, ",")
 	if !ok {
-		return nil, a.failed("malformed client-first-message")
+		return nil, a.refused("malformed client-first-message")
 	}
 	authz, bare, ok := strings.Cut(rest, ",")
 	if !ok {
-		return nil, a.failed("malformed client-first-message")
+		return nil, a.refused("malformed client-first-message")
 	}
 	st := &scramState{gs2Header: flag + "," + authz + ",", clientBare: bare}
 	switch {
 	case plus:
 		if flag != "p=tls-exporter" || a.tls == nil {
-			return nil, a.failed("channel binding tls-exporter required")
+			return nil, a.refused("channel binding tls-exporter required")
 		}
 		cb, err := a.tls.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
 		if err != nil {
-			return nil, a.failed("no channel binding data")
+			return nil, a.refused("no channel binding data")
 		}
 		st.cbData = cb
 	case flag == "n":
 	case flag == "y":
 		if a.plusOffered {
-			return nil, a.failed("channel binding downgrade")
+			return nil, a.refused("channel binding downgrade")
 		}
 	default:
-		return nil, a.failed("unexpected channel binding request")
+		return nil, a.refused("unexpected channel binding request")
 	}
 	var username, cnonce string
 	for i, field := range strings.Split(bare, ",") {
 		k, v, _ := strings.Cut(field, "=")
 		switch {
 		case i == 0 && k == "m":
-			return nil, a.failed("mandatory extension")
+			return nil, a.refused("mandatory extension")
 		case k == "n":
 			username = strings.NewReplacer("=2C", ",", "=3D", "=").Replace(v)
 		case k == "r":
@@ -208,14 +218,14 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 		}
 	}
 	if username == "" || cnonce == "" {
-		return nil, a.failed("missing username or nonce")
+		return nil, a.refused("missing username or nonce")
 	}
 	user, err := a.account(username)
 	if err != nil {
-		return nil, a.failed("bad username")
+		return nil, a.refused("bad username")
 	}
 	if authz != "" && authz != "a="+user.String() {
-		return nil, a.failed("authorization identity differs")
+		return nil, a.refused("authorization identity differs")
 	}
 	st.user = user
 	creds, err := a.lookup(context.Background(), user.String())
@@ -245,7 +255,7 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 func (a *authenticator) scramFinal(h func() hash.Hash, st *scramState, msg string) ([]byte, error) {
 	i := strings.LastIndex(msg, ",p=")
 	if i < 0 {
-		return nil, a.failed("missing proof")
+		return nil, a.refused("missing proof")
 	}
 	withoutProof, proofB64 := msg[:i], msg[i+3:]
 	var cb, nonce string
@@ -260,10 +270,10 @@ func (a *authenticator) scramFinal(h func() hash.Hash, st *scramState, msg strin
 	}
 	want := base64.StdEncoding.EncodeToString(append([]byte(st.gs2Header), st.cbData...))
 	if subtle.ConstantTimeCompare([]byte(cb), []byte(want)) != 1 {
-		return nil, a.failed("channel binding mismatch")
+		return nil, a.refused("channel binding mismatch")
 	}
 	if nonce != st.nonce {
-		return nil, a.failed("nonce mismatch")
+		return nil, a.refused("nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofB64)
 	if err != nil || len(proof) != h().Size() || !st.known {
@@ -293,14 +303,14 @@ func (a *authenticator) plain() sasl.Mechanism {
 			}
 			parts := bytes.Split(msg, []byte{0})
 			if len(parts) != 3 {
-				return false, nil, nil, a.failed("malformed PLAIN message")
+				return false, nil, nil, a.refused("malformed PLAIN message")
 			}
 			user, err := a.account(string(parts[1]))
 			if err != nil {
-				return false, nil, nil, a.failed("bad username")
+				return false, nil, nil, a.refused("bad username")
 			}
 			if len(parts[0]) > 0 && string(parts[0]) != user.String() {
-				return false, nil, nil, a.failed("authorization identity differs")
+				return false, nil, nil, a.refused("authorization identity differs")
 			}
 			creds, err := a.lookup(context.Background(), user.String())
 			if err != nil {

@@ -52,6 +52,7 @@ class Client(ClientXMPP):
         self.done = done
         self.target = (args.host, args.port)
         self.session_started = False
+        self.auth_failures = 0
         self.message_sent = args.send_to is None
         self.message_received = args.expect_body is None
 
@@ -119,13 +120,16 @@ class Client(ClientXMPP):
         self.check_done()
 
     def on_failed_auth(self, failure):
+        # One attempt failed; slixmpp goes on with its next mechanism on the
+        # same stream, so this is not the end yet.
+        self.auth_failures += 1
         if not self.done.done():
             emit("auth_failed", condition=failure["condition"])
-        self.finish(EXIT_AUTH_FAILED)
 
     def on_failed_all_auth(self, _event):
-        # Without a preceding failed_auth: no offered mechanism was acceptable.
-        if not self.done.done():
+        # No mechanism is left to try. Without a preceding failed_auth no
+        # offered mechanism was acceptable at all.
+        if not self.done.done() and self.auth_failures == 0:
             emit("auth_failed", condition="no-acceptable-mechanism")
         self.finish(EXIT_AUTH_FAILED)
 

@@ -198,31 +198,15 @@ func dialFrom(ip, addr string) (net.Conn, error) {
 }
 
 func (s *Server) negotiateFrom(ip string, user jid.JID, password, resource string) (*Client, error) {
-	conn, err := dialFrom(ip, s.C2S)
+	conn, tc, d, err := s.startTLS(ip)
 	if err != nil {
 		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(Timeout))
 	fail := func(step string, err error) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("%s: %w", step, err)
 	}
-	d, err := restart(conn)
-	if err != nil {
-		return fail("stream", err)
-	}
-	if _, err := io.WriteString(conn, `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`); err != nil {
-		return fail("starttls", err)
-	}
-	if el, err := next(d); err != nil || el.Local != "proceed" {
-		return fail("starttls", fmt.Errorf("got %v, %v", el, err))
-	}
-	tc := tls.Client(conn, s.ClientTLS())
-	if d, err = restart(tc); err != nil {
-		return fail("stream after TLS", err)
-	}
-	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + user.Localpart() + "\x00" + password))
-	io.WriteString(tc, `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">`+auth+`</auth>`)
+	io.WriteString(tc, PlainAuth(user.Localpart(), password))
 	if el, err := next(d); err != nil || el.Local != "success" {
 		return fail("auth", fmt.Errorf("got %v, %v", el, err))
 	}
@@ -247,6 +231,62 @@ func (s *Server) negotiateFrom(ip string, user jid.JID, password, resource strin
 	go c.read(d)
 	return c, nil
 }
+
+// startTLS connects from ip, negotiates STARTTLS and reads the features of
+// the encrypted stream. The deadline of Timeout stays set on conn.
+func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decoder, err error) {
+	conn, err = dialFrom(ip, s.C2S)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn.SetDeadline(time.Now().Add(Timeout))
+	fail := func(step string, err error) (net.Conn, *tls.Conn, *xml.Decoder, error) {
+		conn.Close()
+		return nil, nil, nil, fmt.Errorf("%s: %w", step, err)
+	}
+	if d, err = restart(conn); err != nil {
+		return fail("stream", err)
+	}
+	if _, err := io.WriteString(conn, `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`); err != nil {
+		return fail("starttls", err)
+	}
+	if el, err := next(d); err != nil || el.Local != "proceed" {
+		return fail("starttls", fmt.Errorf("got %v, %v", el, err))
+	}
+	tc = tls.Client(conn, s.ClientTLS())
+	if d, err = restart(tc); err != nil {
+		return fail("stream after TLS", err)
+	}
+	return conn, tc, d, nil
+}
+
+// PlainAuth is a SASL PLAIN <auth/> element.
+func PlainAuth(user, password string) string {
+	return `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">` +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password)) + `</auth>`
+}
+
+// TLSStream is an encrypted stream before authentication, for tests that
+// script SASL themselves.
+type TLSStream struct {
+	*tls.Conn
+	d *xml.Decoder
+}
+
+// StartTLS opens a stream from ip and negotiates TLS on it.
+func (s *Server) StartTLS(t testing.TB, ip string) *TLSStream {
+	t.Helper()
+	_, tc, d, err := s.startTLS(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	return &TLSStream{Conn: tc, d: d}
+}
+
+// Next reads the next top-level element; a stream error is returned as an
+// error reading "stream error: CONDITION".
+func (ts *TLSStream) Next() (*xmpp.Element, error) { return next(ts.d) }
 
 // restart sends a stream header on w and reads the server's header and
 // features from a new decoder.

@@ -148,6 +148,7 @@ func TestNoAuthBeforeTLS(t *testing.T) {
 	if got := testenv.StreamErrorCondition(r.ReadUntilClosed(t)); got != "policy-violation" {
 		t.Fatalf("auth before TLS: got %q", got)
 	}
+	s.Others(t)
 }
 
 func TestNegotiationTimeout(t *testing.T) {
@@ -290,4 +291,47 @@ func TestSASLRetryCountsFailures(t *testing.T) {
 		t.Fatalf("after the budget: %v", err)
 	}
 	s.Others(t)
+}
+
+// A client that vanishes without closing its stream is unregistered, and
+// stanzas for it are handled as for any absent resource.
+func TestAbruptDisconnect(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	ended := make(chan struct{})
+	gone := s.Dial(t, s.AddUser(t, "gone", "pw"), "pw", "r")
+	s.OnSessionEnded(func(sess *xmpp.Session) {
+		if sess.JID().Equal(gone.JID) {
+			close(ended)
+		}
+	})
+	a := s.Dial(t, s.AddUser(t, "alice", "pw"), "pw", "r")
+	gone.Abort() // TCP close, no </stream:stream>
+	select {
+	case <-ended:
+	case <-time.After(testenv.Timeout):
+		t.Fatal("session not ended after the connection was cut")
+	}
+	a.SendRaw(t, `<iq type="get" id="q" to="`+gone.JID.String()+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	if el := a.Expect(t, "error", func(el *xmpp.Element) bool { return el.Get("id") == "q" }); el.Get("type") != "error" {
+		t.Fatalf("IQ to a vanished resource: %s", el)
+	}
+	s.Others(t)
+}
+
+// When the database goes away, online clients keep talking (delivery to an
+// online contact needs no storage) and logins fail cleanly.
+func TestDatabaseGoesAway(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend)
+		alice := s.AddUser(t, "alice", "pw")
+		a := s.Dial(t, alice, "pw", "r")
+		b := s.Dial(t, s.AddUser(t, "bob", "pw"), "pw", "r")
+		s.Store.Close()
+		testenv.Exchange(t, a, b)
+		testenv.Exchange(t, b, a)
+		if _, err := s.DialFrom(t, "127.0.0.7", alice, "pw", "x"); err == nil || !strings.Contains(err.Error(), "<not-authorized") {
+			t.Fatalf("login without a database: %v", err)
+		}
+		testenv.Exchange(t, a, b)
+	})
 }

@@ -164,6 +164,16 @@ func (c *Client) Close() error {
 	return c.conn.Close()
 }
 
+// Abort cuts the connection without closing the stream, as a crash or a
+// lost network would.
+func (c *Client) Abort() {
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		tc.NetConn().Close()
+		return
+	}
+	c.conn.Close()
+}
+
 // Dial connects over STARTTLS, authenticates with PLAIN and binds resource
 // (server-generated if empty), negotiating by hand so that every step is
 // what RFC 6120 says rather than what a client library does.

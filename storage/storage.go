@@ -13,6 +13,9 @@ import (
 var (
 	ErrNotFound = errors.New("storage: not found")
 	ErrExists   = errors.New("storage: already exists")
+	// ErrLimit says a per-account quota (roster items, offline messages)
+	// is full.
+	ErrLimit = errors.New("storage: limit reached")
 )
 
 // SCRAMKeys are the RFC 5802 §3 keys derived for one hash function.
@@ -48,8 +51,173 @@ type Users interface {
 	ListUsers(ctx context.Context) ([]string, error)
 }
 
+// Subscription states of a roster item (RFC 6121 §2.1.2.5).
+const (
+	SubNone = "none"
+	SubTo   = "to"
+	SubFrom = "from"
+	SubBoth = "both"
+)
+
+// A RosterItem is one contact in an account's roster, with the subscription
+// state of RFC 6121 Appendix A split into its parts.
+type RosterItem struct {
+	// Contact is the contact's bare JID, normalised.
+	Contact string
+	Name    string
+	// Subscription is one of SubNone, SubTo, SubFrom, SubBoth.
+	Subscription string
+	// Ask is "Pending Out": the account asked to subscribe to the contact
+	// and has no answer yet.
+	Ask bool
+	// PendingIn is "Pending In": the contact asked to subscribe to the
+	// account and has no answer yet.
+	PendingIn bool
+	// Approved is a pre-approval (RFC 6121 §3.4).
+	Approved bool
+	// Groups are distinct and sorted.
+	Groups []string
+}
+
+// Rosters stores each account's roster (RFC 6121 §2).
+type Rosters interface {
+	// Roster returns an account's items sorted by contact; none is not an
+	// error.
+	Roster(ctx context.Context, owner string) ([]RosterItem, error)
+	// RosterItem returns one item; ErrNotFound if absent.
+	RosterItem(ctx context.Context, owner, contact string) (RosterItem, error)
+	// PutRosterItem adds or replaces the item for item.Contact. Adding an
+	// item to a roster that already holds max items (max > 0) fails with
+	// ErrLimit; replacing one never does.
+	PutRosterItem(ctx context.Context, owner string, item RosterItem, max int) error
+	// DeleteRosterItem removes an item; ErrNotFound if absent.
+	DeleteRosterItem(ctx context.Context, owner, contact string) error
+}
+
+// An OfflineMessage is a stanza kept for an account with no available
+// resource (XEP-0160).
+type OfflineMessage struct {
+	// ID increases in arrival order within an account's queue.
+	ID int64
+	// Data is the stanza serialised in the jabber:client namespace.
+	Data []byte
+}
+
+// Offline stores messages for accounts that are offline, in order.
+type Offline interface {
+	// StoreOffline appends a message to owner's queue, durably, before it
+	// returns. When the queue already holds max messages (max > 0) it fails
+	// with ErrLimit and stores nothing.
+	StoreOffline(ctx context.Context, owner string, data []byte, max int) error
+	// OfflineMessages returns owner's queue in arrival order.
+	OfflineMessages(ctx context.Context, owner string) ([]OfflineMessage, error)
+	// DeleteOffline removes owner's messages with ID <= upTo.
+	DeleteOffline(ctx context.Context, owner string, upTo int64) error
+}
+
+// Group kinds.
+const (
+	KindTeam    = "team"
+	KindProject = "project"
+)
+
+// A Group is a team or a project of the app that owns the server. Everyone
+// who shares a group sees the others in their roster.
+type Group struct {
+	// ID is chosen by the app (or the admin): stable, unique, non-empty.
+	ID string
+	// Kind is KindTeam or KindProject.
+	Kind string
+	// Name is what rosters show as the group of the co-members.
+	Name string
+	// Parent is a project's team ID, or "".
+	Parent string
+}
+
+// A SharedContact is someone who shares one or more groups with an account.
+type SharedContact struct {
+	JID string
+	// Groups are the names of the shared groups, distinct and sorted.
+	Groups []string
+}
+
+// A GroupChange says that a group or its membership changed, by whatever
+// means (this process, xmppctl, the app's own SQL).
+type GroupChange struct {
+	Group string
+	// JID is the member added or removed; "" when the group itself changed
+	// (renamed, created, deleted).
+	JID string
+}
+
+// Groups stores teams, projects and their members.
+type Groups interface {
+	// CreateGroup adds a group; ErrExists if its ID is taken, ErrNotFound
+	// if its Parent does not exist.
+	CreateGroup(ctx context.Context, g Group) error
+	// DeleteGroup removes a group and its memberships; ErrNotFound if
+	// absent.
+	DeleteGroup(ctx context.Context, id string) error
+	// Group returns one group; ErrNotFound if absent.
+	Group(ctx context.Context, id string) (Group, error)
+	// ListGroups returns every group sorted by ID.
+	ListGroups(ctx context.Context) ([]Group, error)
+	// AddMember adds a bare JID to a group; ErrNotFound if the group does not
+	// exist, ErrExists if the JID is a member already.
+	AddMember(ctx context.Context, group, jid string) error
+	// RemoveMember removes a member; ErrNotFound if it is not one.
+	RemoveMember(ctx context.Context, group, jid string) error
+	// Members returns a group's members, sorted; ErrNotFound if the group
+	// does not exist.
+	Members(ctx context.Context, group string) ([]string, error)
+	// CoMembers returns everyone other than jid who shares a group with it,
+	// sorted by JID.
+	CoMembers(ctx context.Context, jid string) ([]SharedContact, error)
+	// IsMember reports whether jid belongs to any group.
+	IsMember(ctx context.Context, jid string) (bool, error)
+	// WatchGroups reports every change to groups and memberships, made by
+	// anyone, from the moment it returns until ctx ends, when the channel is
+	// closed. Changes may be coalesced or repeated but not lost while the
+	// watch runs.
+	WatchGroups(ctx context.Context) (<-chan GroupChange, error)
+}
+
 // Store is a complete backend: every aggregate, and Close.
 type Store interface {
 	Users
+	Rosters
+	Offline
+	Groups
+	Close() error
+}
+
+// A Resource is one session's entry in the presence registry.
+type Resource struct {
+	// Resource is the resourcepart of the session's full JID.
+	Resource string
+	// Node names the xmppd process that holds the session.
+	Node string
+	// Available is true once the session has sent available presence.
+	Available bool
+	// Priority is from the last available presence (RFC 6121 §4.7.2.3).
+	Priority int
+	// Presence is the last broadcast presence, serialised in the
+	// jabber:client namespace, or nil.
+	Presence []byte
+}
+
+// A Registry records which sessions exist, on which node, with their
+// presence, so that several nodes can share one view (the presence and
+// session registry of docs/ARCHITECTURE.md). Entries of a node that stops
+// without removing them (a crash) disappear within the registry's TTL.
+type Registry interface {
+	// SetResource adds or replaces the entry for bare/r.Resource.
+	SetResource(ctx context.Context, bare string, r Resource) error
+	// RemoveResource removes an entry; removing a missing one is not an
+	// error.
+	RemoveResource(ctx context.Context, bare, resource string) error
+	// Resources returns the live entries of a bare JID sorted by resource.
+	Resources(ctx context.Context, bare string) ([]Resource, error)
+	// Close removes this node's entries and releases the registry.
 	Close() error
 }

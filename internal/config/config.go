@@ -26,13 +26,27 @@ type Config struct {
 	// Domain is the XMPP domain served.
 	Domain string `yaml:"domain"`
 	// DataDir holds the embedded database and the generated certificate.
-	DataDir string `yaml:"data_dir"`
-	Listen  Listen `yaml:"listen"`
-	TLS     TLS    `yaml:"tls"`
-	Storage Store  `yaml:"storage"`
-	Auth    Auth   `yaml:"auth"`
-	Limits  Limits `yaml:"limits"`
-	Log     Log    `yaml:"log"`
+	DataDir  string   `yaml:"data_dir"`
+	Listen   Listen   `yaml:"listen"`
+	TLS      TLS      `yaml:"tls"`
+	Storage  Store    `yaml:"storage"`
+	Presence Presence `yaml:"presence"`
+	Auth     Auth     `yaml:"auth"`
+	Limits   Limits   `yaml:"limits"`
+	Log      Log      `yaml:"log"`
+}
+
+// Presence selects where the presence and session registry lives.
+type Presence struct {
+	Backend string `yaml:"backend"` // "memory" (default) or "redis"
+	// Redis is the server's address (host:port) or a redis:// URL.
+	Redis string `yaml:"redis"`
+	// Prefix starts every Redis key xmppd uses.
+	Prefix string `yaml:"redis_prefix"`
+	// Node names this process in the registry; default: host name and PID.
+	Node string `yaml:"node"`
+	// TTL is how long the entries of a node that died stay visible.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // Listen holds the listening addresses; an empty one is not opened.
@@ -61,6 +75,18 @@ type Auth struct {
 	FailureDelay   time.Duration `yaml:"failure_delay"`
 	MaxFailures    int           `yaml:"max_failures"`
 	FailureWindow  time.Duration `yaml:"failure_window"`
+	Tokens         Tokens        `yaml:"tokens"`
+}
+
+// Tokens configures sign-in with tokens the app issues (JWT, HS256).
+type Tokens struct {
+	// Secret is the shared HMAC key; empty (with SecretFile empty) turns
+	// tokens off.
+	Secret string `yaml:"secret"`
+	// SecretFile holds the key instead, so that it stays out of the file.
+	SecretFile string `yaml:"secret_file"`
+	// Audience a token must name; default: the domain.
+	Audience string `yaml:"audience"`
 }
 
 // Limits protect the server from clients.
@@ -73,6 +99,8 @@ type Limits struct {
 	PingInterval       time.Duration `yaml:"ping_interval"`
 	PingTimeout        time.Duration `yaml:"ping_timeout"`
 	QueueSize          int           `yaml:"queue_size"`
+	MaxRosterItems     int           `yaml:"max_roster_items"`
+	MaxOfflineMessages int           `yaml:"max_offline_messages"`
 }
 
 // Log configures logging.
@@ -88,6 +116,12 @@ func Default() Config {
 		DataDir: "./data",
 		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223"},
 		Storage: Store{Backend: "sqlite"},
+		Presence: Presence{
+			Backend: "memory",
+			Redis:   "127.0.0.1:6379",
+			Prefix:  "xmppd:",
+			TTL:     30 * time.Second,
+		},
 		Auth: Auth{
 			Iterations:    4096,
 			FailureDelay:  time.Second,
@@ -103,6 +137,8 @@ func Default() Config {
 			PingInterval:       2 * time.Minute,
 			PingTimeout:        30 * time.Second,
 			QueueSize:          1024,
+			MaxRosterItems:     1000,
+			MaxOfflineMessages: 500,
 		},
 		Log: Log{Level: "info"},
 	}
@@ -140,6 +176,15 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("config: unknown storage.backend %q", c.Storage.Backend)
+	}
+	switch c.Presence.Backend {
+	case "memory", "":
+	case "redis":
+		if c.Presence.Redis == "" {
+			return errors.New("config: presence.backend is redis but presence.redis is empty")
+		}
+	default:
+		return fmt.Errorf("config: unknown presence.backend %q", c.Presence.Backend)
 	}
 	return nil
 }

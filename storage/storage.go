@@ -142,7 +142,9 @@ type SharedContact struct {
 }
 
 // A GroupChange says that a group or its membership changed, by whatever
-// means (this process, xmppctl, the app's own SQL).
+// means (this process, xmppctl, the app's own SQL). GroupChange{}, with an
+// empty Group, means that anything may have changed (a watch lost track, for
+// instance while it reconnected): resynchronise everything.
 type GroupChange struct {
 	Group string
 	// JID is the member added or removed; "" when the group itself changed

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +16,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/memory"
 	"github.com/xmppd/xmppd/storage/postgres"
+	"github.com/xmppd/xmppd/storage/redis"
 	"github.com/xmppd/xmppd/storage/sqlite"
 )
 
@@ -186,7 +190,43 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("config: unknown presence.backend %q", c.Presence.Backend)
 	}
+	// The secret file is read only by those that need it (TokenSecret), so
+	// that xmppctl's user commands work without read access to it.
+	t := c.Auth.Tokens
+	if t.Secret != "" && t.SecretFile != "" {
+		return errors.New("config: auth.tokens.secret and auth.tokens.secret_file are both set")
+	}
+	if t.Secret != "" && len(t.Secret) < apptoken.MinSecretSize {
+		return fmt.Errorf("config: auth.tokens.secret is %d bytes, want at least %d", len(t.Secret), apptoken.MinSecretSize)
+	}
 	return nil
+}
+
+// TokenSecret returns the key for sign-in tokens from auth.tokens.secret or
+// the file auth.tokens.secret_file (without trailing line breaks), or nil
+// when tokens are off.
+func (c Config) TokenSecret() ([]byte, error) {
+	t := c.Auth.Tokens
+	switch {
+	case t.Secret != "" && t.SecretFile != "":
+		return nil, errors.New("config: auth.tokens.secret and auth.tokens.secret_file are both set")
+	case t.SecretFile != "":
+		b, err := os.ReadFile(t.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: auth.tokens.secret_file: %w", err)
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) < apptoken.MinSecretSize {
+			return nil, fmt.Errorf("config: the secret in %s is %d bytes, want at least %d", t.SecretFile, len(b), apptoken.MinSecretSize)
+		}
+		return b, nil
+	case t.Secret != "":
+		if len(t.Secret) < apptoken.MinSecretSize {
+			return nil, fmt.Errorf("config: auth.tokens.secret is %d bytes, want at least %d", len(t.Secret), apptoken.MinSecretSize)
+		}
+		return []byte(t.Secret), nil
+	}
+	return nil, nil
 }
 
 // CertFiles returns the certificate and key paths, defaulting into DataDir.
@@ -214,6 +254,25 @@ func (c Config) OpenStore(ctx context.Context) (storage.Store, error) {
 		return nil, err
 	}
 	return sqlite.Open(ctx, path)
+}
+
+// OpenRegistry opens the configured presence and session registry: in
+// memory unless presence.backend is redis. With redis it fails when Redis
+// does not answer.
+func (c Config) OpenRegistry(ctx context.Context) (storage.Registry, error) {
+	if c.Presence.Backend != "redis" {
+		return memory.NewRegistry(c.Presence.Node), nil
+	}
+	r, err := redis.Open(ctx, redis.Options{
+		Addr:   c.Presence.Redis,
+		Prefix: c.Presence.Prefix,
+		Node:   c.Presence.Node,
+		TTL:    c.Presence.TTL,
+	})
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return r, nil
 }
 
 // Level parses Log.Level.

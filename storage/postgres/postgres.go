@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,6 +20,17 @@ const uniqueViolation = "23505"
 // Store is a storage.Store in a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	// closing is cancelled by Close to end the watches; watches waits for
+	// them.
+	closing     context.Context
+	stopWatches context.CancelFunc
+	watches     sync.WaitGroup
+	// healthInterval is how long a watch waits in silence before it pings
+	// the server; tests shorten it.
+	healthInterval time.Duration
+	// onListen, if set (by tests), is called with the backend PID of every
+	// connection a watch starts listening on.
+	onListen func(pid uint32)
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -46,11 +59,15 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	closing, stop := context.WithCancel(context.Background())
+	return &Store{pool: pool, closing: closing, stopWatches: stop, healthInterval: defaultHealthInterval}, nil
 }
 
-// Close closes every connection, waiting for those in use to be released.
+// Close ends the watches started by WatchGroups and closes every
+// connection, waiting for those in use to be released.
 func (s *Store) Close() error {
+	s.stopWatches()
+	s.watches.Wait()
 	s.pool.Close()
 	return nil
 }
@@ -97,11 +114,33 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 	return c, nil
 }
 
-// DeleteUser implements storage.Users. Rows other aggregates keep for the
-// account go with it through ON DELETE CASCADE.
+// DeleteUser implements storage.Users. The account's roster and offline
+// messages go with it, in the same transaction; they have no foreign key to
+// users, because accounts that sign in with the app's tokens have no row
+// there. Group memberships stay: they belong to the app.
 func (s *Store) DeleteUser(ctx context.Context, jid string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE jid = $1`, jid)
-	return oneRow(tag, err, "delete user", jid)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE jid = $1`, jid)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		for _, q := range []string{
+			`DELETE FROM roster_items WHERE owner = $1`,
+			`DELETE FROM offline_messages WHERE owner = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, jid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete user %s: %w", jid, err)
+	}
+	return nil
 }
 
 // ListUsers implements storage.Users; the order is byte order (the jid column

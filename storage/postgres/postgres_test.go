@@ -14,6 +14,8 @@ import (
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
 		return open(t, pgtest.DSN(t))
+	}, func(t *testing.T, s storage.Store) storage.Store {
+		return open(t, s.(*Store).pool.Config().ConnString())
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -24,6 +25,11 @@ const busyTimeout = 5 * time.Second
 // Store is a storage.Store in one SQLite database file.
 type Store struct {
 	db *sql.DB
+	// closing is cancelled by Close to end the watches; watches waits for
+	// them.
+	closing     context.Context
+	stopWatches context.CancelFunc
+	watches     sync.WaitGroup
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -44,6 +50,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Set("_busy_timeout", strconv.FormatInt(busyTimeout.Milliseconds(), 10))
 	q.Set("_foreign_keys", "1")
 	q.Set("_txlock", "immediate")
+	// FULL (SQLite's usual default, set so as not to depend on it) syncs the
+	// WAL at every commit: what StoreOffline promises.
+	q.Set("_pragma", "synchronous(FULL)")
 	dsn := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs), OmitHost: true, RawQuery: q.Encode()}).String()
 
 	db, err := sql.Open("sqlite", dsn)
@@ -62,7 +71,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	closing, stop := context.WithCancel(context.Background())
+	return &Store{db: db, closing: closing, stopWatches: stop}, nil
 }
 
 // enableWAL puts the file in WAL mode, which lets readers run beside a writer.
@@ -92,8 +102,12 @@ func enableWAL(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close ends the watches started by WatchGroups and closes the database.
+func (s *Store) Close() error {
+	s.stopWatches()
+	s.watches.Wait()
+	return s.db.Close()
+}
 
 // CreateUser implements storage.Users.
 func (s *Store) CreateUser(ctx context.Context, jid string, c storage.Credentials) error {
@@ -137,11 +151,32 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 	return c, nil
 }
 
-// DeleteUser implements storage.Users. Rows other aggregates keep for the
-// account go with it through ON DELETE CASCADE (foreign_keys is on).
+// DeleteUser implements storage.Users. The account's roster and offline
+// messages go with it, in the same transaction; they have no foreign key to
+// users, because accounts that sign in with the app's tokens have no row
+// there. Group memberships stay: they belong to the app.
 func (s *Store) DeleteUser(ctx context.Context, jid string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE jid = ?`, jid)
-	return oneRow(res, err, "delete user", jid)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete user %s: %w", jid, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE jid = ?`, jid)
+	if err := oneRow(res, err, "delete user", jid); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		`DELETE FROM roster_items WHERE owner = ?`,
+		`DELETE FROM offline_messages WHERE owner = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, jid); err != nil {
+			return fmt.Errorf("sqlite: delete user %s: %w", jid, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: delete user %s: %w", jid, err)
+	}
+	return nil
 }
 
 // ListUsers implements storage.Users; the order is byte order (BINARY collation).

@@ -15,7 +15,20 @@ import (
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
 		return open(t, filepath.Join(t.TempDir(), "xmppd.db"))
+	}, func(t *testing.T, s storage.Store) storage.Store {
+		return open(t, dbPath(t, s.(*Store)))
 	})
+}
+
+// dbPath returns the file s has open.
+func dbPath(t *testing.T, s *Store) string {
+	t.Helper()
+	var path string
+	if err := s.db.QueryRowContext(t.Context(),
+		`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func open(t *testing.T, path string) *Store {
@@ -68,7 +81,10 @@ func TestReopen(t *testing.T) {
 
 func TestPragmas(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "xmppd.db"))
-	for pragma, want := range map[string]string{"journal_mode": "wal", "busy_timeout": fmt.Sprint(busyTimeout.Milliseconds()), "foreign_keys": "1"} {
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal", "busy_timeout": fmt.Sprint(busyTimeout.Milliseconds()), "foreign_keys": "1",
+		"synchronous": "2", // FULL
+	} {
 		var got string
 		if err := s.db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
 			t.Fatal(err)

@@ -14,10 +14,17 @@ import (
 // empty store for each call and arrange (with t.Cleanup) to close it; it is
 // called once per subtest with that subtest's t.
 //
+// reopen must open a second store on the database of s, a store that open
+// returned, as another process (xmppctl beside the server) would, and
+// arrange to close it; the cases that need one are skipped if reopen is nil.
+//
 // Persistence across Close and reopen depends on how a backend is opened, so
 // each backend tests it in its own package.
-func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *testing.T, s storage.Store) storage.Store) {
 	t.Run("Users", func(t *testing.T) { runUsers(t, open) })
+	t.Run("Rosters", func(t *testing.T) { runRosters(t, open) })
+	t.Run("Offline", func(t *testing.T) { runOffline(t, open) })
+	t.Run("Groups", func(t *testing.T) { runGroups(t, open, reopen) })
 }
 
 func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {

@@ -1,0 +1,71 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/xmppd/xmppd/storage"
+)
+
+// StoreOffline implements storage.Offline. The transaction takes the write
+// lock at BEGIN (see Open), so no other writer can add to the queue between
+// the count and the insert; synchronous=FULL makes the commit durable.
+func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, max int) error {
+	if data == nil {
+		data = []byte{} // NOT NULL
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
+	}
+	defer tx.Rollback()
+	if max > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx,
+			`SELECT count(*) FROM offline_messages WHERE owner = ?`, owner).Scan(&n); err != nil {
+			return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
+		}
+		if n >= max {
+			return fmt.Errorf("sqlite: store offline for %s: %d messages: %w", owner, n, storage.ErrLimit)
+		}
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO offline_messages (owner, data) VALUES (?, ?)`, owner, data); err != nil {
+		return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
+	}
+	return nil
+}
+
+// OfflineMessages implements storage.Offline.
+func (s *Store) OfflineMessages(ctx context.Context, owner string) ([]storage.OfflineMessage, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, data FROM offline_messages WHERE owner = ? ORDER BY id`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: offline messages of %s: %w", owner, err)
+	}
+	defer rows.Close()
+	msgs := []storage.OfflineMessage{}
+	for rows.Next() {
+		var m storage.OfflineMessage
+		if err := rows.Scan(&m.ID, &m.Data); err != nil {
+			return nil, fmt.Errorf("sqlite: offline messages of %s: %w", owner, err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: offline messages of %s: %w", owner, err)
+	}
+	return msgs, nil
+}
+
+// DeleteOffline implements storage.Offline.
+func (s *Store) DeleteOffline(ctx context.Context, owner string, upTo int64) error {
+	if _, err := s.db.ExecContext(ctx,
+		`DELETE FROM offline_messages WHERE owner = ? AND id <= ?`, owner, upTo); err != nil {
+		return fmt.Errorf("sqlite: delete offline of %s: %w", owner, err)
+	}
+	return nil
+}

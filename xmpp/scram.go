@@ -80,6 +80,8 @@ type authenticator struct {
 	domain string
 	// lookup finds an account's credentials by bare JID.
 	lookup func(ctx context.Context, bare string) (storage.Credentials, error)
+	// tokens checks app-issued tokens sent as PLAIN passwords; nil: none.
+	tokens TokenVerifier
 	// fail is called on every failed attempt, before the failure is sent; it
 	// may sleep (the growing delay).
 	fail func()
@@ -292,7 +294,9 @@ func (a *authenticator) scramFinal(h func() hash.Hash, st *scramState, msg strin
 }
 
 // plain is SASL PLAIN (RFC 4616), offered only on encrypted streams. The
-// password is checked by deriving the SHA-256 StoredKey from it.
+// password is checked by deriving the SHA-256 StoredKey from it, or, when it
+// is shaped like a token and tokens are on, by a.tokens; a bad token is a
+// failure like a bad password, and there is no second try as a password.
 func (a *authenticator) plain() sasl.Mechanism {
 	return sasl.Mechanism{
 		Name:  "PLAIN",
@@ -311,6 +315,13 @@ func (a *authenticator) plain() sasl.Mechanism {
 			}
 			if len(parts[0]) > 0 && string(parts[0]) != user.String() {
 				return false, nil, nil, a.refused("authorization identity differs")
+			}
+			if a.tokens != nil && tokenShaped(string(parts[2])) {
+				if err := a.tokens.VerifyToken(context.Background(), user.String(), string(parts[2])); err != nil {
+					return false, nil, nil, a.failed("token: " + err.Error())
+				}
+				a.user = user
+				return false, nil, nil, nil
 			}
 			creds, err := a.lookup(context.Background(), user.String())
 			if err != nil {

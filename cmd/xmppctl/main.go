@@ -1,10 +1,11 @@
-// Command xmppctl administers xmppd's data: accounts now, more later. It
-// works on the same configuration file or data directory as the server, also
-// while the server runs.
+// Command xmppctl administers xmppd's data (accounts, teams and projects) and
+// mints sign-in tokens. It works on the same configuration file or data
+// directory as the server, also while the server runs.
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -12,9 +13,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
@@ -27,6 +30,15 @@ commands:
   user del JID                delete an account
   user passwd JID [PASSWORD]  set an account's password
   user list                   list accounts
+  token mint JID [-ttl 1h] [-audience AUD]
+                              print a sign-in token for JID (auth.tokens in the config)
+  group add ID [-kind team|project] [-name NAME] [-parent TEAM]
+                              create a team (the default kind) or a project
+  group del ID                delete a group and its memberships
+  group list                  list groups: ID, kind, name, parent (tab-separated)
+  group members ID            list a group's members
+  group add-member ID JID     add an account to a group
+  group remove-member ID JID  remove an account from a group
 `
 
 func main() {
@@ -47,7 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return 2, fmt.Errorf("%v\n%s", err, usage)
 	}
 	args = fs.Args()
-	if len(args) < 2 || args[0] != "user" {
+	if len(args) < 2 || (args[0] != "user" && args[0] != "token" && args[0] != "group") {
 		return 2, errors.New("unknown command\n" + usage)
 	}
 	cfg, err := config.Load(*cfgPath)
@@ -57,11 +69,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
+	if args[0] == "token" {
+		return token(cfg, args[1:], stdout)
+	}
 	store, err := cfg.OpenStore(ctx)
 	if err != nil {
 		return 1, fmt.Errorf("storage: %w", err)
 	}
 	defer store.Close()
+	if args[0] == "group" {
+		return group(ctx, store, cfg.Domain, args[1:], stdout)
+	}
 
 	cmd, rest := args[1], args[2:]
 	switch cmd {
@@ -122,6 +140,51 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	} else {
 		fmt.Fprintf(stdout, "password changed for %s\n", bare)
 	}
+	return 0, nil
+}
+
+// token runs the token commands, which need the secret but no storage.
+func token(cfg config.Config, args []string, stdout io.Writer) (int, error) {
+	if args[0] != "mint" {
+		return 2, fmt.Errorf("unknown token command %q\n%s", args[0], usage)
+	}
+	fs := flag.NewFlagSet("token mint", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	aud := fs.String("audience", "", "the token's audience (default: auth.tokens.audience, or the domain)")
+	// Flags may come before or after the JID.
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2, fmt.Errorf("%v\n%s", err, usage)
+	}
+	if fs.NArg() < 1 {
+		return 2, errors.New("wrong number of arguments\n" + usage)
+	}
+	who := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return 2, fmt.Errorf("%v\n%s", err, usage)
+	}
+	if fs.NArg() != 0 {
+		return 2, errors.New("wrong number of arguments\n" + usage)
+	}
+	if *ttl <= 0 {
+		return 2, fmt.Errorf("-ttl must be positive\n%s", usage)
+	}
+	bare, err := accountJID(who, cfg.Domain)
+	if err != nil {
+		return 1, err
+	}
+	secret, err := cfg.TokenSecret()
+	if err != nil {
+		return 1, err
+	}
+	if secret == nil {
+		return 1, errors.New("no token secret configured: set auth.tokens.secret or auth.tokens.secret_file")
+	}
+	t, err := apptoken.Mint(secret, bare, cmp.Or(*aud, cfg.Auth.Tokens.Audience, cfg.Domain), *ttl, time.Now())
+	if err != nil {
+		return 1, err
+	}
+	fmt.Fprintln(stdout, t)
 	return 0, nil
 }
 

@@ -9,10 +9,13 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
 	"github.com/xmppd/xmppd/storage/sqlite"
@@ -247,4 +250,221 @@ func matches(t *testing.T, c storage.Credentials, password string) bool {
 	mac.Write([]byte("Client Key"))
 	stored := sha256.Sum256(mac.Sum(nil))
 	return hmac.Equal(stored[:], c.SHA256.StoredKey)
+}
+
+// TestTokenMint mints tokens with the secret from the configuration, inline
+// or from a file, and checks them with the verifier the server uses.
+func TestTokenMint(t *testing.T) {
+	const secret = "an app secret of at least 32 bytes"
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	inline := []string{"-config", write("inline.yaml", "domain: example.org\nauth:\n  tokens:\n    secret: "+strconv.Quote(secret)+"\n")}
+	fromFile := []string{"-config", write("file.yaml", "domain: example.org\nauth:\n  tokens:\n    secret_file: "+
+		strconv.Quote(write("secret", secret+"\n"))+"\n    audience: chat.example.org\n")}
+	none := []string{"-config", write("none.yaml", "domain: example.org\n")}
+	short := []string{"-config", write("short.yaml", "domain: example.org\nauth:\n  tokens:\n    secret_file: "+
+		strconv.Quote(write("short", "too short\n"))+"\n")}
+
+	verify := func(t *testing.T, token, aud string) string {
+		t.Helper()
+		v := apptoken.Verifier{Secret: []byte(secret), Audience: aud}
+		sub, err := v.Verify(strings.TrimSuffix(token, "\n"), time.Now())
+		if err != nil {
+			t.Fatalf("minted token does not verify: %v", err)
+		}
+		return sub
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		aud  string        // the audience the token must be for
+		ttl  time.Duration // how long it must be valid, roughly
+	}{
+		{"inline secret", append(inline, "token", "mint", "Alice@example.org"), "example.org", time.Hour},
+		{"secret file and audience", append(fromFile, "token", "mint", "alice@example.org"), "chat.example.org", time.Hour},
+		{"flags after the JID", append(inline, "token", "mint", "alice@example.org", "-ttl", "5m", "-audience", "app"), "app", 5 * time.Minute},
+		{"flags before the JID", append(inline, "token", "mint", "-ttl=90s", "alice@example.org"), "example.org", 90 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ctl(t, "", tc.args...)
+			r.check(t, tc.name, 0, ".")
+			if strings.Count(r.stdout, "\n") != 1 || strings.Count(r.stdout, ".") != 2 {
+				t.Fatalf("stdout %q is not one token on one line", r.stdout)
+			}
+			if sub := verify(t, r.stdout, tc.aud); sub != "alice@example.org" {
+				t.Fatalf("token for %q", sub)
+			}
+			v := apptoken.Verifier{Secret: []byte(secret), Audience: tc.aud}
+			if _, err := v.Verify(strings.TrimSpace(r.stdout), time.Now().Add(tc.ttl+time.Second)); err == nil {
+				t.Fatalf("token still valid after %v", tc.ttl)
+			}
+			if _, err := v.Verify(strings.TrimSpace(r.stdout), time.Now().Add(tc.ttl-5*time.Second)); err != nil {
+				t.Fatalf("token expired before %v: %v", tc.ttl, err)
+			}
+		})
+	}
+
+	for _, s := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no secret", append(none, "token", "mint", "alice@example.org"), 1, "no token secret configured"},
+		{"short secret file", append(short, "token", "mint", "alice@example.org"), 1, "at least 32"},
+		{"other domain", append(inline, "token", "mint", "alice@example.com"), 1, "not on the served domain"},
+		{"full JID", append(inline, "token", "mint", "alice@example.org/phone"), 1, "not an account address"},
+		{"no JID", append(inline, "token", "mint"), 2, "usage"},
+		{"two JIDs", append(inline, "token", "mint", "alice@example.org", "bob@example.org"), 2, "usage"},
+		{"bad ttl", append(inline, "token", "mint", "alice@example.org", "-ttl", "soon"), 2, "usage"},
+		{"zero ttl", append(inline, "token", "mint", "alice@example.org", "-ttl", "0s"), 2, "-ttl must be positive"},
+		{"unknown flag", append(inline, "token", "mint", "-scope", "x", "alice@example.org"), 2, "usage"},
+		{"unknown token command", append(inline, "token", "revoke", "alice@example.org"), 2, "usage"},
+		{"token alone", append(inline, "token"), 2, "usage"},
+	} {
+		ctl(t, "", s.args...).check(t, s.name, s.code, s.want)
+	}
+}
+
+// TestTokenSecretConfig checks what the configuration accepts as a secret.
+func TestTokenSecretConfig(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte("an app secret of at least 32 bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"short inline secret", "tokens:\n    secret: short", "at least 32"},
+		{"both set", "tokens:\n    secret: an app secret of at least 32 bytes\n    secret_file: " + strconv.Quote(secretFile), "both set"},
+		{"missing file", "tokens:\n    secret_file: " + strconv.Quote(filepath.Join(dir, "missing")), "missing"},
+	} {
+		cfg := filepath.Join(dir, "xmppd.yaml")
+		if err := os.WriteFile(cfg, []byte("domain: example.org\nauth:\n  "+tc.yaml+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctl(t, "", "-config", cfg, "token", "mint", "alice@example.org").check(t, tc.name, 1, tc.want)
+	}
+}
+
+func TestGroupCommands(t *testing.T) {
+	data := t.TempDir()
+	d := []string{"-data", data}
+	steps := []struct {
+		name string
+		args []string
+		code int
+		want string // in stdout for 0, in the error otherwise
+	}{
+		{"add team", []string{"group", "add", "eng", "-name", "Engineering"}, 0, "created team eng"},
+		{"add team default name", []string{"group", "add", "ops"}, 0, "created team ops"},
+		{"add project", []string{"group", "add", "apollo", "-kind", "project", "-name", "Apollo", "-parent", "eng"}, 0, "created project apollo"},
+		{"add flags first", []string{"group", "add", "-kind=project", "loose"}, 0, "created project loose"},
+		{"add again", []string{"group", "add", "eng"}, 1, "group eng already exists"},
+		{"add parent missing", []string{"group", "add", "p2", "-kind", "project", "-parent", "nope"}, 1, "team nope does not exist"},
+		{"add parent a project", []string{"group", "add", "p2", "-kind", "project", "-parent", "apollo"}, 1, "apollo is a project, not a team"},
+		{"add team with parent", []string{"group", "add", "t2", "-parent", "eng"}, 2, "-parent is only for projects"},
+		{"add bad kind", []string{"group", "add", "x", "-kind", "room"}, 2, "-kind must be team or project"},
+		{"add empty ID", []string{"group", "add", ""}, 2, "empty"},
+		{"add without ID", []string{"group", "add", "-kind", "team"}, 2, "usage"},
+		{"add two IDs", []string{"group", "add", "a", "b"}, 2, "usage"},
+		{"add unknown flag", []string{"group", "add", "x", "-colour", "red"}, 2, "usage"},
+		{"add-member", []string{"group", "add-member", "eng", "alice@localhost"}, 0, "added alice@localhost to eng"},
+		{"add-member normalises", []string{"group", "add-member", "eng", "Bob@LOCALHOST"}, 0, "added bob@localhost to eng"},
+		{"add-member to project", []string{"group", "add-member", "apollo", "bob@localhost"}, 0, "added bob@localhost to apollo"},
+		{"add-member again", []string{"group", "add-member", "eng", "alice@localhost"}, 1, "alice@localhost is already a member of eng"},
+		{"add-member missing group", []string{"group", "add-member", "nope", "alice@localhost"}, 1, "group nope does not exist"},
+		{"add-member other domain", []string{"group", "add-member", "eng", "eve@example.com"}, 1, "not on the served domain"},
+		{"add-member with resource", []string{"group", "add-member", "eng", "eve@localhost/phone"}, 1, "not an account address"},
+		{"add-member invalid", []string{"group", "add-member", "eng", "@@"}, 1, "not a valid JID"},
+		{"add-member no JID", []string{"group", "add-member", "eng"}, 2, "usage"},
+		{"add-member carol", []string{"group", "add-member", "ops", "carol@localhost"}, 0, "added carol@localhost to ops"},
+		{"remove-member", []string{"group", "remove-member", "ops", "carol@localhost"}, 0, "removed carol@localhost from ops"},
+		{"remove-member again", []string{"group", "remove-member", "ops", "carol@localhost"}, 1, "carol@localhost is not a member of ops"},
+		{"remove-member other domain", []string{"group", "remove-member", "ops", "carol@example.com"}, 1, "not on the served domain"},
+		{"remove-member too many", []string{"group", "remove-member", "ops", "carol@localhost", "x"}, 2, "usage"},
+		{"members missing", []string{"group", "members", "nope"}, 1, "group nope does not exist"},
+		{"members no ID", []string{"group", "members"}, 2, "usage"},
+		{"del", []string{"group", "del", "loose"}, 0, "deleted group loose"},
+		{"del again", []string{"group", "del", "loose"}, 1, "group loose does not exist"},
+		{"del no ID", []string{"group", "del"}, 2, "usage"},
+		{"list with argument", []string{"group", "list", "eng"}, 2, "usage"},
+		{"group alone", []string{"group"}, 2, "usage"},
+		{"unknown group command", []string{"group", "rename", "eng"}, 2, "usage"},
+	}
+	for _, s := range steps {
+		ctl(t, "", append(d, s.args...)...).check(t, s.name, s.code, s.want)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"group", "list"}, "apollo\tproject\tApollo\teng\neng\tteam\tEngineering\t\nops\tteam\tops\t\n"},
+		{[]string{"group", "members", "eng"}, "alice@localhost\nbob@localhost\n"},
+		{[]string{"group", "members", "ops"}, ""},
+	} {
+		r := ctl(t, "", append(d, c.args...)...)
+		r.check(t, strings.Join(c.args, " "), 0, "")
+		if r.stdout != c.want {
+			t.Fatalf("%s printed %q, want %q", strings.Join(c.args, " "), r.stdout, c.want)
+		}
+	}
+
+	// What the commands did is what the store holds: the server sees it.
+	st := openSQLite(t, data)
+	shared, err := st.CoMembers(context.Background(), "alice@localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shared) != 1 || shared[0].JID != "bob@localhost" || !slices.Equal(shared[0].Groups, []string{"Engineering"}) {
+		t.Fatalf("alice's co-members = %+v, want bob in Engineering", shared)
+	}
+
+	// Deleting a team deletes its memberships, not its projects.
+	ctl(t, "", append(d, "group", "del", "eng")...).check(t, "del team", 0, "deleted group eng")
+	r := ctl(t, "", append(d, "group", "list")...)
+	r.check(t, "list after del", 0, "")
+	if want := "apollo\tproject\tApollo\t\nops\tteam\tops\t\n"; r.stdout != want {
+		t.Fatalf("list after deleting eng printed %q, want %q", r.stdout, want)
+	}
+}
+
+// TestGroupPostgres runs the group commands on a configuration file that
+// selects Postgres.
+func TestGroupPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	cfg := filepath.Join(t.TempDir(), "xmppd.yaml")
+	yaml := "domain: example.org\nstorage:\n  backend: postgres\n  postgres_dsn: " + strconv.Quote(dsn) + "\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := []string{"-config", cfg}
+	ctl(t, "", append(c, "group", "add", "eng", "-name", "Engineering")...).check(t, "add", 0, "created team eng")
+	ctl(t, "", append(c, "group", "add", "apollo", "-kind", "project", "-parent", "eng")...).check(t, "add project", 0, "created project apollo")
+	ctl(t, "", append(c, "group", "add", "eng")...).check(t, "add again", 1, "already exists")
+	ctl(t, "", append(c, "group", "add-member", "eng", "zed@example.org")...).check(t, "add-member", 0, "added zed@example.org to eng")
+	ctl(t, "", append(c, "group", "add-member", "eng", "amy@example.org")...).check(t, "add-member", 0, "added amy@example.org to eng")
+	ctl(t, "", append(c, "group", "add-member", "eng", "bob@localhost")...).check(t, "add-member other domain", 1, "not on the served domain")
+	r := ctl(t, "", append(c, "group", "members", "eng")...)
+	r.check(t, "members", 0, "")
+	if want := "amy@example.org\nzed@example.org\n"; r.stdout != want {
+		t.Fatalf("members printed %q, want %q", r.stdout, want)
+	}
+	r = ctl(t, "", append(c, "group", "list")...)
+	r.check(t, "list", 0, "")
+	if want := "apollo\tproject\tapollo\teng\neng\tteam\tEngineering\t\n"; r.stdout != want {
+		t.Fatalf("list printed %q, want %q", r.stdout, want)
+	}
+	ctl(t, "", append(c, "group", "remove-member", "eng", "zed@example.org")...).check(t, "remove-member", 0, "removed")
+	ctl(t, "", append(c, "group", "del", "eng")...).check(t, "del", 0, "deleted group eng")
+	ctl(t, "", append(c, "group", "members", "eng")...).check(t, "members of deleted", 1, "does not exist")
 }

@@ -6,18 +6,38 @@ import (
 	"github.com/xmppd/xmppd/modules/disco"
 	"github.com/xmppd/xmppd/modules/entitytime"
 	"github.com/xmppd/xmppd/modules/lastactivity"
+	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/version"
+	"github.com/xmppd/xmppd/roster"
+	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
+// Options are what the default modules need from the rest of the server.
+type Options struct {
+	// Store is the server's storage.
+	Store storage.Store
+	// Registry is the presence and session registry; nil means one in
+	// memory for this process.
+	Registry storage.Registry
+	// Node names this process in the registry.
+	Node string
+	// MaxRosterItems and MaxOfflineMessages bound each account's roster
+	// and offline queue; zero selects the modules' defaults, a negative
+	// value means no limit.
+	MaxRosterItems, MaxOfflineMessages int
+}
+
 // Default returns the modules of a default server.
-func Default() []xmpp.Module {
+func Default(o Options) []xmpp.Module {
 	return []xmpp.Module{
 		disco.Module{},
 		ping.Module{},
 		version.Module{},
 		entitytime.Module{},
 		lastactivity.Module{},
+		&roster.Module{Store: o.Store, Registry: o.Registry, Node: o.Node, MaxItems: o.MaxRosterItems},
+		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages},
 	}
 }

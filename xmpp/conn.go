@@ -67,6 +67,7 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 	c.auth = &authenticator{
 		domain: s.Domain,
 		lookup: s.Store.Credentials,
+		tokens: s.Tokens,
 		fail: func() {
 			n := s.failures.record(addr, s.AuthFailureWindow)
 			c.log.Info("authentication failed", "failures", n, "reason", c.auth.reason)
@@ -140,6 +141,7 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 		features = append(features, c.sasl(mechs))
 	}
 	features = append(features, mxmpp.BindCustom(c.bind), legacySession)
+	features = append(features, c.srv.streamFeatures...)
 	return mxmpp.StreamConfig{Lang: "en", Features: features}
 }
 
@@ -180,6 +182,24 @@ var refuseHost = mxmpp.StreamFeature{
 	List: func(context.Context, xmlstream.TokenWriter, xml.StartElement) (bool, error) {
 		return true, errHostUnknown
 	},
+}
+
+// informational is a stream feature that is only announced, after
+// authentication, such as roster versioning (RFC 6121 §2.6.1).
+func informational(space, local string) mxmpp.StreamFeature {
+	return mxmpp.StreamFeature{
+		Name:       xml.Name{Space: space, Local: local},
+		Necessary:  mxmpp.Authn,
+		Prohibited: mxmpp.Ready,
+		List: func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
+			for _, t := range []xml.Token{start, start.End()} {
+				if err := w.EncodeToken(t); err != nil {
+					return false, err
+				}
+			}
+			return false, nil
+		},
+	}
 }
 
 // legacySession advertises RFC 3921's session establishment as optional

@@ -64,6 +64,12 @@ func (s *Server) AddFeature(target Target, feature string) {
 	s.features[target] = append(s.features[target], feature)
 }
 
+// AddStreamFeature announces an empty element space/local among the stream
+// features after authentication; it must be called from Register.
+func (s *Server) AddStreamFeature(space, local string) {
+	s.streamFeatures = append(s.streamFeatures, informational(space, local))
+}
+
 // Features returns the sorted service discovery features of target.
 func (s *Server) Features(target Target) []string {
 	s.setup()
@@ -84,16 +90,41 @@ func (s *Server) OnSessionEnded(fn func(*Session)) {
 	s.hooks.add(&s.hooks.ended, fn)
 }
 
-// OnPresence registers fn for presence without 'to' (broadcast presence).
-func (s *Server) OnPresence(fn func(*Session, *Element)) {
+// A PresenceHandler takes over presence beyond delivery: rosters,
+// subscriptions, broadcasts and probes (RFC 6121 §3, §4). Without one the
+// router delivers presence addressed to an account to its available
+// resources and drops the rest.
+type PresenceHandler interface {
+	// OutboundPresence handles presence a local client sent, 'from'
+	// already stamped: broadcast presence when it has no 'to', directed
+	// presence or a subscription stanza otherwise.
+	OutboundPresence(ctx context.Context, s *Session, st *Element)
+	// InboundPresence handles presence addressed to a local account, bare
+	// or full JID, from anyone; origin is the sending session when it is
+	// local, else nil.
+	InboundPresence(ctx context.Context, st *Element, to jid.JID, origin *Session)
+}
+
+// SetPresenceHandler installs the presence handler (one at most).
+func (s *Server) SetPresenceHandler(h PresenceHandler) {
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
-	s.hooks.presenceFns = append(s.hooks.presenceFns, fn)
+	s.hooks.presenceHandler = h
+}
+
+// OnAvailable registers fn to run when a session sends its initial presence
+// (RFC 6121 §4.2), after the presence handler has broadcast it.
+func (s *Server) OnAvailable(fn func(context.Context, *Session)) {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	s.hooks.availableFns = append(s.hooks.availableFns, fn)
 }
 
 // OnUndeliverable registers fn for messages to an existing account that has
-// no available resource; fn returns true when it took the message.
-func (s *Server) OnUndeliverable(fn func(*Element) bool) {
+// no available resource with a non-negative priority (RFC 6121 §8.5.2.2).
+// fn returns true when it took the message (offline storage); an error is
+// returned to the sender, as it is when it is a StanzaError.
+func (s *Server) OnUndeliverable(fn func(context.Context, *Element) (bool, error)) {
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
 	s.hooks.undeliverableFns = append(s.hooks.undeliverableFns, fn)
@@ -102,8 +133,9 @@ func (s *Server) OnUndeliverable(fn func(*Element) bool) {
 type hooks struct {
 	mu               sync.RWMutex
 	started, ended   []func(*Session)
-	presenceFns      []func(*Session, *Element)
-	undeliverableFns []func(*Element) bool
+	presenceHandler  PresenceHandler
+	availableFns     []func(context.Context, *Session)
+	undeliverableFns []func(context.Context, *Element) (bool, error)
 }
 
 func (h *hooks) add(list *[]func(*Session), fn func(*Session)) {
@@ -132,25 +164,31 @@ func (h *hooks) sessionEnded(s *Session) {
 	h.run(l, s)
 }
 
-func (h *hooks) presence(s *Session, st *Element) {
+func (h *hooks) presence() PresenceHandler {
 	h.mu.RLock()
-	l := h.presenceFns
+	defer h.mu.RUnlock()
+	return h.presenceHandler
+}
+
+func (h *hooks) available(ctx context.Context, s *Session) {
+	h.mu.RLock()
+	l := h.availableFns
 	h.mu.RUnlock()
 	for _, fn := range l {
-		fn(s, st)
+		fn(ctx, s)
 	}
 }
 
-func (h *hooks) undeliverable(st *Element) bool {
+func (h *hooks) undeliverable(ctx context.Context, st *Element) (bool, error) {
 	h.mu.RLock()
 	l := h.undeliverableFns
 	h.mu.RUnlock()
 	for _, fn := range l {
-		if fn(st) {
-			return true
+		if ok, err := fn(ctx, st); ok || err != nil {
+			return ok, err
 		}
 	}
-	return false
+	return false, nil
 }
 
 // handleIQ answers an IQ addressed to target; false when no handler exists

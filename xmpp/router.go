@@ -146,7 +146,7 @@ func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
 func (r *Router) toSelf(ctx context.Context, st *Element, origin *Session) {
 	switch st.Local {
 	case "presence":
-		r.srv.hooks.presence(origin, st)
+		// Broadcast presence is the presence handler's (Session.handle).
 	case "iq":
 		if !r.srv.handleIQ(ctx, st, origin, ToAccount) {
 			r.srv.handleIQ(ctx, st, origin, ToServer)
@@ -168,6 +168,12 @@ func (r *Router) toServer(ctx context.Context, st *Element, origin *Session) {
 
 // toFull implements RFC 6121 §8.5.3.
 func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to jid.JID) {
+	if st.Local == "presence" {
+		if h := r.srv.hooks.presence(); h != nil {
+			h.InboundPresence(ctx, st, to, origin)
+			return
+		}
+	}
 	if s := r.Session(to); s != nil {
 		s.SendBytes(st.Bytes(NSClient))
 		return
@@ -199,6 +205,10 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 		}
 		r.srv.handleIQ(ctx, st, origin, ToAccount)
 	case "presence":
+		if h := r.srv.hooks.presence(); h != nil {
+			h.InboundPresence(ctx, st, to, origin)
+			return
+		}
 		// Presence to an account goes to each available resource
 		// (§8.5.2.1.1); subscriptions are the roster's business.
 		b := st.Bytes(NSClient)
@@ -260,7 +270,17 @@ func (r *Router) undeliverable(ctx context.Context, st *Element, origin *Session
 		r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
 		return
 	}
-	if r.srv.hooks.undeliverable(st) {
+	taken, err := r.srv.hooks.undeliverable(ctx, st)
+	if err != nil {
+		var se StanzaError
+		if !errors.As(err, &se) {
+			r.srv.log.Warn("storing an undeliverable message failed", "to", bare, "err", err)
+			se = StanzaError{Condition: InternalError}
+		}
+		r.bounce(st, origin, se)
+		return
+	}
+	if taken {
 		return
 	}
 	if st.Get("type") != "headline" {
@@ -292,14 +312,29 @@ func (r *Router) deliverReply(reply *Element, origin *Session) {
 }
 
 // accountExists answers from the sessions when there are any, and asks
-// storage only when there are none.
+// storage only when there are none. Members of a team or project are
+// accounts even without credentials: they sign in with app tokens.
 func (s *Server) accountExists(ctx context.Context, bare string, sessions []*Session) bool {
 	if len(sessions) > 0 {
 		return true
 	}
+	return s.AccountExists(ctx, bare)
+}
+
+// AccountExists reports whether bare is an account of this server: one
+// with credentials, or a member of a team or project.
+func (s *Server) AccountExists(ctx context.Context, bare string) bool {
 	_, err := s.Store.Credentials(ctx, bare)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.Warn("storage error looking up account", "jid", bare, "err", err)
+	if err == nil {
+		return true
 	}
-	return err == nil
+	if !errors.Is(err, storage.ErrNotFound) {
+		s.log.Warn("storage error looking up account", "jid", bare, "err", err)
+		return false
+	}
+	member, err := s.Store.IsMember(ctx, bare)
+	if err != nil {
+		s.log.Warn("storage error looking up group membership", "jid", bare, "err", err)
+	}
+	return member
 }

@@ -31,7 +31,6 @@ func TestRoutingErrors(t *testing.T) {
 		}{
 			{"message to unknown user", `<message id="m1" type="chat" to="nobody@localhost"><body>x</body></message>`, "service-unavailable"},
 			{"iq to unknown user", `<iq id="m1" type="get" to="nobody@localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`, "service-unavailable"},
-			{"chat to offline user", `<message id="m1" type="chat" to="offline@localhost"><body>x</body></message>`, "service-unavailable"},
 			{"iq to offline full JID", `<iq id="m1" type="get" to="offline@localhost/x"><ping xmlns="urn:xmpp:ping"/></iq>`, "service-unavailable"},
 			{"groupchat to a user", `<message id="m1" type="groupchat" to="alice@localhost"><body>x</body></message>`, "service-unavailable"},
 			{"remote domain", `<message id="m1" type="chat" to="bob@example.net"><body>x</body></message>`, "remote-server-not-found"},

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/storage"
@@ -47,6 +48,10 @@ type Server struct {
 
 	// AllowPlaintextAuth offers SASL before TLS; off by default.
 	AllowPlaintextAuth bool
+	// Tokens, when set, lets users sign in with a token their app issued,
+	// sent as the SASL PLAIN password (so only over TLS); a password that is
+	// not shaped like a JWT is checked as a password. Nil: passwords only.
+	Tokens TokenVerifier
 	// MaxStanzaSize bounds one top-level element, in bytes.
 	MaxStanzaSize int
 	// ReadRate limits bytes read per second from one connection (0: none),
@@ -82,14 +87,16 @@ type Server struct {
 	domainJID jid.JID
 	handlers  map[handlerKey]IQHandler
 	features  map[Target][]string
-	hooks     hooks
-	conns     connTracker
-	failures  failureTracker
-	wg        sync.WaitGroup
-	mu        sync.Mutex
-	lns       []net.Listener
-	closing   bool
-	started   time.Time
+	// streamFeatures are announced after authentication.
+	streamFeatures []mxmpp.StreamFeature
+	hooks          hooks
+	conns          connTracker
+	failures       failureTracker
+	wg             sync.WaitGroup
+	mu             sync.Mutex
+	lns            []net.Listener
+	closing        bool
+	started        time.Time
 }
 
 func (s *Server) init() {

@@ -9,11 +9,7 @@ import (
 )
 
 // eachBackend runs f once per storage backend.
-func eachBackend(t *testing.T, f func(t *testing.T, backend string)) {
-	for _, b := range testenv.Backends {
-		t.Run(b, func(t *testing.T) { f(t, b) })
-	}
-}
+var eachBackend = testenv.EachBackend
 
 func TestLoginAndExchange(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {

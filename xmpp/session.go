@@ -151,19 +151,33 @@ func (s *Session) handle(el *Element) error {
 		}
 	}
 	el.Set("from", s.full)
-	if el.Local == "presence" && el.Get("to") == "" {
-		s.setPresence(el)
+	if el.Local != "presence" {
+		s.srv.router.Route(s.srv.ctx, el, s)
+		return nil
 	}
-	s.srv.router.Route(s.srv.ctx, el, s)
+	initial := false
+	if el.Get("to") == "" {
+		initial = s.setPresence(el)
+	}
+	if h := s.srv.hooks.presence(); h != nil {
+		h.OutboundPresence(s.srv.ctx, s, el)
+	} else if el.Get("to") != "" {
+		s.srv.router.Route(s.srv.ctx, el, s)
+	}
+	if initial {
+		s.srv.hooks.available(s.srv.ctx, s)
+	}
 	return nil
 }
 
-// setPresence records the client's broadcast presence (RFC 6121 §4.2, §4.5).
-func (s *Session) setPresence(el *Element) {
+// setPresence records the client's broadcast presence (RFC 6121 §4.2, §4.5)
+// and reports whether it is the session's initial presence.
+func (s *Session) setPresence(el *Element) (initial bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch el.Get("type") {
 	case "":
+		initial = !s.available
 		s.available = true
 		s.priority = 0
 		if p := el.Child(NSClient, "priority"); p != nil {
@@ -174,6 +188,7 @@ func (s *Session) setPresence(el *Element) {
 	case "unavailable":
 		s.available = false
 	}
+	return initial
 }
 
 // Send queues a stanza for the client.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -14,8 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -53,11 +56,14 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := newServer(ctx, cfg, log)
+	srv, registry, err := newServer(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer srv.Store.Close()
+	// Closed after the server has stopped, so that the sessions' entries
+	// are gone from a shared registry at once rather than after its TTL.
+	defer registry.Close()
 
 	errc := make(chan error, 2)
 	listen := func(addr, kind string, serve func(net.Listener) error) error {
@@ -102,21 +108,30 @@ func setIf(dst *string, v string) {
 }
 
 // newServer builds the server the configuration describes.
-func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.Server, error) {
+func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.Server, storage.Registry, error) {
 	certFile, keyFile := cfg.CertFiles()
 	cert, created, err := xmpp.LoadOrCreateCert(certFile, keyFile, cfg.Domain)
 	if err != nil {
-		return nil, fmt.Errorf("certificate: %w", err)
+		return nil, nil, fmt.Errorf("certificate: %w", err)
 	}
 	if created {
 		log.Info("generated a self-signed certificate", "cert", certFile, "domain", cfg.Domain)
 	}
+	secret, err := cfg.TokenSecret()
+	if err != nil {
+		return nil, nil, err
+	}
 	store, err := cfg.OpenStore(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	registry, err := cfg.OpenRegistry(ctx)
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("presence registry: %w", err)
 	}
 	l := cfg.Limits
-	return &xmpp.Server{
+	srv := &xmpp.Server{
 		Domain:             cfg.Domain,
 		TLSConfig:          xmpp.TLSConfig(cert),
 		Store:              store,
@@ -134,6 +149,21 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 		AuthFailureDelay:   cfg.Auth.FailureDelay,
 		MaxAuthFailures:    cfg.Auth.MaxFailures,
 		AuthFailureWindow:  cfg.Auth.FailureWindow,
-		Modules:            modules.Default(),
-	}, nil
+		Modules: modules.Default(modules.Options{
+			Store:              store,
+			Registry:           registry,
+			MaxRosterItems:     l.MaxRosterItems,
+			MaxOfflineMessages: l.MaxOfflineMessages,
+		}),
+	}
+	if secret != nil {
+		aud := cmp.Or(cfg.Auth.Tokens.Audience, cfg.Domain)
+		srv.Tokens = apptoken.SignIn{
+			// The leeway allows for the clocks of the app and xmppd to differ.
+			Verifier: apptoken.Verifier{Secret: secret, Audience: aud, Leeway: 30 * time.Second},
+			Store:    store,
+		}
+		log.Info("token sign-in enabled", "audience", aud)
+	}
+	return srv, registry, nil
 }

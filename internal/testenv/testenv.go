@@ -41,6 +41,13 @@ const Timeout = 20 * time.Second
 // Backends are the storage backends every integration test runs on.
 var Backends = []string{"sqlite", "postgres"}
 
+// EachBackend runs f as a subtest for each storage backend.
+func EachBackend(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, b := range Backends {
+		t.Run(b, func(t *testing.T) { f(t, b) })
+	}
+}
+
 // OpenStore opens a fresh, empty store of the named backend for t.
 func OpenStore(t testing.TB, backend string) storage.Store {
 	t.Helper()
@@ -97,12 +104,14 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 		TLSConfig:        xmpp.TLSConfig(cert),
 		Store:            OpenStore(t, backend),
 		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-		Modules:          modules.Default(),
 		AuthFailureDelay: 5 * time.Millisecond,
 		Version:          "test",
 	}
 	for _, f := range configure {
 		f(srv)
+	}
+	if srv.Modules == nil {
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test"})
 	}
 	s := &Server{Server: srv, Roots: roots, CertPEM: certPEM}
 	l1 := listen(t)

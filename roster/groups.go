@@ -1,0 +1,167 @@
+package roster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
+)
+
+// watchGroups keeps the shared-group part of online rosters current: for
+// every change to a team or project, each online member affected gets roster
+// pushes for the contacts that came, went or changed groups, and the
+// presence of those that came or went.
+func (m *Module) watchGroups(ctx context.Context) {
+	m.Watching()
+	ready := m.watching
+	for attempt := 0; ; attempt++ {
+		changes, err := m.Store.WatchGroups(ctx)
+		if err == nil {
+			if attempt == 0 {
+				close(ready)
+			}
+			if attempt > 0 {
+				// Whatever happened while the watch was down.
+				m.resync(ctx, m.online())
+			}
+			for ch := range changes {
+				m.applyChange(ctx, ch)
+			}
+		}
+		if ctx.Err() != nil {
+			if attempt == 0 && err != nil {
+				close(ready)
+			}
+			return
+		}
+		m.warn(ctx, "watching groups", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// online returns the bare JIDs of the accounts with sessions here.
+func (m *Module) online() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.accounts))
+	for bare := range m.accounts {
+		out = append(out, bare)
+	}
+	return out
+}
+
+func (m *Module) applyChange(ctx context.Context, ch storage.GroupChange) {
+	if ch.Group == "" {
+		m.resync(ctx, m.online())
+		return
+	}
+	members, err := m.Store.Members(ctx, ch.Group)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		m.warn(ctx, "reading group members", "group", ch.Group, "err", err)
+		m.resync(ctx, m.online())
+		return
+	}
+	if errors.Is(err, storage.ErrNotFound) && ch.JID == "" {
+		// A deleted group whose members we no longer know.
+		m.resync(ctx, m.online())
+		return
+	}
+	affected := members
+	if ch.JID != "" && !slices.Contains(affected, ch.JID) {
+		affected = append(affected, ch.JID)
+	}
+	m.resync(ctx, affected)
+}
+
+// resync brings the shared contacts of the given accounts, those online
+// here, up to date with storage.
+func (m *Module) resync(ctx context.Context, accounts []string) {
+	for _, owner := range accounts {
+		m.mu.Lock()
+		a := m.accounts[owner]
+		m.mu.Unlock()
+		if a == nil {
+			continue
+		}
+		fresh := m.loadShared(ctx, owner)
+		a.mu.Lock()
+		old := a.shared
+		a.shared = fresh
+		a.mu.Unlock()
+		m.diffShared(ctx, owner, old, fresh)
+	}
+}
+
+// diffShared pushes what changed between two views of owner's co-members
+// and exchanges presence with those that came and went.
+func (m *Module) diffShared(ctx context.Context, owner string, old, fresh map[string][]string) {
+	for c, groups := range fresh {
+		was, ok := old[c]
+		if ok && slices.Equal(was, groups) {
+			continue
+		}
+		it, err := m.lookup(ctx, owner, c)
+		if err != nil {
+			m.warn(ctx, "reading roster", "jid", owner, "err", err)
+			continue
+		}
+		m.push(ctx, owner, it)
+		if !ok && !wasSubscribed(it) {
+			// A new co-member: owner now sees c. The other direction is c's
+			// own resync, since c is a member of the same group.
+			m.sendPresenceTo(ctx, c, owner, false)
+		}
+	}
+	for c := range old {
+		if _, ok := fresh[c]; ok {
+			continue
+		}
+		it, err := m.lookup(ctx, owner, c)
+		if err != nil {
+			m.warn(ctx, "reading roster", "jid", owner, "err", err)
+			continue
+		}
+		if it.stored && !it.hidden() {
+			m.push(ctx, owner, it)
+		} else {
+			m.push(ctx, owner, item{RosterItem: storage.RosterItem{Contact: c, Subscription: "remove"}})
+		}
+		if !it.hasTo() {
+			// Owner no longer sees c.
+			for _, r := range m.availableResources(ctx, c) {
+				f, err := jid.Parse(c + "/" + r)
+				if err == nil {
+					m.deliver(owner, presence(f, owner, "unavailable"))
+				}
+			}
+		}
+	}
+}
+
+// wasSubscribed reports whether the stored item alone already gave owner the
+// contact's presence; then the new group changes nothing for presence.
+func wasSubscribed(it item) bool {
+	return it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth
+}
+
+func (m *Module) availableResources(ctx context.Context, bare string) []string {
+	rs, err := m.Registry.Resources(ctx, bare)
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", bare, "err", err)
+	}
+	var out []string
+	for _, r := range rs {
+		if r.Available {
+			out = append(out, r.Resource)
+		}
+	}
+	return out
+}

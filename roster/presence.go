@@ -1,0 +1,364 @@
+package roster
+
+import (
+	"context"
+	"strconv"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// presence builds a presence stanza from → to of type typ ("" for
+// available).
+func presence(from jid.JID, to, typ string) *xmpp.Element {
+	p := xmpp.NewElement(xmpp.NSClient, "presence", "from", from.String(), "to", to)
+	if typ != "" {
+		p.Set("type", typ)
+	}
+	return p
+}
+
+// route hands a stanza the server generated to the router.
+func (m *Module) route(ctx context.Context, el *xmpp.Element) {
+	m.srv.Router().Route(ctx, el, nil)
+}
+
+// addressed returns a copy of a broadcast presence with 'to' set.
+func addressed(p *xmpp.Element, to string) *xmpp.Element {
+	c := p.ShallowCopy()
+	c.Set("to", to)
+	return c
+}
+
+// OutboundPresence implements xmpp.PresenceHandler: presence sent by a
+// local client (RFC 6121 §3, §4).
+func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.Element) {
+	typ := p.Get("type")
+	to := p.Get("to")
+	if to == "" {
+		switch typ {
+		case "":
+			m.broadcastAvailable(ctx, s, p)
+		case "unavailable":
+			m.broadcastUnavailable(ctx, s, m.state(s), p)
+		default:
+			// Subscriptions and probes need an addressee.
+			m.srv.Router().Route(ctx, xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "presence of type " + typ + " needs a 'to'"}), nil)
+		}
+		return
+	}
+	tj, err := jid.Parse(to)
+	if err != nil {
+		s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.JIDMalformed}))
+		return
+	}
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		m.outboundSubscription(ctx, s, p, tj.Bare(), typ)
+	case "probe":
+		// Probes are the server's business (§4.3); one from a client is
+		// sent on its account's behalf.
+		p.Set("from", s.JID().Bare().String())
+		m.srv.Router().Route(ctx, p, s)
+	case "", "unavailable":
+		m.directed(ctx, s, p, tj, typ == "")
+		m.srv.Router().Route(ctx, p, s)
+	case "error":
+		m.srv.Router().Route(ctx, p, s)
+	default:
+		s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "unknown presence type"}))
+	}
+}
+
+// directed tracks directed presence (RFC 6121 §4.6): an entity that got
+// available presence from an available resource, and is not a subscriber,
+// gets that resource's unavailable presence too.
+func (m *Module) directed(ctx context.Context, s *xmpp.Session, p *xmpp.Element, to jid.JID, available bool) {
+	st := m.state(s)
+	key := to.String()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !available {
+		delete(st.directed, key)
+		return
+	}
+	if !st.available {
+		return
+	}
+	owner := s.JID().Bare().String()
+	if to.Bare().String() == owner {
+		return
+	}
+	if it, err := m.lookup(ctx, owner, to.Bare().String()); err == nil && it.hasFrom() {
+		return
+	}
+	if st.directed == nil {
+		st.directed = make(map[string]bool)
+	}
+	st.directed[key] = true
+}
+
+// subscribers returns the contacts that receive owner's presence.
+func (m *Module) subscribers(ctx context.Context, owner string) []string {
+	items, err := m.roster(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "reading roster", "jid", owner, "err", err)
+	}
+	var out []string
+	for _, it := range items {
+		if it.hasFrom() && it.Contact != owner {
+			out = append(out, it.Contact)
+		}
+	}
+	return out
+}
+
+// broadcastAvailable handles available presence without 'to' (RFC 6121
+// §4.2, §4.4): to the subscribers and the account's own available resources;
+// the initial one also probes the contacts and catches the new resource up.
+func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmpp.Element) {
+	st := m.state(s)
+	st.mu.Lock()
+	initial := !st.available
+	st.available = true
+	st.mu.Unlock()
+	full := s.JID()
+	owner := full.Bare().String()
+	prio := 0
+	if el := p.Child(xmpp.NSClient, "priority"); el != nil {
+		if n, err := strconv.Atoi(el.Text()); err == nil && n >= -128 && n <= 127 {
+			prio = n
+		}
+	}
+	err := m.Registry.SetResource(ctx, owner, storage.Resource{
+		Resource: full.Resourcepart(), Node: m.Node, Available: true, Priority: prio,
+		Presence: p.Bytes(""), // with its xmlns, so that it parses back whole
+	})
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", full.String(), "err", err)
+	}
+	items, err := m.roster(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "reading roster", "jid", owner, "err", err)
+	}
+	for _, it := range items {
+		if it.hasFrom() && it.Contact != owner {
+			m.route(ctx, addressed(p, it.Contact))
+		}
+	}
+	// Every available resource of the account, the sender included (§4.2.2).
+	for _, o := range m.srv.Router().Sessions(owner) {
+		if ok, _ := o.Available(); ok {
+			o.Send(addressed(p, o.JID().String()))
+		}
+	}
+	if !initial {
+		return
+	}
+	probeFrom := full.Bare()
+	for _, it := range items {
+		if it.hasTo() && it.Contact != owner {
+			m.route(ctx, presence(probeFrom, it.Contact, "probe"))
+		}
+	}
+	// The new resource learns about the account's other resources.
+	for _, o := range m.srv.Router().Sessions(owner) {
+		if o == s {
+			continue
+		}
+		if m.state(o).isAvailable() {
+			if last := m.lastPresence(ctx, owner, o.JID().Resourcepart()); last != nil {
+				s.Send(addressed(last, full.String()))
+			}
+		}
+	}
+	// Subscription requests not yet answered, again at each login (§3.1.3).
+	stored, err := m.Store.Roster(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "reading roster", "jid", owner, "err", err)
+	}
+	for _, it := range stored {
+		if it.PendingIn {
+			c, err := jid.Parse(it.Contact)
+			if err == nil {
+				s.Send(presence(c, full.String(), "subscribe"))
+			}
+		}
+	}
+}
+
+func (st *sessionState) isAvailable() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.available
+}
+
+// lastPresence is the last broadcast presence of owner/resource from the
+// registry, or nil.
+func (m *Module) lastPresence(ctx context.Context, owner, resource string) *xmpp.Element {
+	rs, err := m.Registry.Resources(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", owner, "err", err)
+		return nil
+	}
+	for _, r := range rs {
+		if r.Resource == resource && r.Available && r.Presence != nil {
+			p, err := xmpp.ParseElement(r.Presence)
+			if err == nil {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// broadcastUnavailable handles unavailable presence without 'to', or its
+// stand-in when a session ends without one (RFC 6121 §4.5): to the
+// subscribers, the account's other available resources, and everyone that
+// got directed presence.
+func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *sessionState, p *xmpp.Element) {
+	st.mu.Lock()
+	was := st.available
+	st.available = false
+	directed := st.directed
+	st.directed = nil
+	st.mu.Unlock()
+	full := s.JID()
+	owner := full.Bare().String()
+	err := m.Registry.SetResource(ctx, owner, storage.Resource{Resource: full.Resourcepart(), Node: m.Node})
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", full.String(), "err", err)
+	}
+	if !was {
+		// Unavailable from a resource that never was available tells
+		// nobody anything new (§4.5.1), except its directed recipients.
+		for to := range directed {
+			m.route(ctx, addressed(p, to))
+		}
+		return
+	}
+	sent := make(map[string]bool)
+	for _, c := range m.subscribers(ctx, owner) {
+		sent[c] = true
+		m.route(ctx, addressed(p, c))
+	}
+	for to := range directed {
+		if !sent[to] {
+			m.route(ctx, addressed(p, to))
+		}
+	}
+	for _, o := range m.srv.Router().Sessions(owner) {
+		if o != s && m.state(o).isAvailable() {
+			o.Send(addressed(p, o.JID().String()))
+		}
+	}
+}
+
+// sendPresenceTo sends the current presence of each of owner's available
+// resources to a contact, or unavailable from the bare JID when none is
+// available and unavailableIfNone is set.
+func (m *Module) sendPresenceTo(ctx context.Context, owner, to string, unavailableIfNone bool) {
+	rs, err := m.Registry.Resources(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", owner, "err", err)
+	}
+	sent := false
+	for _, r := range rs {
+		if !r.Available || r.Presence == nil {
+			continue
+		}
+		p, err := xmpp.ParseElement(r.Presence)
+		if err != nil {
+			continue
+		}
+		p.Set("to", to)
+		m.route(ctx, p)
+		sent = true
+	}
+	if !sent && unavailableIfNone {
+		ob, _ := jid.Parse(owner)
+		m.route(ctx, presence(ob, to, "unavailable"))
+	}
+}
+
+// sendUnavailableTo tells a contact that lost its subscription that every
+// resource of owner is gone (RFC 6121 §3.2.2, §3.3.3).
+func (m *Module) sendUnavailableTo(ctx context.Context, owner, to string) {
+	rs, err := m.Registry.Resources(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", owner, "err", err)
+	}
+	for _, r := range rs {
+		if !r.Available {
+			continue
+		}
+		f, err := jid.Parse(owner + "/" + r.Resource)
+		if err == nil {
+			m.route(ctx, presence(f, to, "unavailable"))
+		}
+	}
+}
+
+// deliver sends a stanza to every available resource of owner.
+func (m *Module) deliver(owner string, el *xmpp.Element) {
+	var b []byte
+	for _, s := range m.srv.Router().Sessions(owner) {
+		if ok, _ := s.Available(); ok {
+			if b == nil {
+				b = el.Bytes(xmpp.NSClient)
+			}
+			s.SendBytes(b)
+		}
+	}
+}
+
+// InboundPresence implements xmpp.PresenceHandler: presence addressed to a
+// local account (RFC 6121 §3, §4.3, §4.4.3, §8.5).
+func (m *Module) InboundPresence(ctx context.Context, p *xmpp.Element, to jid.JID, origin *xmpp.Session) {
+	typ := p.Get("type")
+	from, err := jid.Parse(p.Get("from"))
+	if err != nil {
+		return
+	}
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		m.inboundSubscription(ctx, p, to.Bare(), from.Bare(), typ)
+	case "probe":
+		m.answerProbe(ctx, to.Bare().String(), from)
+	default:
+		if to.Resourcepart() != "" {
+			// §8.5.3: to that resource if it exists, else nowhere.
+			if s := m.srv.Router().Session(to); s != nil {
+				s.Send(p)
+			}
+			return
+		}
+		m.deliver(to.String(), p)
+	}
+}
+
+// answerProbe answers a probe from a contact (RFC 6121 §4.3.2): with the
+// presence of each available resource when the contact is subscribed, with
+// unavailable when none is, and with unsubscribed when it is not subscribed.
+func (m *Module) answerProbe(ctx context.Context, owner string, from jid.JID) {
+	ob, _ := jid.Parse(owner)
+	prober := from.Bare().String()
+	if prober != owner {
+		if !m.srv.AccountExists(ctx, owner) {
+			m.route(ctx, presence(ob, from.String(), "unsubscribed"))
+			return
+		}
+		it, err := m.lookup(ctx, owner, prober)
+		if err != nil {
+			m.warn(ctx, "reading roster", "jid", owner, "err", err)
+			return
+		}
+		if !it.hasFrom() {
+			m.route(ctx, presence(ob, from.String(), "unsubscribed"))
+			return
+		}
+	}
+	m.sendPresenceTo(ctx, owner, from.String(), true)
+}

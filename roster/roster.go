@@ -1,0 +1,515 @@
+package roster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/memory"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// Namespaces of this package.
+const (
+	NSRoster    = xmpp.NSRoster
+	NSRosterVer = "urn:xmpp:features:rosterver"
+	NSPreApprov = "urn:xmpp:features:pre-approval"
+)
+
+// Limits on what a client may put in a roster item (RFC 6121 §2.3.3 leaves
+// the numbers to the server).
+const (
+	maxNameLen  = 1023
+	maxGroupLen = 1023
+	maxGroups   = 64
+)
+
+// DefaultMaxItems bounds a roster when Module.MaxItems is zero.
+const DefaultMaxItems = 1000
+
+// Store is what the module needs from storage.
+type Store interface {
+	storage.Rosters
+	storage.Groups
+}
+
+// Module serves rosters and presence. Set its fields before the server
+// starts.
+type Module struct {
+	Store Store
+	// Registry records sessions and their presence; nil means an in-memory
+	// registry for this process alone.
+	Registry storage.Registry
+	// Node names this process in the registry.
+	Node string
+	// MaxItems bounds each roster; negative means no limit.
+	MaxItems int
+
+	srv       *xmpp.Server
+	log       *slog.Logger
+	seed      maphash.Seed
+	locks     [64]sync.Mutex
+	pushID    atomic.Uint64
+	mu        sync.Mutex
+	accounts  map[string]*account // online accounts by bare JID
+	sessions  sync.Map            // *xmpp.Session → *sessionState
+	watchOnce sync.Once
+	watching  chan struct{} // closed once the group watch runs
+}
+
+// account is what the module keeps for an account while it has sessions.
+type account struct {
+	sessions int
+	mu       sync.Mutex
+	// shared maps each co-member to the names of the shared groups.
+	shared map[string][]string
+}
+
+// sessionState is per-session presence bookkeeping.
+type sessionState struct {
+	mu         sync.Mutex
+	interested bool // requested the roster (RFC 6121 §2.1.6)
+	available  bool
+	// directed holds the JIDs that got directed available presence from
+	// this session and no unavailable since (RFC 6121 §4.6).
+	directed map[string]bool
+}
+
+// Register implements xmpp.Module.
+func (m *Module) Register(s *xmpp.Server) {
+	m.srv = s
+	m.log = slog.Default().With("module", "roster")
+	m.seed = maphash.MakeSeed()
+	m.accounts = make(map[string]*account)
+	if m.MaxItems == 0 {
+		m.MaxItems = DefaultMaxItems
+	}
+	if m.Registry == nil {
+		m.Registry = memory.NewRegistry(m.Node)
+	}
+	if n, ok := m.Registry.(interface{ Node() string }); ok && m.Node == "" {
+		m.Node = n.Node()
+	}
+	s.HandleIQ(xmpp.ToAccount, "get", NSRoster, "query", m.get)
+	s.HandleIQ(xmpp.ToAccount, "set", NSRoster, "query", m.set)
+	s.AddStreamFeature(NSRosterVer, "ver")
+	s.AddStreamFeature(NSPreApprov, "sub")
+	s.SetPresenceHandler(m)
+	s.OnSessionStarted(m.sessionStarted)
+	s.OnSessionEnded(m.sessionEnded)
+	go m.watchGroups(s.Context())
+}
+
+// Watching is closed once changes to groups are being watched (or the
+// server stopped before they could be).
+func (m *Module) Watching() <-chan struct{} {
+	m.watchOnce.Do(func() { m.watching = make(chan struct{}) })
+	return m.watching
+}
+
+func (m *Module) lock(owner string) func() {
+	mu := &m.locks[maphash.String(m.seed, owner)%uint64(len(m.locks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (m *Module) state(s *xmpp.Session) *sessionState {
+	v, ok := m.sessions.Load(s)
+	if !ok {
+		v, _ = m.sessions.LoadOrStore(s, &sessionState{})
+	}
+	return v.(*sessionState)
+}
+
+func (m *Module) sessionStarted(s *xmpp.Session) {
+	m.state(s)
+	bare := s.JID().Bare().String()
+	m.mu.Lock()
+	a := m.accounts[bare]
+	if a == nil {
+		a = &account{}
+		m.accounts[bare] = a
+	}
+	a.sessions++
+	m.mu.Unlock()
+	ctx := m.srv.Context()
+	a.mu.Lock()
+	if a.shared == nil {
+		a.shared = m.loadShared(ctx, bare)
+	}
+	a.mu.Unlock()
+	err := m.Registry.SetResource(ctx, bare, storage.Resource{Resource: s.JID().Resourcepart(), Node: m.Node})
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", s.JID().String(), "err", err)
+	}
+}
+
+func (m *Module) sessionEnded(s *xmpp.Session) {
+	ctx := m.srv.Context()
+	st := m.state(s)
+	st.mu.Lock()
+	was := st.available
+	st.mu.Unlock()
+	if was {
+		// An abrupt end: the server says unavailable on the client's behalf
+		// (RFC 6121 §4.5.2).
+		p := xmpp.NewElement(xmpp.NSClient, "presence", "type", "unavailable", "from", s.JID().String())
+		m.broadcastUnavailable(ctx, s, st, p)
+	}
+	bare := s.JID().Bare().String()
+	if err := m.Registry.RemoveResource(ctx, bare, s.JID().Resourcepart()); err != nil {
+		m.warn(ctx, "presence registry", "jid", s.JID().String(), "err", err)
+	}
+	m.sessions.Delete(s)
+	m.mu.Lock()
+	if a := m.accounts[bare]; a != nil {
+		a.sessions--
+		if a.sessions <= 0 {
+			delete(m.accounts, bare)
+		}
+	}
+	m.mu.Unlock()
+}
+
+func (m *Module) loadShared(ctx context.Context, bare string) map[string][]string {
+	list, err := m.Store.CoMembers(ctx, bare)
+	if err != nil {
+		m.warn(ctx, "loading shared groups", "jid", bare, "err", err)
+	}
+	shared := make(map[string][]string, len(list))
+	for _, c := range list {
+		shared[c.JID] = c.Groups
+	}
+	return shared
+}
+
+// shared returns owner's co-members: cached while owner is online, read
+// from storage otherwise. The map must not be changed.
+func (m *Module) shared(ctx context.Context, owner string) map[string][]string {
+	m.mu.Lock()
+	a := m.accounts[owner]
+	m.mu.Unlock()
+	if a != nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.shared != nil {
+			return a.shared
+		}
+	}
+	return m.loadShared(ctx, owner)
+}
+
+// An item is a roster item as the client sees it: the stored item merged
+// with the shared groups.
+type item struct {
+	storage.RosterItem
+	stored bool // there is a stored item
+	shared []string
+}
+
+func (it item) subscription() string {
+	if len(it.shared) > 0 {
+		return storage.SubBoth
+	}
+	return it.Subscription
+}
+
+// hasFrom: the contact receives the owner's presence.
+func (it item) hasFrom() bool {
+	s := it.subscription()
+	return s == storage.SubFrom || s == storage.SubBoth
+}
+
+// hasTo: the owner receives the contact's presence.
+func (it item) hasTo() bool {
+	s := it.subscription()
+	return s == storage.SubTo || s == storage.SubBoth
+}
+
+// hidden is an item that exists only to remember a subscription request
+// ("None + Pending In" with nothing the user set): RFC 6121 §3.1.3 keeps it
+// out of the roster until the user acts on it.
+func (it item) hidden() bool {
+	return len(it.shared) == 0 && it.stored && it.Subscription == storage.SubNone && !it.Ask &&
+		it.PendingIn && !it.Approved && it.Name == "" && len(it.Groups) == 0
+}
+
+func (it item) element() *xmpp.Element {
+	e := xmpp.NewElement(NSRoster, "item", "jid", it.Contact)
+	if it.Name != "" {
+		e.Set("name", it.Name)
+	}
+	e.Set("subscription", it.subscription())
+	if it.Ask && !it.hasTo() {
+		e.Set("ask", "subscribe")
+	}
+	if it.Approved && !it.hasFrom() {
+		e.Set("approved", "true")
+	}
+	groups := it.Groups
+	if len(it.shared) > 0 {
+		groups = union(it.Groups, it.shared)
+	}
+	for _, g := range groups {
+		e.Add(xmpp.NewElement(NSRoster, "group").Add(xmpp.Text(g)))
+	}
+	return e
+}
+
+func union(a, b []string) []string {
+	out := append(append([]string(nil), a...), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// lookup returns owner's item for contact; a missing item is the zero item
+// with subscription none.
+func (m *Module) lookup(ctx context.Context, owner, contact string) (item, error) {
+	it := item{RosterItem: storage.RosterItem{Contact: contact, Subscription: storage.SubNone}}
+	stored, err := m.Store.RosterItem(ctx, owner, contact)
+	switch {
+	case err == nil:
+		it.RosterItem, it.stored = stored, true
+	case !errors.Is(err, storage.ErrNotFound):
+		return it, err
+	}
+	it.shared = m.shared(ctx, owner)[contact]
+	return it, nil
+}
+
+// roster returns owner's visible items sorted by contact.
+func (m *Module) roster(ctx context.Context, owner string) ([]item, error) {
+	stored, err := m.Store.Roster(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	shared := m.shared(ctx, owner)
+	out := make([]item, 0, len(stored)+len(shared))
+	seen := make(map[string]bool, len(stored))
+	for _, s := range stored {
+		it := item{RosterItem: s, stored: true, shared: shared[s.Contact]}
+		seen[s.Contact] = true
+		if !it.hidden() {
+			out = append(out, it)
+		}
+	}
+	for c, groups := range shared {
+		if !seen[c] {
+			out = append(out, item{RosterItem: storage.RosterItem{Contact: c, Subscription: storage.SubNone}, shared: groups})
+		}
+	}
+	slices.SortFunc(out, func(a, b item) int {
+		switch {
+		case a.Contact < b.Contact:
+			return -1
+		case a.Contact > b.Contact:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// version is a digest of the roster as the client sees it, so that a
+// client holding it can be told "unchanged" (RFC 6121 §2.6).
+func version(items []item) string {
+	h := sha256.New()
+	for _, it := range items {
+		h.Write(it.element().Bytes(NSRoster))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// get answers a roster get (RFC 6121 §2.2), with an empty result when the
+// client's version is current (§2.6.3).
+func (m *Module) get(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+	owner := iq.To.String()
+	if !iq.From.Bare().Equal(iq.To) || iq.Session == nil {
+		return nil, xmpp.StanzaError{Condition: xmpp.Forbidden, Text: "a roster belongs to its account alone"}
+	}
+	st := m.state(iq.Session)
+	st.mu.Lock()
+	st.interested = true
+	st.mu.Unlock()
+	items, err := m.roster(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	ver := version(items)
+	if v := iq.Payload.Get("ver"); v != "" && v == ver {
+		return nil, nil
+	}
+	q := xmpp.NewElement(NSRoster, "query", "ver", ver)
+	for _, it := range items {
+		q.Add(it.element())
+	}
+	return q, nil
+}
+
+// set answers a roster set (RFC 6121 §2.3–§2.5).
+func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+	owner := iq.To.String()
+	if !iq.From.Bare().Equal(iq.To) {
+		return nil, xmpp.StanzaError{Condition: xmpp.Forbidden, Text: "a roster belongs to its account alone"}
+	}
+	kids := iq.Payload.Elements()
+	if len(kids) != 1 || kids[0].Space != NSRoster || kids[0].Local != "item" {
+		return nil, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "a roster set has exactly one item"}
+	}
+	el := kids[0]
+	cj, err := jid.Parse(el.Get("jid"))
+	if err != nil {
+		return nil, xmpp.StanzaError{Condition: xmpp.JIDMalformed}
+	}
+	contact := cj.Bare().String()
+	if el.Get("subscription") == "remove" {
+		return nil, m.remove(ctx, owner, contact)
+	}
+	name := el.Get("name")
+	if len(name) > maxNameLen || !utf8.ValidString(name) {
+		return nil, xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "the name is longer than " + strconv.Itoa(maxNameLen) + " bytes"}
+	}
+	var groups []string
+	for _, g := range el.Elements() {
+		if g.Space != NSRoster || g.Local != "group" {
+			continue
+		}
+		name := g.Text()
+		switch {
+		case name == "" || len(name) > maxGroupLen:
+			return nil, xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "a group name is empty or longer than " + strconv.Itoa(maxGroupLen) + " bytes"}
+		case slices.Contains(groups, name):
+			return nil, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "a group is named twice"}
+		}
+		groups = append(groups, name)
+	}
+	if len(groups) > maxGroups {
+		return nil, xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "an item may be in at most " + strconv.Itoa(maxGroups) + " groups"}
+	}
+	slices.Sort(groups)
+	unlock := m.lock(owner)
+	it, err := m.lookup(ctx, owner, contact)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	// The client sets only the name and groups; 'subscription' and 'ask'
+	// from it are ignored (§2.1.2.5, §2.1.2.2).
+	it.Name, it.Groups = name, groups
+	err = m.save(ctx, owner, &it)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	m.push(ctx, owner, it)
+	return nil, nil
+}
+
+// save stores it, with the roster's item limit.
+func (m *Module) save(ctx context.Context, owner string, it *item) error {
+	err := m.Store.PutRosterItem(ctx, owner, it.RosterItem, m.MaxItems)
+	if errors.Is(err, storage.ErrLimit) {
+		return xmpp.StanzaError{Condition: xmpp.NotAllowed, Text: "the roster is full: it may hold at most " + strconv.Itoa(m.MaxItems) + " items"}
+	}
+	if err == nil {
+		it.stored = true
+	}
+	return err
+}
+
+// remove deletes an item (RFC 6121 §2.5), cancelling the subscriptions in
+// both directions first.
+func (m *Module) remove(ctx context.Context, owner, contact string) error {
+	unlock := m.lock(owner)
+	it, err := m.lookup(ctx, owner, contact)
+	if err != nil {
+		unlock()
+		return err
+	}
+	if len(it.shared) > 0 {
+		unlock()
+		return xmpp.StanzaError{Condition: xmpp.NotAllowed, Text: "this contact shares your team or project (" + strings.Join(it.shared, ", ") + "); membership is managed by the app, not the roster"}
+	}
+	if !it.stored {
+		unlock()
+		return xmpp.StanzaError{Condition: xmpp.ItemNotFound}
+	}
+	err = m.Store.DeleteRosterItem(ctx, owner, contact)
+	unlock()
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	userBare, _ := jid.Parse(owner)
+	if it.Ask || it.hasTo() {
+		m.route(ctx, presence(userBare, contact, "unsubscribe"))
+	}
+	if it.PendingIn || it.hasFrom() {
+		m.route(ctx, presence(userBare, contact, "unsubscribed"))
+	}
+	if it.hasFrom() {
+		m.sendUnavailableTo(ctx, owner, contact)
+	}
+	rm := item{RosterItem: storage.RosterItem{Contact: contact, Subscription: "remove"}}
+	m.push(ctx, owner, rm)
+	return nil
+}
+
+// push sends a roster push of it to every interested resource of owner
+// (RFC 6121 §2.1.6), with the roster's new version.
+func (m *Module) push(ctx context.Context, owner string, it item) {
+	if it.hidden() {
+		return
+	}
+	sessions := m.srv.Router().Sessions(owner)
+	var targets []*xmpp.Session
+	for _, s := range sessions {
+		if st, ok := m.sessions.Load(s); ok {
+			st := st.(*sessionState)
+			st.mu.Lock()
+			ok = st.interested
+			st.mu.Unlock()
+			if ok {
+				targets = append(targets, s)
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	items, err := m.roster(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "roster push", "jid", owner, "err", err)
+		return
+	}
+	q := xmpp.NewElement(NSRoster, "query", "ver", version(items))
+	if it.Subscription == "remove" {
+		q.Add(xmpp.NewElement(NSRoster, "item", "jid", it.Contact, "subscription", "remove"))
+	} else {
+		q.Add(it.element())
+	}
+	for _, s := range targets {
+		iq := xmpp.NewElement(xmpp.NSClient, "iq", "type", "set",
+			"id", "push"+strconv.FormatUint(m.pushID.Add(1), 36), "to", s.JID().String())
+		iq.Add(q)
+		s.Send(iq)
+	}
+}
+
+// warn logs a failure, unless it is only the server shutting down.
+func (m *Module) warn(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() == nil {
+		m.log.Warn(msg, args...)
+	}
+}

@@ -94,15 +94,15 @@ var listening = regexp.MustCompile(`msg=listening kind="?([^"=]+?)"? addr=(\S+)`
 
 // startServer runs xmppd on data with loopback listeners on free ports, in a
 // temporary working directory, and waits until both listeners are up.
-func startServer(t *testing.T, data string) *server {
+func startServer(t *testing.T, data string, args ...string) *server {
 	t.Helper()
 	s := &server{
 		data:   data,
 		log:    &procLog{changed: make(chan struct{}, 1)},
 		exited: make(chan struct{}),
 	}
-	s.cmd = exec.Command(filepath.Join(bin, "xmppd"),
-		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0")
+	s.cmd = exec.Command(filepath.Join(bin, "xmppd"), append([]string{
+		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0"}, args...)...)
 	s.cmd.Dir = t.TempDir()
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {

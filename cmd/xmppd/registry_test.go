@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/redis"
+	"github.com/xmppd/xmppd/storage/redis/redistest"
+	"github.com/xmppd/xmppd/storage/sqlite"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// TestRedisPresenceAfterKill9 runs xmppd with its presence in Redis, kills
+// it with SIGKILL while a client is online, and checks that the session's
+// presence is gone from the registry once the TTL has passed, so that
+// another node tells a contact the account is unavailable.
+func TestRedisPresenceAfterKill9(t *testing.T) {
+	const ttl = 2 * time.Second
+	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
+	data := t.TempDir()
+	conf := filepath.Join(data, "xmppd.yaml")
+	writeConfig := func(node string) {
+		err := os.WriteFile(conf, fmt.Appendf(nil, "domain: localhost\npresence:\n  backend: redis\n  redis: %q\n  redis_prefix: %q\n  node: %s\n  ttl: %s\n",
+			addr, prefix, node, ttl), 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"alice@localhost", "bob@localhost"} {
+		if code, out := xmppctl(t, "-data", data, "user", "add", u, "pw"); code != 0 {
+			t.Fatalf("xmppctl user add %s: exit %d: %s", u, code, out)
+		}
+	}
+	// alice and bob see each other's presence.
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(data, "xmppd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"}} {
+		if err := st.PutRosterItem(ctx, p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubBoth}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	observer, err := redis.Open(ctx, redis.Options{Addr: addr, Prefix: prefix, Node: "observer", TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer observer.Close()
+	resources := func() []storage.Resource {
+		t.Helper()
+		rs, err := observer.Resources(ctx, "bob@localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+
+	writeConfig("node-a")
+	a := startServer(t, data, "-config", conf)
+	ms, _, err := a.login(t, "bob@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.Send(ctx, xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "bob available in Redis", func() bool {
+		rs := resources()
+		return len(rs) == 1 && rs[0].Available && rs[0].Node == "node-a"
+	})
+
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+	killed := time.Now()
+	if rs := resources(); len(rs) != 1 {
+		// Not an error in itself, but then this test proves nothing about
+		// the TTL: the entry must outlive a process that cannot clean up.
+		t.Fatalf("bob's entry was gone at once after kill -9: %v", rs)
+	}
+	await(t, "bob's entry expiring", func() bool { return len(resources()) == 0 })
+	if gone := time.Since(killed); gone > ttl+time.Second {
+		t.Errorf("the entry outlived its node by %v, TTL %v", gone, ttl)
+	}
+
+	// Another node answers alice's probe: bob is unavailable, not stale.
+	writeConfig("node-b")
+	b := startServer(t, data, "-config", conf)
+	alice, _, err := b.login(t, "alice@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Send(ctx, xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	r := alice.TokenReader()
+	defer r.Close()
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			t.Fatalf("reading alice's stream: %v", err)
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		el, err := xmpp.ReadElement(r, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if el.Local != "presence" || el.Get("from") == alice.LocalAddr().String() {
+			continue
+		}
+		if el.Get("from") != "bob@localhost" || el.Get("type") != "unavailable" {
+			t.Fatalf("alice got %s, want unavailable from bob@localhost", el)
+		}
+		return
+	}
+}
+
+// xmlPresence is initial presence.
+func xmlPresence() xml.TokenReader { return stanza.Presence{}.Wrap(nil) }
+
+// await polls cond until it holds, for at most testenv.Timeout.
+func await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testenv.Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,154 @@
+package roster_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/roster"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/postgres"
+	"github.com/xmppd/xmppd/storage/postgres/pgtest"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// watching waits until the roster module of s watches group changes, so
+// that a change made next is seen.
+func watching(t *testing.T, s *testenv.Server) {
+	t.Helper()
+	for _, m := range s.Modules {
+		if r, ok := m.(*roster.Module); ok {
+			select {
+			case <-r.Watching():
+				return
+			case <-t.Context().Done():
+			}
+		}
+	}
+}
+
+func pushGroups(contact, sub, want string) func(*xmpp.Element) bool {
+	return func(el *xmpp.Element) bool {
+		if !isPush(contact, sub, "")(el) {
+			return false
+		}
+		return groups(el.Child(xmpp.NSRoster, "query").Child(xmpp.NSRoster, "item")) == want
+	}
+}
+
+func TestSharedGroups(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend)
+		watching(t, s)
+		ctx := context.Background()
+		aj, bj, cj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "carol", "pw")
+		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t1", Kind: storage.KindTeam, Name: "Design"}))
+		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "p1", Kind: storage.KindProject, Name: "Launch", Parent: "t1"}))
+		must(t, s.Store.AddMember(ctx, "t1", aj.String()))
+		must(t, s.Store.AddMember(ctx, "t1", bj.String()))
+		must(t, s.Store.AddMember(ctx, "p1", bj.String()))
+
+		a := online(t, s, aj, "a")
+		q := a.roster(t, "")
+		it := item(q, bj.String())
+		if it == nil || it.Get("subscription") != "both" || groups(it) != "Design" {
+			t.Fatalf("bob in alice's roster: %s", q)
+		}
+		b := online(t, s, bj, "b")
+		a.Expect(t, "bob's presence without any subscription request", isPresence(b.JID.String(), ""))
+		b.Expect(t, "alice's presence from the probe", isPresence(a.JID.String(), ""))
+
+		// Clients cannot remove a co-member, and are told why.
+		el := a.iq(t, "set", `<query xmlns="jabber:iq:roster"><item jid="`+bj.String()+`" subscription="remove"/></query>`)
+		if e := el.Child("", "error"); e == nil || e.Child("", "not-allowed") == nil || !strings.Contains(e.Child("", "text").Text(), "Design") {
+			t.Fatalf("removing a co-member: %s", el)
+		}
+		// They may name them and add groups of their own.
+		a.SendRaw(t, `<iq type="set" id="name1"><query xmlns="jabber:iq:roster"><item jid="`+bj.String()+`" name="Bobby"><group>Friends</group></item></query></iq>`)
+		a.expectAll(t, "result and push with both groups", isResult("name1"), pushGroups(bj.String(), "both", "Design,Friends"))
+
+		// carol joins the project while everyone is online.
+		c := online(t, s, cj, "c")
+		must(t, s.Store.AddMember(ctx, "p1", cj.String()))
+		b.expectAll(t, "push for carol and her presence", pushGroups(cj.String(), "both", "Launch"), isPresence(c.JID.String(), ""))
+		c.expectAll(t, "push for bob and his presence", pushGroups(bj.String(), "both", "Launch"), isPresence(b.JID.String(), ""))
+		a.quiet(t, "alice shares nothing with carol", func(el *xmpp.Element) bool {
+			return strings.Contains(el.String(), cj.String())
+		})
+
+		// carol leaves: the item goes and her presence with it.
+		must(t, s.Store.RemoveMember(ctx, "p1", cj.String()))
+		b.expectAll(t, "carol removed", isPush(cj.String(), "remove", ""), isPresence(c.JID.String(), "unavailable"))
+		c.expectAll(t, "bob removed", isPush(bj.String(), "remove", ""), isPresence(b.JID.String(), "unavailable"))
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMembershipBySQL changes membership the way the app would: plain SQL
+// from another program (psql), with two members online.
+func TestMembershipBySQL(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("psql is missing: scripts/test-deps.sh installs postgresql")
+		}
+		t.Skip("psql is missing")
+	}
+	dsn := pgtest.DSN(t)
+	store, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	s := testenv.Start(t, "postgres", func(srv *xmpp.Server) {
+		srv.Store = store
+		srv.Modules = modules.Default(modules.Options{Store: store, Node: "test"})
+	})
+	watching(t, s)
+	sql := func(q string) {
+		t.Helper()
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs := u.Query()
+		schema := qs.Get("search_path")
+		qs.Del("search_path")
+		u.RawQuery = qs.Encode()
+		cmd := exec.Command(psql, "-v", "ON_ERROR_STOP=1", "-Atq", u.String(), "-c", q)
+		cmd.Env = append(os.Environ(), "PGOPTIONS=-csearch_path="+schema)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("psql %q: %v\n%s", q, err, out)
+		}
+	}
+	aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+	sql(`INSERT INTO groups (id, kind, name) VALUES ('eng', 'team', 'Engineering')`)
+	a, b := online(t, s, aj, "a"), online(t, s, bj, "b")
+
+	sql(`INSERT INTO group_members (group_id, jid) VALUES ('eng', 'alice@localhost'), ('eng', 'bob@localhost')`)
+	a.expectAll(t, "bob pushed and present", pushGroups(bj.String(), "both", "Engineering"), isPresence(b.JID.String(), ""))
+	b.expectAll(t, "alice pushed and present", pushGroups(aj.String(), "both", "Engineering"), isPresence(a.JID.String(), ""))
+
+	// A rename is pushed too.
+	sql(`UPDATE groups SET name = 'R&D' WHERE id = 'eng'`)
+	a.Expect(t, "renamed group", pushGroups(bj.String(), "both", "R&D"))
+	b.Expect(t, "renamed group", pushGroups(aj.String(), "both", "R&D"))
+
+	sql(`DELETE FROM group_members WHERE group_id = 'eng' AND jid = 'bob@localhost'`)
+	a.expectAll(t, "bob removed and gone", isPush(bj.String(), "remove", ""), isPresence(b.JID.String(), "unavailable"))
+	b.expectAll(t, "alice removed and gone", isPush(aj.String(), "remove", ""), isPresence(a.JID.String(), "unavailable"))
+	if q := a.roster(t, ""); item(q, bj.String()) != nil {
+		t.Fatalf("bob still in alice's roster: %s", q)
+	}
+}

@@ -168,6 +168,7 @@ func TestSubscriptionHandshake(t *testing.T) {
 		b.send(t, a.bare, "subscribe")
 		b.Expect(t, "push from+ask", isPush(a.bare, "from", "subscribe"))
 		a.Expect(t, "request", isPresence(b.bare, "subscribe"))
+		a.quiet(t, "no push when only Pending In changed", isPush(b.bare, "to", ""))
 		a.send(t, b.bare, "subscribed")
 		a.Expect(t, "alice both", isPush(b.bare, "both", ""))
 		b.expectAll(t, "approval, push and alice's presence", isPresence(a.bare, "subscribed"),
@@ -426,5 +427,30 @@ func TestOfflineMessages(t *testing.T) {
 		b = login(t, s, bj, "b2")
 		b.SendRaw(t, `<presence/>`)
 		b.quiet(t, "delivered messages are gone", func(el *xmpp.Element) bool { return el.Local == "message" })
+	})
+}
+
+// TestDatabaseGone: with storage unreachable, roster requests fail with a
+// clear error, messages that cannot be stored come back to their sender
+// rather than vanish, and online users keep talking.
+func TestDatabaseGone(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend)
+		aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+		s.AddUser(t, "carol", "pw")
+		a, b := online(t, s, aj, "a"), online(t, s, bj, "b")
+		s.Store.Close()
+
+		el := a.iq(t, "get", `<query xmlns="jabber:iq:roster"/>`)
+		if e := el.Child("", "error"); el.Get("type") != "error" || e.Child("", "internal-server-error") == nil {
+			t.Fatalf("roster get without a database: %s", el)
+		}
+		a.SendRaw(t, `<message id="lost" type="chat" to="carol@localhost"><body>for later</body></message>`)
+		el = a.Expect(t, "error for a message that cannot be stored", func(el *xmpp.Element) bool { return el.Get("id") == "lost" })
+		if el.Get("type") != "error" {
+			t.Fatalf("got %s", el)
+		}
+		testenv.Exchange(t, a.Client, b.Client)
+		testenv.Exchange(t, b.Client, a.Client)
 	})
 }

@@ -49,7 +49,8 @@ func dropTo(sub string) string {
 
 // update reads owner's item for contact, lets change modify it, and stores
 // it when change says so, all under owner's lock. It returns the item as
-// stored.
+// stored, and whether the client's view of it changed (a push is due):
+// Pending In, for one, is not part of that view.
 func (m *Module) update(ctx context.Context, owner, contact string, change func(*item) bool) (item, bool, error) {
 	unlock := m.lock(owner)
 	defer unlock()
@@ -58,6 +59,7 @@ func (m *Module) update(ctx context.Context, owner, contact string, change func(
 		return it, false, err
 	}
 	wasHidden := it.hidden()
+	before := it.element().String()
 	if !change(&it) {
 		return it, false, nil
 	}
@@ -74,7 +76,7 @@ func (m *Module) update(ctx context.Context, owner, contact string, change func(
 	if err := m.save(ctx, owner, &it); err != nil {
 		return it, false, err
 	}
-	return it, true, nil
+	return it, !it.hidden() && (wasHidden || it.element().String() != before), nil
 }
 
 // outboundSubscription handles a subscription stanza a local user sent to

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmlstream"
+	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/internal/testenv"
@@ -107,12 +109,23 @@ func TestRedisPresenceAfterKill9(t *testing.T) {
 	if err := alice.Send(ctx, xmlPresence()); err != nil {
 		t.Fatal(err)
 	}
-	r := alice.TokenReader()
+	el := expect(t, alice, func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") != alice.LocalAddr().String()
+	})
+	if el.Get("from") != "bob@localhost" || el.Get("type") != "unavailable" {
+		t.Fatalf("alice got %s, want unavailable from bob@localhost", el)
+	}
+}
+
+// expect reads ms's stream until a stanza that match accepts.
+func expect(t *testing.T, ms *mxmpp.Session, match func(*xmpp.Element) bool) *xmpp.Element {
+	t.Helper()
+	r := ms.TokenReader()
 	defer r.Close()
 	for {
 		tok, err := r.Token()
 		if err != nil {
-			t.Fatalf("reading alice's stream: %v", err)
+			t.Fatalf("reading %s's stream: %v", ms.LocalAddr(), err)
 		}
 		start, ok := tok.(xml.StartElement)
 		if !ok {
@@ -122,13 +135,46 @@ func TestRedisPresenceAfterKill9(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if el.Local != "presence" || el.Get("from") == alice.LocalAddr().String() {
-			continue
+		if match(el) {
+			return el
 		}
-		if el.Get("from") != "bob@localhost" || el.Get("type") != "unavailable" {
-			t.Fatalf("alice got %s, want unavailable from bob@localhost", el)
+	}
+}
+
+// TestXmppctlGroupPush changes a team with xmppctl, another process, while
+// xmppd runs on its embedded database: the members online get the roster
+// push at once.
+func TestXmppctlGroupPush(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	for _, u := range []string{"alice@localhost", "bob@localhost"} {
+		if code, out := xmppctl(t, "-data", data, "user", "add", u, "pw"); code != 0 {
+			t.Fatalf("xmppctl user add %s: exit %d: %s", u, code, out)
 		}
-		return
+	}
+	alice, _, err := s.login(t, "alice@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := alice.Send(ctx, stanza.IQ{ID: "r1", Type: stanza.GetIQ}.Wrap(xmlstream.Wrap(nil,
+		xml.StartElement{Name: xml.Name{Space: xmpp.NSRoster, Local: "query"}}))); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, alice, func(el *xmpp.Element) bool { return el.Get("id") == "r1" })
+	for _, args := range [][]string{
+		{"group", "add", "design", "-name", "Design"},
+		{"group", "add-member", "design", "alice@localhost"},
+		{"group", "add-member", "design", "bob@localhost"},
+	} {
+		if code, out := xmppctl(t, append([]string{"-data", data}, args...)...); code != 0 {
+			t.Fatalf("xmppctl %v: exit %d: %s", args, code, out)
+		}
+	}
+	push := expect(t, alice, func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("type") == "set" })
+	it := push.Child(xmpp.NSRoster, "query").Child(xmpp.NSRoster, "item")
+	if it == nil || it.Get("jid") != "bob@localhost" || it.Get("subscription") != "both" || it.Child(xmpp.NSRoster, "group").Text() != "Design" {
+		t.Fatalf("push %s", push)
 	}
 }
 

@@ -6,6 +6,7 @@ package offline
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -33,14 +34,35 @@ type Module struct {
 
 	srv *xmpp.Server
 	log *slog.Logger
-	// mu keeps two sessions of one account that become available together
-	// from both delivering the queue.
-	mu sync.Mutex
+	// locks serialise storing and delivering per account: two sessions
+	// becoming available together must not both deliver the queue, and a
+	// message must not be stored just after the queue was delivered to a
+	// session that is now available.
+	seed  maphash.Seed
+	locks [64]sync.Mutex
+}
+
+func (m *Module) lock(bare string) func() {
+	mu := &m.locks[maphash.String(m.seed, bare)%uint64(len(m.locks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+// online reports whether bare has an available resource with a non-negative
+// priority, one that a message to the bare JID goes to.
+func (m *Module) online(bare string) bool {
+	for _, s := range m.srv.Router().Sessions(bare) {
+		if ok, prio := s.Available(); ok && prio >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Register implements xmpp.Module.
 func (m *Module) Register(s *xmpp.Server) {
 	m.srv = s
+	m.seed = maphash.MakeSeed()
 	m.log = slog.Default().With("module", "offline")
 	if m.Max == 0 {
 		m.Max = DefaultMax
@@ -68,6 +90,15 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 	if i := strings.IndexByte(to, '/'); i >= 0 {
 		to = to[:i]
 	}
+	unlock := m.lock(to)
+	if m.online(to) {
+		// A session became available after the router looked: the queue
+		// was delivered already, so this message goes straight to it.
+		unlock()
+		m.srv.Router().Route(ctx, st, nil)
+		return true, nil
+	}
+	defer unlock()
 	el := st.ShallowCopy()
 	el.Children = append(append([]xmpp.Node(nil), st.Children...),
 		xmpp.NewElement(NSDelay, "delay", "from", m.srv.Domain, "stamp", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")))
@@ -89,8 +120,7 @@ func (m *Module) deliver(ctx context.Context, s *xmpp.Session) {
 		return
 	}
 	bare := s.JID().Bare().String()
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.lock(bare)()
 	msgs, err := m.Store.OfflineMessages(ctx, bare)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -111,7 +141,9 @@ func (m *Module) deliver(ctx context.Context, s *xmpp.Session) {
 	if last == 0 {
 		return
 	}
-	if err := m.Store.DeleteOffline(ctx, bare, last); err != nil {
+	// What was sent must go even when the server is stopping, or it would
+	// come again.
+	if err := m.Store.DeleteOffline(context.WithoutCancel(ctx), bare, last); err != nil {
 		m.log.Warn("deleting offline messages", "jid", bare, "err", err)
 	}
 }

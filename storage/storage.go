@@ -7,6 +7,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 )
 
 // Errors shared by every backend; callers test with errors.Is.
@@ -79,6 +81,26 @@ type RosterItem struct {
 	Groups []string
 }
 
+// Normal returns item as backends store it: Groups as NormalGroups makes
+// them, and an empty Subscription as SubNone.
+func (item RosterItem) Normal() RosterItem {
+	item.Groups = NormalGroups(item.Groups)
+	if item.Subscription == "" {
+		item.Subscription = SubNone
+	}
+	return item
+}
+
+// NormalGroups returns groups sorted (byte order) and distinct, as
+// RosterItem.Groups and SharedContact.Groups are, in a new slice; nil when
+// there are none.
+func NormalGroups(groups []string) []string {
+	if len(groups) == 0 {
+		return nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(groups)))
+}
+
 // Rosters stores each account's roster (RFC 6121 §2).
 type Rosters interface {
 	// Roster returns an account's items sorted by contact; none is not an
@@ -132,6 +154,21 @@ type Group struct {
 	Name string
 	// Parent is a project's team ID, or "".
 	Parent string
+}
+
+// Validate reports what a backend's schema would reject in g, to say so
+// plainly: an empty ID, an unknown Kind, a team with a Parent. Whether the
+// Parent exists and is a team only the backend can tell.
+func (g Group) Validate() error {
+	switch {
+	case g.ID == "":
+		return errors.New("empty ID")
+	case g.Kind != KindTeam && g.Kind != KindProject:
+		return fmt.Errorf("kind %q is neither %s nor %s", g.Kind, KindTeam, KindProject)
+	case g.Kind == KindTeam && g.Parent != "":
+		return errors.New("a team has no parent")
+	}
+	return nil
 }
 
 // A SharedContact is someone who shares one or more groups with an account.

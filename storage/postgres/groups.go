@@ -17,7 +17,7 @@ const foreignKeyViolation = "23503"
 // CreateGroup implements storage.Groups. A project's Parent must be a team;
 // a team has no Parent.
 func (s *Store) CreateGroup(ctx context.Context, g storage.Group) error {
-	if err := checkGroup(g); err != nil {
+	if err := g.Validate(); err != nil {
 		return fmt.Errorf("postgres: create group %s: %w", g.ID, err)
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -47,20 +47,6 @@ func (s *Store) CreateGroup(ctx context.Context, g storage.Group) error {
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: create group %s: %w", g.ID, err)
-	}
-	return nil
-}
-
-// checkGroup checks what the schema's constraints would reject, to say so
-// plainly.
-func checkGroup(g storage.Group) error {
-	switch {
-	case g.ID == "":
-		return errors.New("empty ID")
-	case g.Kind != storage.KindTeam && g.Kind != storage.KindProject:
-		return fmt.Errorf("kind %q is neither %s nor %s", g.Kind, storage.KindTeam, storage.KindProject)
-	case g.Kind == storage.KindTeam && g.Parent != "":
-		return errors.New("a team has no parent")
 	}
 	return nil
 }
@@ -170,7 +156,7 @@ func (s *Store) CoMembers(ctx context.Context, jid string) ([]storage.SharedCont
 		return nil, fmt.Errorf("postgres: co-members of %s: %w", jid, err)
 	}
 	for i := range contacts {
-		contacts[i].Groups = normalGroups(contacts[i].Groups) // byte order; two groups may share a name
+		contacts[i].Groups = storage.NormalGroups(contacts[i].Groups) // byte order; two groups may share a name
 	}
 	return contacts, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,11 +19,8 @@ const uniqueViolation = "23505"
 // Store is a storage.Store in a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
-	// closing is cancelled by Close to end the watches; watches waits for
-	// them.
-	closing     context.Context
-	stopWatches context.CancelFunc
-	watches     sync.WaitGroup
+	// watches are the goroutines of WatchGroups; Close ends them.
+	watches storage.Watches
 	// healthInterval is how long a watch waits in silence before it pings
 	// the server; tests shorten it.
 	healthInterval time.Duration
@@ -59,15 +55,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	closing, stop := context.WithCancel(context.Background())
-	return &Store{pool: pool, closing: closing, stopWatches: stop, healthInterval: defaultHealthInterval}, nil
+	return &Store{pool: pool, healthInterval: defaultHealthInterval}, nil
 }
 
 // Close ends the watches started by WatchGroups and closes every
 // connection, waiting for those in use to be released.
 func (s *Store) Close() error {
-	s.stopWatches()
-	s.watches.Wait()
+	s.watches.Close()
 	s.pool.Close()
 	return nil
 }

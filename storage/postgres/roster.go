@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -61,13 +60,10 @@ func (s *Store) RosterItem(ctx context.Context, owner, contact string) (storage.
 // PutRosterItem implements storage.Rosters. With a quota, the count and the
 // insert run under the owner's advisory lock (see lockOwner).
 func (s *Store) PutRosterItem(ctx context.Context, owner string, item storage.RosterItem, max int) error {
-	groups := normalGroups(item.Groups)
+	item = item.Normal()
+	groups := item.Groups
 	if groups == nil {
 		groups = []string{} // NOT NULL; a nil slice would be sent as NULL
-	}
-	sub := item.Subscription
-	if sub == "" {
-		sub = storage.SubNone
 	}
 	const upsert = `
 		INSERT INTO roster_items (owner, contact, name, subscription, ask, pending_in, approved, groups)
@@ -75,7 +71,7 @@ func (s *Store) PutRosterItem(ctx context.Context, owner string, item storage.Ro
 		ON CONFLICT (owner, contact) DO UPDATE SET
 			name = excluded.name, subscription = excluded.subscription, ask = excluded.ask,
 			pending_in = excluded.pending_in, approved = excluded.approved, groups = excluded.groups`
-	args := []any{owner, item.Contact, item.Name, sub, item.Ask, item.PendingIn, item.Approved, groups}
+	args := []any{owner, item.Contact, item.Name, item.Subscription, item.Ask, item.PendingIn, item.Approved, groups}
 	var err error
 	if max <= 0 {
 		_, err = s.pool.Exec(ctx, upsert, args...)
@@ -117,15 +113,6 @@ func scanRosterItem(row pgx.CollectableRow) (storage.RosterItem, error) {
 		&item.Ask, &item.PendingIn, &item.Approved, &item.Groups); err != nil {
 		return storage.RosterItem{}, err
 	}
-	item.Groups = normalGroups(item.Groups) // in case another writer did not sort them
+	item.Groups = storage.NormalGroups(item.Groups) // in case another writer did not sort them
 	return item, nil
-}
-
-// normalGroups returns groups sorted (byte order) and distinct, in a new
-// slice; nil when there are none.
-func normalGroups(groups []string) []string {
-	if len(groups) == 0 {
-		return nil
-	}
-	return slices.Compact(slices.Sorted(slices.Values(groups)))
 }

@@ -44,18 +44,9 @@ func (s *Store) WatchGroups(ctx context.Context) (<-chan storage.GroupChange, er
 	if err != nil {
 		return nil, fmt.Errorf("postgres: watch groups: %w", err)
 	}
-	ch := make(chan storage.GroupChange)
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.closing, cancel)
-	s.watches.Add(1)
-	go func() {
-		defer s.watches.Done()
-		defer close(ch)
-		defer cancel()
-		defer stop()
-		s.watch(ctx, conn, schema, ch)
-	}()
-	return ch, nil
+	return s.watches.Start(ctx, func(ctx context.Context, send func(storage.GroupChange) bool) {
+		s.watch(ctx, conn, schema, send)
+	}), nil
 }
 
 // listen opens a connection with the pool's settings and LISTENs on it. It
@@ -80,16 +71,8 @@ func (s *Store) listen(ctx context.Context) (*pgx.Conn, string, error) {
 	return conn, schema, nil
 }
 
-func (s *Store) watch(ctx context.Context, conn *pgx.Conn, schema string, ch chan<- storage.GroupChange) {
+func (s *Store) watch(ctx context.Context, conn *pgx.Conn, schema string, send func(storage.GroupChange) bool) {
 	defer func() { closeConn(conn) }()
-	send := func(c storage.GroupChange) bool {
-		select {
-		case ch <- c:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	for {
 		n, err := s.wait(ctx, conn)
 		if ctx.Err() != nil {

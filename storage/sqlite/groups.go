@@ -16,7 +16,7 @@ import (
 // CreateGroup implements storage.Groups. A project's Parent must be a team;
 // a team has no Parent.
 func (s *Store) CreateGroup(ctx context.Context, g storage.Group) error {
-	if err := checkGroup(g); err != nil {
+	if err := g.Validate(); err != nil {
 		return fmt.Errorf("sqlite: create group %s: %w", g.ID, err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -47,20 +47,6 @@ func (s *Store) CreateGroup(ctx context.Context, g storage.Group) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: create group %s: %w", g.ID, err)
-	}
-	return nil
-}
-
-// checkGroup checks what the schema's constraints would reject, to say so
-// plainly.
-func checkGroup(g storage.Group) error {
-	switch {
-	case g.ID == "":
-		return errors.New("empty ID")
-	case g.Kind != storage.KindTeam && g.Kind != storage.KindProject:
-		return fmt.Errorf("kind %q is neither %s nor %s", g.Kind, storage.KindTeam, storage.KindProject)
-	case g.Kind == storage.KindTeam && g.Parent != "":
-		return errors.New("a team has no parent")
 	}
 	return nil
 }
@@ -189,7 +175,7 @@ func (s *Store) CoMembers(ctx context.Context, jid string) ([]storage.SharedCont
 		return nil, fmt.Errorf("sqlite: co-members of %s: %w", jid, err)
 	}
 	for i := range contacts {
-		contacts[i].Groups = normalGroups(contacts[i].Groups) // two groups may share a name
+		contacts[i].Groups = storage.NormalGroups(contacts[i].Groups) // two groups may share a name
 	}
 	return contacts, nil
 }
@@ -226,21 +212,12 @@ func (s *Store) WatchGroups(ctx context.Context) (<-chan storage.GroupChange, er
 		SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'group_changes'), 0)`).Scan(&last); err != nil {
 		return nil, fmt.Errorf("sqlite: watch groups: %w", err)
 	}
-	ch := make(chan storage.GroupChange)
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.closing, cancel)
-	s.watches.Add(1)
-	go func() {
-		defer s.watches.Done()
-		defer close(ch)
-		defer cancel()
-		defer stop()
-		s.watch(ctx, last, ch)
-	}()
-	return ch, nil
+	return s.watches.Start(ctx, func(ctx context.Context, send func(storage.GroupChange) bool) {
+		s.watch(ctx, last, send)
+	}), nil
 }
 
-func (s *Store) watch(ctx context.Context, last int64, ch chan<- storage.GroupChange) {
+func (s *Store) watch(ctx context.Context, last int64, send func(storage.GroupChange) bool) {
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
 	pruned := time.Now()
@@ -255,9 +232,7 @@ func (s *Store) watch(ctx context.Context, last int64, ch chan<- storage.GroupCh
 			continue // the rows stay; read them at the next tick
 		}
 		for _, c := range changes {
-			select {
-			case ch <- c:
-			case <-ctx.Done():
+			if !send(c) {
 				return
 			}
 		}

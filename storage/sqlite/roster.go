@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/xmppd/xmppd/storage"
 )
@@ -52,13 +51,10 @@ func (s *Store) RosterItem(ctx context.Context, owner, contact string) (storage.
 // lock at BEGIN (see Open), so counting and inserting cannot interleave with
 // another writer's.
 func (s *Store) PutRosterItem(ctx context.Context, owner string, item storage.RosterItem, max int) error {
-	groups, err := json.Marshal(normalGroups(item.Groups))
+	item = item.Normal()
+	groups, err := json.Marshal(item.Groups)
 	if err != nil {
 		return fmt.Errorf("sqlite: put roster item %s of %s: %w", item.Contact, owner, err)
-	}
-	sub := item.Subscription
-	if sub == "" {
-		sub = storage.SubNone
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -84,7 +80,7 @@ func (s *Store) PutRosterItem(ctx context.Context, owner string, item storage.Ro
 		ON CONFLICT (owner, contact) DO UPDATE SET
 			name = excluded.name, subscription = excluded.subscription, ask = excluded.ask,
 			pending_in = excluded.pending_in, approved = excluded.approved, groups = excluded.groups`,
-		owner, item.Contact, item.Name, sub, item.Ask, item.PendingIn, item.Approved, string(groups)); err != nil {
+		owner, item.Contact, item.Name, item.Subscription, item.Ask, item.PendingIn, item.Approved, string(groups)); err != nil {
 		return fmt.Errorf("sqlite: put roster item %s of %s: %w", item.Contact, owner, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -109,15 +105,6 @@ func scanRosterItem(row interface{ Scan(...any) error }) (storage.RosterItem, er
 	if err := json.Unmarshal([]byte(groups), &item.Groups); err != nil {
 		return storage.RosterItem{}, fmt.Errorf("groups of %s: %w", item.Contact, err)
 	}
-	item.Groups = normalGroups(item.Groups) // in case another writer did not sort them
+	item.Groups = storage.NormalGroups(item.Groups) // in case another writer did not sort them
 	return item, nil
-}
-
-// normalGroups returns groups sorted and distinct, in a new slice; nil when
-// there are none.
-func normalGroups(groups []string) []string {
-	if len(groups) == 0 {
-		return nil
-	}
-	return slices.Compact(slices.Sorted(slices.Values(groups)))
 }

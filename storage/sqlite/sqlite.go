@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -25,11 +24,8 @@ const busyTimeout = 5 * time.Second
 // Store is a storage.Store in one SQLite database file.
 type Store struct {
 	db *sql.DB
-	// closing is cancelled by Close to end the watches; watches waits for
-	// them.
-	closing     context.Context
-	stopWatches context.CancelFunc
-	watches     sync.WaitGroup
+	// watches are the goroutines of WatchGroups; Close ends them.
+	watches storage.Watches
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -71,8 +67,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	closing, stop := context.WithCancel(context.Background())
-	return &Store{db: db, closing: closing, stopWatches: stop}, nil
+	return &Store{db: db}, nil
 }
 
 // enableWAL puts the file in WAL mode, which lets readers run beside a writer.
@@ -104,8 +99,7 @@ func enableWAL(ctx context.Context, db *sql.DB) error {
 
 // Close ends the watches started by WatchGroups and closes the database.
 func (s *Store) Close() error {
-	s.stopWatches()
-	s.watches.Wait()
+	s.watches.Close()
 	return s.db.Close()
 }
 

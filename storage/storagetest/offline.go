@@ -3,7 +3,6 @@ package storagetest
 import (
 	"bytes"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/xmppd/xmppd/storage"
@@ -100,17 +99,9 @@ func runOffline(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("ConcurrentLimit", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		const n, max = 20, 10
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = s.StoreOffline(ctx, alice, fmt.Appendf(nil, "<message id='%d'/>", i), max)
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := concurrently(n, func(i int) error {
+			return s.StoreOffline(ctx, alice, fmt.Appendf(nil, "<message id='%d'/>", i), max)
+		})
 		checkLimited(t, "StoreOffline", errs, max)
 		msgs, err := s.OfflineMessages(ctx, alice)
 		if err != nil {

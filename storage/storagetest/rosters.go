@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/xmppd/xmppd/storage"
@@ -199,18 +198,10 @@ func runRosters(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("ConcurrentLimit", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		const n, max = 20, 10
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				item := storage.RosterItem{Contact: fmt.Sprintf("c%02d@example.com", i), Subscription: storage.SubNone}
-				errs[i] = s.PutRosterItem(ctx, alice, item, max)
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := concurrently(n, func(i int) error {
+			item := storage.RosterItem{Contact: fmt.Sprintf("c%02d@example.com", i), Subscription: storage.SubNone}
+			return s.PutRosterItem(ctx, alice, item, max)
+		})
 		checkLimited(t, "PutRosterItem", errs, max)
 		items, err := s.Roster(ctx, alice)
 		if err != nil {

@@ -151,18 +151,9 @@ func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {
 
 	t.Run("ConcurrentCreate", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
-		const n = 8
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = s.CreateUser(ctx, "alice@example.com", creds(byte(i)))
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := concurrently(8, func(i int) error {
+			return s.CreateUser(ctx, "alice@example.com", creds(byte(i)))
+		})
 		winner := -1
 		for i, err := range errs {
 			switch {
@@ -224,6 +215,23 @@ func checkCreds(t *testing.T, got, want storage.Credentials) {
 	if got.Iterations != want.Iterations {
 		t.Errorf("Iterations = %d, want %d", got.Iterations, want.Iterations)
 	}
+}
+
+// concurrently calls f(0) to f(n-1), each in a goroutine of its own, all
+// released at once so that they race, and returns their errors by i.
+func concurrently(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
 }
 
 func wantErr(t *testing.T, op string, got, want error) {

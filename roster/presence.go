@@ -45,7 +45,7 @@ func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.
 			m.broadcastUnavailable(ctx, s, m.state(s), p)
 		default:
 			// Subscriptions and probes need an addressee.
-			m.srv.Router().Route(ctx, xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "presence of type " + typ + " needs a 'to'"}), nil)
+			s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "presence of type " + typ + " needs a 'to'"}))
 		}
 		return
 	}

@@ -254,11 +254,24 @@ func TestSubscriptionEdgeCases(t *testing.T) {
 	})
 
 	t.Run("BadPresence", func(t *testing.T) {
-		a.SendRaw(t, `<presence id="x1" type="bogus" to="bob@localhost"/>`)
-		el := a.Expect(t, "error", func(el *xmpp.Element) bool { return el.Get("id") == "x1" })
-		if el.Get("type") != "error" || el.Child("", "error").Child("", "bad-request") == nil {
-			t.Fatalf("got %s", el)
+		for _, tc := range []struct{ name, send, cond string }{
+			{"unknown type", `<presence id="x1" type="bogus" to="bob@localhost"/>`, "bad-request"},
+			{"subscription without to", `<presence id="x1" type="subscribe"/>`, "bad-request"},
+			{"malformed to", `<presence id="x1" type="subscribe" to="a@b@c"/>`, "jid-malformed"},
+			{"other domain", `<presence id="x1" to="juliet@example.net"/>`, "remote-server-not-found"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				a.SendRaw(t, tc.send)
+				el := a.Expect(t, "error", func(el *xmpp.Element) bool { return el.Get("id") == "x1" })
+				if el.Get("type") != "error" || el.Child("", "error").Child("", tc.cond) == nil {
+					t.Fatalf("got %s, want %s", el, tc.cond)
+				}
+			})
 		}
+		// Presence to an account that does not exist vanishes (RFC 6121
+		// §8.5.1), and nothing breaks.
+		a.SendRaw(t, `<presence id="x2" to="nobody@localhost"/>`)
+		a.quiet(t, "no answer to presence for nobody", func(el *xmpp.Element) bool { return el.Get("id") == "x2" })
 	})
 }
 

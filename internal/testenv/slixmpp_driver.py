@@ -68,31 +68,22 @@ import argparse
 import asyncio
 import json
 import logging
-import ssl
 import sys
 import threading
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
-from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
-EXIT_OK = 0
-EXIT_AUTH_FAILED = 1
-EXIT_TIMEOUT = 2
-EXIT_DISCONNECTED = 3
+sys.dont_write_bytecode = True  # importing slixmpp_common leaves no __pycache__ in the tree
+from slixmpp_common import EXIT_OK, EXIT_TIMEOUT, BaseClient, add_common_args, emit, run_main
 
 NS_CLIENT = "jabber:client"
 NS_ROSTER = "jabber:iq:roster"
 NS_DELAY = "urn:xmpp:delay"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-
-def emit(event, **fields):
-    print(json.dumps({"event": event, **fields}, separators=(",", ":")), flush=True)
 
 
 def child_text(elem, name, ns=NS_CLIENT):
@@ -156,43 +147,12 @@ class MatchForeignStanza(MatcherBase):
         return name in ("message", "presence", "iq") and ns.lstrip("{") != NS_CLIENT
 
 
-class Driver(ClientXMPP):
+class Driver(BaseClient):
     def __init__(self, args, done):
         jid = args.jid if not args.resource else "%s/%s" % (args.jid.split("/", 1)[0], args.resource)
-        # sasl_mech restricts SASL to exactly that mechanism (use_mech).
-        super().__init__(jid, args.password, sasl_mech=args.mech)
-        self.args = args
-        self.done = done
-        self.target = (args.host, args.port)
-        self.auth_failures = 0
-        self.closing = False  # we asked for the end: no disconnected event
+        super().__init__(jid, args, done)
         self.commands = asyncio.Queue()
         self.pending = set()  # IQ tasks in flight
-
-        # No SASL before TLS (unencrypted_plain is already off by default).
-        self["feature_mechanisms"].unencrypted_scram = False
-
-        # As in slixmpp_client.py: without -PLUS the gs2 flag must be "n",
-        # not slixmpp 1.8's "y", which a server offering -PLUS must refuse
-        # as a downgrade (RFC 5802 §6).
-        if args.mech and not args.mech.endswith("-PLUS"):
-            mechs = self["feature_mechanisms"]
-            credentials = mechs.sasl_callback
-
-            def without_binding(required, optional):
-                creds = credentials(required, optional)
-                creds.pop("channel_binding", None)
-                return creds
-
-            mechs.sasl_callback = without_binding
-
-        self.whitespace_keepalive = False
-
-        if args.insecure:
-            self.ssl_context.check_hostname = False
-            self.ssl_context.verify_mode = ssl.CERT_NONE
-        elif args.cafile:
-            self.ca_certs = Path(args.cafile)
 
         # The test answers subscription requests itself.
         self.roster.auto_authorize = None
@@ -211,38 +171,13 @@ class Driver(ClientXMPP):
         )
 
         self.add_event_handler("session_start", self.on_session_start)
-        self.add_event_handler("failed_auth", self.on_failed_auth)
-        self.add_event_handler("failed_all_auth", self.on_failed_all_auth)
         self.add_event_handler("stream_error", self.on_stream_error)
-        self.add_event_handler("disconnected", self.on_disconnected)
-        self.add_event_handler("connection_failed", self.on_connection_failed)
-
-    async def get_dns_records(self, domain, port=None):
-        # The tests give an explicit address; slixmpp 1.8 would otherwise
-        # resolve the domain and use port 5222.
-        host, port = self.target
-        return [(domain, host, port)]
-
-    def finish(self, code):
-        if not self.done.done():
-            self.done.set_result(code)
 
     # Incoming.
 
     def on_session_start(self, _event):
         emit("session_start", jid=str(self.boundjid.full))
         asyncio.ensure_future(self.serve_commands())
-
-    def on_failed_auth(self, failure):
-        # One attempt failed; slixmpp may go on with another mechanism.
-        self.auth_failures += 1
-        if not self.done.done():
-            emit("auth_failed", condition=failure["condition"])
-
-    def on_failed_all_auth(self, _event):
-        if not self.done.done() and self.auth_failures == 0:
-            emit("auth_failed", condition="no-acceptable-mechanism")
-        self.finish(EXIT_AUTH_FAILED)
 
     def on_presence(self, pres):
         x = pres.xml
@@ -331,15 +266,6 @@ class Driver(ClientXMPP):
 
     def on_stream_error(self, error):
         emit("stream_error", condition=error["condition"], text=error["text"])
-
-    def on_connection_failed(self, error):
-        # slixmpp retries with back-off; --timeout bounds it.
-        logging.warning("connection failed: %s", error)
-
-    def on_disconnected(self, reason):
-        if not self.done.done() and not self.closing:
-            emit("disconnected", reason=str(reason) if reason else "")
-            self.finish(EXIT_DISCONNECTED)
 
     # Commands.
 
@@ -468,11 +394,7 @@ class Driver(ClientXMPP):
     async def quit(self):
         self.closing = True
         await self.flush()
-        if self.is_connected():
-            try:
-                await asyncio.wait_for(self.disconnect(wait=2.0), 5)
-            except (asyncio.TimeoutError, Exception) as e:  # noqa: BLE001 - best effort
-                logging.debug("disconnect: %r", e)
+        await self.disconnect_quietly(wait=2.0, limit=5)
         self.finish(EXIT_OK)
 
     async def flush(self):
@@ -493,26 +415,14 @@ def read_stdin(loop, queue):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--jid", required=True, help="JID to log in as")
-    p.add_argument("--password", required=True)
+    add_common_args(
+        p,
+        jid_help="JID to log in as",
+        mech_default="SCRAM-SHA-256",
+        mech_help="use only this SASL mechanism (default SCRAM-SHA-256; slixmpp's -PLUS choice fails on TLS 1.3)",
+        timeout_help="seconds for the session to start and for each IQ (default 20)",
+    )
     p.add_argument("--resource", default="", help="resource to ask for (default: the JID's, else the server's choice)")
-    p.add_argument("--host", default="127.0.0.1", help="server address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument(
-        "--mode",
-        choices=("starttls", "directtls"),
-        default="starttls",
-        help="STARTTLS on a plain connection (RFC 6120 §5), or TLS from the first byte (XEP-0368)",
-    )
-    p.add_argument(
-        "--mech",
-        default="SCRAM-SHA-256",
-        help="use only this SASL mechanism (default SCRAM-SHA-256; slixmpp's -PLUS choice fails on TLS 1.3)",
-    )
-    p.add_argument("--cafile", help="PEM certificate(s) to trust, e.g. the server's self-signed cert")
-    p.add_argument("--insecure", action="store_true", help="do not verify the server certificate")
-    p.add_argument("--timeout", type=float, default=20, help="seconds for the session to start and for each IQ (default 20)")
-    p.add_argument("--debug", action="store_true", help="log the XML stream to stderr")
     return p.parse_args(argv)
 
 
@@ -521,13 +431,7 @@ async def run(args):
     done = loop.create_future()
     xmpp = Driver(args, done)
     threading.Thread(target=read_stdin, args=(loop, xmpp.commands), daemon=True).start()
-    if args.mode == "directtls":
-        xmpp.connect((args.host, args.port), use_ssl=True, force_starttls=False, disable_starttls=True)
-    else:
-        xmpp.connect((args.host, args.port), use_ssl=False, force_starttls=True, disable_starttls=False)
-    # The certificate must match the JID's domain, not the IP literal
-    # (RFC 6120 §13.7.2.1).
-    xmpp.default_domain = xmpp.boundjid.domain
+    xmpp.connect_to_target()
 
     started = loop.create_task(xmpp.wait_until("session_start", args.timeout))
     first, _ = await asyncio.wait({started, done}, return_when=asyncio.FIRST_COMPLETED)
@@ -541,24 +445,15 @@ async def run(args):
 
     xmpp.closing = True
     xmpp.cancel_connection_attempt()
-    if code != EXIT_OK and xmpp.is_connected():
-        try:
-            await asyncio.wait_for(xmpp.disconnect(wait=1.0), 3)
-        except (asyncio.TimeoutError, Exception) as e:  # noqa: BLE001 - best effort
-            logging.debug("disconnect: %r", e)
+    if code != EXIT_OK:
+        await xmpp.disconnect_quietly(wait=1.0, limit=3)
     for task in list(xmpp.pending):
         task.cancel()
     return code
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if args.debug else logging.ERROR,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    return asyncio.run(run(args))
+    return run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ func (m *Module) diffShared(ctx context.Context, owner string, old, fresh map[st
 			continue
 		}
 		m.push(ctx, owner, it)
-		if !ok && !wasSubscribed(it) {
+		// Unless the stored item alone already gave owner c's presence.
+		if stored := (item{RosterItem: it.RosterItem}); !ok && !stored.hasTo() {
 			// A new co-member: owner now sees c. The other direction is c's
 			// own resync, since c is a member of the same group.
 			m.sendPresenceTo(ctx, c, owner, false)
@@ -144,12 +145,6 @@ func (m *Module) diffShared(ctx context.Context, owner string, old, fresh map[st
 			}
 		}
 	}
-}
-
-// wasSubscribed reports whether the stored item alone already gave owner the
-// contact's presence; then the new group changes nothing for presence.
-func wasSubscribed(it item) bool {
-	return it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth
 }
 
 func (m *Module) availableResources(ctx context.Context, bare string) []string {

@@ -2,7 +2,6 @@ package roster
 
 import (
 	"context"
-	"strconv"
 
 	"mellium.im/xmpp/jid"
 
@@ -34,15 +33,15 @@ func addressed(p *xmpp.Element, to string) *xmpp.Element {
 
 // OutboundPresence implements xmpp.PresenceHandler: presence sent by a
 // local client (RFC 6121 §3, §4).
-func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.Element) {
+func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.Element, wasAvailable bool) {
 	typ := p.Get("type")
 	to := p.Get("to")
 	if to == "" {
 		switch typ {
 		case "":
-			m.broadcastAvailable(ctx, s, p)
+			m.broadcastAvailable(ctx, s, p, !wasAvailable)
 		case "unavailable":
-			m.broadcastUnavailable(ctx, s, m.state(s), p)
+			m.broadcastUnavailable(ctx, s, m.state(s), p, wasAvailable)
 		default:
 			// Subscriptions and probes need an addressee.
 			s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "presence of type " + typ + " needs a 'to'"}))
@@ -78,22 +77,25 @@ func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.
 func (m *Module) directed(ctx context.Context, s *xmpp.Session, p *xmpp.Element, to jid.JID, available bool) {
 	st := m.state(s)
 	key := to.String()
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	if !available {
+		st.mu.Lock()
 		delete(st.directed, key)
+		st.mu.Unlock()
 		return
 	}
-	if !st.available {
+	if ok, _ := s.Available(); !ok {
 		return
 	}
 	owner := s.JID().Bare().String()
 	if to.Bare().String() == owner {
 		return
 	}
+	// Read the roster without holding the session's lock.
 	if it, err := m.lookup(ctx, owner, to.Bare().String()); err == nil && it.hasFrom() {
 		return
 	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if st.directed == nil {
 		st.directed = make(map[string]bool)
 	}
@@ -118,20 +120,10 @@ func (m *Module) subscribers(ctx context.Context, owner string) []string {
 // broadcastAvailable handles available presence without 'to' (RFC 6121
 // §4.2, §4.4): to the subscribers and the account's own available resources;
 // the initial one also probes the contacts and catches the new resource up.
-func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmpp.Element) {
-	st := m.state(s)
-	st.mu.Lock()
-	initial := !st.available
-	st.available = true
-	st.mu.Unlock()
+func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmpp.Element, initial bool) {
 	full := s.JID()
 	owner := full.Bare().String()
-	prio := 0
-	if el := p.Child(xmpp.NSClient, "priority"); el != nil {
-		if n, err := strconv.Atoi(el.Text()); err == nil && n >= -128 && n <= 127 {
-			prio = n
-		}
-	}
+	_, prio := s.Available() // parsed once, by the core
 	err := m.Registry.SetResource(ctx, owner, storage.Resource{
 		Resource: full.Resourcepart(), Node: m.Node, Available: true, Priority: prio,
 		Presence: p.Bytes(""), // with its xmlns, so that it parses back whole
@@ -168,7 +160,7 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		if o == s {
 			continue
 		}
-		if m.state(o).isAvailable() {
+		if ok, _ := o.Available(); ok {
 			if last := m.lastPresence(ctx, owner, o.JID().Resourcepart()); last != nil {
 				s.Send(addressed(last, full.String()))
 			}
@@ -187,12 +179,6 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 			}
 		}
 	}
-}
-
-func (st *sessionState) isAvailable() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.available
 }
 
 // lastPresence is the last broadcast presence of owner/resource from the
@@ -218,10 +204,8 @@ func (m *Module) lastPresence(ctx context.Context, owner, resource string) *xmpp
 // stand-in when a session ends without one (RFC 6121 §4.5): to the
 // subscribers, the account's other available resources, and everyone that
 // got directed presence.
-func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *sessionState, p *xmpp.Element) {
+func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *sessionState, p *xmpp.Element, was bool) {
 	st.mu.Lock()
-	was := st.available
-	st.available = false
 	directed := st.directed
 	st.directed = nil
 	st.mu.Unlock()
@@ -250,7 +234,7 @@ func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *
 		}
 	}
 	for _, o := range m.srv.Router().Sessions(owner) {
-		if o != s && m.state(o).isAvailable() {
+		if ok, _ := o.Available(); ok && o != s {
 			o.Send(addressed(p, o.JID().String()))
 		}
 	}

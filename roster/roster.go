@@ -81,7 +81,6 @@ type account struct {
 type sessionState struct {
 	mu         sync.Mutex
 	interested bool // requested the roster (RFC 6121 §2.1.6)
-	available  bool
 	// directed holds the JIDs that got directed available presence from
 	// this session and no unavailable since (RFC 6121 §4.6).
 	directed map[string]bool
@@ -159,14 +158,11 @@ func (m *Module) sessionStarted(s *xmpp.Session) {
 func (m *Module) sessionEnded(s *xmpp.Session) {
 	ctx := m.srv.Context()
 	st := m.state(s)
-	st.mu.Lock()
-	was := st.available
-	st.mu.Unlock()
-	if was {
+	if was, _ := s.Available(); was {
 		// An abrupt end: the server says unavailable on the client's behalf
 		// (RFC 6121 §4.5.2).
 		p := xmpp.NewElement(xmpp.NSClient, "presence", "type", "unavailable", "from", s.JID().String())
-		m.broadcastUnavailable(ctx, s, st, p)
+		m.broadcastUnavailable(ctx, s, st, p, true)
 	}
 	bare := s.JID().Bare().String()
 	if err := m.Registry.RemoveResource(ctx, bare, s.JID().Resourcepart()); err != nil {

@@ -97,8 +97,10 @@ func (s *Server) OnSessionEnded(fn func(*Session)) {
 type PresenceHandler interface {
 	// OutboundPresence handles presence a local client sent, 'from'
 	// already stamped: broadcast presence when it has no 'to', directed
-	// presence or a subscription stanza otherwise.
-	OutboundPresence(ctx context.Context, s *Session, st *Element)
+	// presence or a subscription stanza otherwise. s.Available() already
+	// reflects a broadcast presence; wasAvailable is the state before it,
+	// so that initial presence and the end of availability can be told.
+	OutboundPresence(ctx context.Context, s *Session, st *Element, wasAvailable bool)
 	// InboundPresence handles presence addressed to a local account, bare
 	// or full JID, from anyone; origin is the sending session when it is
 	// local, else nil.

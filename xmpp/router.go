@@ -238,6 +238,12 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 	}
 }
 
+// Reachable reports whether a message to the bare JID would reach a
+// session now: one that is available with a non-negative priority.
+func (r *Router) Reachable(bare string) bool {
+	return len(highestPriority(r.Sessions(bare), false)) > 0
+}
+
 // highestPriority picks the available resources with non-negative priority
 // that a message to a bare JID goes to: all of them for headlines, the ones
 // sharing the highest priority otherwise (RFC 6121 §8.5.2.1.1).

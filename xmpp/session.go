@@ -155,29 +155,27 @@ func (s *Session) handle(el *Element) error {
 		s.srv.router.Route(s.srv.ctx, el, s)
 		return nil
 	}
-	initial := false
+	was, _ := s.Available()
 	if el.Get("to") == "" {
-		initial = s.setPresence(el)
+		s.setPresence(el)
 	}
 	if h := s.srv.hooks.presence(); h != nil {
-		h.OutboundPresence(s.srv.ctx, s, el)
+		h.OutboundPresence(s.srv.ctx, s, el, was)
 	} else if el.Get("to") != "" {
 		s.srv.router.Route(s.srv.ctx, el, s)
 	}
-	if initial {
+	if now, _ := s.Available(); now && !was {
 		s.srv.hooks.available(s.srv.ctx, s)
 	}
 	return nil
 }
 
-// setPresence records the client's broadcast presence (RFC 6121 §4.2, §4.5)
-// and reports whether it is the session's initial presence.
-func (s *Session) setPresence(el *Element) (initial bool) {
+// setPresence records the client's broadcast presence (RFC 6121 §4.2, §4.5).
+func (s *Session) setPresence(el *Element) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch el.Get("type") {
 	case "":
-		initial = !s.available
 		s.available = true
 		s.priority = 0
 		if p := el.Child(NSClient, "priority"); p != nil {
@@ -188,7 +186,6 @@ func (s *Session) setPresence(el *Element) (initial bool) {
 	case "unavailable":
 		s.available = false
 	}
-	return initial
 }
 
 // Send queues a stanza for the client.

@@ -48,17 +48,6 @@ func (m *Module) lock(bare string) func() {
 	return mu.Unlock
 }
 
-// online reports whether bare has an available resource with a non-negative
-// priority, one that a message to the bare JID goes to.
-func (m *Module) online(bare string) bool {
-	for _, s := range m.srv.Router().Sessions(bare) {
-		if ok, prio := s.Available(); ok && prio >= 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // Register implements xmpp.Module.
 func (m *Module) Register(s *xmpp.Server) {
 	m.srv = s
@@ -91,7 +80,7 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 		to = to[:i]
 	}
 	unlock := m.lock(to)
-	if m.online(to) {
+	if m.srv.Router().Reachable(to) {
 		// A session became available after the router looked: the queue
 		// was delivered already, so this message goes straight to it.
 		unlock()

@@ -30,6 +30,7 @@ commands:
   user del JID                delete an account
   user passwd JID [PASSWORD]  set an account's password
   user list                   list accounts
+  user import                 create the accounts on stdin, a "JID PASSWORD" line each
   token mint JID [-ttl 1h] [-audience AUD]
                               print a sign-in token for JID (auth.tokens in the config)
   group add ID [-kind team|project] [-name NAME] [-parent TEAM]
@@ -92,6 +93,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			fmt.Fprintln(stdout, u)
 		}
 		return 0, nil
+	case "import":
+		if len(rest) != 0 {
+			return 2, errors.New("wrong number of arguments\n" + usage)
+		}
+		return importUsers(ctx, store, cfg.Domain, cfg.Auth.Iterations, stdin, stdout)
 	case "add", "passwd", "del":
 	default:
 		return 2, fmt.Errorf("unknown user command %q\n%s", cmd, usage)

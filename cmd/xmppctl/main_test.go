@@ -468,3 +468,35 @@ func TestGroupPostgres(t *testing.T) {
 	ctl(t, "", append(c, "group", "del", "eng")...).check(t, "del", 0, "deleted group eng")
 	ctl(t, "", append(c, "group", "members", "eng")...).check(t, "members of deleted", 1, "does not exist")
 }
+
+// TestUserImport creates accounts in bulk from stdin; bad lines are reported
+// with their numbers, and the good ones are still created with their own
+// passwords.
+func TestUserImport(t *testing.T) {
+	data := t.TempDir()
+	d := []string{"-data", data}
+	ctl(t, "", append(d, "user", "add", "dora@localhost", "old")...).check(t, "add", 0, "created")
+	in := "ann@localhost pass one\n\nben@localhost two\nnot a jid@@ x\ncid@localhost\ndora@localhost new\n"
+	r := ctl(t, in, append(d, "user", "import")...)
+	r.check(t, "import", 1, "3 of 5 lines failed")
+	for _, want := range []string{"line 4:", "line 5: no password for cid@localhost", "line 6: dora@localhost already exists", "created 2 accounts"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("import printed %q, want a line with %q", r.stdout, want)
+		}
+	}
+	ctl(t, "", append(d, "user", "import", "extra")...).check(t, "import with argument", 2, "usage")
+	st := openSQLite(t, data)
+	for user, pw := range map[string]string{"ann@localhost": "pass one", "ben@localhost": "two", "dora@localhost": "old"} {
+		c, err := st.Credentials(context.Background(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !matches(t, c, pw) {
+			t.Errorf("%s: stored credentials do not verify %q", user, pw)
+		}
+	}
+	r = ctl(t, "", append(d, "user", "list")...)
+	if strings.Contains(r.stdout, "cid@") {
+		t.Errorf("a line without a password created an account: %q", r.stdout)
+	}
+}

@@ -1,0 +1,190 @@
+// Command xmppbench is a load generator for any XMPP server: it signs in
+// many clients over STARTTLS and SASL (SCRAM or PLAIN) and measures logins,
+// memory per idle session, and one-to-one chat throughput and latency. It
+// prints progress on standard error and one JSON object per scenario on
+// standard output. See docs/BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is what every scenario needs, from the flags.
+type config struct {
+	server      string // label in the results
+	addr        string
+	domain      string
+	userPattern string // with one %d
+	first       int
+	password    string
+	mech        string
+	resource    string
+	clients     int
+	concurrency int
+	sources     []net.IP
+	pid         int
+	rates       []int
+	step        time.Duration
+	drain       time.Duration
+	settle      time.Duration
+	warm        bool
+	timeout     time.Duration
+	tls         *tls.Config
+	saltCache   *saltCache
+	progress    io.Writer
+}
+
+func (c *config) user(i int) string { return fmt.Sprintf(c.userPattern, c.first+i) }
+
+// source is the local address of the i-th connection: the sources in turn,
+// so that many connections do not run out of one address's ports.
+func (c *config) source(i int) net.IP {
+	if len(c.sources) == 0 {
+		return nil
+	}
+	return c.sources[i%len(c.sources)]
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, scenarios, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "xmppbench:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	enc := json.NewEncoder(stdout)
+	status := 0
+	for _, name := range scenarios {
+		res, err := scenarioFuncs[name](ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "xmppbench: %s: %v\n", name, err)
+			status = 1
+			if res == nil {
+				res = map[string]any{"scenario": name, "server": cfg.server, "error": err.Error()}
+			}
+		}
+		enc.Encode(res)
+	}
+	return status
+}
+
+var scenarioFuncs = map[string]func(context.Context, *config) (any, error){
+	"login": runLogin,
+	"idle":  runIdle,
+	"chat":  runChat,
+	"muc":   runMUC,
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
+	fs := flag.NewFlagSet("xmppbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := &config{saltCache: new(saltCache), progress: stderr}
+	scenario := fs.String("scenario", "login", "scenarios to run, comma-separated: login, idle, chat, muc")
+	fs.StringVar(&cfg.server, "server", "", "label for the server in the results")
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5222", "the server's client-to-server address (STARTTLS)")
+	fs.StringVar(&cfg.domain, "domain", "localhost", "the server's XMPP domain")
+	fs.StringVar(&cfg.userPattern, "user", "bench%d", "user name pattern; %d is replaced by the user's number")
+	fs.IntVar(&cfg.first, "first", 1, "number of the first user")
+	fs.StringVar(&cfg.password, "password", "benchpass", "every user's password")
+	fs.StringVar(&cfg.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN")
+	fs.StringVar(&cfg.resource, "resource", "bench", "resource to bind")
+	fs.IntVar(&cfg.clients, "clients", 100, "number of clients (sessions for idle)")
+	fs.IntVar(&cfg.concurrency, "concurrency", 50, "logins in flight at once")
+	sources := fs.String("sources", "127.0.0.1", "local source addresses, comma-separated, used in turn")
+	fs.IntVar(&cfg.pid, "pid", 0, "the server's process ID, to read its memory from /proc (idle)")
+	rates := fs.String("rates", "1000,2000,5000,10000,20000", "chat: offered messages per second, one step each")
+	fs.DurationVar(&cfg.step, "step", 10*time.Second, "chat: how long each rate is offered")
+	fs.DurationVar(&cfg.drain, "drain", 3*time.Second, "chat: how long to wait for messages after a step")
+	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "idle: wait before reading memory")
+	fs.BoolVar(&cfg.warm, "warm", true, "login with SCRAM: sign every user in once, untimed, so that the tool's own PBKDF2 is cached")
+	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "upper bound on the whole run (and on one login)")
+	insecure := fs.Bool("insecure", true, "accept any server certificate (the targets are loopback servers with self-signed certificates)")
+	ca := fs.String("ca", "", "PEM file of the certificate authority to trust (turns -insecure off)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: xmppbench [flags]\n\nLoad generator for XMPP servers; one JSON result per scenario on stdout.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var scenarios []string
+	for _, s := range strings.Split(*scenario, ",") {
+		if _, ok := scenarioFuncs[s]; !ok {
+			return nil, nil, fmt.Errorf("unknown scenario %q", s)
+		}
+		scenarios = append(scenarios, s)
+	}
+	if strings.Count(cfg.userPattern, "%d") != 1 {
+		return nil, nil, fmt.Errorf("-user %q must contain %%d once", cfg.userPattern)
+	}
+	switch cfg.mech {
+	case "SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN":
+	default:
+		return nil, nil, fmt.Errorf("unsupported -mech %q", cfg.mech)
+	}
+	if cfg.clients < 1 || cfg.concurrency < 1 {
+		return nil, nil, errors.New("-clients and -concurrency must be positive")
+	}
+	for _, s := range strings.Split(*sources, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, nil, fmt.Errorf("-sources: %q is not an IP address", s)
+		}
+		cfg.sources = append(cfg.sources, ip)
+	}
+	for _, r := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n <= 0 {
+			return nil, nil, fmt.Errorf("-rates: %q is not a positive number", r)
+		}
+		cfg.rates = append(cfg.rates, n)
+	}
+	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
+		return nil, nil, fmt.Errorf("-addr: %w", err)
+	}
+	// The same key exchange with every server: X25519 (or P-256), as
+	// OpenSSL 3.0 clients offer, not Go's default hybrid post-quantum share,
+	// which only a Go server would take and which costs it more.
+	cfg.tls = &tls.Config{ServerName: cfg.domain, MinVersion: tls.VersionTLS12, InsecureSkipVerify: *insecure,
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}}
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.tls.RootCAs = newPool(pem)
+		if cfg.tls.RootCAs == nil {
+			return nil, nil, fmt.Errorf("-ca: no certificate in %s", *ca)
+		}
+		cfg.tls.InsecureSkipVerify = false
+	}
+	return cfg, scenarios, nil
+}

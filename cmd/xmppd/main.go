@@ -40,6 +40,7 @@ func run(args []string) error {
 	c2s := fs.String("c2s", "", "STARTTLS client listener address, e.g. 127.0.0.1:5222 (overrides the file)")
 	direct := fs.String("c2s-tls", "", "direct TLS client listener address (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler at this address, e.g. 127.0.0.1:6060 (off by default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,6 +54,11 @@ func run(args []string) error {
 	setIf(&cfg.Listen.C2SDirect, *direct)
 	setIf(&cfg.Log.Level, *level)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			return fmt.Errorf("-pprof: %w", err)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -28,8 +28,12 @@ type Registry struct {
 // table holds the entries of every Registry that shares it.
 type table struct {
 	mu sync.Mutex
-	m  map[string]map[string]entry // bare JID → resource → entry
+	// bare JID → its entries, sorted by resource. A slice, not a map: an
+	// account has a few sessions, and every online account has an entry.
+	m map[string][]entry
 }
+
+func byResource(e entry, resource string) int { return strings.Compare(e.res.Resource, resource) }
 
 type entry struct {
 	res storage.Resource
@@ -41,7 +45,7 @@ type entry struct {
 // NewRegistry returns an empty registry for node. An empty node is named
 // after the host and the process ID.
 func NewRegistry(node string) *Registry {
-	return &Registry{node: defaultNode(node), t: &table{m: make(map[string]map[string]entry)}}
+	return &Registry{node: defaultNode(node), t: &table{m: make(map[string][]entry)}}
 }
 
 // Peer returns a registry for another node that shares r's entries, as
@@ -63,12 +67,13 @@ func (r *Registry) SetResource(ctx context.Context, bare string, res storage.Res
 	if r.closed {
 		return fmt.Errorf("set %s/%s: %w", bare, res.Resource, errClosed)
 	}
-	byRes := r.t.m[bare]
-	if byRes == nil {
-		byRes = make(map[string]entry)
-		r.t.m[bare] = byRes
+	list := r.t.m[bare]
+	i, found := slices.BinarySearchFunc(list, res.Resource, byResource)
+	if found {
+		list[i] = entry{res: res, owner: r}
+	} else {
+		r.t.m[bare] = slices.Insert(list, i, entry{res: res, owner: r})
 	}
-	byRes[res.Resource] = entry{res: res, owner: r}
 	return nil
 }
 
@@ -81,10 +86,10 @@ func (r *Registry) RemoveResource(ctx context.Context, bare, resource string) er
 	if r.closed {
 		return fmt.Errorf("remove %s/%s: %w", bare, resource, errClosed)
 	}
-	byRes := r.t.m[bare]
-	if e, ok := byRes[resource]; ok && e.owner == r {
-		delete(byRes, resource)
-		if len(byRes) == 0 {
+	list := r.t.m[bare]
+	if i, found := slices.BinarySearchFunc(list, resource, byResource); found && list[i].owner == r {
+		r.t.m[bare] = slices.Delete(list, i, i+1)
+		if len(list) == 1 {
 			delete(r.t.m, bare)
 		}
 	}
@@ -98,14 +103,13 @@ func (r *Registry) Resources(ctx context.Context, bare string) ([]storage.Resour
 	if r.closed {
 		return nil, fmt.Errorf("resources of %s: %w", bare, errClosed)
 	}
-	byRes := r.t.m[bare]
-	list := make([]storage.Resource, 0, len(byRes))
-	for _, e := range byRes {
+	entries := r.t.m[bare]
+	list := make([]storage.Resource, 0, len(entries))
+	for _, e := range entries {
 		res := e.res
 		res.Presence = bytes.Clone(res.Presence)
 		list = append(list, res)
 	}
-	slices.SortFunc(list, func(a, b storage.Resource) int { return strings.Compare(a.Resource, b.Resource) })
 	return list, nil
 }
 
@@ -117,14 +121,12 @@ func (r *Registry) Close() error {
 		return nil
 	}
 	r.closed = true
-	for bare, byRes := range r.t.m {
-		for res, e := range byRes {
-			if e.owner == r {
-				delete(byRes, res)
-			}
-		}
-		if len(byRes) == 0 {
+	for bare, list := range r.t.m {
+		list = slices.DeleteFunc(list, func(e entry) bool { return e.owner == r })
+		if len(list) == 0 {
 			delete(r.t.m, bare)
+		} else {
+			r.t.m[bare] = list
 		}
 	}
 	return nil

@@ -29,24 +29,35 @@ type conn struct {
 	addr  string
 	auth  *authenticator
 	// bound is the full JID after resource binding, and sess its session.
-	bound jid.JID
-	sess  *Session
-	log   *slog.Logger
+	bound  jid.JID
+	sess   *Session
+	remote string
 }
+
+// logger is the server's, with the client's address.
+func (c *conn) logger() *slog.Logger { return c.srv.log.With("remote", c.remote) }
 
 var errHostUnknown = errors.New("xmpp: host unknown")
 
 func (s *Server) handleConn(raw net.Conn, directTLS bool) {
-	defer raw.Close()
+	// Once negotiated, the session runs on a goroutine of its own, which
+	// then owns the connection: negotiation (TLS, SASL) grows a stack that
+	// an idle session should not keep.
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			raw.Close()
+		}
+	}()
 	addr := hostOf(raw.RemoteAddr())
-	c := &conn{srv: s, raw: raw, addr: addr, log: s.log.With("remote", raw.RemoteAddr().String())}
+	c := &conn{srv: s, raw: raw, addr: addr, remote: raw.RemoteAddr().String()}
 	var layer net.Conn = raw
 	deadline := time.Now().Add(s.NegotiationTimeout)
 	if directTLS {
 		tc := tls.Server(raw, s.TLSConfig)
 		raw.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
-			c.log.Debug("TLS handshake failed", "err", err)
+			c.logger().Debug("TLS handshake failed", "err", err)
 			return
 		}
 		raw.SetDeadline(time.Time{})
@@ -58,7 +69,11 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 		c.fail(StreamError{Condition: PolicyViolation, Text: "too many connections from your address"})
 		return
 	}
-	defer s.conns.release(addr)
+	defer func() {
+		if !handedOver {
+			s.conns.release(addr)
+		}
+	}()
 	if s.failures.blocked(addr, s.MaxAuthFailures, s.AuthFailureWindow) {
 		c.fail(StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"})
 		return
@@ -70,7 +85,7 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 		tokens: s.Tokens,
 		fail: func() {
 			n := s.failures.record(addr, s.AuthFailureWindow)
-			c.log.Info("authentication failed", "failures", n, "reason", c.auth.reason)
+			c.logger().Info("authentication failed", "failures", n, "reason", c.auth.reason)
 			time.Sleep(s.authDelay(n))
 		},
 	}
@@ -104,7 +119,14 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 		return
 	}
 	raw.SetReadDeadline(time.Time{})
-	c.sess.serve(ms)
+	handedOver = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer raw.Close()
+		defer s.conns.release(addr)
+		c.sess.serve()
+	}()
 }
 
 func hostOf(a net.Addr) string {
@@ -164,7 +186,7 @@ func (c *conn) sasl(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 			if !errors.Is(err, errAuth) || attempt == saslAttempts {
 				return mask, rw, err
 			}
-			c.log.Debug("authentication attempt failed", "attempt", attempt, "reason", c.auth.reason)
+			c.logger().Debug("authentication attempt failed", "attempt", attempt, "reason", c.auth.reason)
 			if c.srv.failures.blocked(c.addr, c.srv.MaxAuthFailures, c.srv.AuthFailureWindow) {
 				return 0, nil, errBlocked
 			}
@@ -287,10 +309,10 @@ func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool
 	if errors.Is(err, errHostUnknown) {
 		return StreamError{Condition: HostUnknown, Text: "this server does not serve that domain"}, true
 	}
-	if c.guard.err != nil {
-		// The guard saw the violation in bytes the decoder had not yet
+	if verr := c.guard.violationAhead(); verr != nil {
+		// The guard sees the violation in bytes the decoder had not yet
 		// reached when mellium gave up on an earlier element.
-		return streamErrorFor(c.guard.err)
+		return streamErrorFor(verr)
 	}
 	if errors.Is(err, errBlocked) {
 		return StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"}, true
@@ -347,7 +369,7 @@ func streamErrorFor(err error) (StreamError, bool) {
 // nothing else writes to the connection. If we have not sent our stream
 // header yet, it goes first (RFC 6120 §4.9.1.2).
 func (c *conn) fail(se StreamError) {
-	c.log.Info("stream error", "condition", se.Condition, "text", se.Text)
+	c.logger().Info("stream error", "condition", se.Condition, "text", se.Text)
 	b := make([]byte, 0, 256)
 	if !c.guard.hasWritten() {
 		b = appendStreamHeader(b, c.srv.Domain, randomID())

@@ -3,6 +3,7 @@ package xmpp
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"testing"
 )
 
@@ -132,4 +133,78 @@ func BenchmarkParseSerialize(b *testing.B) {
 		el.Set("from", "alice@example.com/desk")
 		buf = el.Append(buf[:0], NSClient)
 	}
+}
+
+// FuzzParseStanza checks that the fast stanza parser agrees with
+// encoding/xml on every input: both fail, or both give the same element.
+func FuzzParseStanza(f *testing.F) {
+	for _, s := range []string{
+		chatMessage,
+		`<iq type="set" id="x"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>r</resource></bind></iq>`,
+		`<presence/>`,
+		` <presence xml:lang='en'><show>away</show><status>a &amp; b &#x263A; &#9731; ☺</status></presence> `,
+		`<message><body><![CDATA[<not a tag>]]></body></message>`,
+		`<a b='&#x41;&#65;&quot;'/>`,
+		`<a xmlns:p="u" p:b="c"><p:d/><q:e/></a>`,
+		`<a xmlns="u"><b xmlns=""/><c/></a>`,
+		"<a>\r\n</a>",
+		`<a><b></a></b>`,
+		`<a b="1"c="2"/>`,
+		`<a>x</a>y`,
+		"<a>\x01</a>",
+		`<a b='<'/>`,
+		`<a:b:c/>`,
+		`<é/>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, errFast := parseStanza(data, NSClient)
+		std, errStd := parseStanzaStd(data, NSClient)
+		if (errFast == nil) != (errStd == nil) {
+			t.Fatalf("%q: fast parser error %v, encoding/xml error %v", data, errFast, errStd)
+		}
+		if errFast == nil && !sameElement(fast, std) {
+			t.Fatalf("%q:\nfast %s\nstd  %s", data, dump(fast), dump(std))
+		}
+	})
+}
+
+// sameElement compares parsed trees; no attributes is no attributes,
+// whether the slice is nil or empty.
+func sameElement(a, b *Element) bool {
+	if a.Space != b.Space || a.Local != b.Local || len(a.Attr) != len(b.Attr) || len(a.Children) != len(b.Children) {
+		return false
+	}
+	for i := range a.Attr {
+		if a.Attr[i] != b.Attr[i] {
+			return false
+		}
+	}
+	for i, c := range a.Children {
+		switch c := c.(type) {
+		case Text:
+			if t, ok := b.Children[i].(Text); !ok || t != c {
+				return false
+			}
+		case *Element:
+			if e, ok := b.Children[i].(*Element); !ok || !sameElement(c, e) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func dump(e *Element) string {
+	s := fmt.Sprintf("{%q %q %q [", e.Space, e.Local, e.Attr)
+	for _, c := range e.Children {
+		switch c := c.(type) {
+		case Text:
+			s += fmt.Sprintf("%q ", string(c))
+		case *Element:
+			s += dump(c) + " "
+		}
+	}
+	return s + "]}"
 }

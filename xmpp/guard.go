@@ -2,10 +2,14 @@ package xmpp
 
 import (
 	"crypto/tls"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,41 +21,172 @@ var errRestricted = errors.New("xmpp: restricted XML")
 // errTooBig is returned when one top-level element exceeds the size limit.
 var errTooBig = errors.New("xmpp: stanza exceeds the size limit")
 
-// guard sits between the (TLS-decrypted) connection and the XML decoder. It
+// guard sits between the (TLS-decrypted) connection and the XML parsers. It
 // scans every byte once with a tiny lexer that knows just enough XML to find
 // the restricted constructs, to measure each top-level element, and to name
-// it, so that violations are reported as typed errors before the decoder
-// buffers anything large. It also limits the read rate.
+// it, so that violations are reported as typed errors before anything large
+// is buffered. It also limits the read rate.
+//
+// During negotiation it is an io.ByteReader for encoding/xml (so the decoder
+// keeps no buffer of its own and reads nothing ahead); once the session runs,
+// next frames whole stanzas for parseStanza. Both read from one small buffer.
 type guard struct {
 	net.Conn
-	lex   lexer
-	rate  *rateLimiter
-	err   error // violation found in the middle of the last chunk
-	wrote bool  // something was written on this connection (a stream header)
-	mu    sync.Mutex
+	lex  lexer
+	rate *rateLimiter
+	// buf[r:w] has been read and neither scanned nor consumed.
+	buf  []byte
+	r, w int
+	// acc holds the start of a stanza that did not fit in one read.
+	acc      []byte
+	accTaken bool // acc was handed out by next and is free again
+	err      error
+	// lastRead is when bytes last arrived (unix nanoseconds); whitespace
+	// keepalives count.
+	lastRead atomic.Int64
+	wrote    bool // something was written on this connection (a stream header)
+	mu       sync.Mutex
 }
+
+// guardBufSize is the read buffer of one connection. Stanzas larger than it
+// take several reads from TLS's own record buffer, which costs a copy, not a
+// system call; an idle session should hold as little as it can.
+const guardBufSize = 1024
 
 func newGuard(c net.Conn, maxStanza int, rate *rateLimiter) *guard {
 	return &guard{Conn: c, lex: lexer{limit: maxStanza}, rate: rate}
+}
+
+// fill reads more bytes into the buffer, once the read rate allows it. The
+// buffer must have been consumed.
+func (g *guard) fill() error {
+	if g.buf == nil {
+		g.buf = make([]byte, guardBufSize)
+	}
+	g.r, g.w = 0, 0
+	for {
+		g.rate.wait()
+		n, err := g.Conn.Read(g.buf)
+		g.rate.took(n)
+		if n > 0 {
+			g.w = n
+			g.lastRead.Store(time.Now().UnixNano())
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// ReadByte is how encoding/xml reads during negotiation.
+func (g *guard) ReadByte() (byte, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if g.r == g.w {
+		if err := g.fill(); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := g.lex.scan(g.buf[g.r : g.r+1]); err != nil {
+		g.err = err
+		return 0, err
+	}
+	c := g.buf[g.r]
+	g.r++
+	return c, nil
 }
 
 func (g *guard) Read(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
 	}
-	g.rate.wait()
-	n, err := g.Conn.Read(p)
-	g.rate.took(n)
-	if k, verr := g.lex.scan(p[:n]); verr != nil {
-		// Hand over what came before the violation; report it next time.
-		g.err = verr
-		if k == 0 {
-			return 0, verr
+	if g.r == g.w {
+		if err := g.fill(); err != nil {
+			return 0, err
 		}
-		return k, nil
 	}
-	return n, err
+	n := copy(p, g.buf[g.r:g.w])
+	k, err := g.lex.scan(p[:n])
+	g.r += k
+	if err != nil {
+		// Hand over what came before the violation; report it next time.
+		g.err = err
+		if k == 0 {
+			return 0, err
+		}
+	}
+	return k, nil
 }
+
+// next returns the next top-level element of the stream, without what came
+// before it between elements (whitespace keepalives); io.EOF when the client
+// closed its stream. The bytes are valid until the next call.
+func (g *guard) next() ([]byte, error) {
+	if g.err != nil {
+		return nil, g.err
+	}
+	if g.accTaken {
+		g.accTaken = false
+		g.acc = g.acc[:0]
+		if cap(g.acc) > 4*guardBufSize {
+			g.acc = nil // a large stanza's buffer is not kept
+		}
+	}
+	start := g.r
+	for {
+		if g.r < g.w {
+			k, err := g.lex.scanStanza(g.buf[g.r:g.w])
+			if g.lex.topStart >= 0 {
+				// An element began here; what came before it was between
+				// elements.
+				start, g.acc = g.r+g.lex.topStart, g.acc[:0]
+			}
+			g.r += k
+			if err != nil {
+				g.err = err
+				return nil, err
+			}
+			if g.lex.complete {
+				el := g.buf[start:g.r]
+				if len(g.acc) > 0 {
+					g.acc = append(g.acc, el...)
+					el, g.accTaken = g.acc, true
+				}
+				return el, nil
+			}
+			if g.streamClosed() {
+				return nil, io.EOF
+			}
+			if g.lex.between() {
+				// Only keepalives so far: nothing to keep.
+				start, g.acc = g.r, g.acc[:0]
+			}
+		}
+		g.acc = append(g.acc, g.buf[start:g.r]...)
+		if err := g.fill(); err != nil {
+			return nil, err
+		}
+		start = 0
+	}
+}
+
+// violationAhead reports a violation in what has been read and not yet
+// consumed, or one already found: when negotiation fails on an element,
+// a restricted construct in it is the better reason to give.
+func (g *guard) violationAhead() error {
+	if g.err != nil {
+		return g.err
+	}
+	l := g.lex
+	l.open = slices.Clone(l.open)
+	_, err := l.scan(g.buf[g.r:g.w])
+	return err
+}
+
+// streamClosed reports whether the peer has sent its closing stream tag.
+func (g *guard) streamClosed() bool { return g.lex.depth <= 0 && g.lex.opened }
 
 func (g *guard) Write(p []byte) (int, error) {
 	g.mu.Lock()
@@ -107,22 +242,62 @@ type lexer struct {
 	entLen    int
 	match     int // progress through "]]>" or "?>"
 	top       string
+	opened    bool // a stream header has been seen
+	// hash is of the tag name being read; open holds the hashes of the
+	// elements open inside the current stanza, to catch a mismatched end
+	// tag at once rather than wait for an end that never comes.
+	hash uint32
+	open []uint32
+	// complete is set when a top-level element has ended; scanStanza stops
+	// there.
+	endName  bool // the end tag's name has been read
+	complete bool
+	stop     bool
+	// topStart is where in the bytes of the last scan a top-level element
+	// began, or -1.
+	topStart int
 }
+
+// scanStanza scans like scan but stops after the end of a top-level
+// element, setting complete.
+func (l *lexer) scanStanza(p []byte) (int, error) {
+	l.complete, l.stop = false, true
+	defer func() { l.stop = false }()
+	return l.scan(p)
+}
+
+// between reports whether the lexer is between top-level elements.
+func (l *lexer) between() bool { return l.depth == 1 && l.state == lxText }
+
+const fnvPrime, fnvOffset = 16777619, 2166136261
+
+// errMismatch is an end tag that does not close the open element.
+var errMismatch = &xml.SyntaxError{Msg: "end tag does not match the open element"}
 
 // topName is the local name of the last top-level element started.
 func (l *lexer) topName() string { return l.top }
 
 func (l *lexer) scan(p []byte) (int, error) {
+	l.topStart = -1
 	for i, c := range p {
+		if l.complete && l.stop {
+			return i, nil
+		}
 		l.size++
 		if l.limit > 0 && l.size > l.limit {
 			return i, errTooBig
 		}
 		switch l.state {
 		case lxText:
+			if l.depth == 1 && c != '<' {
+				l.size = 0 // keepalives between stanzas add up to nothing
+			}
 			switch c {
 			case '<':
 				l.state = lxLT
+				if l.depth == 1 {
+					l.topStart = i
+				}
 			case '&':
 				l.ret, l.state, l.entLen = lxText, lxEntity, 0
 			}
@@ -137,19 +312,28 @@ func (l *lexer) scan(p []byte) (int, error) {
 			default:
 				l.state, l.selfClose = lxName, false
 				l.name[0], l.nameLen = c, 1
+				l.hash = (fnvOffset ^ uint32(c)) * fnvPrime
+			}
+			if l.state == lxEndTag {
+				l.hash, l.endName = fnvOffset, false
 			}
 		case lxName:
 			switch {
 			case c == '>' || c == '/' || isSpace(c):
 				l.state = lxAttrs
 				if c == '>' {
-					l.endStartTag()
+					if err := l.endStartTag(); err != nil {
+						return i, err
+					}
 				} else if c == '/' {
 					l.selfClose = true
 				}
-			case l.nameLen < len(l.name):
-				l.name[l.nameLen] = c
-				l.nameLen++
+			default:
+				l.hash = (l.hash ^ uint32(c)) * fnvPrime
+				if l.nameLen < len(l.name) {
+					l.name[l.nameLen] = c
+					l.nameLen++
+				}
 			}
 		case lxAttrs:
 			switch c {
@@ -158,7 +342,9 @@ func (l *lexer) scan(p []byte) (int, error) {
 			case '/':
 				l.selfClose = true
 			case '>':
-				l.endStartTag()
+				if err := l.endStartTag(); err != nil {
+					return i, err
+				}
 			default:
 				l.selfClose = false
 			}
@@ -170,12 +356,27 @@ func (l *lexer) scan(p []byte) (int, error) {
 				l.ret, l.state, l.entLen = lxValue, lxEntity, 0
 			}
 		case lxEndTag:
-			if c == '>' {
+			switch {
+			case c == '>':
 				l.state = lxText
+				if l.depth > 1 {
+					n := len(l.open) - 1
+					if n < 0 || l.open[n] != l.hash {
+						return i, errMismatch
+					}
+					l.open = l.open[:n]
+				}
 				l.depth--
 				if l.depth <= 1 {
 					l.size = 0
+					l.complete = l.depth == 1
 				}
+			case isSpace(c):
+				l.endName = true
+			case l.endName:
+				return i, errMismatch // something after the end tag's name
+			default:
+				l.hash = (l.hash ^ uint32(c)) * fnvPrime
 			}
 		case lxBang:
 			if c != '[' || l.depth < 2 {
@@ -238,22 +439,31 @@ func (l *lexer) scan(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (l *lexer) endStartTag() {
+func (l *lexer) endStartTag() error {
 	l.state = lxText
 	name := string(l.name[:l.nameLen])
 	if isStreamHeader(name) {
 		// A stream header (also a restart after STARTTLS or SASL): depth 1.
-		l.depth, l.size = 1, 0
-		return
+		l.depth, l.size, l.opened = 1, 0, true
+		l.open = l.open[:0]
+		return nil
 	}
 	if l.depth == 1 {
 		l.top = localName(name)
 	}
 	if !l.selfClose {
+		if l.depth >= 1 {
+			if len(l.open) > maxDepth {
+				return errDepth
+			}
+			l.open = append(l.open, l.hash)
+		}
 		l.depth++
 	} else if l.depth <= 1 {
 		l.size = 0
+		l.complete = l.depth == 1
 	}
+	return nil
 }
 
 func isStreamHeader(name string) bool {

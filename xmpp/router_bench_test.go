@@ -16,9 +16,10 @@ func benchSession(b *testing.B, s *Server, full string) *Session {
 	j := jid.MustParse(full)
 	sess := &Session{
 		srv: s, jid: j, full: j.String(), bare: j.Bare().String(),
-		out: make(chan []byte, 1024), closing: make(chan struct{}), log: s.log,
+		closing: make(chan struct{}), c: &conn{srv: s},
 	}
 	sess.available = true
+	sess.writing = true // no writer: the benchmark empties the queue itself
 	s.router.register(sess)
 	return sess
 }
@@ -44,7 +45,12 @@ func BenchmarkRouteMessage(b *testing.B) {
 				st := msg.ShallowCopy()
 				st.Set("from", alice.full)
 				s.router.Route(ctx, st, alice)
-				<-bob.out
+				bob.wmu.Lock()
+				if len(bob.queue) != 1 {
+					b.Fatalf("%d stanzas queued for bob, want 1", len(bob.queue))
+				}
+				bob.queue = bob.queue[:0]
+				bob.wmu.Unlock()
 			}
 		})
 	}

@@ -1,40 +1,39 @@
 package xmpp
 
 import (
-	"bufio"
 	"context"
-	"encoding/xml"
 	"errors"
 	"io"
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 )
 
 // A Session is one negotiated client stream bound to a full JID. One
-// goroutine reads and parses stanzas and hands them to the router; another
-// writes from a bounded queue, flushing when the queue is empty.
+// goroutine reads and parses stanzas and hands them to the router. Writes are
+// queued; while the queue is not empty a goroutine writes it out, many
+// stanzas per system call, and ends when it is drained, so that an idle
+// session has no writer and no write buffer.
 type Session struct {
 	srv  *Server
 	c    *conn
-	ms   *mxmpp.Session
 	jid  jid.JID
 	full string
 	bare string
-	log  *slog.Logger
 
-	out       chan []byte
 	closing   chan struct{}
 	closeOnce sync.Once
-	final     []byte
 	writerEnd chan struct{}
 
-	lastRead atomic.Int64 // unix nanoseconds
+	wmu     sync.Mutex
+	queue   [][]byte // waiting to be written
+	spare   [][]byte // the previous queue's array, for reuse
+	writing bool     // a writer goroutine runs
+	closed  bool     // Close was called; final is the last write
+	final   []byte
 
 	mu        sync.Mutex
 	available bool
@@ -51,13 +50,16 @@ func newSession(s *Server, c *conn) *Session {
 		jid:       j,
 		full:      j.String(),
 		bare:      j.Bare().String(),
-		log:       c.log.With("jid", j.String()),
-		out:       make(chan []byte, s.QueueSize),
 		closing:   make(chan struct{}),
 		writerEnd: make(chan struct{}),
 	}
-	sess.lastRead.Store(time.Now().UnixNano())
 	return sess
+}
+
+// logger is the server's, with the session's addresses. It is made when
+// something is logged rather than kept: an idle session should not hold it.
+func (s *Session) logger() *slog.Logger {
+	return s.srv.log.With("remote", s.c.remote, "jid", s.full)
 }
 
 // JID is the session's full JID.
@@ -73,7 +75,7 @@ func (s *Session) Available() (bool, int) {
 
 // Idle is how long the client has been silent.
 func (s *Session) Idle() time.Duration {
-	return time.Since(time.Unix(0, s.lastRead.Load()))
+	return time.Since(time.Unix(0, s.c.guard.lastRead.Load()))
 }
 
 // register makes the session routable, replacing an older session bound to
@@ -84,12 +86,13 @@ func (s *Session) register() {
 	}
 }
 
-// serve runs the negotiated session until its stream ends.
-func (s *Session) serve(ms *mxmpp.Session) {
-	s.ms = ms
-	s.log.Info("session started")
+// serve runs the negotiated session until its stream ends. The
+// negotiation's mellium session is not kept: the guard frames stanzas, with
+// whatever the client sent after binding, and parseStanza parses them.
+func (s *Session) serve() {
+	s.c.auth = nil
+	s.logger().Info("session started")
 	s.srv.hooks.sessionStarted(s)
-	go s.writeLoop()
 	err := s.readLoop()
 	s.srv.router.unregister(s)
 	s.srv.hooks.sessionEnded(s)
@@ -103,28 +106,27 @@ func (s *Session) serve(ms *mxmpp.Session) {
 		s.Close(nil)
 	}
 	<-s.writerEnd
-	s.log.Info("session ended", "err", err)
+	s.logger().Info("session ended", "err", err)
 }
 
 func (s *Session) readLoop() error {
-	r := s.ms.TokenReader()
-	defer r.Close()
+	g := s.c.guard
 	for {
-		tok, err := r.Token()
+		b, err := g.next()
 		if err != nil {
 			if err == io.EOF {
 				return nil // the client closed its stream
 			}
 			return err
 		}
-		s.lastRead.Store(time.Now().UnixNano())
-		start, ok := tok.(xml.StartElement)
-		if !ok {
-			continue // whitespace keepalives
-		}
-		el, err := ReadElement(r, start)
+		el, err := parseStanza(b, NSClient)
 		if err != nil {
 			return err
+		}
+		// The stream prefix is declared on the stream header, which the parser
+		// does not see.
+		if (el.Space == NSStream || el.Space == "stream") && el.Local == "error" {
+			return nil // the client ends the stream with an error of its own
 		}
 		if err := s.handle(el); err != nil {
 			return err
@@ -196,78 +198,119 @@ func (s *Session) Send(el *Element) bool {
 // SendBytes queues serialised stanzas. When the queue is full the client is
 // not keeping up; it alone is disconnected, so that nobody else waits for it.
 func (s *Session) SendBytes(b []byte) bool {
-	select {
-	case s.out <- b:
-		return true
-	case <-s.closing:
+	s.wmu.Lock()
+	if s.closed {
+		s.wmu.Unlock()
 		return false
-	default:
+	}
+	if len(s.queue) >= s.srv.QueueSize {
+		s.wmu.Unlock()
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too many stanzas waiting for delivery"})
 		return false
 	}
+	s.queue = append(s.queue, b)
+	start := !s.writing
+	s.writing = true
+	s.wmu.Unlock()
+	if start {
+		go s.writeQueue()
+	}
+	return true
 }
 
 // Close ends the session with an optional stream error; it may be called
-// from any goroutine, any number of times.
+// from any goroutine, any number of times. What was queued before is still
+// written, then the stream's end, then the connection is closed.
 func (s *Session) Close(se *StreamError) {
 	s.closeOnce.Do(func() {
+		var final []byte
 		if se != nil {
-			s.log.Info("stream error", "condition", se.Condition, "text", se.Text)
-			s.final = se.Append(s.final)
+			s.logger().Info("stream error", "condition", se.Condition, "text", se.Text)
+			final = se.Append(final)
 		}
-		s.final = append(s.final, "</stream:stream>"...)
+		final = append(final, "</stream:stream>"...)
 		// A writer stuck on a client that does not read gives up soon.
 		s.c.raw.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		s.wmu.Lock()
+		s.closed, s.final = true, final
+		start := !s.writing
+		s.writing = true
+		s.wmu.Unlock()
 		close(s.closing)
+		if start {
+			go s.writeQueue()
+		}
 	})
 }
 
 const writeTimeout = 30 * time.Second
 
-func (s *Session) writeLoop() {
-	defer close(s.writerEnd)
-	conn := s.c.raw
-	// Write below the guard: its bookkeeping only matters for negotiation.
-	w := bufio.NewWriterSize(s.c.guard.Conn, 4096)
-	write := func(b []byte) bool {
-		_, err := w.Write(b)
-		return err == nil
+// writeBatch is the most one write system call carries.
+const writeBatch = 16 << 10
+
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch); return &b }}
+
+// writeQueue writes until the queue is empty; after Close, it writes the
+// stream's end and closes the connection. It writes below the guard, whose
+// bookkeeping only matters while negotiating.
+func (s *Session) writeQueue() {
+	conn := s.c.guard.Conn
+	bp := writeBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	failed := false
+	write := func(b []byte) {
+		if failed {
+			return
+		}
+		if _, err := conn.Write(b); err != nil {
+			failed = true
+			s.c.raw.Close() // the reader ends too
+		}
 	}
 	defer func() {
-		// Close our stream after what was queued, then the connection.
-		for {
-			select {
-			case b := <-s.out:
-				if !write(b) {
-					conn.Close()
-					return
-				}
-				continue
-			default:
-			}
-			break
-		}
-		write(s.final)
-		w.Flush()
-		conn.Close()
+		*bp = buf[:0]
+		writeBuffers.Put(bp)
 	}()
 	for {
-		select {
-		case b := <-s.out:
-			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if !write(b) {
+		s.wmu.Lock()
+		batch, closed := s.queue, s.closed
+		if len(batch) == 0 {
+			if closed {
+				s.wmu.Unlock()
+				write(s.final)
+				s.c.raw.Close()
+				close(s.writerEnd)
 				return
 			}
-			for n := len(s.out); n > 0; n-- {
-				if !write(<-s.out) {
-					return
-				}
-			}
-			if w.Flush() != nil {
-				return
-			}
-		case <-s.closing:
+			s.writing = false
+			s.wmu.Unlock()
 			return
+		}
+		s.queue, s.spare = s.spare[:0], nil
+		s.wmu.Unlock()
+		if !closed {
+			s.c.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
+		for _, b := range batch {
+			if len(buf)+len(b) > writeBatch && len(buf) > 0 {
+				write(buf)
+				buf = buf[:0]
+			}
+			if len(b) >= writeBatch {
+				write(b)
+				continue
+			}
+			buf = append(buf, b...)
+		}
+		if len(buf) > 0 {
+			write(buf)
+			buf = buf[:0]
+		}
+		clear(batch)
+		if cap(batch) <= 64 {
+			s.wmu.Lock()
+			s.spare = batch[:0]
+			s.wmu.Unlock()
 		}
 	}
 }

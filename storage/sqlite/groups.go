@@ -54,14 +54,14 @@ func (s *Store) CreateGroup(ctx context.Context, g storage.Group) error {
 // DeleteGroup implements storage.Groups. Memberships go by ON DELETE
 // CASCADE; the team's projects stay, without a team (ON DELETE SET NULL).
 func (s *Store) DeleteGroup(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM groups WHERE id = ?`, id)
+	res, err := s.exec(ctx, `DELETE FROM groups WHERE id = ?`, id)
 	return oneRow(res, err, "delete group", id)
 }
 
 // Group implements storage.Groups.
 func (s *Store) Group(ctx context.Context, id string) (storage.Group, error) {
 	var g storage.Group
-	err := s.db.QueryRowContext(ctx,
+	err := s.queryRow(ctx,
 		`SELECT id, kind, name, coalesce(parent, '') FROM groups WHERE id = ?`, id).
 		Scan(&g.ID, &g.Kind, &g.Name, &g.Parent)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -75,7 +75,7 @@ func (s *Store) Group(ctx context.Context, id string) (storage.Group, error) {
 
 // ListGroups implements storage.Groups.
 func (s *Store) ListGroups(ctx context.Context) ([]storage.Group, error) {
-	rows, err := s.db.QueryContext(ctx,
+	rows, err := s.query(ctx,
 		`SELECT id, kind, name, coalesce(parent, '') FROM groups ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list groups: %w", err)
@@ -97,7 +97,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]storage.Group, error) {
 
 // AddMember implements storage.Groups.
 func (s *Store) AddMember(ctx context.Context, group, jid string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO group_members (group_id, jid) VALUES (?, ?)`, group, jid)
+	_, err := s.exec(ctx, `INSERT INTO group_members (group_id, jid) VALUES (?, ?)`, group, jid)
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("sqlite: add %s to group %s: %w", jid, group, storage.ErrExists)
@@ -111,14 +111,14 @@ func (s *Store) AddMember(ctx context.Context, group, jid string) error {
 
 // RemoveMember implements storage.Groups.
 func (s *Store) RemoveMember(ctx context.Context, group, jid string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND jid = ?`, group, jid)
+	res, err := s.exec(ctx, `DELETE FROM group_members WHERE group_id = ? AND jid = ?`, group, jid)
 	return oneRow(res, err, "remove member of group "+group, jid)
 }
 
 // Members implements storage.Groups. One statement, so that "no such group"
 // and "no members" are told apart from one snapshot.
 func (s *Store) Members(ctx context.Context, group string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 		SELECT m.jid FROM groups AS g LEFT JOIN group_members AS m ON m.group_id = g.id
 		WHERE g.id = ? ORDER BY m.jid`, group)
 	if err != nil {
@@ -148,7 +148,7 @@ func (s *Store) Members(ctx context.Context, group string) ([]string, error) {
 
 // CoMembers implements storage.Groups.
 func (s *Store) CoMembers(ctx context.Context, jid string) ([]storage.SharedContact, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 		SELECT DISTINCT o.jid, g.name
 		FROM group_members AS m
 		JOIN group_members AS o ON o.group_id = m.group_id AND o.jid <> m.jid
@@ -183,7 +183,7 @@ func (s *Store) CoMembers(ctx context.Context, jid string) ([]storage.SharedCont
 // IsMember implements storage.Groups.
 func (s *Store) IsMember(ctx context.Context, jid string) (bool, error) {
 	var member bool
-	if err := s.db.QueryRowContext(ctx,
+	if err := s.queryRow(ctx,
 		`SELECT EXISTS (SELECT 1 FROM group_members WHERE jid = ?)`, jid).Scan(&member); err != nil {
 		return false, fmt.Errorf("sqlite: is member %s: %w", jid, err)
 	}
@@ -208,7 +208,7 @@ const (
 func (s *Store) WatchGroups(ctx context.Context) (<-chan storage.GroupChange, error) {
 	// The sequence, not max(id): the table may have been pruned empty.
 	var last int64
-	if err := s.db.QueryRowContext(ctx, `
+	if err := s.queryRow(ctx, `
 		SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'group_changes'), 0)`).Scan(&last); err != nil {
 		return nil, fmt.Errorf("sqlite: watch groups: %w", err)
 	}
@@ -246,7 +246,7 @@ func (s *Store) watch(ctx context.Context, last int64, send func(storage.GroupCh
 
 // pruneChanges deletes the rows of group_changes older than changeRetention.
 func (s *Store) pruneChanges(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx,
+	_, err := s.exec(ctx,
 		`DELETE FROM group_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - ?`,
 		int64(changeRetention/time.Second))
 	return err
@@ -255,7 +255,7 @@ func (s *Store) pruneChanges(ctx context.Context) error {
 // changesAfter returns the changes recorded after ID last, and the last ID
 // read.
 func (s *Store) changesAfter(ctx context.Context, last int64) ([]storage.GroupChange, int64, error) {
-	rows, err := s.db.QueryContext(ctx,
+	rows, err := s.query(ctx,
 		`SELECT id, group_id, jid FROM group_changes WHERE id > ? ORDER BY id`, last)
 	if err != nil {
 		return nil, last, err

@@ -41,7 +41,7 @@ func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, max
 
 // OfflineMessages implements storage.Offline.
 func (s *Store) OfflineMessages(ctx context.Context, owner string) ([]storage.OfflineMessage, error) {
-	rows, err := s.db.QueryContext(ctx,
+	rows, err := s.query(ctx,
 		`SELECT id, data FROM offline_messages WHERE owner = ? ORDER BY id`, owner)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: offline messages of %s: %w", owner, err)
@@ -63,7 +63,7 @@ func (s *Store) OfflineMessages(ctx context.Context, owner string) ([]storage.Of
 
 // DeleteOffline implements storage.Offline.
 func (s *Store) DeleteOffline(ctx context.Context, owner string, upTo int64) error {
-	if _, err := s.db.ExecContext(ctx,
+	if _, err := s.exec(ctx,
 		`DELETE FROM offline_messages WHERE owner = ? AND id <= ?`, owner, upTo); err != nil {
 		return fmt.Errorf("sqlite: delete offline of %s: %w", owner, err)
 	}

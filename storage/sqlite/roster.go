@@ -12,7 +12,7 @@ import (
 
 // Roster implements storage.Rosters.
 func (s *Store) Roster(ctx context.Context, owner string) ([]storage.RosterItem, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 		SELECT contact, name, subscription, ask, pending_in, approved, groups
 		FROM roster_items WHERE owner = ? ORDER BY contact`, owner)
 	if err != nil {
@@ -35,7 +35,7 @@ func (s *Store) Roster(ctx context.Context, owner string) ([]storage.RosterItem,
 
 // RosterItem implements storage.Rosters.
 func (s *Store) RosterItem(ctx context.Context, owner, contact string) (storage.RosterItem, error) {
-	item, err := scanRosterItem(s.db.QueryRowContext(ctx, `
+	item, err := scanRosterItem(s.queryRow(ctx, `
 		SELECT contact, name, subscription, ask, pending_in, approved, groups
 		FROM roster_items WHERE owner = ? AND contact = ?`, owner, contact))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -91,7 +91,7 @@ func (s *Store) PutRosterItem(ctx context.Context, owner string, item storage.Ro
 
 // DeleteRosterItem implements storage.Rosters.
 func (s *Store) DeleteRosterItem(ctx context.Context, owner, contact string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM roster_items WHERE owner = ? AND contact = ?`, owner, contact)
+	res, err := s.exec(ctx, `DELETE FROM roster_items WHERE owner = ? AND contact = ?`, owner, contact)
 	return oneRow(res, err, "delete roster item of "+owner, contact)
 }
 

@@ -23,7 +23,8 @@ const busyTimeout = 5 * time.Second
 
 // Store is a storage.Store in one SQLite database file.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts stmts
 	// watches are the goroutines of WatchGroups; Close ends them.
 	watches storage.Watches
 }
@@ -67,7 +68,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, stmts: stmts{db: db}}, nil
 }
 
 // enableWAL puts the file in WAL mode, which lets readers run beside a writer.
@@ -100,12 +101,13 @@ func enableWAL(ctx context.Context, db *sql.DB) error {
 // Close ends the watches started by WatchGroups and closes the database.
 func (s *Store) Close() error {
 	s.watches.Close()
+	s.stmts.close()
 	return s.db.Close()
 }
 
 // CreateUser implements storage.Users.
 func (s *Store) CreateUser(ctx context.Context, jid string, c storage.Credentials) error {
-	_, err := s.db.ExecContext(ctx, `
+	_, err := s.exec(ctx, `
 		INSERT INTO users (jid, salt, iterations,
 			sha1_stored_key, sha1_server_key, sha256_stored_key, sha256_server_key)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -121,7 +123,7 @@ func (s *Store) CreateUser(ctx context.Context, jid string, c storage.Credential
 
 // SetCredentials implements storage.Users.
 func (s *Store) SetCredentials(ctx context.Context, jid string, c storage.Credentials) error {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.exec(ctx, `
 		UPDATE users SET salt = ?, iterations = ?,
 			sha1_stored_key = ?, sha1_server_key = ?, sha256_stored_key = ?, sha256_server_key = ?
 		WHERE jid = ?`,
@@ -132,7 +134,7 @@ func (s *Store) SetCredentials(ctx context.Context, jid string, c storage.Creden
 // Credentials implements storage.Users.
 func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credentials, error) {
 	var c storage.Credentials
-	err := s.db.QueryRowContext(ctx, `
+	err := s.queryRow(ctx, `
 		SELECT salt, iterations, sha1_stored_key, sha1_server_key, sha256_stored_key, sha256_server_key
 		FROM users WHERE jid = ?`, jid).
 		Scan(&c.Salt, &c.Iterations, &c.SHA1.StoredKey, &c.SHA1.ServerKey, &c.SHA256.StoredKey, &c.SHA256.ServerKey)
@@ -175,7 +177,7 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 
 // ListUsers implements storage.Users; the order is byte order (BINARY collation).
 func (s *Store) ListUsers(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT jid FROM users ORDER BY jid`)
+	rows, err := s.query(ctx, `SELECT jid FROM users ORDER BY jid`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list users: %w", err)
 	}

@@ -121,12 +121,7 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 	raw.SetReadDeadline(time.Time{})
 	handedOver = true
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer raw.Close()
-		defer s.conns.release(addr)
-		c.sess.serve()
-	}()
+	go c.sess.serve()
 }
 
 func hostOf(a net.Addr) string {

@@ -89,11 +89,22 @@ func (s *Session) register() {
 // serve runs the negotiated session until its stream ends. The
 // negotiation's mellium session is not kept: the guard frames stanzas, with
 // whatever the client sent after binding, and parseStanza parses them.
+//
+// It is the goroutine the session runs on, and it owns the connection: end
+// releases it.
 func (s *Session) serve() {
+	s.start()
+	err := s.readLoop()
+	s.end(err)
+}
+
+func (s *Session) start() {
 	s.c.auth = nil
 	s.logger().Info("session started")
 	s.srv.hooks.sessionStarted(s)
-	err := s.readLoop()
+}
+
+func (s *Session) end(err error) {
 	s.srv.router.unregister(s)
 	s.srv.hooks.sessionEnded(s)
 	if err != nil {
@@ -107,6 +118,9 @@ func (s *Session) serve() {
 	}
 	<-s.writerEnd
 	s.logger().Info("session ended", "err", err)
+	s.srv.conns.release(s.c.addr)
+	s.c.raw.Close()
+	s.srv.wg.Done()
 }
 
 func (s *Session) readLoop() error {

@@ -13,7 +13,7 @@ ifdef CI
 export CI
 endif
 
-.PHONY: build run test fuzz bench clean
+.PHONY: build run test fuzz bench bench-compare clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -40,9 +40,15 @@ test:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./xmpp
+	$(GO) test -run '^$$' -fuzz '^FuzzParseStanza$$' -fuzztime 30s ./xmpp
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./xmpp/...
+
+# Prosody, ejabberd and xmppd under the same load, one after the other, with
+# a table of the results (docs/BENCHMARKS.md). QUICK=1 for a smoke run.
+bench-compare:
+	bench/run.sh
 
 clean:
 	rm -rf bin

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Runs a private Prosody (Debian's 0.12) for the load comparison: domain
+# localhost, c2s with required STARTTLS on 127.0.0.1:15222 and no other
+# listener, state under ${BENCH_DIR:-/tmp/xmppd-bench}/prosody, pinned to CPU 1
+# ($SERVER_CPU), as the system user `prosody`. The system-wide service and
+# /var/lib/prosody are not touched.
+#
+#	bench/prosody.sh start | stop | provision N
+#
+# The settings that must match ejabberd.sh and xmppd.sh are marked "same:".
+set -euo pipefail
+
+name=prosody
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+
+port=15222
+cpu=${SERVER_CPU:-1}
+work=${PROSODY_DIR:-$bench_dir/prosody}
+user=prosody
+config=$work/prosody.cfg.lua
+data=$work/data
+logs=$work/log
+pidfile=$work/pid
+
+write_config() {
+	cat >"$config" <<-EOF
+		-- Written by bench/prosody.sh; rewritten on every start.
+		data_path = "$data"
+		-- No mod_posix (autoloaded on Linux): no daemonizing, no pid file, no
+		-- signal handlers; the script backgrounds Prosody and stops it with
+		-- SIGTERM, whose default action ends the process.
+		daemonize = false
+		-- same: warnings and errors only, to a file.
+		log = { warn = "$logs/prosody.log" }
+
+		-- same: a listen backlog of 1024 (the kernel default would drop
+		-- connections under a burst of logins).
+		network_settings = { tcp_backlog = 1024 }
+
+		-- Only c2s on loopback; s2s is not loaded, direct TLS and HTTP have no port.
+		interfaces = { "127.0.0.1" }
+		local_interfaces = { "127.0.0.1" }
+		c2s_ports = { $port }
+		c2s_interfaces = { "127.0.0.1" }
+		c2s_direct_tls_ports = { }
+		s2s_ports = { }
+		http_ports = { }
+		https_ports = { }
+
+		-- roster and offline storage (offline is autoloaded); no limits
+		-- (no read rate cap), no register, no MUC, no s2s, no HTTP.
+		modules_enabled = { "roster", "saslauth", "tls", "disco", "ping" }
+		modules_disabled = { "posix", "s2s", "s2s_auth_certs" }
+
+		-- same: STARTTLS required, TLS 1.2 and later, the shared certificate.
+		c2s_require_encryption = true
+		tls_profile = "intermediate"
+		ssl = { certificate = "$work/tls/cert.pem", key = "$work/tls/key.pem" }
+		certificates = "$work/tls"
+
+		-- same: SCRAM-SHA-1 and PLAIN (PLAIN only over TLS), hashed
+		-- passwords with 4096 PBKDF2 iterations (Prosody's default is 10000).
+		authentication = "internal_hashed"
+		default_iteration_count = 4096
+		allow_unencrypted_plain_auth = false
+		storage = "internal"
+
+		-- same: 256 KiB stanzas.
+		c2s_stanza_size_limit = 262144
+
+		VirtualHost "$bench_domain"
+		ssl = { certificate = "$work/tls/cert.pem", key = "$work/tls/key.pem" }
+	EOF
+}
+
+start() {
+	if [[ -s $pidfile ]] && alive "$(cat "$pidfile")"; then
+		die "already running (pid $(cat "$pidfile"))"
+	fi
+	port_open "$port" && die "127.0.0.1:$port is already in use"
+	mkdir -p "$work"
+	install -d -m 0750 -o "$user" -g "$user" "$data" "$logs"
+	copy_cert "$work/tls" "$user"
+	write_config
+
+	local n
+	n=$(nofile)
+	rm -f "$pidfile"
+	# runuser's PAM session resets the soft limit, hence the ulimit inside.
+	# The inner shell writes its PID (which exec keeps for the lua process)
+	# to fd 3, opened here by root.
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	taskset -c "$cpu" runuser -u "$user" -- sh -c '
+		echo $$ >&3
+		exec 3>&-
+		ulimit -n "$1"
+		exec prosody --config "$2"
+	' prosody "$n" "$config" 3>"$pidfile" </dev/null >>"$logs/console.log" 2>&1 &
+	local launcher=$!
+	disown
+	wait_port "$port" "$launcher" 30 "$logs/console.log"
+	local pid
+	pid=$(cat "$pidfile")
+	check_pinned "$pid" "$cpu" || true
+	log "running: pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline")), 127.0.0.1:$port, $(nofile_note "$n")"
+}
+
+stop() {
+	stop_pidfile "$pidfile" 30
+	log "stopped"
+}
+
+# provision N creates bench1..benchN. prosodyctl hashes the password once
+# (4096 iterations, from the config); the other accounts are copies of that
+# account file, named as Prosody's datamanager names them (user names of
+# letters and digits need no %-escaping). All accounts then share one salt,
+# which changes nothing in the cost of a login.
+provision() {
+	local n=$1 dir=$data/$bench_domain/accounts template i
+	[[ -f $config ]] || die "no $config: run '$0 start' first"
+	runuser -u "$user" -- prosodyctl --config "$config" \
+		register bench1 "$bench_domain" "$bench_password" >/dev/null
+	template=$(<"$dir/bench1.dat")
+	grep -q '\["iteration_count"\] = 4096;' <<<"$template" ||
+		die "bench1's account file does not say 4096 iterations:"$'\n'"$template"
+	for ((i = 2; i <= n; i++)); do
+		printf '%s\n' "$template" >"$dir/bench$i.dat"
+	done
+	chown "$user:$user" "$dir"/bench*.dat
+	log "provisioned bench1..bench$n"
+}
+
+case ${1:-} in
+start) start ;;
+stop) stop ;;
+provision)
+	[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
+	provision "$2"
+	;;
+*) usage_server "$port" "$work" ;;
+esac

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The whole load comparison of Prosody, ejabberd and xmppd on this machine, one
+# server after the other: installs what is missing (bench/deps.sh), builds
+# bin/ (xmppd, xmppctl, xmppbench), makes the shared certificate, then for each
+# server: start, provision, check a login, run every scenario with xmppbench,
+# stop. Prints a Markdown table (bench/table.py) at the end.
+#
+#	bench/run.sh                 # 10-15 minutes
+#	QUICK=1 bench/run.sh         # ~1.5 minutes, everything smaller (smoke run)
+#	SERVERS=xmppd bench/run.sh   # only some servers
+#
+# Each server is pinned to CPU 1 ($SERVER_CPU) and xmppbench to CPU 0
+# ($LOAD_CPU). The server is restarted before every scenario, so each starts
+# from a fresh process (the idle scenario's memory figure needs that).
+#
+# Sizes (defaults; QUICK=1 lowers each one not set explicitly):
+#	LOGIN_CLIENTS=4000 IDLE_SESSIONS=10000 CHAT_CLIENTS=500
+#	CHAT_RATES=2000,5000,10000,20000,30000,40000,50000,60000 CHAT_STEP=10s
+#	CONCURRENCY=50 TIMEOUT=5m (per scenario)
+# Other knobs: BENCH_DIR (/tmp/xmppd-bench: state and results), FRESH=1
+# (default: delete each server's state first; 0 keeps accounts between runs),
+# SOURCES (client addresses, default 127.0.0.1-127.0.0.8).
+#
+# Results: $BENCH_DIR/results.jsonl, one JSON line per scenario and server
+# (the previous run's is kept as results.jsonl.prev).
+set -euo pipefail
+
+name=run
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+export BENCH_DIR=$bench_dir
+
+if [[ ${QUICK:-0} == 1 ]]; then
+	: "${LOGIN_CLIENTS:=100}" "${IDLE_SESSIONS:=500}" "${CHAT_CLIENTS:=20}"
+	: "${CHAT_RATES:=500,2000}" "${CHAT_STEP:=2s}" "${TIMEOUT:=1m}"
+else
+	: "${LOGIN_CLIENTS:=4000}" "${IDLE_SESSIONS:=10000}" "${CHAT_CLIENTS:=500}"
+	: "${CHAT_RATES:=2000,5000,10000,20000,30000,40000,50000,60000}" "${CHAT_STEP:=10s}" "${TIMEOUT:=5m}"
+fi
+: "${CONCURRENCY:=50}" "${FRESH:=1}" "${SERVERS:=prosody ejabberd xmppd}"
+: "${SOURCES:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8}"
+load_cpu=${LOAD_CPU:-0}
+export SERVER_CPU=${SERVER_CPU:-1}
+scram_iterations=4096 # what every server script configures
+
+results=$bench_dir/results.jsonl
+
+port_of() {
+	case $1 in
+	prosody) echo 15222 ;;
+	ejabberd) echo 25222 ;;
+	xmppd) echo 35222 ;;
+	*) die "unknown server '$1' (known: prosody ejabberd xmppd)" ;;
+	esac
+}
+
+# record SERVER LINE appends one result line, adding "server" if it lacks one.
+record() {
+	local server=$1 line=$2
+	if [[ $line != *'"server":'* ]]; then
+		line="{\"server\":\"$server\",${line#\{}"
+	fi
+	printf '%s\n' "$line" >>"$results"
+}
+
+# record_error SERVER SCENARIO MESSAGE records a scenario that gave no result.
+record_error() {
+	local msg=${3//\\/\\\\}
+	msg=${msg//\"/\\\"}
+	printf '{"scenario":"%s","server":"%s","error":"%s"}\n' "$2" "$1" "$msg" >>"$results"
+}
+
+# scenario SERVER SCENARIO [XMPPBENCH FLAGS...] restarts the server, runs
+# one xmppbench scenario against it on the load CPU and records its result.
+scenario() {
+	local server=$1 what=$2 port pid out status=0 line got=0
+	shift 2
+	port=$(port_of "$server")
+	"$here/$server.sh" stop
+	"$here/$server.sh" start
+	pid=$(cat "$bench_dir/$server/pid")
+	log "$server: $what $*"
+	out=$(taskset -c "$load_cpu" "$root/bin/xmppbench" -scenario "$what" -server "$server" \
+		-addr "127.0.0.1:$port" -domain "$bench_domain" -user 'bench%d' -first 1 \
+		-password "$bench_password" -sources "$SOURCES" -concurrency "$CONCURRENCY" \
+		-pid "$pid" -timeout "$TIMEOUT" "$@") || status=$?
+	while IFS= read -r line; do
+		[[ $line == '{'* ]] || continue
+		record "$server" "$line"
+		got=1
+		printf '%s\n' "$line" >&2
+	done <<<"$out"
+	if ((got == 0)); then
+		record_error "$server" "$what" "xmppbench exited with status $status and printed no result"
+	fi
+	alive "$pid" || log "warning: $server (pid $pid) is gone after the $what scenario"
+}
+
+run_server() {
+	local server=$1 port accounts
+	port=$(port_of "$server")
+	accounts=$LOGIN_CLIENTS
+	((IDLE_SESSIONS > accounts)) && accounts=$IDLE_SESSIONS
+	((CHAT_CLIENTS > accounts)) && accounts=$CHAT_CLIENTS
+
+	"$here/$server.sh" stop
+	if [[ $FRESH == 1 ]]; then
+		rm -rf "${bench_dir:?}/$server"
+	fi
+	"$here/$server.sh" start
+	"$here/$server.sh" provision "$accounts"
+	if ! /usr/bin/python3 "$here/probe.py" -port "$port" -user bench1 >&2 ||
+		! /usr/bin/python3 "$here/probe.py" -port "$port" -user "bench$accounts" >&2; then
+		local what
+		for what in login idle chat muc; do
+			record_error "$server" "$what" "the probe login with bench1/bench$accounts failed; not measured"
+		done
+		"$here/$server.sh" stop
+		return
+	fi
+
+	scenario "$server" login -mech SCRAM-SHA-1 -clients "$LOGIN_CLIENTS"
+	scenario "$server" login -mech PLAIN -clients "$LOGIN_CLIENTS"
+	scenario "$server" idle -clients "$IDLE_SESSIONS"
+	scenario "$server" chat -clients "$CHAT_CLIENTS" -rates "$CHAT_RATES" -step "$CHAT_STEP"
+	scenario "$server" muc -clients "$CHAT_CLIENTS"
+	"$here/$server.sh" stop
+}
+
+main() {
+	local started=$SECONDS server
+	"$here/deps.sh"
+	log "building bin/ (xmppd, xmppctl, xmppbench)"
+	(cd "$root" && go build -o bin/ ./cmd/...)
+	[[ -x $root/bin/xmppbench ]] || die "bin/xmppbench was not built (cmd/xmppbench missing?)"
+	ensure_cert
+
+	mkdir -p "$bench_dir"
+	[[ -f $results ]] && mv -f "$results" "$results.prev"
+	: >"$results"
+	log "servers: $SERVERS; login $LOGIN_CLIENTS, idle $IDLE_SESSIONS, chat $CHAT_CLIENTS clients at $CHAT_RATES/s for $CHAT_STEP each"
+
+	for server in $SERVERS; do
+		port_of "$server" >/dev/null
+	done
+	for server in $SERVERS; do
+		log "=== $server"
+		run_server "$server"
+	done
+
+	log "done in $((SECONDS - started))s; results in $results"
+	echo
+	/usr/bin/python3 "$here/table.py" -scram-iterations "$scram_iterations" "$results"
+}
+
+# Whatever happens, leave no server running.
+cleanup() {
+	local server
+	for server in $SERVERS; do
+		"$here/$server.sh" stop >/dev/null 2>&1 || true
+	done
+}
+trap cleanup EXIT
+
+main

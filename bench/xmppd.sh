@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Runs a private xmppd (this repository's bin/xmppd) for the load comparison:
+# domain localhost, c2s with required STARTTLS on 127.0.0.1:35222 and no
+# other listener, state under ${BENCH_DIR:-/tmp/xmppd-bench}/xmppd, pinned to
+# CPU 1 ($SERVER_CPU). Go sizes GOMAXPROCS from the affinity, so it runs on
+# one P, as ejabberd runs one scheduler.
+#
+#	bench/xmppd.sh start | stop | provision N
+#
+# Builds bin/ first when bin/xmppd or bin/xmppctl is missing. The settings that
+# must match prosody.sh and ejabberd.sh are marked "same:".
+set -euo pipefail
+
+name=xmppd
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+
+port=35222
+cpu=${SERVER_CPU:-1}
+work=${XMPPD_DIR:-$bench_dir/xmppd}
+bin=${XMPPD_BIN_DIR:-$root/bin}
+config=$work/xmppd.yaml
+logs=$work/log
+pidfile=$work/pid
+
+write_config() {
+	cat >"$config" <<-EOF
+		# Written by bench/xmppd.sh; rewritten on every start.
+		domain: $bench_domain
+		data_dir: $work/data
+
+		# Only c2s with STARTTLS, on loopback; no direct-TLS listener.
+		listen:
+		  c2s: 127.0.0.1:$port
+		  c2s_direct_tls: ""
+
+		# same: the shared certificate (xmppd accepts TLS 1.2 and later).
+		tls:
+		  cert: $work/tls/cert.pem
+		  key: $work/tls/key.pem
+
+		# Embedded storage, as Prosody's files and ejabberd's Mnesia.
+		storage:
+		  backend: sqlite
+
+		# same: TLS required before authentication; SCRAM-SHA-1 (and -256) and
+		# PLAIN, PLAIN only over TLS; credentials hashed with 4096 iterations.
+		# Failed logins from one address never block it (Prosody and
+		# ejabberd, without mod_limits/mod_fail2ban, do not either).
+		auth:
+		  allow_plaintext: false
+		  scram_iterations: 4096
+		  max_failures: -1
+
+		limits:
+		  # same: 256 KiB stanzas.
+		  max_stanza_size: 262144
+		  # The load comes from 127.0.0.1-127.0.0.8: no cap per address (none
+		  # in the other two either).
+		  max_connections_per_ip: -1
+		  # same: no read rate cap (Prosody without mod_limits, ejabberd with
+		  # shaper: none).
+		  read_rate: 0
+		  # Neither Prosody nor ejabberd (mod_ping send_pings: false) pings idle
+		  # clients; xmppd would after 2 minutes.
+		  ping_interval: -1s
+		  # Default 1024 stanzas per session. Unlike ejabberd's queue (10000,
+		  # an Erlang mailbox that costs nothing until used) it is allocated
+		  # with the session, so raising it would inflate the idle memory.
+		  queue_size: 1024
+		  # same: no cap on stored offline messages.
+		  max_offline_messages: -1
+
+		# same: warnings and errors only, to a file (stderr, redirected).
+		log:
+		  level: warn
+	EOF
+}
+
+ensure_built() {
+	[[ -x $bin/xmppd && -x $bin/xmppctl ]] && return
+	log "building $bin (go build ./cmd/...)"
+	(cd "$root" && go build -o "$bin/" ./cmd/...)
+}
+
+start() {
+	if [[ -s $pidfile ]] && alive "$(cat "$pidfile")"; then
+		die "already running (pid $(cat "$pidfile"))"
+	fi
+	port_open "$port" && die "127.0.0.1:$port is already in use"
+	ensure_built
+	install -d -m 0700 "$work" "$work/data" "$logs"
+	copy_cert "$work/tls" root
+	write_config
+
+	local n
+	n=$(nofile)
+	# taskset execs xmppd, so $! is xmppd's PID.
+	(
+		ulimit -n "$n"
+		exec taskset -c "$cpu" "$bin/xmppd" -config "$config"
+	) </dev/null >>"$logs/xmppd.log" 2>&1 &
+	local pid=$!
+	disown
+	echo "$pid" >"$pidfile"
+	wait_port "$port" "$pid" 30 "$logs/xmppd.log"
+	check_pinned "$pid" "$cpu" || true
+	log "running: pid $pid ($(cat "/proc/$pid/comm")), 127.0.0.1:$port, $(nofile_note "$n")"
+}
+
+stop() {
+	stop_pidfile "$pidfile" 30
+	log "stopped"
+}
+
+# provision N adds the missing accounts among bench1..benchN with
+# `xmppctl user import` (one process, keys derived on every core) when this
+# xmppctl has it, else with one `xmppctl user add` per account, two at a time.
+provision() {
+	local n=$1 i
+	[[ -f $config ]] || die "no $config: run '$0 start' first"
+	ensure_built
+	declare -A have=()
+	while read -r u; do
+		[[ -n $u ]] && have[$u]=1
+	done < <("$bin/xmppctl" -config "$config" user list)
+	local missing=()
+	for ((i = 1; i <= n; i++)); do
+		[[ -n ${have[bench$i@$bench_domain]:-} ]] || missing+=("bench$i@$bench_domain")
+	done
+	if ((${#missing[@]} == 0)); then
+		log "bench1..bench$n exist"
+		return
+	fi
+	local usage
+	usage=$("$bin/xmppctl" 2>&1 || true) # usage, exit status 2
+	if grep -q '^ *user import' <<<"$usage"; then
+		log "importing ${#missing[@]} accounts (xmppctl user import)"
+		printf "%s $bench_password\n" "${missing[@]}" |
+			"$bin/xmppctl" -config "$config" user import | tail -n 3 >&2
+	else
+		log "adding ${#missing[@]} accounts one by one (this xmppctl has no 'user import')"
+		printf '%s\n' "${missing[@]}" |
+			xargs -P 2 -I '{}' "$bin/xmppctl" -config "$config" user add '{}' "$bench_password" >/dev/null
+	fi
+	local count
+	count=$("$bin/xmppctl" -config "$config" user list | grep -c "^bench[0-9]*@$bench_domain\$" || true)
+	((count >= n)) || die "only $count bench accounts after provisioning, want $n"
+	log "provisioned bench1..bench$n"
+}
+
+case ${1:-} in
+start) start ;;
+stop) stop ;;
+provision)
+	[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
+	provision "$2"
+	;;
+*) usage_server "$port" "$work" ;;
+esac

@@ -272,12 +272,4 @@ provision() {
 	log "provisioned bench1..bench$n ($scram stored as SCRAM-SHA-1, 4096 iterations)"
 }
 
-case ${1:-} in
-start) start ;;
-stop) stop ;;
-provision)
-	[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
-	provision "$2"
-	;;
-*) usage_server "$port" "$work" ;;
-esac
+server_main "$@"

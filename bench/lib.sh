@@ -152,3 +152,19 @@ usage_server() {
 	EOF
 	exit 2
 }
+
+# server_main runs a server script's command line: start, stop or
+# provision N, with the script's own start, stop and provision functions
+# and its $port and $work.
+# shellcheck disable=SC2154 # port and work are the sourcing script's
+server_main() {
+	case ${1:-} in
+	start) start ;;
+	stop) stop ;;
+	provision)
+		[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
+		provision "$2"
+		;;
+	*) usage_server "$port" "$work" ;;
+	esac
+}

@@ -132,12 +132,4 @@ provision() {
 	log "provisioned bench1..bench$n"
 }
 
-case ${1:-} in
-start) start ;;
-stop) stop ;;
-provision)
-	[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
-	provision "$2"
-	;;
-*) usage_server "$port" "$work" ;;
-esac
+server_main "$@"

@@ -116,8 +116,7 @@ stop() {
 }
 
 # provision N adds the missing accounts among bench1..benchN with
-# `xmppctl user import` (one process, keys derived on every core) when this
-# xmppctl has it, else with one `xmppctl user add` per account, two at a time.
+# `xmppctl user import` (one process, keys derived on every core).
 provision() {
 	local n=$1 i
 	[[ -f $config ]] || die "no $config: run '$0 start' first"
@@ -134,29 +133,13 @@ provision() {
 		log "bench1..bench$n exist"
 		return
 	fi
-	local usage
-	usage=$("$bin/xmppctl" 2>&1 || true) # usage, exit status 2
-	if grep -q '^ *user import' <<<"$usage"; then
-		log "importing ${#missing[@]} accounts (xmppctl user import)"
-		printf "%s $bench_password\n" "${missing[@]}" |
-			"$bin/xmppctl" -config "$config" user import | tail -n 3 >&2
-	else
-		log "adding ${#missing[@]} accounts one by one (this xmppctl has no 'user import')"
-		printf '%s\n' "${missing[@]}" |
-			xargs -P 2 -I '{}' "$bin/xmppctl" -config "$config" user add '{}' "$bench_password" >/dev/null
-	fi
+	log "importing ${#missing[@]} accounts (xmppctl user import)"
+	printf "%s $bench_password\n" "${missing[@]}" |
+		"$bin/xmppctl" -config "$config" user import | tail -n 3 >&2
 	local count
 	count=$("$bin/xmppctl" -config "$config" user list | grep -c "^bench[0-9]*@$bench_domain\$" || true)
 	((count >= n)) || die "only $count bench accounts after provisioning, want $n"
 	log "provisioned bench1..bench$n"
 }
 
-case ${1:-} in
-start) start ;;
-stop) stop ;;
-provision)
-	[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
-	provision "$2"
-	;;
-*) usage_server "$port" "$work" ;;
-esac
+server_main "$@"

@@ -2,6 +2,7 @@ package xmpp_test
 
 import (
 	"encoding/base64"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
@@ -334,4 +335,51 @@ func TestDatabaseGoesAway(t *testing.T) {
 		}
 		testenv.Exchange(t, a, b)
 	})
+}
+
+// A client that pipelines its stream restart, bind and first stanzas in one
+// write gets every one answered: nothing read ahead during negotiation is
+// lost when the session takes over the connection.
+func TestPipelinedAfterBind(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	s.AddUser(t, "alice", "pw")
+	st := s.StartTLS(t, "127.0.0.7")
+	io.WriteString(st, testenv.PlainAuth("alice", "pw"))
+	if el, err := st.Next(); err != nil || el.Local != "success" {
+		t.Fatalf("auth: %v, %v", el, err)
+	}
+	io.WriteString(st, testenv.Header+
+		`<iq type="set" id="b"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>pipe</resource></bind></iq>`+
+		`<iq type="get" id="p1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`+
+		` <message to="alice@localhost/pipe" type="chat"><body>pipelined</body></message>`+
+		`<iq type="get" id="p2" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	d := xml.NewDecoder(st)
+	var got []string
+	for len(got) < 5 {
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok || start.Name.Local == "stream" {
+			continue
+		}
+		el, err := xmpp.ReadElement(d, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case el.Local == "features":
+			got = append(got, "features")
+		case el.Local == "iq" && el.Get("type") == "result":
+			got = append(got, "iq "+el.Get("id"))
+		case el.Local == "message":
+			got = append(got, "message "+el.Child(xmpp.NSClient, "body").Text())
+		default:
+			t.Fatalf("unexpected %s", el)
+		}
+	}
+	if want := "features|iq b|iq p1|message pipelined|iq p2"; strings.Join(got, "|") != want {
+		t.Fatalf("got %q, want %q", strings.Join(got, "|"), want)
+	}
 }

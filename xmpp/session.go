@@ -243,10 +243,11 @@ func (s *Session) Close(se *StreamError) {
 			final = se.Append(final)
 		}
 		final = append(final, "</stream:stream>"...)
-		// A writer stuck on a client that does not read gives up soon.
-		s.c.raw.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		s.wmu.Lock()
 		s.closed, s.final = true, final
+		// A writer stuck on a client that does not read gives up soon. Set
+		// under wmu, so that a writer cannot put its longer deadline back.
+		s.c.raw.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		start := !s.writing
 		s.writing = true
 		s.wmu.Unlock()
@@ -301,10 +302,10 @@ func (s *Session) writeQueue() {
 			return
 		}
 		s.queue, s.spare = s.spare[:0], nil
-		s.wmu.Unlock()
 		if !closed {
 			s.c.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
+		s.wmu.Unlock()
 		for _, b := range batch {
 			if len(buf)+len(b) > writeBatch && len(buf) > 0 {
 				write(buf)

@@ -208,3 +208,23 @@ func dump(e *Element) string {
 	}
 	return s + "]}"
 }
+
+// BenchmarkParseStanza parses a typical chat message as a session does, with
+// the one-pass parser and, for comparison, with encoding/xml.
+func BenchmarkParseStanza(b *testing.B) {
+	data := []byte(chatMessage)
+	for _, p := range []struct {
+		name  string
+		parse func([]byte, string) (*Element, error)
+	}{{"fast", parseStanza}, {"encoding-xml", parseStanzaStd}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := p.parse(data, NSClient); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

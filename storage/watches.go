@@ -12,6 +12,10 @@ type Watches struct {
 	once    sync.Once
 	closing context.Context
 	close   context.CancelFunc
+	// mu orders Start's running.Add before Close's Wait: a watch started
+	// while the backend closes either is waited for or never runs.
+	mu      sync.Mutex
+	closed  bool
 	running sync.WaitGroup
 }
 
@@ -26,6 +30,12 @@ func (w *Watches) init() {
 func (w *Watches) Start(ctx context.Context, watch func(ctx context.Context, send func(GroupChange) bool)) <-chan GroupChange {
 	w.init()
 	ch := make(chan GroupChange)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		close(ch)
+		return ch
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(w.closing, cancel)
 	w.running.Add(1)
@@ -49,6 +59,9 @@ func (w *Watches) Start(ctx context.Context, watch func(ctx context.Context, sen
 // Close ends every watch that Start started and waits for them to return.
 func (w *Watches) Close() {
 	w.init()
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	w.close()
 	w.running.Wait()
 }

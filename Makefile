@@ -24,7 +24,8 @@ run: build
 	./bin/xmppd
 
 # Installs missing Debian test deps, uses or starts Postgres and Redis, then
-# vets, checks formatting and runs every test (fuzz seed corpora included).
+# vets, checks formatting and runs every test under the race detector (fuzz
+# seed corpora included).
 test:
 	scripts/test-deps.sh
 	services="$$(scripts/test-services.sh)"
@@ -36,7 +37,7 @@ test:
 		echo "$$unformatted" >&2
 		exit 1
 	fi
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./xmpp

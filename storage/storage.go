@@ -227,6 +227,7 @@ type Store interface {
 	Rosters
 	Offline
 	Groups
+	Rooms
 	Close() error
 }
 

@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *tes
 	t.Run("Rosters", func(t *testing.T) { runRosters(t, open) })
 	t.Run("Offline", func(t *testing.T) { runOffline(t, open) })
 	t.Run("Groups", func(t *testing.T) { runGroups(t, open, reopen) })
+	t.Run("Rooms", func(t *testing.T) { runRooms(t, open, reopen) })
 }
 
 func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {

@@ -318,3 +318,29 @@ func ParseElement(data []byte) (*Element, error) {
 		}
 	}
 }
+
+// A Fanout is a stanza serialised once for many recipients that differ only
+// in 'to' (a groupchat message or an occupant's presence in a room): For
+// splices the address in, without serialising the stanza again.
+type Fanout struct {
+	head string // "<message"
+	tail []byte // the rest, after the element name
+}
+
+// NewFanout serialises el, which must have no 'to', for the jabber:client
+// namespace.
+func NewFanout(el *Element) Fanout {
+	b := el.Bytes(NSClient)
+	n := 1 + len(el.Local)
+	return Fanout{head: string(b[:n]), tail: b[n:]}
+}
+
+// For returns the stanza addressed to to.
+func (f Fanout) For(to string) []byte {
+	b := make([]byte, 0, len(f.head)+len(to)+8+len(f.tail))
+	b = append(b, f.head...)
+	b = append(b, ` to="`...)
+	b = appendEscaped(b, to)
+	b = append(b, '"')
+	return append(b, f.tail...)
+}

@@ -95,6 +95,7 @@ const (
 	NotAuthorizedCond     Condition = "not-authorized"
 	PolicyViolationCond   Condition = "policy-violation"
 	RecipientUnavailable  Condition = "recipient-unavailable"
+	RegistrationRequired  Condition = "registration-required"
 	RemoteServerNotFound  Condition = "remote-server-not-found"
 	RemoteServerTimeout   Condition = "remote-server-timeout"
 	ResourceConstraintC   Condition = "resource-constraint"
@@ -117,6 +118,7 @@ var defaultErrorType = map[Condition]ErrorType{
 	NotAuthorizedCond:     Auth,
 	PolicyViolationCond:   Modify,
 	RecipientUnavailable:  Wait,
+	RegistrationRequired:  Auth,
 	RemoteServerNotFound:  Cancel,
 	RemoteServerTimeout:   Wait,
 	ResourceConstraintC:   Wait,

@@ -126,6 +126,10 @@ func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
 		return
 	}
 	if tj.Domainpart() != r.srv.Domain {
+		if c := r.srv.component(tj.Domainpart()); c != nil {
+			c.HandleStanza(ctx, st, tj, origin)
+			return
+		}
 		// Federation is not here yet: no other domain is reachable.
 		r.bounce(st, origin, StanzaError{Condition: RemoteServerNotFound})
 		return

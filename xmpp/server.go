@@ -87,6 +87,8 @@ type Server struct {
 	domainJID jid.JID
 	handlers  map[handlerKey]IQHandler
 	features  map[Target][]string
+	// components serve domains of their own (AddComponent).
+	components map[string]Component
 	// streamFeatures are announced after authentication.
 	streamFeatures []mxmpp.StreamFeature
 	hooks          hooks

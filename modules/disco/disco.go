@@ -35,14 +35,24 @@ func (m Module) Register(s *xmpp.Server) {
 	s.HandleIQ(xmpp.ToAccount, "get", NSInfo, "query", func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 		return info(iq, s.Features(xmpp.ToAccount), "account", "registered", "")
 	})
-	items := func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
-		if node := iq.Payload.Get("node"); node != "" {
-			return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
+	// The server's items are its components (the MUC service); an
+	// account's are none yet.
+	items := func(components bool) xmpp.IQHandler {
+		return func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+			if node := iq.Payload.Get("node"); node != "" {
+				return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
+			}
+			q := xmpp.NewElement(NSItems, "query")
+			if components {
+				for _, d := range s.Components() {
+					q.Add(xmpp.NewElement(NSItems, "item", "jid", d))
+				}
+			}
+			return q, nil
 		}
-		return xmpp.NewElement(NSItems, "query"), nil
 	}
-	s.HandleIQ(xmpp.ToServer, "get", NSItems, "query", items)
-	s.HandleIQ(xmpp.ToAccount, "get", NSItems, "query", items)
+	s.HandleIQ(xmpp.ToServer, "get", NSItems, "query", items(true))
+	s.HandleIQ(xmpp.ToAccount, "get", NSItems, "query", items(false))
 }
 
 func info(iq *xmpp.IQ, features []string, category, typ, name string) (*xmpp.Element, error) {

@@ -9,6 +9,7 @@ import (
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/version"
+	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
@@ -27,11 +28,15 @@ type Options struct {
 	// and offline queue; zero selects the modules' defaults, a negative
 	// value means no limit.
 	MaxRosterItems, MaxOfflineMessages int
+	// MUC runs the multi-user chat service on MUCDomain (default
+	// conference.<domain>).
+	MUC       bool
+	MUCDomain string
 }
 
 // Default returns the modules of a default server.
 func Default(o Options) []xmpp.Module {
-	return []xmpp.Module{
+	mods := []xmpp.Module{
 		disco.Module{},
 		ping.Module{},
 		version.Module{},
@@ -40,4 +45,8 @@ func Default(o Options) []xmpp.Module {
 		&roster.Module{Store: o.Store, Registry: o.Registry, Node: o.Node, MaxItems: o.MaxRosterItems},
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages},
 	}
+	if o.MUC {
+		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store})
+	}
+	return mods
 }

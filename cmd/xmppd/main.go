@@ -166,6 +166,8 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 			Registry:           registry,
 			MaxRosterItems:     l.MaxRosterItems,
 			MaxOfflineMessages: l.MaxOfflineMessages,
+			MUC:                cfg.MUC.Enabled,
+			MUCDomain:          cfg.MUC.Domain,
 		}),
 	}
 	if secret != nil {

@@ -37,7 +37,16 @@ type Config struct {
 	Presence Presence `yaml:"presence"`
 	Auth     Auth     `yaml:"auth"`
 	Limits   Limits   `yaml:"limits"`
+	MUC      MUC      `yaml:"muc"`
 	Log      Log      `yaml:"log"`
+}
+
+// MUC configures the multi-user chat service (XEP-0045).
+type MUC struct {
+	// Enabled runs the service; on by default.
+	Enabled bool `yaml:"enabled"`
+	// Domain is the service's domain; default "conference." + Domain.
+	Domain string `yaml:"domain"`
 }
 
 // Presence selects where the presence and session registry lives.
@@ -144,6 +153,7 @@ func Default() Config {
 			MaxRosterItems:     1000,
 			MaxOfflineMessages: 500,
 		},
+		MUC: MUC{Enabled: true},
 		Log: Log{Level: "info"},
 	}
 }

@@ -1,0 +1,356 @@
+package muc_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/muc"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+const service = "conference." + testenv.Domain
+
+// start runs a server with the MUC service.
+func start(t *testing.T) *testenv.Server {
+	return startOn(t, "sqlite", nil)
+}
+
+// startOn runs a server with the MUC service on backend, or on store when
+// it is not nil.
+func startOn(t *testing.T, backend string, store storage.Store) *testenv.Server {
+	return testenv.Start(t, backend, func(s *xmpp.Server) {
+		if store != nil {
+			s.Store = store
+		}
+		s.Modules = modules.Default(modules.Options{Store: s.Store, Node: "test", MUC: true})
+	})
+}
+
+// user signs in a new account with a fixed resource.
+func user(t *testing.T, s *testenv.Server, name string) *testenv.Client {
+	j := s.AddUser(t, name, "pw")
+	return s.Dial(t, j, "pw", "r")
+}
+
+func join(t *testing.T, c *testenv.Client, room, nick, x string) {
+	t.Helper()
+	if x == "" {
+		x = `<x xmlns="` + muc.NS + `"/>`
+	}
+	c.SendRaw(t, `<presence to="`+room+`@`+service+`/`+nick+`">`+x+`</presence>`)
+}
+
+// codes are the muc#user status codes of a stanza.
+func codes(el *xmpp.Element) []string {
+	var cs []string
+	if x := el.Child(muc.NSUser, "x"); x != nil {
+		for _, s := range x.Elements() {
+			if s.Local == "status" {
+				cs = append(cs, s.Get("code"))
+			}
+		}
+	}
+	return cs
+}
+
+func item(el *xmpp.Element) *xmpp.Element {
+	if x := el.Child(muc.NSUser, "x"); x != nil {
+		return x.Child(muc.NSUser, "item")
+	}
+	return nil
+}
+
+func presenceFrom(from, typ string) func(*xmpp.Element) bool {
+	return func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") == from && el.Get("type") == typ
+	}
+}
+
+func errorCondition(el *xmpp.Element) string {
+	if e := el.Child(xmpp.NSClient, "error"); e != nil {
+		if els := e.Elements(); len(els) > 0 {
+			return els[0].Local
+		}
+	}
+	return ""
+}
+
+func iqResult(id string) func(*xmpp.Element) bool {
+	return func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("id") == id }
+}
+
+// create makes an instant room (XEP-0045 §10.1.2) owned by c under nick.
+func create(t *testing.T, c *testenv.Client, room, nick string) {
+	t.Helper()
+	join(t, c, room, nick, "")
+	self := c.Expect(t, "own presence", presenceFrom(room+"@"+service+"/"+nick, ""))
+	if got := codes(self); !slices.Contains(got, "110") || !slices.Contains(got, "201") {
+		t.Fatalf("new room: status codes %v, want 110 and 201", got)
+	}
+	if it := item(self); it == nil || it.Get("affiliation") != "owner" || it.Get("role") != "moderator" {
+		t.Fatalf("creator's item: %v", self)
+	}
+	c.SendRaw(t, `<iq type="set" id="inst-`+room+`" to="`+room+`@`+service+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit"/></query></iq>`)
+	if r := c.Expect(t, "instant room", iqResult("inst-"+room)); r.Get("type") != "result" {
+		t.Fatalf("instant room: %v", r)
+	}
+}
+
+// TestRoomLifecycle: creation locks the room until its owner configures it;
+// then others join, see each other with the right status codes, get the
+// subject, and see the room in discovery.
+func TestRoomLifecycle(t *testing.T) {
+	s := start(t)
+	alice, bob := user(t, s, "alice"), user(t, s, "bob")
+	room := "lobby@" + service
+
+	join(t, alice, "lobby", "Alice", "")
+	alice.Expect(t, "own presence", presenceFrom(room+"/Alice", ""))
+	alice.Expect(t, "empty subject", func(el *xmpp.Element) bool {
+		return el.Local == "message" && el.Child(xmpp.NSClient, "subject") != nil
+	})
+	// Locked until configured (§10.1.1).
+	join(t, bob, "lobby", "Bob", "")
+	if e := bob.Expect(t, "refusal", presenceFrom(room+"/Bob", "error")); errorCondition(e) != "item-not-found" {
+		t.Fatalf("joining a locked room: %v", e)
+	}
+	alice.SendRaw(t, `<iq type="get" id="cfg" to="`+room+`"><query xmlns="`+muc.NSOwner+`"/></iq>`)
+	form := alice.Expect(t, "config form", iqResult("cfg"))
+	if !strings.Contains(form.String(), "muc#roomconfig_persistentroom") {
+		t.Fatalf("config form: %v", form)
+	}
+	alice.SendRaw(t, `<iq type="set" id="submit" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+		`<field var="FORM_TYPE"><value>`+muc.NSConfig+`</value></field>`+
+		`<field var="muc#roomconfig_roomname"><value>The Lobby</value></field>`+
+		`<field var="muc#roomconfig_whois"><value>moderators</value></field></x></query></iq>`)
+	if r := alice.Expect(t, "config result", iqResult("submit")); r.Get("type") != "result" {
+		t.Fatalf("submit: %v", r)
+	}
+
+	join(t, bob, "lobby", "Bob", "")
+	// Bob first sees Alice, without her JID (semi-anonymous), then himself.
+	a := bob.Expect(t, "alice's presence", presenceFrom(room+"/Alice", ""))
+	if it := item(a); it == nil || it.Get("jid") != "" || it.Get("affiliation") != "owner" {
+		t.Fatalf("alice as bob sees her: %v", a)
+	}
+	self := bob.Expect(t, "own presence", presenceFrom(room+"/Bob", ""))
+	if got := codes(self); !slices.Contains(got, "110") || slices.Contains(got, "201") || slices.Contains(got, "100") {
+		t.Fatalf("bob's status codes %v, want 110 only", got)
+	}
+	bob.Expect(t, "subject", func(el *xmpp.Element) bool {
+		return el.Local == "message" && el.Child(xmpp.NSClient, "subject") != nil
+	})
+	// Alice, a moderator, sees Bob's real JID.
+	b := alice.Expect(t, "bob's arrival", presenceFrom(room+"/Bob", ""))
+	if it := item(b); it == nil || it.Get("jid") != bob.JID.String() || it.Get("role") != "participant" {
+		t.Fatalf("bob as alice sees him: %v", b)
+	}
+
+	// Discovery: the server lists the service, the service the room.
+	alice.SendRaw(t, `<iq type="get" id="srv" to="`+testenv.Domain+`"><query xmlns="`+muc.NSItems+`"/></iq>`)
+	if r := alice.Expect(t, "server items", iqResult("srv")); !strings.Contains(r.String(), `jid="`+service+`"`) {
+		t.Fatalf("server items: %v", r)
+	}
+	alice.SendRaw(t, `<iq type="get" id="rooms" to="`+service+`"><query xmlns="`+muc.NSItems+`"/></iq>`)
+	if r := alice.Expect(t, "rooms", iqResult("rooms")); !strings.Contains(r.String(), `jid="`+room+`"`) || !strings.Contains(r.String(), "The Lobby") {
+		t.Fatalf("service items: %v", r)
+	}
+	alice.SendRaw(t, `<iq type="get" id="info" to="`+room+`"><query xmlns="`+muc.NSInfo+`"/></iq>`)
+	info := alice.Expect(t, "room info", iqResult("info")).String()
+	for _, f := range []string{"muc_temporary", "muc_public", "muc_open", "muc_semianonymous", muc.NSRoomInf} {
+		if !strings.Contains(info, f) {
+			t.Errorf("room info lacks %s: %s", f, info)
+		}
+	}
+}
+
+// TestMessages: groupchat reaches every occupant with the sender's room
+// JID and the original id; newcomers get history as asked; private
+// messages go through room JIDs.
+func TestMessages(t *testing.T) {
+	s := start(t)
+	alice, bob, carol := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "carol")
+	room := "talk@" + service
+	create(t, alice, "talk", "alice")
+	join(t, bob, "talk", "bob", "")
+	bob.Expect(t, "own presence", presenceFrom(room+"/bob", ""))
+	for i := 1; i <= 3; i++ {
+		alice.SendRaw(t, fmt.Sprintf(`<message type="groupchat" id="m%d" to="%s"><body>hello %d</body></message>`, i, room, i))
+	}
+	for _, c := range []*testenv.Client{alice, bob} {
+		m := c.Expect(t, "message 3", func(el *xmpp.Element) bool { return el.Local == "message" && el.Get("id") == "m3" })
+		if m.Get("from") != room+"/alice" || m.Get("type") != "groupchat" || m.Get("to") != c.JID.String() {
+			t.Errorf("%s got %v", c.JID, m)
+		}
+	}
+	// History: the last two only.
+	join(t, carol, "talk", "carol", `<x xmlns="`+muc.NS+`"><history maxstanzas="2"/></x>`)
+	var got []string
+	for len(got) < 2 {
+		m := carol.Expect(t, "history", func(el *xmpp.Element) bool {
+			return el.Local == "message" && el.Child(xmpp.NSClient, "body") != nil
+		})
+		if m.Child(muc.NSDelay, "delay") == nil {
+			t.Errorf("history without a delay stamp: %v", m)
+		}
+		got = append(got, m.Child(xmpp.NSClient, "body").Text())
+	}
+	if strings.Join(got, ",") != "hello 2,hello 3" {
+		t.Errorf("history %q, want the last two", got)
+	}
+	// A private message through the room.
+	bob.SendRaw(t, `<message type="chat" id="pm" to="`+room+`/carol"><body>psst</body></message>`)
+	pm := carol.Expect(t, "private message", func(el *xmpp.Element) bool { return el.Local == "message" && el.Get("id") == "pm" })
+	if pm.Get("from") != room+"/bob" {
+		t.Errorf("private message from %q", pm.Get("from"))
+	}
+	// Not an occupant: refused.
+	dave := user(t, s, "dave")
+	dave.SendRaw(t, `<message type="groupchat" id="x" to="`+room+`"><body>hi</body></message>`)
+	if e := dave.Expect(t, "refusal", func(el *xmpp.Element) bool { return el.Get("id") == "x" }); errorCondition(e) != "not-acceptable" {
+		t.Errorf("groupchat from outside: %v", e)
+	}
+}
+
+// TestNicks: a taken nick is a conflict, a nick change is announced with
+// 303, and leaving (or a dead stream) is announced to those who stay.
+func TestNicks(t *testing.T) {
+	s := start(t)
+	alice, bob, carol := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "carol")
+	room := "nicks@" + service
+	create(t, alice, "nicks", "alice")
+	join(t, bob, "nicks", "alice", "")
+	if e := bob.Expect(t, "conflict", presenceFrom(room+"/alice", "error")); errorCondition(e) != "conflict" {
+		t.Fatalf("taken nick: %v", e)
+	}
+	join(t, bob, "nicks", "bob", "")
+	alice.Expect(t, "bob", presenceFrom(room+"/bob", ""))
+	join(t, bob, "nicks", "robert", "")
+	u := alice.Expect(t, "nick change", presenceFrom(room+"/bob", "unavailable"))
+	if it := item(u); !slices.Contains(codes(u), "303") || it == nil || it.Get("nick") != "robert" {
+		t.Fatalf("nick change: %v", u)
+	}
+	alice.Expect(t, "new nick", presenceFrom(room+"/robert", ""))
+	// Self-ping (XEP-0410).
+	bob.SendRaw(t, `<iq type="get" id="sp" to="`+room+`/robert"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	if r := bob.Expect(t, "self-ping", iqResult("sp")); r.Get("type") != "result" {
+		t.Errorf("self-ping: %v", r)
+	}
+	bob.SendRaw(t, `<presence type="unavailable" to="`+room+`/robert"/>`)
+	bob.Expect(t, "own exit", presenceFrom(room+"/robert", "unavailable"))
+	alice.Expect(t, "bob leaves", presenceFrom(room+"/robert", "unavailable"))
+	bob.SendRaw(t, `<iq type="get" id="sp2" to="`+room+`/robert"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	if r := bob.Expect(t, "self-ping after leaving", iqResult("sp2")); errorCondition(r) != "not-acceptable" {
+		t.Errorf("self-ping after leaving: %v", r)
+	}
+	// A stream that dies leaves the room.
+	join(t, carol, "nicks", "carol", "")
+	alice.Expect(t, "carol", presenceFrom(room+"/carol", ""))
+	carol.Abort()
+	alice.Expect(t, "carol gone", presenceFrom(room+"/carol", "unavailable"))
+}
+
+// TestEntryRules: password, members-only and the occupant limit refuse
+// with the XEP's conditions; the owner destroys the room and occupants
+// learn the reason.
+func TestEntryRules(t *testing.T) {
+	s := start(t)
+	alice, bob, carol := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "carol")
+	room := "rules@" + service
+	create(t, alice, "rules", "alice")
+	alice.SendRaw(t, `<iq type="set" id="pw" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+		`<field var="muc#roomconfig_passwordprotectedroom"><value>1</value></field>`+
+		`<field var="muc#roomconfig_roomsecret"><value>s3cret</value></field>`+
+		`<field var="muc#roomconfig_maxusers"><value>2</value></field></x></query></iq>`)
+	alice.Expect(t, "config", iqResult("pw"))
+	join(t, bob, "rules", "bob", "")
+	if e := bob.Expect(t, "no password", presenceFrom(room+"/bob", "error")); errorCondition(e) != "not-authorized" {
+		t.Fatalf("no password: %v", e)
+	}
+	join(t, bob, "rules", "bob", `<x xmlns="`+muc.NS+`"><password>s3cret</password></x>`)
+	bob.Expect(t, "in", presenceFrom(room+"/bob", ""))
+	join(t, carol, "rules", "carol", `<x xmlns="`+muc.NS+`"><password>s3cret</password></x>`)
+	if e := carol.Expect(t, "full", presenceFrom(room+"/carol", "error")); errorCondition(e) != "service-unavailable" {
+		t.Fatalf("full room: %v", e)
+	}
+	alice.SendRaw(t, `<iq type="set" id="mo" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+		`<field var="muc#roomconfig_membersonly"><value>1</value></field>`+
+		`<field var="muc#roomconfig_passwordprotectedroom"><value>0</value></field></x></query></iq>`)
+	alice.Expect(t, "config", iqResult("mo"))
+	bob.SendRaw(t, `<presence type="unavailable" to="`+room+`/bob"/>`)
+	bob.Expect(t, "out", presenceFrom(room+"/bob", "unavailable"))
+	join(t, carol, "rules", "carol", "")
+	if e := carol.Expect(t, "members only", presenceFrom(room+"/carol", "error")); errorCondition(e) != "registration-required" {
+		t.Fatalf("members-only: %v", e)
+	}
+	// Only the owner configures.
+	carol.SendRaw(t, `<iq type="get" id="nope" to="`+room+`"><query xmlns="`+muc.NSOwner+`"/></iq>`)
+	if e := carol.Expect(t, "forbidden", iqResult("nope")); errorCondition(e) != "forbidden" {
+		t.Fatalf("config by a stranger: %v", e)
+	}
+	alice.SendRaw(t, `<iq type="set" id="bye" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><destroy jid="elsewhere@`+service+`"><reason>moving</reason></destroy></query></iq>`)
+	d := alice.Expect(t, "destroyed", presenceFrom(room+"/alice", "unavailable"))
+	if !strings.Contains(d.String(), "moving") || !strings.Contains(d.String(), "elsewhere@") {
+		t.Fatalf("destroy presence: %v", d)
+	}
+	alice.Expect(t, "destroy result", iqResult("bye"))
+	alice.SendRaw(t, `<iq type="get" id="gone" to="`+room+`"><query xmlns="`+muc.NSInfo+`"/></iq>`)
+	if e := alice.Expect(t, "gone", iqResult("gone")); errorCondition(e) != "item-not-found" {
+		t.Fatalf("destroyed room still answers: %v", e)
+	}
+}
+
+// TestPersistence: a persistent room keeps its configuration, subject and
+// owner across a restart of the server, on both backends; a temporary one
+// does not.
+func TestPersistence(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		store := testenv.OpenStore(t, backend)
+		s := startOn(t, backend, store)
+		alice := user(t, s, "alice")
+		room := "kept@" + service
+		create(t, alice, "kept", "alice")
+		alice.SendRaw(t, `<iq type="set" id="p" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+			`<field var="muc#roomconfig_persistentroom"><value>1</value></field>`+
+			`<field var="muc#roomconfig_roomname"><value>Kept</value></field>`+
+			`<field var="muc#roomconfig_membersonly"><value>1</value></field></x></query></iq>`)
+		alice.Expect(t, "config", iqResult("p"))
+		alice.SendRaw(t, `<message type="groupchat" to="`+room+`"><subject>Plans</subject></message>`)
+		alice.Expect(t, "subject", func(el *xmpp.Element) bool { return el.Local == "message" && el.Child(xmpp.NSClient, "subject") != nil })
+		create(t, alice, "gone", "alice")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		s2 := startOn(t, backend, store)
+		alice2 := s2.Dial(t, alice.JID.Bare(), "pw", "r2")
+		alice2.SendRaw(t, `<iq type="get" id="info" to="`+room+`"><query xmlns="`+muc.NSInfo+`"/></iq>`)
+		info := alice2.Expect(t, "info", iqResult("info")).String()
+		for _, want := range []string{"Kept", "Plans", "muc_persistent", "muc_membersonly"} {
+			if !strings.Contains(info, want) {
+				t.Errorf("after a restart the room info lacks %q: %s", want, info)
+			}
+		}
+		// Still hers: she may configure it, and enter although it is
+		// members-only.
+		alice2.SendRaw(t, `<iq type="get" id="cfg" to="`+room+`"><query xmlns="`+muc.NSOwner+`"/></iq>`)
+		if r := alice2.Expect(t, "config form", iqResult("cfg")); r.Get("type") != "result" {
+			t.Errorf("owner after restart: %v", r)
+		}
+		join(t, alice2, "kept", "alice", "")
+		alice2.Expect(t, "in", presenceFrom(room+"/alice", ""))
+		alice2.SendRaw(t, `<iq type="get" id="g" to="gone@`+service+`"><query xmlns="`+muc.NSInfo+`"/></iq>`)
+		if e := alice2.Expect(t, "temporary room gone", iqResult("g")); errorCondition(e) != "item-not-found" {
+			t.Errorf("a temporary room survived: %v", e)
+		}
+	})
+}

@@ -1,0 +1,291 @@
+package muc
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// Namespaces of XEP-0045 and the XEPs it uses.
+const (
+	NS        = "http://jabber.org/protocol/muc"
+	NSUser    = NS + "#user"
+	NSOwner   = NS + "#owner"
+	NSAdmin   = NS + "#admin"
+	NSData    = "jabber:x:data"
+	NSDelay   = "urn:xmpp:delay"
+	NSPing    = "urn:xmpp:ping"
+	NSInfo    = "http://jabber.org/protocol/disco#info"
+	NSItems   = "http://jabber.org/protocol/disco#items"
+	NSConfig  = NS + "#roomconfig"
+	NSRoomInf = NS + "#roominfo"
+)
+
+// DefaultHistory is how many messages a new room keeps for newcomers.
+const DefaultHistory = 20
+
+// Service is the multi-user chat service. It is an xmpp.Module that adds
+// itself as the component for Domain.
+type Service struct {
+	// Domain is the service's domain; default "conference." + the server's.
+	Domain string
+	// Store keeps persistent rooms; nil keeps every room in memory only.
+	Store storage.Rooms
+
+	srv *xmpp.Server
+	log *slog.Logger
+
+	mu    sync.Mutex
+	rooms map[string]*room // by bare room JID
+	// joined is, per occupant's full JID, the rooms it is in, so that a
+	// session that ends leaves them.
+	joined map[string]map[*room]struct{}
+}
+
+// Register implements xmpp.Module.
+func (s *Service) Register(srv *xmpp.Server) {
+	s.srv = srv
+	s.log = srv.Log().With("module", "muc")
+	if s.Domain == "" {
+		s.Domain = "conference." + srv.Domain
+	}
+	s.rooms = make(map[string]*room)
+	s.joined = make(map[string]map[*room]struct{})
+	srv.AddComponent(s.Domain, s)
+	srv.OnSessionEnded(s.sessionEnded)
+	if s.Store != nil {
+		stored, err := s.Store.ListRooms(srv.Context())
+		if err != nil {
+			s.log.Error("loading rooms", "err", err)
+		}
+		for _, r := range stored {
+			rm, err := s.load(srv.Context(), r)
+			if err != nil {
+				s.log.Error("loading room", "room", r.JID, "err", err)
+				continue
+			}
+			s.rooms[r.JID] = rm
+		}
+	}
+}
+
+// HandleStanza implements xmpp.Component.
+func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) {
+	from, err := jid.Parse(st.Get("from"))
+	if err != nil || st.Get("type") == "error" {
+		return
+	}
+	if to.Localpart() == "" {
+		s.toService(ctx, st, from)
+		return
+	}
+	bare := to.Bare().String()
+	s.mu.Lock()
+	r := s.rooms[bare]
+	s.mu.Unlock()
+	if r == nil {
+		if st.Local == "presence" && to.Resourcepart() != "" && st.Get("type") == "" {
+			r = s.create(to.Bare(), from)
+			if r == nil {
+				s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound})
+				return
+			}
+		} else {
+			if st.Local != "presence" {
+				s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound})
+			}
+			return
+		}
+	}
+	r.handle(ctx, st, to, from)
+}
+
+// create makes a new, locked room owned by from, unless another was made
+// meanwhile.
+func (s *Service) create(room, owner jid.JID) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bare := room.String()
+	if r := s.rooms[bare]; r != nil {
+		return r
+	}
+	r := newRoom(s, room)
+	r.locked = true
+	r.created = time.Now().UTC()
+	r.affs[owner.Bare().String()] = storage.Affiliation{JID: owner.Bare().String(), Affiliation: storage.AffOwner}
+	s.rooms[bare] = r
+	return r
+}
+
+func (s *Service) load(ctx context.Context, st storage.Room) (*room, error) {
+	rj, err := jid.Parse(st.JID)
+	if err != nil {
+		return nil, err
+	}
+	affs, err := s.Store.Affiliations(ctx, st.JID)
+	if err != nil {
+		return nil, err
+	}
+	r := newRoom(s, rj)
+	r.cfg, r.subject, r.subjectBy, r.created = st.Config, st.Subject, st.SubjectBy, st.Created
+	for _, a := range affs {
+		r.affs[a.JID] = a
+	}
+	return r, nil
+}
+
+// remove forgets a room (destroyed, or temporary and empty).
+func (s *Service) remove(r *room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.bare] == r {
+		delete(s.rooms, r.bare)
+	}
+}
+
+func (s *Service) track(full string, r *room, in bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rooms := s.joined[full]
+	if in {
+		if rooms == nil {
+			rooms = make(map[*room]struct{})
+			s.joined[full] = rooms
+		}
+		rooms[r] = struct{}{}
+		return
+	}
+	delete(rooms, r)
+	if len(rooms) == 0 {
+		delete(s.joined, full)
+	}
+}
+
+// sessionEnded takes a session whose stream ended out of its rooms, as if it
+// had sent unavailable presence (XEP-0045 §7.14 allows no less).
+func (s *Service) sessionEnded(sess *xmpp.Session) {
+	full := sess.JID().String()
+	s.mu.Lock()
+	var rooms []*room
+	for r := range s.joined[full] {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.leave(s.srv.Context(), sess.JID(), "")
+	}
+}
+
+// send routes a stanza the service makes.
+func (s *Service) send(ctx context.Context, el *xmpp.Element) {
+	s.srv.Router().Route(ctx, el, nil)
+}
+
+// deliver writes serialised bytes to a local session; false when it is
+// gone.
+func (s *Service) deliver(full jid.JID, b []byte) bool {
+	sess := s.srv.Router().Session(full)
+	if sess == nil {
+		return false
+	}
+	return sess.SendBytes(b)
+}
+
+// reply answers st with an error from its addressee.
+func (s *Service) reply(ctx context.Context, st *xmpp.Element, e xmpp.StanzaError) {
+	if t := st.Get("type"); t == "error" || t == "result" {
+		return
+	}
+	r := xmpp.ErrorReply(st, e)
+	if st.Local == "presence" {
+		r.Add(xmpp.NewElement(NS, "x"))
+	}
+	s.send(ctx, r)
+}
+
+// result answers an IQ with payload (nil for an empty result).
+func (s *Service) result(ctx context.Context, iq *xmpp.Element, payload *xmpp.Element) {
+	r := xmpp.NewElement(xmpp.NSClient, "iq", "type", "result", "id", iq.Get("id"), "from", iq.Get("to"), "to", iq.Get("from"))
+	if payload != nil {
+		r.Add(payload)
+	}
+	s.send(ctx, r)
+}
+
+// toService handles stanzas to the service's own domain: discovery.
+func (s *Service) toService(ctx context.Context, st *xmpp.Element, from jid.JID) {
+	if st.Local != "iq" {
+		return
+	}
+	q := payload(st)
+	switch {
+	case st.Get("type") == "get" && q != nil && q.Space == NSInfo && q.Local == "query":
+		res := xmpp.NewElement(NSInfo, "query")
+		res.Add(xmpp.NewElement(NSInfo, "identity", "category", "conference", "type", "text", "name", "Chat rooms"))
+		for _, f := range []string{NSInfo, NSItems, NS} {
+			res.Add(xmpp.NewElement(NSInfo, "feature", "var", f))
+		}
+		s.result(ctx, st, res)
+	case st.Get("type") == "get" && q != nil && q.Space == NSItems && q.Local == "query":
+		res := xmpp.NewElement(NSItems, "query")
+		for _, r := range s.publicRooms() {
+			it := xmpp.NewElement(NSItems, "item", "jid", r.bare)
+			if name := r.name(); name != "" {
+				it.Set("name", name)
+			}
+			res.Add(it)
+		}
+		s.result(ctx, st, res)
+	case st.Get("type") == "get" || st.Get("type") == "set":
+		s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ServiceUnavailable})
+	}
+}
+
+func (s *Service) publicRooms() []*room {
+	s.mu.Lock()
+	var rooms []*room
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	var public []*room
+	for _, r := range rooms {
+		if r.listed() {
+			public = append(public, r)
+		}
+	}
+	sort.Slice(public, func(i, j int) bool { return public[i].bare < public[j].bare })
+	return public
+}
+
+// payload is an IQ's one child element, or nil.
+func payload(iq *xmpp.Element) *xmpp.Element {
+	els := iq.Elements()
+	if len(els) != 1 {
+		return nil
+	}
+	return els[0]
+}
+
+// save stores a persistent room; temporary rooms are not stored.
+func (s *Service) save(ctx context.Context, r storage.Room, affs []storage.Affiliation) {
+	if s.Store == nil || !r.Config.Persistent {
+		return
+	}
+	if err := s.Store.SaveRoom(ctx, r); err != nil {
+		s.log.Warn("saving room", "room", r.JID, "err", err)
+		return
+	}
+	for _, a := range affs {
+		if err := s.Store.SetAffiliation(ctx, r.JID, a); err != nil {
+			s.log.Warn("saving affiliation", "room", r.JID, "jid", a.JID, "err", err)
+		}
+	}
+}

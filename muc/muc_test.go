@@ -354,3 +354,77 @@ func TestPersistence(t *testing.T) {
 		}
 	})
 }
+
+// TestModeration: kicks and bans by moderators and admins, with their
+// status codes and reasons; voice in a moderated room; the ban list; the
+// last owner stays.
+func TestModeration(t *testing.T) {
+	s := start(t)
+	alice, bob, carol, dave := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "carol"), user(t, s, "dave")
+	room := "mod@" + service
+	create(t, alice, "mod", "alice")
+	for _, c := range []struct {
+		c    *testenv.Client
+		nick string
+	}{{bob, "bob"}, {carol, "carol"}} {
+		join(t, c.c, "mod", c.nick, "")
+		c.c.Expect(t, "in", presenceFrom(room+"/"+c.nick, ""))
+	}
+	admin := func(c *testenv.Client, id, typ, items string) *xmpp.Element {
+		t.Helper()
+		c.SendRaw(t, `<iq type="`+typ+`" id="`+id+`" to="`+room+`"><query xmlns="`+muc.NSAdmin+`">`+items+`</query></iq>`)
+		return c.Expect(t, id, iqResult(id))
+	}
+	if e := admin(bob, "k0", "set", `<item nick="carol" role="none"/>`); errorCondition(e) != "forbidden" {
+		t.Fatalf("a participant kicks: %v", e)
+	}
+	if r := admin(alice, "k1", "set", `<item nick="bob" role="none"><reason>spam</reason></item>`); r.Get("type") != "result" {
+		t.Fatalf("kick: %v", r)
+	}
+	k := bob.Expect(t, "kicked", presenceFrom(room+"/bob", "unavailable"))
+	if cs := codes(k); !slices.Contains(cs, "307") || !slices.Contains(cs, "110") || !strings.Contains(k.String(), "spam") {
+		t.Fatalf("kicked presence: %v", k)
+	}
+	if cs := codes(carol.Expect(t, "bob kicked", presenceFrom(room+"/bob", "unavailable"))); !slices.Contains(cs, "307") {
+		t.Fatalf("others see the kick with %v", cs)
+	}
+	// A ban removes carol with 301 and keeps her out.
+	admin(alice, "b1", "set", `<item jid="`+carol.JID.Bare().String()+`" affiliation="outcast"><reason>rude</reason></item>`)
+	if cs := codes(carol.Expect(t, "banned", presenceFrom(room+"/carol", "unavailable"))); !slices.Contains(cs, "301") {
+		t.Fatalf("banned with %v", cs)
+	}
+	join(t, carol, "mod", "carol", "")
+	if e := carol.Expect(t, "refused", presenceFrom(room+"/carol", "error")); errorCondition(e) != "forbidden" {
+		t.Fatalf("a banned user joins: %v", e)
+	}
+	if l := admin(alice, "l1", "get", `<item affiliation="outcast"/>`); !strings.Contains(l.String(), carol.JID.Bare().String()) || !strings.Contains(l.String(), "rude") {
+		t.Fatalf("ban list: %v", l)
+	}
+	if e := admin(bob, "l2", "get", `<item affiliation="outcast"/>`); errorCondition(e) != "forbidden" {
+		t.Fatalf("ban list for a stranger: %v", e)
+	}
+	// Moderated: a newcomer is a visitor until given voice.
+	alice.SendRaw(t, `<iq type="set" id="m" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+		`<field var="muc#roomconfig_moderatedroom"><value>1</value></field></x></query></iq>`)
+	alice.Expect(t, "moderated", iqResult("m"))
+	join(t, dave, "mod", "dave", "")
+	if it := item(dave.Expect(t, "in", presenceFrom(room+"/dave", ""))); it == nil || it.Get("role") != "visitor" {
+		t.Fatalf("dave's role: %v", it)
+	}
+	dave.SendRaw(t, `<message type="groupchat" id="v1" to="`+room+`"><body>hi</body></message>`)
+	if e := dave.Expect(t, "no voice", func(el *xmpp.Element) bool { return el.Get("id") == "v1" }); errorCondition(e) != "forbidden" {
+		t.Fatalf("a visitor speaks: %v", e)
+	}
+	admin(alice, "v", "set", `<item nick="dave" role="participant"/>`)
+	dave.Expect(t, "voiced", func(el *xmpp.Element) bool {
+		it := item(el)
+		return el.Local == "presence" && el.Get("from") == room+"/dave" && it != nil && it.Get("role") == "participant"
+	})
+	dave.SendRaw(t, `<message type="groupchat" id="v2" to="`+room+`"><body>hi</body></message>`)
+	if m := alice.Expect(t, "dave speaks", func(el *xmpp.Element) bool { return el.Get("id") == "v2" }); m.Get("type") != "groupchat" {
+		t.Fatalf("voiced message: %v", m)
+	}
+	if e := admin(alice, "o", "set", `<item jid="`+alice.JID.Bare().String()+`" affiliation="none"/>`); errorCondition(e) != "conflict" {
+		t.Fatalf("the last owner steps down: %v", e)
+	}
+}

@@ -568,6 +568,8 @@ func (r *room) iq(ctx context.Context, st *xmpp.Element, to, from jid.JID) {
 		r.svc.result(ctx, st, xmpp.NewElement(NSItems, "query"))
 	case q.Space == NSOwner && q.Local == "query":
 		r.owner(ctx, st, q, typ, from)
+	case q.Space == NSAdmin && q.Local == "query":
+		r.admin(ctx, st, q, typ, from)
 	default:
 		r.svc.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.FeatureNotImplemented})
 	}

@@ -428,3 +428,34 @@ func TestModeration(t *testing.T) {
 		t.Fatalf("the last owner steps down: %v", e)
 	}
 }
+
+// TestGroupFromStorage: a group written to storage while the server runs
+// (as xmppctl room create does) is found the first time it is addressed;
+// its members enter and see real JIDs, others are refused.
+func TestGroupFromStorage(t *testing.T) {
+	store := testenv.OpenStore(t, "sqlite")
+	s := startOn(t, "sqlite", store)
+	alice, bob, eve := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "eve")
+	room := "team@" + service
+	ctx := t.Context()
+	if err := store.SaveRoom(ctx, storage.Room{JID: room, Config: muc.GroupConfig("Team")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*testenv.Client{alice, bob} {
+		if err := store.SetAffiliation(ctx, room, storage.Affiliation{JID: c.JID.Bare().String(), Affiliation: storage.AffMember}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join(t, eve, "team", "eve", "")
+	if e := eve.Expect(t, "refused", presenceFrom(room+"/eve", "error")); errorCondition(e) != "registration-required" {
+		t.Fatalf("a stranger joins a group: %v", e)
+	}
+	join(t, alice, "team", "alice", "")
+	if cs := codes(alice.Expect(t, "in", presenceFrom(room+"/alice", ""))); !slices.Contains(cs, "100") || slices.Contains(cs, "201") {
+		t.Fatalf("joining a group: status codes %v, want 100 (non-anonymous) and no 201", cs)
+	}
+	join(t, bob, "team", "bob", "")
+	if it := item(bob.Expect(t, "alice", presenceFrom(room+"/alice", ""))); it == nil || it.Get("jid") != alice.JID.String() || it.Get("affiliation") != "member" {
+		t.Fatalf("bob sees alice as %v", it)
+	}
+}

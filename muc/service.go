@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -87,9 +88,7 @@ func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID
 		return
 	}
 	bare := to.Bare().String()
-	s.mu.Lock()
-	r := s.rooms[bare]
-	s.mu.Unlock()
+	r := s.lookup(ctx, bare)
 	if r == nil {
 		if st.Local == "presence" && to.Resourcepart() != "" && st.Get("type") == "" {
 			r = s.create(to.Bare(), from)
@@ -105,6 +104,36 @@ func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID
 		}
 	}
 	r.handle(ctx, st, to, from)
+}
+
+// lookup finds a room in memory or, failing that, in storage: a room
+// created there (xmppctl room create) while the server runs.
+func (s *Service) lookup(ctx context.Context, bare string) *room {
+	s.mu.Lock()
+	r := s.rooms[bare]
+	s.mu.Unlock()
+	if r != nil || s.Store == nil {
+		return r
+	}
+	st, err := s.Store.Room(ctx, bare)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.Warn("reading room", "room", bare, "err", err)
+		}
+		return nil
+	}
+	loaded, err := s.load(ctx, st)
+	if err != nil {
+		s.log.Warn("loading room", "room", bare, "err", err)
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[bare]; r != nil {
+		return r
+	}
+	s.rooms[bare] = loaded
+	return loaded
 }
 
 // create makes a new, locked room owned by from, unless another was made

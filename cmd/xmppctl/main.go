@@ -40,6 +40,11 @@ commands:
   group members ID            list a group's members
   group add-member ID JID     add an account to a group
   group remove-member ID JID  remove an account from a group
+  room create NAME [-kind group|chat] [-name TITLE] [-owner JID] [-member JID]... [-max N]
+                              create a persistent room: a members-only group (default)
+                              or an open chat room (docs/muc.md)
+  room list                   list stored rooms: JID, kind, title (tab-separated)
+  room del NAME               delete a stored room
 `
 
 func main() {
@@ -60,7 +65,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return 2, fmt.Errorf("%v\n%s", err, usage)
 	}
 	args = fs.Args()
-	if len(args) < 2 || (args[0] != "user" && args[0] != "token" && args[0] != "group") {
+	if len(args) < 2 || (args[0] != "user" && args[0] != "token" && args[0] != "group" && args[0] != "room") {
 		return 2, errors.New("unknown command\n" + usage)
 	}
 	cfg, err := config.Load(*cfgPath)
@@ -80,6 +85,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	defer store.Close()
 	if args[0] == "group" {
 		return group(ctx, store, cfg.Domain, args[1:], stdout)
+	}
+	if args[0] == "room" {
+		return room(ctx, store, cfg.Domain, cmp.Or(cfg.MUC.Domain, "conference."+cfg.Domain), args[1:], stdout)
 	}
 
 	cmd, rest := args[1], args[2:]

@@ -500,3 +500,49 @@ func TestUserImport(t *testing.T) {
 		t.Errorf("a line without a password created an account: %q", r.stdout)
 	}
 }
+
+// TestRoomCommands creates the two kinds of room, lists and deletes them;
+// the stored configuration is the kind's.
+func TestRoomCommands(t *testing.T) {
+	data := t.TempDir()
+	d := []string{"-data", data}
+	steps := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"group", []string{"room", "create", "design", "-name", "Design", "-owner", "ann@localhost", "-member", "bob@localhost", "-member", "cid@localhost"}, 0, "created group design@conference.localhost"},
+		{"chat", []string{"room", "create", "lounge@conference.localhost", "-kind", "chat", "-max", "50"}, 0, "created chat lounge@conference.localhost"},
+		{"again", []string{"room", "create", "design"}, 1, "already exists"},
+		{"bad kind", []string{"room", "create", "x", "-kind", "party"}, 2, "usage"},
+		{"other service", []string{"room", "create", "x@conference.example.com"}, 1, "not a room on conference.localhost"},
+		{"bad member", []string{"room", "create", "y", "-member", "bob@example.com"}, 1, "not on the served domain"},
+		{"list", []string{"room", "list"}, 0, "design@conference.localhost\tgroup\tDesign\nlounge@conference.localhost\tchat\t\n"},
+		{"del", []string{"room", "del", "lounge"}, 0, "deleted room lounge@conference.localhost"},
+		{"del again", []string{"room", "del", "lounge"}, 1, "does not exist"},
+		{"unknown", []string{"room", "rename", "x"}, 2, "usage"},
+	}
+	for _, s := range steps {
+		r := ctl(t, "", append(d, s.args...)...)
+		r.check(t, s.name, s.code, s.want)
+		if s.name == "list" && r.stdout != s.want {
+			t.Errorf("list printed %q, want %q", r.stdout, s.want)
+		}
+	}
+	st := openSQLite(t, data)
+	r, err := st.Room(context.Background(), "design@conference.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Config.Persistent || !r.Config.MembersOnly || r.Config.WhoIs != "anyone" || r.Config.Public {
+		t.Errorf("a group's configuration: %+v", r.Config)
+	}
+	affs, err := st.Affiliations(context.Background(), "design@conference.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(affs) != 3 || affs[0].JID != "ann@localhost" || affs[0].Affiliation != "owner" || affs[1].Affiliation != "member" {
+		t.Errorf("affiliations: %+v", affs)
+	}
+}

@@ -134,7 +134,7 @@ write_config() {
 		    who: all
 		    what: "*"
 
-		# roster and offline storage; no register, MUC, carbons, stream
+		# roster, offline storage and MUC; no register, carbons, stream
 		# management, vCard, PEP or HTTP modules.
 		modules:
 		  mod_disco: {}
@@ -142,6 +142,19 @@ write_config() {
 		  mod_roster: {}
 		  mod_offline:
 		    access_max_user_messages: max_user_offline_messages
+		  # same: multi-user chat on conference.DOMAIN, anyone may create a
+		  # room, 20 messages of history, no limit on occupants or on how
+		  # often they speak (ejabberd's default room limit is 200).
+		  mod_muc:
+		    host: "conference.@HOST@"
+		    access: all
+		    access_create: all
+		    access_persistent: all
+		    history_size: 20
+		    max_users: 10000
+		    max_users_admin_threshold: 10000
+		    min_message_interval: 0
+		    min_presence_interval: 0
 	EOF
 }
 

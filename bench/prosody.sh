@@ -50,7 +50,8 @@ write_config() {
 		https_ports = { }
 
 		-- roster and offline storage (offline is autoloaded); no limits
-		-- (no read rate cap), no register, no MUC, no s2s, no HTTP.
+		-- (no read rate cap), no register, no s2s, no HTTP. MUC is the
+		-- component below.
 		modules_enabled = { "roster", "saslauth", "tls", "disco", "ping" }
 		modules_disabled = { "posix", "s2s", "s2s_auth_certs" }
 
@@ -72,6 +73,13 @@ write_config() {
 
 		VirtualHost "$bench_domain"
 		ssl = { certificate = "$work/tls/cert.pem", key = "$work/tls/key.pem" }
+
+		-- same: multi-user chat on conference.DOMAIN, anyone may create a
+		-- room, 20 messages of history, no occupant limit beyond the load.
+		Component "conference.$bench_domain" "muc"
+		restrict_room_creation = false
+		muc_room_default_history_length = 20
+		muc_room_default_public = true
 	EOF
 }
 

@@ -16,6 +16,8 @@
 # Sizes (defaults; QUICK=1 lowers each one not set explicitly):
 #	LOGIN_CLIENTS=4000 IDLE_SESSIONS=10000 CHAT_CLIENTS=500
 #	CHAT_RATES=2000,5000,10000,20000,30000,40000,50000,60000 CHAT_STEP=10s
+#	MUC_OCCUPANTS=200 MUC_SENDERS=10 MUC_RATES=25,50,100,150,200,300,400
+#	(messages/s to one room; deliveries/s are that times the occupants)
 #	CONCURRENCY=50 TIMEOUT=5m (per scenario)
 # Other knobs: BENCH_DIR (/tmp/xmppd-bench: state and results), FRESH=1
 # (default: delete each server's state first; 0 keeps accounts between runs),
@@ -35,9 +37,12 @@ export BENCH_DIR=$bench_dir
 if [[ ${QUICK:-0} == 1 ]]; then
 	: "${LOGIN_CLIENTS:=100}" "${IDLE_SESSIONS:=500}" "${CHAT_CLIENTS:=20}"
 	: "${CHAT_RATES:=500,2000}" "${CHAT_STEP:=2s}" "${TIMEOUT:=1m}"
+	: "${MUC_OCCUPANTS:=20}" "${MUC_SENDERS:=5}" "${MUC_RATES:=20,50}"
 else
 	: "${LOGIN_CLIENTS:=4000}" "${IDLE_SESSIONS:=10000}" "${CHAT_CLIENTS:=500}"
 	: "${CHAT_RATES:=2000,5000,10000,20000,30000,40000,50000,60000}" "${CHAT_STEP:=10s}" "${TIMEOUT:=5m}"
+	# Messages/s sent to one room; each is delivered to every occupant.
+	: "${MUC_OCCUPANTS:=200}" "${MUC_SENDERS:=10}" "${MUC_RATES:=25,50,100,150,200,300,400}"
 fi
 : "${CONCURRENCY:=50}" "${FRESH:=1}" "${SERVERS:=prosody ejabberd xmppd}"
 : "${SOURCES:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8}"
@@ -125,7 +130,7 @@ run_server() {
 	scenario "$server" login -mech PLAIN -clients "$LOGIN_CLIENTS"
 	scenario "$server" idle -clients "$IDLE_SESSIONS"
 	scenario "$server" chat -clients "$CHAT_CLIENTS" -rates "$CHAT_RATES" -step "$CHAT_STEP"
-	scenario "$server" muc -clients "$CHAT_CLIENTS"
+	scenario "$server" muc -clients "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rates "$MUC_RATES" -step "$CHAT_STEP"
 	"$here/$server.sh" stop
 }
 

@@ -111,31 +111,37 @@ def build_rows(results):
                 after / 1024 if isinstance(after, (int, float)) else None)
             put((1, 0, "", 2), "idle: failed logins", LOWER, server, r.get("failed"), digits=0, ratio=False)
             errors_note(notes, server, "idle", r)
-        elif scenario == "chat":
+        elif scenario in ("chat", "muc"):
+            rank = 2 if scenario == "chat" else 3
             clients = r.get("clients")
-            what = "chat: best delivered msgs/s (p99 < 100 ms, no loss)%s" % (
-                ", %s clients" % clients if clients else "")
+            if scenario == "chat":
+                unit = "msgs/s"
+                who = ", %s clients" % clients if clients else ""
+            else:
+                unit = "deliveries/s"
+                who = ", one room, %s occupants, %s senders" % (clients, r.get("senders"))
+            what = "%s: best %s delivered (p99 < 100 ms, no loss)%s" % (scenario, unit, who)
             if error:
-                put((2, 0, "", 0), what, HIGHER, server, "n/a")
-                notes.append("%s, chat: %s" % (server, error))
+                put((rank, 0, "", 0), what, HIGHER, server, "n/a")
+                notes.append("%s, %s: %s" % (server, scenario, error))
                 continue
-            put((2, 0, "", 0), what, HIGHER, server, r.get("best_delivered_per_s"))
+            put((rank, 0, "", 0), what, HIGHER, server, r.get("best_delivered_per_s"))
             for step in r.get("steps") or []:
                 rate = step.get("offered_per_s")
-                k = (2, rate if isinstance(rate, int) else 0, "")
-                put(k + (0,), "chat at %s/s offered: delivered/s" % rate, HIGHER, server,
-                    step.get("delivered_per_s"))
-                put(k + (1,), "chat at %s/s offered: latency p99, ms" % rate, LOWER, server,
-                    get(step, "latency_ms", "p99"))
+                k = (rank, rate if isinstance(rate, int) else 0, "")
+                at = "%s at %s/s offered" % (scenario, rate) if scenario == "chat" else \
+                    "muc at %s msgs/s sent to the room" % rate
+                put(k + (0,), "%s: delivered/s" % at, HIGHER, server, step.get("delivered_per_s"))
+                put(k + (1,), "%s: latency p99, ms" % at, LOWER, server, get(step, "latency_ms", "p99"))
                 loss = step.get("loss")
-                put(k + (2,), "chat at %s/s offered: loss, %%" % rate, LOWER, server,
+                put(k + (2,), "%s: loss, %%" % at, LOWER, server,
                     loss * 100 if isinstance(loss, (int, float)) else None, digits=2, ratio=False)
             dropped = r.get("dropped_clients")
             if dropped:
-                notes.append("%s, chat: %s clients were disconnected" % (server, dropped))
+                notes.append("%s, %s: %s clients were disconnected" % (server, scenario, dropped))
         else:
             label = "%s" % scenario
-            put((3, 0, scenario, 0), label, HIGHER, server, "n/a" if error else "ok", ratio=False)
+            put((4, 0, scenario, 0), label, HIGHER, server, "n/a" if error else "ok", ratio=False)
             if error:
                 notes.append("%s, %s: %s" % (server, scenario, error))
     return [rows[k] for k in sorted(rows)], notes

@@ -31,6 +31,12 @@ type chatState struct {
 	cfg     *config
 	base    time.Time
 	clients []*client
+	// room, for the muc scenario, is the room's JID: the first senders
+	// clients send groupchat there, and every message is delivered to
+	// fanout occupants. Empty for chat (one delivery per message).
+	room    string
+	senders int
+	fanout  int64
 	steps   [maxSteps]atomic.Pointer[stepStats]
 	other   atomic.Int64 // messages received without our marker
 	dropped atomic.Int64 // clients whose stream ended
@@ -51,6 +57,8 @@ type chatResult struct {
 	Scenario string     `json:"scenario"`
 	Server   string     `json:"server"`
 	Clients  int        `json:"clients"`
+	Senders  int        `json:"senders,omitempty"`
+	Room     string     `json:"room,omitempty"`
 	Failed   int        `json:"failed_logins"`
 	Steps    []chatStep `json:"steps"`
 	Best     float64    `json:"best_delivered_per_s"`
@@ -64,13 +72,19 @@ func runChat(ctx context.Context, cfg *config) (any, error) {
 	if cfg.clients < 2 {
 		return nil, fmt.Errorf("chat needs at least 2 clients")
 	}
+	return runMessages(ctx, cfg, "chat", nil)
+}
+
+// runMessages signs the clients in, starts their readers, lets setup (the
+// muc scenario's joins) prepare the state, then offers each rate in turn.
+func runMessages(ctx context.Context, cfg *config, name string, setup func(context.Context, *chatState) error) (any, error) {
 	if len(cfg.rates) > maxSteps {
 		return nil, fmt.Errorf("at most %d rates", maxSteps)
 	}
-	l := loginAll(ctx, cfg, "chat", cfg.clients, true)
+	l := loginAll(ctx, cfg, name, cfg.clients, true)
 	defer l.closeAll()
-	st := &chatState{cfg: cfg, base: time.Now(), clients: l.online()}
-	res := &chatResult{Scenario: "chat", Server: cfg.server, Clients: len(st.clients), Failed: int(l.failed.Load())}
+	st := &chatState{cfg: cfg, base: time.Now(), clients: l.online(), fanout: 1}
+	res := &chatResult{Scenario: name, Server: cfg.server, Clients: len(st.clients), Failed: int(l.failed.Load())}
 	if len(st.clients) < 2 {
 		return res, fmt.Errorf("only %d clients signed in: %v", len(st.clients), l.errs)
 	}
@@ -84,14 +98,20 @@ func runChat(ctx context.Context, cfg *config) (any, error) {
 	}
 	defer readers.Wait()
 	defer l.closeAll()
+	if setup != nil {
+		if err := setup(ctx, st); err != nil {
+			return res, err
+		}
+		res.Room, res.Senders = st.room, st.senders
+	}
 	for i, rate := range cfg.rates {
 		if ctx.Err() != nil {
 			break
 		}
 		s := st.runStep(ctx, i, rate)
 		res.Steps = append(res.Steps, s)
-		fmt.Fprintf(cfg.progress, "chat: offered %d/s: sent %.0f/s, delivered %.0f/s, loss %.4f, p50 %.1f ms, p99 %.1f ms\n",
-			rate, s.SentPerS, s.PerSecond, s.Loss, s.Latency.P50, s.Latency.P99)
+		fmt.Fprintf(cfg.progress, "%s: offered %d/s: sent %.0f/s, delivered %.0f/s, loss %.4f, p50 %.1f ms, p99 %.1f ms\n",
+			name, rate, s.SentPerS, s.PerSecond, s.Loss, s.Latency.P50, s.Latency.P99)
 		if s.Loss <= 0.001 && s.Latency.P99 < float64(p99Limit.Milliseconds()) && s.PerSecond > res.Best {
 			res.Best = s.PerSecond
 		}
@@ -109,6 +129,9 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 	ss := new(stepStats)
 	st.steps[step].Store(ss)
 	senders := min(4, len(st.clients))
+	if st.room != "" {
+		senders = min(4, st.senders)
+	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for s := range senders {
@@ -121,7 +144,7 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 	wg.Wait()
 	sendTime := time.Since(start)
 	deadline := time.Now().Add(st.cfg.drain)
-	for ss.delivered.Load()+ss.errors.Load() < ss.sent.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+	for ss.delivered.Load()+ss.errors.Load() < ss.sent.Load()*st.fanout && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	sent, got := ss.sent.Load(), ss.delivered.Load()
@@ -134,8 +157,8 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 		Errors:    ss.errors.Load(),
 		Latency:   ss.hist.summary(),
 	}
-	if sent > 0 {
-		out.Loss = round(float64(sent-got)/float64(sent), 6)
+	if want := sent * st.fanout; want > 0 {
+		out.Loss = round(float64(want-got)/float64(want), 6)
 	}
 	return out
 }
@@ -145,7 +168,14 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 // catching up every millisecond.
 func (st *chatState) send(ctx context.Context, ss *stepStats, step, part, parts int, rate float64) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(part)))
-	mine := (len(st.clients) - part + parts - 1) / parts
+	pool := len(st.clients)
+	if st.room != "" {
+		pool = st.senders
+	}
+	mine := (pool - part + parts - 1) / parts
+	if mine <= 0 {
+		return
+	}
 	buf := make([]byte, 0, 256)
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
@@ -159,13 +189,18 @@ func (st *chatState) send(ctx context.Context, ss *stepStats, step, part, parts 
 		due := int64(elapsed.Seconds()*rate) - sent
 		for ; due > 0; due-- {
 			fi := part + parts*rng.IntN(mine)
-			ti := rng.IntN(len(st.clients) - 1)
-			if ti >= fi {
-				ti++
+			from := st.clients[fi]
+			if st.room != "" {
+				buf = append(buf[:0], "<message type='groupchat' to='"...)
+				buf = append(buf, st.room...)
+			} else {
+				ti := rng.IntN(len(st.clients) - 1)
+				if ti >= fi {
+					ti++
+				}
+				buf = append(buf[:0], "<message type='chat' to='"...)
+				buf = append(buf, st.clients[ti].full...)
 			}
-			from, to := st.clients[fi], st.clients[ti]
-			buf = append(buf[:0], "<message type='chat' to='"...)
-			buf = append(buf, to.full...)
 			buf = append(buf, "'><body>"...)
 			buf = append(buf, marker...)
 			buf = appendHex(buf, uint64(step), 2)
@@ -197,6 +232,9 @@ func (st *chatState) readLoop(c *client) {
 			return
 		}
 		for el := c.f.next(); el != nil; el = c.f.next() {
+			if w := c.watch.Load(); w != nil {
+				(*w)(el)
+			}
 			st.received(el)
 		}
 		if c.f.closed {
@@ -258,9 +296,4 @@ func isError(el []byte) bool {
 	}
 	tag := el[:end]
 	return bytes.Contains(tag, []byte(`type='error'`)) || bytes.Contains(tag, []byte(`type="error"`))
-}
-
-func runMUC(ctx context.Context, cfg *config) (any, error) {
-	return map[string]any{"scenario": "muc", "server": cfg.server,
-		"error": "not measured: the muc scenario is not written yet; it comes with multi-user chat in xmppd (issue 6)"}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,9 @@ type client struct {
 	raw  net.Conn
 	conn net.Conn // raw, then TLS
 	f    *framer
+	// watch, when set, sees every element the reader gets (the muc
+	// scenario's joins).
+	watch atomic.Pointer[func(el []byte)]
 }
 
 // dial connects from a local source address; nil means any.

@@ -36,6 +36,8 @@ type config struct {
 	sources     []net.IP
 	pid         int
 	rates       []int
+	room        string // muc: the room's JID
+	senders     int    // muc: how many occupants send
 	step        time.Duration
 	drain       time.Duration
 	settle      time.Duration
@@ -115,6 +117,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	sources := fs.String("sources", "127.0.0.1", "local source addresses, comma-separated, used in turn")
 	fs.IntVar(&cfg.pid, "pid", 0, "the server's process ID, to read its memory from /proc (idle)")
 	rates := fs.String("rates", "1000,2000,5000,10000,20000", "chat: offered messages per second, one step each")
+	fs.StringVar(&cfg.room, "room", "", "muc: the room's JID (default bench@conference.DOMAIN)")
+	fs.IntVar(&cfg.senders, "senders", 10, "muc: how many of the occupants send")
 	fs.DurationVar(&cfg.step, "step", 10*time.Second, "chat: how long each rate is offered")
 	fs.DurationVar(&cfg.drain, "drain", 3*time.Second, "chat: how long to wait for messages after a step")
 	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "idle: wait before reading memory")
@@ -166,6 +170,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 			return nil, nil, fmt.Errorf("-rates: %q is not a positive number", r)
 		}
 		cfg.rates = append(cfg.rates, n)
+	}
+	if cfg.room == "" {
+		cfg.room = "bench@conference." + cfg.domain
 	}
 	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
 		return nil, nil, fmt.Errorf("-addr: %w", err)

@@ -115,12 +115,12 @@ def build_rows(results):
             rank = 2 if scenario == "chat" else 3
             clients = r.get("clients")
             if scenario == "chat":
-                unit = "msgs/s"
+                unit = "msgs/s delivered"
                 who = ", %s clients" % clients if clients else ""
             else:
                 unit = "deliveries/s"
                 who = ", one room, %s occupants, %s senders" % (clients, r.get("senders"))
-            what = "%s: best %s delivered (p99 < 100 ms, no loss)%s" % (scenario, unit, who)
+            what = "%s: best %s (p99 < 100 ms, no loss)%s" % (scenario, unit, who)
             if error:
                 put((rank, 0, "", 0), what, HIGHER, server, "n/a")
                 notes.append("%s, %s: %s" % (server, scenario, error))

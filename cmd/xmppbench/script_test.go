@@ -28,7 +28,7 @@ func TestBenchScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench/run.sh: %v\n%s", err, out)
 	}
-	for _, want := range []string{"| login SCRAM-SHA-1: logins/s", "| idle: KiB per session", "| chat: best delivered msgs/s", "xmppd"} {
+	for _, want := range []string{"| login SCRAM-SHA-1: logins/s", "| idle: KiB per session", "| chat: best msgs/s delivered", "| muc: best deliveries/s", "xmppd"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the table has no %q:\n%s", want, out)
 		}
@@ -64,6 +64,9 @@ func TestBenchScript(t *testing.T) {
 				t.Errorf("chat: %v", r)
 			}
 		case "muc":
+			if r["best_delivered_per_s"].(float64) <= 0 || r["room"] != "bench@conference.localhost" {
+				t.Errorf("muc: %v", r)
+			}
 		default:
 			t.Errorf("unexpected result %v", r)
 		}

@@ -459,3 +459,100 @@ func TestGroupFromStorage(t *testing.T) {
 		t.Fatalf("bob sees alice as %v", it)
 	}
 }
+
+// TestInvitations: a mediated invitation reaches the invitee from the room
+// and, in a members-only room, lets it in; a decline goes back to the
+// inviter; only occupants invite.
+func TestInvitations(t *testing.T) {
+	s := start(t)
+	alice, bob, carol := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "carol")
+	room := "club@" + service
+	create(t, alice, "club", "alice")
+	alice.SendRaw(t, `<iq type="set" id="mo" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+		`<field var="muc#roomconfig_membersonly"><value>1</value></field></x></query></iq>`)
+	alice.Expect(t, "members only", iqResult("mo"))
+	// Invitations go to bare JIDs: to available resources (RFC 6121 §8.5.2).
+	for _, c := range []*testenv.Client{alice, bob, carol} {
+		c.SendRaw(t, `<presence/>`)
+		c.Expect(t, "own presence", presenceFrom(c.JID.String(), ""))
+	}
+	invite := func(from *testenv.Client, to string) {
+		from.SendRaw(t, `<message to="`+room+`"><x xmlns="`+muc.NSUser+`"><invite to="`+to+`"><reason>join us</reason></invite></x></message>`)
+	}
+	invite(alice, bob.JID.Bare().String())
+	inv := bob.Expect(t, "invitation", func(el *xmpp.Element) bool { return el.Local == "message" && el.Get("from") == room })
+	x := inv.Child(muc.NSUser, "x")
+	if x == nil || x.Child(muc.NSUser, "invite") == nil || x.Child(muc.NSUser, "invite").Get("from") != alice.JID.Bare().String() ||
+		!strings.Contains(inv.String(), "join us") {
+		t.Fatalf("invitation: %v", inv)
+	}
+	join(t, bob, "club", "bob", "")
+	bob.Expect(t, "in, as a member", presenceFrom(room+"/bob", ""))
+
+	invite(alice, carol.JID.Bare().String())
+	carol.Expect(t, "invitation", func(el *xmpp.Element) bool { return el.Local == "message" && el.Get("from") == room })
+	carol.SendRaw(t, `<message to="`+room+`"><x xmlns="`+muc.NSUser+`"><decline to="`+alice.JID.Bare().String()+`"><reason>busy</reason></decline></x></message>`)
+	d := alice.Expect(t, "decline", func(el *xmpp.Element) bool {
+		x := el.Child(muc.NSUser, "x")
+		return el.Local == "message" && x != nil && x.Child(muc.NSUser, "decline") != nil
+	})
+	if dd := d.Child(muc.NSUser, "x").Child(muc.NSUser, "decline"); dd.Get("from") != carol.JID.Bare().String() || !strings.Contains(d.String(), "busy") {
+		t.Fatalf("decline: %v", d)
+	}
+	// carol, not in the room, may not invite.
+	carol.SendRaw(t, `<message id="ci" to="`+room+`"><x xmlns="`+muc.NSUser+`"><invite to="x@localhost"/></x></message>`)
+	if e := carol.Expect(t, "refused", func(el *xmpp.Element) bool { return el.Get("id") == "ci" }); errorCondition(e) != "not-acceptable" {
+		t.Fatalf("an outsider invites: %v", e)
+	}
+}
+
+// TestRoomListPaging: the service's room list pages with XEP-0059 (max,
+// after, before) and says how many rooms there are.
+func TestRoomListPaging(t *testing.T) {
+	s := start(t)
+	alice := user(t, s, "alice")
+	for _, r := range []string{"r1", "r2", "r3", "r4", "r5"} {
+		create(t, alice, r, "alice")
+	}
+	page := func(id, set string) (jids []string, first, last, count string) {
+		t.Helper()
+		alice.SendRaw(t, `<iq type="get" id="`+id+`" to="`+service+`"><query xmlns="`+muc.NSItems+`"><set xmlns="`+muc.NSRSM+`">`+set+`</set></query></iq>`)
+		res := alice.Expect(t, id, iqResult(id))
+		q := res.Child(muc.NSItems, "query")
+		if q == nil {
+			t.Fatalf("%s: %v", id, res)
+		}
+		for _, it := range q.Elements() {
+			if it.Local == "item" {
+				jids = append(jids, strings.TrimSuffix(it.Get("jid"), "@"+service))
+			}
+		}
+		rs := q.Child(muc.NSRSM, "set")
+		if rs == nil {
+			t.Fatalf("%s: no set in %v", id, res)
+		}
+		text := func(n string) string {
+			if el := rs.Child(muc.NSRSM, n); el != nil {
+				return strings.TrimSuffix(el.Text(), "@"+service)
+			}
+			return ""
+		}
+		return jids, text("first"), text("last"), text("count")
+	}
+	jids, first, last, count := page("p1", `<max>2</max>`)
+	if strings.Join(jids, ",") != "r1,r2" || first != "r1" || last != "r2" || count != "5" {
+		t.Fatalf("first page: %v %s %s %s", jids, first, last, count)
+	}
+	jids, _, _, _ = page("p2", `<max>2</max><after>r2@`+service+`</after>`)
+	if strings.Join(jids, ",") != "r3,r4" {
+		t.Fatalf("second page: %v", jids)
+	}
+	jids, _, _, _ = page("p3", `<max>2</max><before/>`)
+	if strings.Join(jids, ",") != "r4,r5" {
+		t.Fatalf("last page: %v", jids)
+	}
+	jids, _, _, count = page("p4", `<max>0</max>`)
+	if len(jids) != 0 || count != "5" {
+		t.Fatalf("count only: %v %s", jids, count)
+	}
+}

@@ -389,8 +389,11 @@ func (r *room) message(ctx context.Context, st *xmpp.Element, to, from jid.JID) 
 		return
 	}
 	if typ != "groupchat" {
-		// Invitations and other messages to the room itself are not here yet.
-		r.svc.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.FeatureNotImplemented})
+		if x := st.Child(NSUser, "x"); x != nil {
+			r.invitation(ctx, st, x, o, from)
+			return
+		}
+		r.svc.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "messages to a room are groupchat, invitations or declines"})
 		return
 	}
 	if o == nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ const (
 	NSItems   = "http://jabber.org/protocol/disco#items"
 	NSConfig  = NS + "#roomconfig"
 	NSRoomInf = NS + "#roominfo"
+	NSRSM     = "http://jabber.org/protocol/rsm"
 )
 
 // DefaultHistory is how many messages a new room keeps for newcomers.
@@ -263,13 +266,22 @@ func (s *Service) toService(ctx context.Context, st *xmpp.Element, from jid.JID)
 		}
 		s.result(ctx, st, res)
 	case st.Get("type") == "get" && q != nil && q.Space == NSItems && q.Local == "query":
+		rooms := s.publicRooms()
+		page, set, err := paginate(rooms, q.Child(NSRSM, "set"))
+		if err != nil {
+			s.reply(ctx, st, *err)
+			return
+		}
 		res := xmpp.NewElement(NSItems, "query")
-		for _, r := range s.publicRooms() {
+		for _, r := range page {
 			it := xmpp.NewElement(NSItems, "item", "jid", r.bare)
 			if name := r.name(); name != "" {
 				it.Set("name", name)
 			}
 			res.Add(it)
+		}
+		if set != nil {
+			res.Add(set)
 		}
 		s.result(ctx, st, res)
 	case st.Get("type") == "get" || st.Get("type") == "set":
@@ -292,6 +304,56 @@ func (s *Service) publicRooms() []*room {
 	}
 	sort.Slice(public, func(i, j int) bool { return public[i].bare < public[j].bare })
 	return public
+}
+
+// paginate cuts the room list as a Result Set Management request asks
+// (XEP-0059 §2): max, after, before (empty: the last page) and index. The
+// answer's set names the first and last item and the count; nil when the
+// request had none.
+func paginate(rooms []*room, req *xmpp.Element) ([]*room, *xmpp.Element, *xmpp.StanzaError) {
+	if req == nil {
+		return rooms, nil, nil
+	}
+	text := func(name string) (string, bool) {
+		el := req.Child(NSRSM, name)
+		if el == nil {
+			return "", false
+		}
+		return strings.TrimSpace(el.Text()), true
+	}
+	limit := len(rooms)
+	if v, ok := text("max"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, nil, &xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "bad RSM max"}
+		}
+		limit = n
+	}
+	start, end := 0, len(rooms)
+	if v, ok := text("after"); ok {
+		start = sort.Search(len(rooms), func(i int) bool { return rooms[i].bare > v })
+	}
+	if v, ok := text("before"); ok {
+		if v != "" {
+			end = sort.Search(len(rooms), func(i int) bool { return rooms[i].bare >= v })
+		}
+		start = max(start, end-limit)
+	} else if v, ok := text("index"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, nil, &xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "bad RSM index"}
+		}
+		start = min(n, len(rooms))
+	}
+	end = min(end, start+limit)
+	page := rooms[start:end]
+	set := xmpp.NewElement(NSRSM, "set")
+	if len(page) > 0 {
+		set.Add(xmpp.NewElement(NSRSM, "first", "index", strconv.Itoa(start)).Add(xmpp.Text(page[0].bare)))
+		set.Add(xmpp.NewElement(NSRSM, "last").Add(xmpp.Text(page[len(page)-1].bare)))
+	}
+	set.Add(xmpp.NewElement(NSRSM, "count").Add(xmpp.Text(strconv.Itoa(len(rooms)))))
+	return page, set, nil
 }
 
 // payload is an IQ's one child element, or nil.

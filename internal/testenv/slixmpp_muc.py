@@ -16,6 +16,11 @@ through a room's life with the plugin's own calls:
   membersonly  a members-only room refuses the guest
   destroyed    the owner destroys the room
 
+With --phase persist-create the owner instead makes a persistent room with
+a name and a subject (step "persisted"); with --phase persist-check, after
+the server restarted, it joins the room again and finds both (step
+"restored"), and finds itself still the owner (the configuration form).
+
 Each step prints {"event":"step","name":...,"ok":true|false,...} on
 stdout; then {"event":"done"}. Exit status 0 when every step ran (whatever
 its result), 2 on a timeout.
@@ -141,6 +146,27 @@ async def scenario(args, owner, guest):
         emit("step", name="destroyed", ok=e.condition == "item-not-found", condition=e.condition)
 
 
+async def persist_create(args, owner):
+    om = owner.plugin["xep_0045"]
+    await om.join_muc_wait(args.room, "owner", timeout=10)
+    await configure(om, args.room, {"muc#roomconfig_persistentroom": True, "muc#roomconfig_roomname": "Lasting"})
+    subject = asyncio.get_running_loop().create_future()
+    owner.add_event_handler("groupchat_subject", lambda m: subject.done() or subject.set_result(m))
+    om.set_subject(args.room, "Kept across restarts")
+    await asyncio.wait_for(subject, 10)
+    emit("step", name="persisted", ok=True)
+
+
+async def persist_check(args, owner):
+    om = owner.plugin["xep_0045"]
+    _, subject, _, _ = await om.join_muc_wait(args.room, "owner", timeout=10)
+    form = await om.get_room_config(args.room)
+    name = form.field["muc#roomconfig_roomname"]["value"]
+    persistent = form.field["muc#roomconfig_persistentroom"]["value"]
+    emit("step", name="restored", ok=subject["subject"] == "Kept across restarts" and name == "Lasting" and bool(persistent),
+         subject=subject["subject"], title=name, persistent=bool(persistent))
+
+
 async def run(args):
     loop = asyncio.get_running_loop()
     done = loop.create_future()
@@ -148,7 +174,10 @@ async def run(args):
     guest = client(args, args.guest, done)
     try:
         await asyncio.wait_for(asyncio.gather(session(owner), session(guest)), args.timeout)
-        await asyncio.wait_for(scenario(args, owner, guest), args.timeout)
+        steps = {"all": lambda: scenario(args, owner, guest),
+                 "persist-create": lambda: persist_create(args, owner),
+                 "persist-check": lambda: persist_check(args, owner)}[args.phase]
+        await asyncio.wait_for(steps(), args.timeout)
     except asyncio.TimeoutError:
         emit("timeout")
         return EXIT_TIMEOUT
@@ -164,6 +193,7 @@ def parse_args(argv):
     add_common_args(p, "the owner's bare JID", "SASL mechanism (default: slixmpp's choice)")
     p.add_argument("--guest", required=True, help="the guest's bare JID")
     p.add_argument("--room", required=True, help="the room's JID")
+    p.add_argument("--phase", choices=("all", "persist-create", "persist-check"), default="all")
     return p.parse_args(argv)
 
 

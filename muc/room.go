@@ -423,11 +423,11 @@ func (r *room) message(ctx context.Context, st *xmpp.Element, to, from jid.JID) 
 	}
 	out.Set("from", r.occupantJID(o.nick))
 	out.Children = st.Children
-	if body != nil && r.cfg.HistoryLength > 0 {
-		r.remember(out)
-	}
 	// Serialised once, addressed per session (xmpp.Fanout).
 	f := xmpp.NewFanout(out)
+	if body != nil && r.cfg.HistoryLength > 0 {
+		r.remember(out, f.Size())
+	}
 	for _, other := range r.byNick {
 		for _, s := range other.sessions {
 			r.svc.deliver(s, f.For(s.String()))
@@ -476,8 +476,8 @@ func (r *room) mayPM(o *occupant) bool {
 }
 
 // remember keeps a message for newcomers, up to the history length.
-func (r *room) remember(el *xmpp.Element) {
-	r.history = append(r.history, message{el: el, at: time.Now().UTC(), size: len(el.Bytes(xmpp.NSClient))})
+func (r *room) remember(el *xmpp.Element, size int) {
+	r.history = append(r.history, message{el: el, at: time.Now().UTC(), size: size})
 	if n := len(r.history) - r.cfg.HistoryLength; n > 0 {
 		r.history = append(r.history[:0], r.history[n:]...)
 	}

@@ -335,6 +335,9 @@ func NewFanout(el *Element) Fanout {
 	return Fanout{head: string(b[:n]), tail: b[n:]}
 }
 
+// Size is the length of the serialised stanza without its 'to'.
+func (f Fanout) Size() int { return len(f.head) + len(f.tail) }
+
 // For returns the stanza addressed to to.
 func (f Fanout) For(to string) []byte {
 	b := make([]byte, 0, len(f.head)+len(to)+8+len(f.tail))

@@ -556,3 +556,55 @@ func TestRoomListPaging(t *testing.T) {
 		t.Fatalf("count only: %v %s", jids, count)
 	}
 }
+
+// TestRoomChanges: a configuration change is announced (104); making the
+// room members-only removes non-members (322); two sessions of one account
+// share a nick and the occupant leaves with the last; history honours
+// maxchars; shutting the server down takes everyone out with 332.
+func TestRoomChanges(t *testing.T) {
+	s := start(t)
+	alice, bob := user(t, s, "alice"), user(t, s, "bob")
+	room := "changes@" + service
+	create(t, alice, "changes", "alice")
+	alice.SendRaw(t, `<message type="groupchat" to="`+room+`"><body>before</body></message>`)
+	alice.Expect(t, "reflection", func(el *xmpp.Element) bool { return el.Local == "message" && el.Child(xmpp.NSClient, "body") != nil })
+
+	// Two sessions of bob, one nick.
+	bob2 := s.Dial(t, bob.JID.Bare(), "pw", "r2")
+	join(t, bob, "changes", "bob", `<x xmlns="`+muc.NS+`"><history maxchars="0"/></x>`)
+	bob.Expect(t, "in", presenceFrom(room+"/bob", ""))
+	join(t, bob2, "changes", "bob", "")
+	bob2.Expect(t, "in too", presenceFrom(room+"/bob", ""))
+	bob2.Expect(t, "history", func(el *xmpp.Element) bool { return el.Local == "message" && el.Child(xmpp.NSClient, "body") != nil })
+	bob2.SendRaw(t, `<presence type="unavailable" to="`+room+`/bob"/>`)
+	bob2.Expect(t, "out", presenceFrom(room+"/bob", "unavailable"))
+	// bob is still there: a message reaches his first session, and it got
+	// no history (maxchars 0).
+	alice.SendRaw(t, `<message type="groupchat" id="still" to="`+room+`"><body>still here?</body></message>`)
+	m := bob.Expect(t, "message", func(el *xmpp.Element) bool {
+		return el.Local == "message" && el.Child(xmpp.NSClient, "body") != nil
+	})
+	if m.Get("id") != "still" {
+		t.Fatalf("bob's first message is %v, want the live one (no history with maxchars=0)", m)
+	}
+
+	alice.SendRaw(t, `<iq type="set" id="c" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+		`<field var="muc#roomconfig_roomname"><value>Changed</value></field></x></query></iq>`)
+	alice.Expect(t, "config", iqResult("c"))
+	if c := bob.Expect(t, "104", func(el *xmpp.Element) bool { return el.Local == "message" && el.Get("from") == room }); !slices.Contains(codes(c), "104") {
+		t.Fatalf("configuration change: %v", c)
+	}
+	alice.SendRaw(t, `<iq type="set" id="mo" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
+		`<field var="muc#roomconfig_membersonly"><value>1</value></field></x></query></iq>`)
+	alice.Expect(t, "config", iqResult("mo"))
+	if u := bob.Expect(t, "removed", presenceFrom(room+"/bob", "unavailable")); !slices.Contains(codes(u), "322") {
+		t.Fatalf("members-only removal: %v", u)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go s.Shutdown(ctx)
+	if u := alice.Expect(t, "shutdown", presenceFrom(room+"/alice", "unavailable")); !slices.Contains(codes(u), "332") {
+		t.Fatalf("shutdown: %v", u)
+	}
+}

@@ -692,8 +692,27 @@ func (r *room) owner(ctx context.Context, st, q *xmpp.Element, typ string, from 
 		r.svc.reply(ctx, st, *err)
 		return
 	}
-	wasPersistent := r.cfg.Persistent
+	wasPersistent, wasMembersOnly, wasLocked := r.cfg.Persistent, r.cfg.MembersOnly, r.locked
 	r.cfg, r.locked = cfg, false
+	if cfg.MembersOnly && !wasMembersOnly {
+		// §9.3: those who are not members leave (322).
+		for _, o := range r.byNick {
+			if r.affiliation(o.bare) == storage.AffNone {
+				r.remove(o, "322", "", "the room is now for members only")
+			}
+		}
+	}
+	if !wasLocked {
+		// §10.2.1: a configuration change, announced with 104.
+		m := xmpp.NewElement(xmpp.NSClient, "message", "type", "groupchat", "from", r.bare)
+		m.Add(xmpp.NewElement(NSUser, "x").Add(xmpp.NewElement(NSUser, "status", "code", "104")))
+		f := xmpp.NewFanout(m)
+		for _, o := range r.byNick {
+			for _, s := range o.sessions {
+				r.svc.deliver(s, f.For(s.String()))
+			}
+		}
+	}
 	stored, affs := r.stored(), r.affList()
 	r.mu.Unlock()
 	r.svc.save(ctx, stored, affs)

@@ -66,6 +66,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 	s.joined = make(map[string]map[*room]struct{})
 	srv.AddComponent(s.Domain, s)
 	srv.OnSessionEnded(s.sessionEnded)
+	srv.OnShutdown(s.shutdown)
 	if s.Store != nil {
 		stored, err := s.Store.ListRooms(srv.Context())
 		if err != nil {
@@ -214,6 +215,24 @@ func (s *Service) sessionEnded(sess *xmpp.Session) {
 	s.mu.Unlock()
 	for _, r := range rooms {
 		r.leave(s.srv.Context(), sess.JID(), "")
+	}
+}
+
+// shutdown tells every occupant that it leaves because the service stops
+// (status 332, XEP-0045 §7.14); persistent rooms stay in storage.
+func (s *Service) shutdown() {
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		for _, o := range r.byNick {
+			r.remove(o, "332", "", "the service is shutting down")
+		}
+		r.mu.Unlock()
 	}
 }
 

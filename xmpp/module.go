@@ -138,6 +138,25 @@ type hooks struct {
 	presenceHandler  PresenceHandler
 	availableFns     []func(context.Context, *Session)
 	undeliverableFns []func(context.Context, *Element) (bool, error)
+	shutdownFns      []func()
+}
+
+// OnShutdown runs fn when Shutdown begins, after the listeners close and
+// before the sessions are: what fn sends to sessions is still written (the
+// multi-user chat service says goodbye to occupants with status 332).
+func (s *Server) OnShutdown(fn func()) {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	s.hooks.shutdownFns = append(s.hooks.shutdownFns, fn)
+}
+
+func (h *hooks) shutdown() {
+	h.mu.RLock()
+	fns := h.shutdownFns
+	h.mu.RUnlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 func (h *hooks) add(list *[]func(*Session), fn func(*Session)) {

@@ -221,6 +221,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	s.mu.Unlock()
+	s.hooks.shutdown()
 	s.cancel()
 	s.router.each(func(sess *Session) {
 		sess.Close(&StreamError{Condition: SystemShutdown})

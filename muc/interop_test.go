@@ -24,7 +24,7 @@ func TestSlixmppMUC(t *testing.T) {
 	s.AddUser(t, "owner", "pw")
 	s.AddUser(t, "guest", "pw")
 	slixMUC(t, s, "interop@"+service, "all",
-		"configured", "fanout", "history", "conflict", "kicked", "banned", "password", "membersonly", "destroyed")
+		"configured", "fanout", "history", "conflict", "nickchange", "kicked", "banned", "password", "membersonly", "destroyed")
 }
 
 // TestSlixmppMUCRestart: a persistent room slixmpp configured keeps its

@@ -608,3 +608,31 @@ func TestRoomChanges(t *testing.T) {
 		t.Fatalf("shutdown: %v", u)
 	}
 }
+
+// TestHistorySince: since and seconds select history by time.
+func TestHistorySince(t *testing.T) {
+	s := start(t)
+	alice := user(t, s, "alice")
+	room := "since@" + service
+	create(t, alice, "since", "alice")
+	alice.SendRaw(t, `<message type="groupchat" to="`+room+`"><body>old news</body></message>`)
+	alice.Expect(t, "reflection", func(el *xmpp.Element) bool { return el.Local == "message" && el.Child(xmpp.NSClient, "body") != nil })
+	for _, tc := range []struct {
+		nick, history string
+		want          bool
+	}{
+		{"future", `<history since="2999-01-01T00:00:00Z"/>`, false},
+		{"past", `<history since="1970-01-01T00:00:00Z"/>`, true},
+		{"hour", `<history seconds="3600"/>`, true},
+	} {
+		c := s.Dial(t, alice.JID.Bare(), "pw", tc.nick)
+		join(t, c, "since", tc.nick, `<x xmlns="`+muc.NS+`">`+tc.history+`</x>`)
+		// Own presence, then history (if any), then the subject, last.
+		c.Expect(t, "in", presenceFrom(room+"/"+tc.nick, ""))
+		next := c.Expect(t, "history or subject", func(el *xmpp.Element) bool { return el.Local == "message" })
+		got := next.Child(xmpp.NSClient, "body") != nil
+		if got != tc.want {
+			t.Errorf("%s: history given %v, want %v (%v)", tc.history, got, tc.want, next)
+		}
+	}
+}

@@ -10,6 +10,7 @@ through a room's life with the plugin's own calls:
   fanout       the guest joins; the owner's groupchat message reaches it
   history      the guest leaves and rejoins; the message is in its history
   conflict     the guest asks for the owner's nick: refused
+  nickchange   the guest becomes "newguest" (303) and then "guest" again
   kicked       the owner kicks the guest: it gets status code 307
   banned       the owner bans the guest, who cannot come back
   password     a password-protected room refuses the guest without it
@@ -109,6 +110,29 @@ async def scenario(args, owner, guest):
     cond = await refused(gm, room, "owner")
     emit("step", name="conflict", ok=cond == "conflict", condition=cond)
     gm.our_nicks[room] = "guest"
+
+    async def change(old, new):
+        gone = asyncio.get_running_loop().create_future()
+        back = asyncio.get_running_loop().create_future()
+
+        def on_presence(p):
+            if p["from"].resource == old and p["type"] == "unavailable" and not gone.done():
+                gone.set_result(p)
+            elif p["from"].resource == new and p["type"] != "unavailable" and 110 in p["muc"]["status_codes"] and not back.done():
+                back.set_result(p)
+
+        guest.add_event_handler("muc::%s::presence" % room, on_presence)
+        guest.send_presence(pto="%s/%s" % (room, new))
+        p = await asyncio.wait_for(gone, 10)
+        await asyncio.wait_for(back, 10)
+        guest.del_event_handler("muc::%s::presence" % room, on_presence)
+        gm.our_nicks[room] = new
+        return 303 in p["muc"]["status_codes"]
+
+    first = await change("guest", "newguest")
+    second = await change("newguest", "guest")
+    ok = first and second
+    emit("step", name="nickchange", ok=ok)
 
     kicked = asyncio.get_running_loop().create_future()
 

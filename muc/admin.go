@@ -288,15 +288,6 @@ func (r *room) remove(o *occupant, code, actor, reason string) {
 		delete(r.byFull, s.String())
 		r.svc.track(s.String(), r, false)
 	}
-	fj, fn := build(true, false), build(false, false)
-	for _, other := range r.byNick {
-		f := fn
-		if r.canSeeJIDs(other) {
-			f = fj
-		}
-		for _, s := range other.sessions {
-			r.svc.deliver(s, f.For(s.String()))
-		}
-	}
+	r.toOccupants(build(true, false), build(false, false))
 	o.sessions = nil
 }

@@ -299,6 +299,20 @@ func (r *room) broadcastPresenceExcept(o *occupant, skip jid.JID, codes []string
 	}
 }
 
+// toOccupants sends a stanza to every occupant's sessions: withJID to those
+// who may see real JIDs, withoutJID to the others.
+func (r *room) toOccupants(withJID, withoutJID xmpp.Fanout) {
+	for _, other := range r.byNick {
+		f := withoutJID
+		if r.canSeeJIDs(other) {
+			f = withJID
+		}
+		for _, s := range other.sessions {
+			r.svc.deliver(s, f.For(s.String()))
+		}
+	}
+}
+
 // changeNick moves o to nick (§7.6): unavailable with 303 under the old
 // nick, then available under the new one.
 func (r *room) changeNick(ctx context.Context, st *xmpp.Element, o *occupant, nick string, from jid.JID) {
@@ -360,16 +374,7 @@ func (r *room) leave(ctx context.Context, from jid.JID, status string) {
 		withJID, withoutJID := p.ShallowCopy(), p.ShallowCopy()
 		withJID.Add(r.userX(o, true, "", nil))
 		withoutJID.Add(r.userX(o, false, "", nil))
-		fj, fn := xmpp.NewFanout(withJID), xmpp.NewFanout(withoutJID)
-		for _, other := range r.byNick {
-			f := fn
-			if r.canSeeJIDs(other) {
-				f = fj
-			}
-			for _, s := range other.sessions {
-				r.svc.deliver(s, f.For(s.String()))
-			}
-		}
+		r.toOccupants(xmpp.NewFanout(withJID), xmpp.NewFanout(withoutJID))
 	}
 	empty := len(r.byNick) == 0 && !r.cfg.Persistent
 	r.mu.Unlock()

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -63,6 +64,16 @@ type Affiliation struct {
 	Nick string
 	// Reason is why it was granted (shown for bans).
 	Reason string
+}
+
+// Validate checks that a is a known affiliation (AffNone included: it
+// removes one).
+func (a Affiliation) Validate() error {
+	switch a.Affiliation {
+	case AffOwner, AffAdmin, AffMember, AffOutcast, AffNone:
+		return nil
+	}
+	return fmt.Errorf("unknown affiliation %q", a.Affiliation)
 }
 
 // Rooms stores multi-user chat rooms and their affiliations.

@@ -75,12 +75,11 @@ func (s *Store) DeleteRoom(ctx context.Context, jid string) error {
 
 // SetAffiliation implements storage.Rooms.
 func (s *Store) SetAffiliation(ctx context.Context, room string, a storage.Affiliation) error {
-	switch a.Affiliation {
-	case storage.AffNone:
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("postgres: set affiliation of %s with %s: %w", a.JID, room, err)
+	}
+	if a.Affiliation == storage.AffNone {
 		return s.removeAffiliation(ctx, room, a.JID)
-	case storage.AffOwner, storage.AffAdmin, storage.AffMember, storage.AffOutcast:
-	default:
-		return fmt.Errorf("postgres: set affiliation of %s with %s: unknown affiliation %q", a.JID, room, a.Affiliation)
 	}
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO room_affiliations (room, jid, affiliation, nick, reason) VALUES ($1, $2, $3, $4, $5)

@@ -103,6 +103,20 @@ func create(t *testing.T, c *testenv.Client, room, nick string) {
 	}
 }
 
+// configure submits the owner's configuration form with the given fields
+// (name, value pairs) and waits for the result.
+func configure(t *testing.T, c *testenv.Client, room, id string, fields ...string) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i+1 < len(fields); i += 2 {
+		b.WriteString(`<field var="` + fields[i] + `"><value>` + fields[i+1] + `</value></field>`)
+	}
+	c.SendRaw(t, `<iq type="set" id="`+id+`" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+b.String()+`</x></query></iq>`)
+	if r := c.Expect(t, "configuration "+id, iqResult(id)); r.Get("type") != "result" {
+		t.Fatalf("configuration %s: %v", id, r)
+	}
+}
+
 // TestRoomLifecycle: creation locks the room until its owner configures it;
 // then others join, see each other with the right status codes, get the
 // subject, and see the room in discovery.
@@ -265,11 +279,7 @@ func TestEntryRules(t *testing.T) {
 	alice, bob, carol := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "carol")
 	room := "rules@" + service
 	create(t, alice, "rules", "alice")
-	alice.SendRaw(t, `<iq type="set" id="pw" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
-		`<field var="muc#roomconfig_passwordprotectedroom"><value>1</value></field>`+
-		`<field var="muc#roomconfig_roomsecret"><value>s3cret</value></field>`+
-		`<field var="muc#roomconfig_maxusers"><value>2</value></field></x></query></iq>`)
-	alice.Expect(t, "config", iqResult("pw"))
+	configure(t, alice, room, "pw", "muc#roomconfig_passwordprotectedroom", "1", "muc#roomconfig_roomsecret", "s3cret", "muc#roomconfig_maxusers", "2")
 	join(t, bob, "rules", "bob", "")
 	if e := bob.Expect(t, "no password", presenceFrom(room+"/bob", "error")); errorCondition(e) != "not-authorized" {
 		t.Fatalf("no password: %v", e)
@@ -280,10 +290,7 @@ func TestEntryRules(t *testing.T) {
 	if e := carol.Expect(t, "full", presenceFrom(room+"/carol", "error")); errorCondition(e) != "service-unavailable" {
 		t.Fatalf("full room: %v", e)
 	}
-	alice.SendRaw(t, `<iq type="set" id="mo" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
-		`<field var="muc#roomconfig_membersonly"><value>1</value></field>`+
-		`<field var="muc#roomconfig_passwordprotectedroom"><value>0</value></field></x></query></iq>`)
-	alice.Expect(t, "config", iqResult("mo"))
+	configure(t, alice, room, "mo", "muc#roomconfig_membersonly", "1", "muc#roomconfig_passwordprotectedroom", "0")
 	bob.SendRaw(t, `<presence type="unavailable" to="`+room+`/bob"/>`)
 	bob.Expect(t, "out", presenceFrom(room+"/bob", "unavailable"))
 	join(t, carol, "rules", "carol", "")
@@ -317,11 +324,7 @@ func TestPersistence(t *testing.T) {
 		alice := user(t, s, "alice")
 		room := "kept@" + service
 		create(t, alice, "kept", "alice")
-		alice.SendRaw(t, `<iq type="set" id="p" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
-			`<field var="muc#roomconfig_persistentroom"><value>1</value></field>`+
-			`<field var="muc#roomconfig_roomname"><value>Kept</value></field>`+
-			`<field var="muc#roomconfig_membersonly"><value>1</value></field></x></query></iq>`)
-		alice.Expect(t, "config", iqResult("p"))
+		configure(t, alice, room, "p", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_roomname", "Kept", "muc#roomconfig_membersonly", "1")
 		alice.SendRaw(t, `<message type="groupchat" to="`+room+`"><subject>Plans</subject></message>`)
 		alice.Expect(t, "subject", func(el *xmpp.Element) bool { return el.Local == "message" && el.Child(xmpp.NSClient, "subject") != nil })
 		create(t, alice, "gone", "alice")
@@ -404,9 +407,7 @@ func TestModeration(t *testing.T) {
 		t.Fatalf("ban list for a stranger: %v", e)
 	}
 	// Moderated: a newcomer is a visitor until given voice.
-	alice.SendRaw(t, `<iq type="set" id="m" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
-		`<field var="muc#roomconfig_moderatedroom"><value>1</value></field></x></query></iq>`)
-	alice.Expect(t, "moderated", iqResult("m"))
+	configure(t, alice, room, "m", "muc#roomconfig_moderatedroom", "1")
 	join(t, dave, "mod", "dave", "")
 	if it := item(dave.Expect(t, "in", presenceFrom(room+"/dave", ""))); it == nil || it.Get("role") != "visitor" {
 		t.Fatalf("dave's role: %v", it)
@@ -468,9 +469,7 @@ func TestInvitations(t *testing.T) {
 	alice, bob, carol := user(t, s, "alice"), user(t, s, "bob"), user(t, s, "carol")
 	room := "club@" + service
 	create(t, alice, "club", "alice")
-	alice.SendRaw(t, `<iq type="set" id="mo" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
-		`<field var="muc#roomconfig_membersonly"><value>1</value></field></x></query></iq>`)
-	alice.Expect(t, "members only", iqResult("mo"))
+	configure(t, alice, room, "mo", "muc#roomconfig_membersonly", "1")
 	// Invitations go to bare JIDs: to available resources (RFC 6121 §8.5.2).
 	for _, c := range []*testenv.Client{alice, bob, carol} {
 		c.SendRaw(t, `<presence/>`)
@@ -588,15 +587,11 @@ func TestRoomChanges(t *testing.T) {
 		t.Fatalf("bob's first message is %v, want the live one (no history with maxchars=0)", m)
 	}
 
-	alice.SendRaw(t, `<iq type="set" id="c" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
-		`<field var="muc#roomconfig_roomname"><value>Changed</value></field></x></query></iq>`)
-	alice.Expect(t, "config", iqResult("c"))
+	configure(t, alice, room, "c", "muc#roomconfig_roomname", "Changed")
 	if c := bob.Expect(t, "104", func(el *xmpp.Element) bool { return el.Local == "message" && el.Get("from") == room }); !slices.Contains(codes(c), "104") {
 		t.Fatalf("configuration change: %v", c)
 	}
-	alice.SendRaw(t, `<iq type="set" id="mo" to="`+room+`"><query xmlns="`+muc.NSOwner+`"><x xmlns="jabber:x:data" type="submit">`+
-		`<field var="muc#roomconfig_membersonly"><value>1</value></field></x></query></iq>`)
-	alice.Expect(t, "config", iqResult("mo"))
+	configure(t, alice, room, "mo", "muc#roomconfig_membersonly", "1")
 	if u := bob.Expect(t, "removed", presenceFrom(room+"/bob", "unavailable")); !slices.Contains(codes(u), "322") {
 		t.Fatalf("members-only removal: %v", u)
 	}

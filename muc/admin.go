@@ -126,7 +126,7 @@ func (r *room) adminList(q *xmpp.Element, from jid.JID) (*xmpp.Element, *xmpp.St
 		o := r.byNick[nick]
 		it := xmpp.NewElement(NSAdmin, "item", "nick", nick, "role", o.role, "affiliation", r.affiliation(o.bare))
 		if len(o.sessions) > 0 {
-			it.Set("jid", o.sessions[0].String())
+			it.Set("jid", o.sessions[0].full)
 		}
 		res.Add(it)
 	}
@@ -284,9 +284,9 @@ func (r *room) remove(o *occupant, code, actor, reason string) {
 	}
 	self := build(true, true)
 	for _, s := range o.sessions {
-		r.svc.deliver(s, self.For(s.String()))
-		delete(r.byFull, s.String())
-		r.svc.track(s.String(), r, false)
+		r.svc.deliver(s, self)
+		delete(r.byFull, s.full)
+		r.svc.track(s.full, r, false)
 	}
 	r.toOccupants(build(true, false), build(false, false))
 	o.sessions = nil

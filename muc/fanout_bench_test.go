@@ -24,7 +24,7 @@ func BenchmarkGroupchatFanout(b *testing.B) {
 		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		rooms:  map[string]*room{},
 		joined: map[string]map[*room]struct{}{},
-		deliverTo: func(_ jid.JID, p []byte) bool {
+		deliverTo: func(_ member, p []byte) bool {
 			delivered++
 			size += len(p)
 			return true
@@ -35,7 +35,7 @@ func BenchmarkGroupchatFanout(b *testing.B) {
 	var sender jid.JID
 	for i := range occupants {
 		full := jid.MustParse(fmt.Sprintf("user%d@example.com/phone", i))
-		o := &occupant{nick: fmt.Sprintf("user%d", i), bare: full.Bare().String(), sessions: []jid.JID{full}, role: roleParticipant}
+		o := &occupant{nick: fmt.Sprintf("user%d", i), bare: full.Bare().String(), sessions: []member{{jid: full, full: full.String()}}, role: roleParticipant}
 		r.byNick[o.nick] = o
 		r.byFull[full.String()] = o
 		if i == 0 {

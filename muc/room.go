@@ -26,11 +26,19 @@ const (
 type occupant struct {
 	nick     string
 	bare     string
-	sessions []jid.JID
+	sessions []member
 	role     string
 	// presence is the occupant's last presence as sent, without to/from
 	// and the muc#user payload, which is added per recipient.
 	presence *xmpp.Element
+}
+
+// A member is one session of an occupant: its address, serialised once, and
+// its local session when it has one, so that delivery needs no lookup.
+type member struct {
+	jid  jid.JID
+	full string
+	sess *xmpp.Session
 }
 
 type message struct {
@@ -105,7 +113,7 @@ func (r *room) defaultRole(aff string) string {
 
 func (r *room) occupantJID(nick string) string { return r.bare + "/" + nick }
 
-func (r *room) handle(ctx context.Context, st *xmpp.Element, to, from jid.JID) {
+func (r *room) handle(ctx context.Context, st *xmpp.Element, to, from jid.JID, origin *xmpp.Session) {
 	switch st.Local {
 	case "presence":
 		if to.Resourcepart() == "" {
@@ -114,7 +122,7 @@ func (r *room) handle(ctx context.Context, st *xmpp.Element, to, from jid.JID) {
 		}
 		switch st.Get("type") {
 		case "":
-			r.available(ctx, st, to.Resourcepart(), from)
+			r.available(ctx, st, to.Resourcepart(), from, origin)
 		case "unavailable":
 			status := ""
 			if el := st.Child(xmpp.NSClient, "status"); el != nil {
@@ -130,7 +138,7 @@ func (r *room) handle(ctx context.Context, st *xmpp.Element, to, from jid.JID) {
 }
 
 // available is a join, a nick change or a presence update.
-func (r *room) available(ctx context.Context, st *xmpp.Element, nick string, from jid.JID) {
+func (r *room) available(ctx context.Context, st *xmpp.Element, nick string, from jid.JID, origin *xmpp.Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	full := from.String()
@@ -178,7 +186,8 @@ func (r *room) available(ctx context.Context, st *xmpp.Element, nick string, fro
 		o = &occupant{nick: nick, bare: bare, role: r.defaultRole(aff)}
 		r.byNick[nick] = o
 	}
-	o.sessions = append(o.sessions, from)
+	newcomer := member{jid: from, full: full, sess: origin}
+	o.sessions = append(o.sessions, newcomer)
 	o.presence = stripPresence(st)
 	r.byFull[full] = o
 	r.svc.track(full, r, true)
@@ -188,9 +197,7 @@ func (r *room) available(ctx context.Context, st *xmpp.Element, nick string, fro
 		if other == o {
 			continue
 		}
-		p := r.presenceOf(other, r.canSeeJIDs(o), nil)
-		p.Set("to", full)
-		r.svc.send(ctx, p)
+		r.svc.deliver(newcomer, xmpp.NewFanout(r.presenceOf(other, r.canSeeJIDs(o), nil)))
 	}
 	// The newcomer to everyone, and to itself with its status codes.
 	codes := []string{"110"}
@@ -201,9 +208,7 @@ func (r *room) available(ctx context.Context, st *xmpp.Element, nick string, fro
 		codes = append(codes, "201")
 	}
 	r.broadcastPresenceExcept(o, from, nil)
-	self := r.presenceOf(o, true, codes)
-	self.Set("to", full)
-	r.svc.send(ctx, self)
+	r.svc.deliver(newcomer, xmpp.NewFanout(r.presenceOf(o, true, codes)))
 	r.sendHistory(ctx, st, from)
 	// The subject, last, even when empty (§7.2.15).
 	subj := xmpp.NewElement(xmpp.NSClient, "message", "type", "groupchat", "from", r.bare, "to", full)
@@ -257,7 +262,7 @@ func (r *room) userX(o *occupant, withJID bool, newNick string, codes []string) 
 	x := xmpp.NewElement(NSUser, "x")
 	item := xmpp.NewElement(NSUser, "item", "affiliation", r.affiliation(o.bare), "role", o.role)
 	if withJID && len(o.sessions) > 0 {
-		item.Set("jid", o.sessions[0].String())
+		item.Set("jid", o.sessions[0].full)
 	}
 	if newNick != "" {
 		item.Set("nick", newNick)
@@ -291,10 +296,10 @@ func (r *room) broadcastPresenceExcept(o *occupant, skip jid.JID, codes []string
 			f = fj
 		}
 		for _, s := range other.sessions {
-			if s.Equal(skip) {
+			if s.jid.Equal(skip) {
 				continue
 			}
-			r.svc.deliver(s, f.For(s.String()))
+			r.svc.deliver(s, f)
 		}
 	}
 }
@@ -308,7 +313,7 @@ func (r *room) toOccupants(withJID, withoutJID xmpp.Fanout) {
 			f = withJID
 		}
 		for _, s := range other.sessions {
-			r.svc.deliver(s, f.For(s.String()))
+			r.svc.deliver(s, f)
 		}
 	}
 }
@@ -332,7 +337,7 @@ func (r *room) changeNick(ctx context.Context, st *xmpp.Element, o *occupant, ni
 		p.Add(r.userX(o, withJID, nick, codes))
 		f := xmpp.NewFanout(p)
 		for _, s := range other.sessions {
-			r.svc.deliver(s, f.For(s.String()))
+			r.svc.deliver(s, f)
 		}
 	}
 	delete(r.byNick, o.nick)
@@ -355,7 +360,7 @@ func (r *room) leave(ctx context.Context, from jid.JID, status string) {
 	delete(r.byFull, full)
 	r.svc.track(full, r, false)
 	for i, s := range o.sessions {
-		if s.Equal(from) {
+		if s.full == full {
 			o.sessions = append(o.sessions[:i], o.sessions[i+1:]...)
 			break
 		}
@@ -435,7 +440,7 @@ func (r *room) message(ctx context.Context, st *xmpp.Element, to, from jid.JID) 
 	}
 	for _, other := range r.byNick {
 		for _, s := range other.sessions {
-			r.svc.deliver(s, f.For(s.String()))
+			r.svc.deliver(s, f)
 		}
 	}
 }
@@ -463,7 +468,7 @@ func (r *room) private(ctx context.Context, st *xmpp.Element, o *occupant, nick 
 	out.Children = append(append([]xmpp.Node(nil), st.Children...), xmpp.NewElement(NSUser, "x"))
 	for _, s := range target.sessions {
 		m := out.ShallowCopy()
-		m.Set("to", s.String())
+		m.Set("to", s.full)
 		r.svc.send(ctx, m)
 	}
 }
@@ -714,7 +719,7 @@ func (r *room) owner(ctx context.Context, st, q *xmpp.Element, typ string, from 
 		f := xmpp.NewFanout(m)
 		for _, o := range r.byNick {
 			for _, s := range o.sessions {
-				r.svc.deliver(s, f.For(s.String()))
+				r.svc.deliver(s, f)
 			}
 		}
 	}
@@ -857,8 +862,8 @@ func (r *room) destroy(ctx context.Context, venue, reason string) {
 		p.Add(x)
 		f := xmpp.NewFanout(p)
 		for _, s := range o.sessions {
-			r.svc.deliver(s, f.For(s.String()))
-			r.svc.track(s.String(), r, false)
+			r.svc.deliver(s, f)
+			r.svc.track(s.full, r, false)
 		}
 	}
 	r.byNick = make(map[string]*occupant)

@@ -51,8 +51,8 @@ type Service struct {
 	// joined is, per occupant's full JID, the rooms it is in, so that a
 	// session that ends leaves them.
 	joined map[string]map[*room]struct{}
-	// deliverTo replaces delivery to local sessions in benchmarks.
-	deliverTo func(full jid.JID, b []byte) bool
+	// deliverTo replaces delivery to sessions in benchmarks.
+	deliverTo func(m member, b []byte) bool
 }
 
 // Register implements xmpp.Module.
@@ -109,7 +109,7 @@ func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID
 			return
 		}
 	}
-	r.handle(ctx, st, to, from)
+	r.handle(ctx, st, to, from, origin)
 }
 
 // lookup finds a room in memory or, failing that, in storage: a room
@@ -241,13 +241,18 @@ func (s *Service) send(ctx context.Context, el *xmpp.Element) {
 	s.srv.Router().Route(ctx, el, nil)
 }
 
-// deliver writes serialised bytes to a local session; false when it is
-// gone.
-func (s *Service) deliver(full jid.JID, b []byte) bool {
+// deliver addresses f to one occupant session and queues it there: to its
+// local session directly, else through the router's lookup (a session that
+// was not local when it joined). False when it is gone.
+func (s *Service) deliver(m member, f xmpp.Fanout) bool {
+	b := f.For(m.full)
 	if s.deliverTo != nil {
-		return s.deliverTo(full, b)
+		return s.deliverTo(m, b)
 	}
-	sess := s.srv.Router().Session(full)
+	sess := m.sess
+	if sess == nil {
+		sess = s.srv.Router().Session(m.jid)
+	}
 	if sess == nil {
 		return false
 	}

@@ -15,11 +15,11 @@ type Component interface {
 	HandleStanza(ctx context.Context, st *Element, to jid.JID, origin *Session)
 }
 
-// AddComponent routes domain to c. It must be called from Register.
+// AddComponent routes domain to c. It must be called from Register: the
+// router reads the components without a lock, since none is added once the
+// server serves.
 func (s *Server) AddComponent(domain string, c Component) {
 	s.setup()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.components == nil {
 		s.components = make(map[string]Component)
 	}
@@ -29,8 +29,6 @@ func (s *Server) AddComponent(domain string, c Component) {
 // Components returns the domains of the components, sorted, for service
 // discovery (XEP-0030 items of the server).
 func (s *Server) Components() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	domains := make([]string, 0, len(s.components))
 	for d := range s.components {
 		domains = append(domains, d)
@@ -39,8 +37,4 @@ func (s *Server) Components() []string {
 	return domains
 }
 
-func (s *Server) component(domain string) Component {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.components[domain]
-}
+func (s *Server) component(domain string) Component { return s.components[domain] }

@@ -32,14 +32,25 @@ type conn struct {
 	bound  jid.JID
 	sess   *Session
 	remote string
+	mode   connMode
 }
+
+// connMode says how a client connection is carried.
+type connMode uint8
+
+const (
+	plainTCP    connMode = iota // STARTTLS offered (and required)
+	directTLS                   // TLS from the first byte (XEP-0368)
+	webSecure                   // a web transport over HTTPS or a trusted network
+	webInsecure                 // a web transport over plain HTTP from elsewhere
+)
 
 // logger is the server's, with the client's address.
 func (c *conn) logger() *slog.Logger { return c.srv.log.With("remote", c.remote) }
 
 var errHostUnknown = errors.New("xmpp: host unknown")
 
-func (s *Server) handleConn(raw net.Conn, directTLS bool) {
+func (s *Server) handleConn(raw net.Conn, mode connMode) {
 	// Once negotiated, the session runs on a goroutine of its own, which
 	// then owns the connection: negotiation (TLS, SASL) grows a stack that
 	// an idle session should not keep.
@@ -50,10 +61,10 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 		}
 	}()
 	addr := hostOf(raw.RemoteAddr())
-	c := &conn{srv: s, raw: raw, addr: addr, remote: raw.RemoteAddr().String()}
+	c := &conn{srv: s, raw: raw, addr: addr, remote: raw.RemoteAddr().String(), mode: mode}
 	var layer net.Conn = raw
 	deadline := time.Now().Add(s.NegotiationTimeout)
-	if directTLS {
+	if mode == directTLS {
 		tc := tls.Server(raw, s.TLSConfig)
 		raw.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
@@ -96,7 +107,7 @@ func (s *Server) handleConn(raw net.Conn, directTLS bool) {
 	stop := context.AfterFunc(s.ctx, func() { raw.SetReadDeadline(time.Now()) })
 	ctx := context.WithoutCancel(s.ctx)
 	var state mxmpp.SessionState
-	if directTLS {
+	if mode == directTLS || mode == webSecure {
 		state = mxmpp.Secure
 	}
 	ms, err := mxmpp.ReceiveSession(ctx, c.guard, state, mxmpp.NewNegotiator(c.streamConfig))
@@ -147,7 +158,7 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 	st := ms.State()
 	var features []mxmpp.StreamFeature
 	secure := st&mxmpp.Secure != 0
-	if !secure {
+	if !secure && c.mode == plainTCP {
 		features = append(features, c.startTLS())
 	}
 	if st&mxmpp.Authn == 0 {
@@ -155,7 +166,11 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 			c.auth.tls = &cs
 		}
 		mechs := c.auth.mechanisms(secure)
-		features = append(features, c.sasl(mechs))
+		if !secure && c.mode == webInsecure && !c.srv.AllowPlaintextAuth {
+			features = append(features, c.refuseSASL(mechs))
+		} else {
+			features = append(features, c.sasl(mechs))
+		}
 	}
 	features = append(features, mxmpp.BindCustom(c.bind), legacySession)
 	features = append(features, c.srv.streamFeatures...)
@@ -191,6 +206,58 @@ func (c *conn) sasl(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 }
 
 var errBlocked = errors.New("xmpp: too many failed authentication attempts from this address")
+
+// errInsecureWeb is why a web transport over plain HTTP from a network that
+// is not trusted cannot authenticate: there is no STARTTLS on it.
+var errInsecureWeb = errors.New("signing in over plain HTTP is only allowed from trusted networks (such as a TLS-terminating proxy on this host); use HTTPS (https:// or wss://)")
+
+// refuseSASL lists the mechanisms on a web stream that is not secure and
+// answers any attempt with <encryption-required/> (RFC 6120 §6.5.5), saying
+// why, then closes the stream: it cannot be upgraded with STARTTLS.
+func (c *conn) refuseSASL(mechs []sasl.Mechanism) mxmpp.StreamFeature {
+	return mxmpp.StreamFeature{
+		Name:       xml.Name{Space: NSSASL, Local: "mechanisms"},
+		Prohibited: mxmpp.Authn,
+		List: func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
+			toks := []xml.Token{start}
+			for _, m := range mechs {
+				el := xml.StartElement{Name: xml.Name{Local: "mechanism"}}
+				toks = append(toks, el, xml.CharData(m.Name), el.End())
+			}
+			toks = append(toks, start.End())
+			for _, t := range toks {
+				if err := w.EncodeToken(t); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		},
+		Parse: func(_ context.Context, d *xml.Decoder, _ *xml.StartElement) (bool, interface{}, error) {
+			return true, nil, d.Skip()
+		},
+		Negotiate: func(_ context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
+			r := ms.TokenReader()
+			defer r.Close()
+			d := xml.NewTokenDecoder(r)
+			tok, err := d.Token()
+			if err != nil {
+				return 0, nil, err
+			}
+			if _, ok := tok.(xml.StartElement); ok {
+				if err := d.Skip(); err != nil {
+					return 0, nil, err
+				}
+			}
+			b := []byte(`<failure xmlns="` + NSSASL + `"><encryption-required/><text xml:lang="en">`)
+			b = appendEscaped(b, errInsecureWeb.Error())
+			b = append(b, "</text></failure>"...)
+			if _, err := c.guard.Write(b); err != nil {
+				return 0, nil, err
+			}
+			return 0, nil, errInsecureWeb
+		},
+	}
+}
 
 // refuseHost makes negotiation fail before any feature is offered, so that
 // the stream can be closed with <host-unknown/>.
@@ -308,6 +375,9 @@ func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool
 		// The guard sees the violation in bytes the decoder had not yet
 		// reached when mellium gave up on an earlier element.
 		return streamErrorFor(verr)
+	}
+	if errors.Is(err, errInsecureWeb) {
+		return StreamError{Condition: PolicyViolation, Text: errInsecureWeb.Error()}, true
 	}
 	if errors.Is(err, errBlocked) {
 		return StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"}, true

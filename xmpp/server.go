@@ -173,12 +173,12 @@ func (s *Server) Started() time.Time { return s.started }
 
 // ServeC2S accepts client connections on l: plain TCP upgraded with STARTTLS
 // (RFC 6120 §5). It returns when l is closed or the server shuts down.
-func (s *Server) ServeC2S(l net.Listener) error { return s.serve(l, false) }
+func (s *Server) ServeC2S(l net.Listener) error { return s.serve(l, plainTCP) }
 
 // ServeDirectTLS accepts client connections that start with TLS (XEP-0368).
-func (s *Server) ServeDirectTLS(l net.Listener) error { return s.serve(l, true) }
+func (s *Server) ServeDirectTLS(l net.Listener) error { return s.serve(l, directTLS) }
 
-func (s *Server) serve(l net.Listener, directTLS bool) error {
+func (s *Server) serve(l net.Listener, mode connMode) error {
 	s.init()
 	s.mu.Lock()
 	if s.closing {
@@ -203,7 +203,7 @@ func (s *Server) serve(l net.Listener, directTLS bool) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleConn(c, directTLS)
+			s.handleConn(c, mode)
 		}()
 	}
 }

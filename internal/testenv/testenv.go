@@ -15,7 +15,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +27,8 @@ import (
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/bosh"
+	"github.com/xmppd/xmppd/internal/web"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/postgres"
@@ -76,6 +81,13 @@ type Server struct {
 	*xmpp.Server
 	// C2S and DirectTLS are the listening addresses.
 	C2S, DirectTLS string
+	// HTTP is the address of the web listener (WebSocket at /ws, BOSH at
+	// /http-bind, the web client at /chat/); Web and BOSH are its settings,
+	// which a test may change before it connects. Loopback counts as a
+	// secure network, as with the default configuration.
+	HTTP string
+	Web  *xmpp.WebPolicy
+	BOSH *bosh.Handler
 	// Roots trusts the server's certificate; CertPEM is that certificate.
 	Roots   *x509.CertPool
 	CertPEM []byte
@@ -116,9 +128,15 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 	s := &Server{Server: srv, Roots: roots, CertPEM: certPEM}
 	l1 := listen(t)
 	l2 := listen(t)
-	s.C2S, s.DirectTLS = l1.Addr().String(), l2.Addr().String()
+	l3 := listen(t)
+	s.C2S, s.DirectTLS, s.HTTP = l1.Addr().String(), l2.Addr().String(), l3.Addr().String()
+	s.Web = &xmpp.WebPolicy{SecureNetworks: xmpp.LoopbackNetworks}
+	s.BOSH = &bosh.Handler{}
+	hs := &http.Server{Handler: web.Handler(web.Options{Server: srv, Policy: s.Web, BOSH: s.BOSH, ClientDir: WebDir()})}
+	t.Cleanup(func() { hs.Close() })
 	go srv.ServeC2S(l1)
 	go srv.ServeDirectTLS(l2)
+	go hs.Serve(l3)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -127,6 +145,12 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 		}
 	})
 	return s
+}
+
+// WebDir is the repository's web folder (web client, npm packages).
+func WebDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "web")
 }
 
 func listen(t testing.TB) net.Listener {
@@ -221,32 +245,40 @@ func (s *Server) negotiateFrom(ip string, user jid.JID, password, resource strin
 	if err != nil {
 		return nil, err
 	}
-	fail := func(step string, err error) (*Client, error) {
+	c, err := login(tc, d, user, password, resource)
+	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%s: %w", step, err)
+		return nil, err
 	}
-	io.WriteString(tc, PlainAuth(user.Localpart(), password))
+	conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// login authenticates with PLAIN on a stream whose features d has just
+// read, binds resource, and starts the client's reader.
+func login(conn net.Conn, d *xml.Decoder, user jid.JID, password, resource string) (*Client, error) {
+	io.WriteString(conn, PlainAuth(user.Localpart(), password))
 	if el, err := next(d); err != nil || el.Local != "success" {
-		return fail("auth", fmt.Errorf("got %v, %v", el, err))
+		return nil, fmt.Errorf("auth: got %v, %v", el, err)
 	}
-	if d, err = restart(tc); err != nil {
-		return fail("stream after auth", err)
+	d, err := restart(conn)
+	if err != nil {
+		return nil, fmt.Errorf("stream after auth: %w", err)
 	}
 	res := ""
 	if resource != "" {
 		res = "<resource>" + resource + "</resource>"
 	}
-	io.WriteString(tc, `<iq type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">`+res+`</bind></iq>`)
+	io.WriteString(conn, `<iq type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">`+res+`</bind></iq>`)
 	el, err := next(d)
 	if err != nil || el.Get("type") != "result" {
-		return fail("bind", fmt.Errorf("got %v, %v", el, err))
+		return nil, fmt.Errorf("bind: got %v, %v", el, err)
 	}
 	full, err := jid.Parse(el.Child("", "bind").Child("", "jid").Text())
 	if err != nil {
-		return fail("bind", err)
+		return nil, fmt.Errorf("bind: %w", err)
 	}
-	conn.SetDeadline(time.Time{})
-	c := &Client{conn: tc, JID: full, In: make(chan *xmpp.Element, 256), Err: make(chan error, 1)}
+	c := &Client{conn: conn, JID: full, In: make(chan *xmpp.Element, 256), Err: make(chan error, 1)}
 	go c.read(d)
 	return c, nil
 }

@@ -1,0 +1,288 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// WebSocketURL is the server's RFC 7395 endpoint.
+func (s *Server) WebSocketURL() string { return "ws://" + s.HTTP + "/ws" }
+
+// BOSHURL is the server's XEP-0206 endpoint.
+func (s *Server) BOSHURL() string { return "http://" + s.HTTP + "/http-bind" }
+
+// WebSocket opens a WebSocket to the server with the xmpp subprotocol and
+// the given extra headers (an Origin, say). The connection presents the
+// RFC 7395 framing as a classic stream (see WSConn).
+func (s *Server) WebSocket(header http.Header) (*WSConn, *http.Response, error) {
+	d := websocket.Dialer{Subprotocols: []string{"xmpp"}, HandshakeTimeout: Timeout}
+	ws, resp, err := d.Dial(s.WebSocketURL(), header)
+	if err != nil {
+		return nil, resp, err
+	}
+	ws.SetReadDeadline(time.Now().Add(Timeout))
+	return &WSConn{WS: ws}, resp, nil
+}
+
+// DialWebSocket logs in over WebSocket with PLAIN (loopback counts as a
+// secure network) and binds resource; the Client is the same as Dial's.
+func (s *Server) DialWebSocket(t testing.TB, user jid.JID, password, resource string) *Client {
+	t.Helper()
+	wc, _, err := s.WebSocket(nil)
+	if err != nil {
+		t.Fatalf("websocket: %v", err)
+	}
+	return LoginWebSocket(t, wc, user, password, resource)
+}
+
+// LoginWebSocket is DialWebSocket on a WebSocket the test opened itself.
+func LoginWebSocket(t testing.TB, wc *WSConn, user jid.JID, password, resource string) *Client {
+	t.Helper()
+	d, err := restart(wc)
+	if err != nil {
+		wc.Close()
+		t.Fatalf("websocket stream: %v", err)
+	}
+	c, err := login(wc, d, user, password, resource)
+	if err != nil {
+		wc.Close()
+		t.Fatalf("websocket login %s: %v", user, err)
+	}
+	wc.WS.SetReadDeadline(time.Time{})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// WSConn is the client's side of an RFC 7395 WebSocket as a net.Conn
+// carrying a classic stream, so that the stream helpers work on it: each
+// Write is one message, with a stream header sent as <open/> and the
+// stream's end as <close/>; reading gives the server's messages with
+// <open/> and <close/> turned back into stream tags. Frames records every
+// message the server sent, as sent.
+type WSConn struct {
+	WS *websocket.Conn
+	in []byte
+	mu sync.Mutex
+	// frames the server sent, in order
+	frames []string
+}
+
+// Frames returns the messages received so far.
+func (c *WSConn) Frames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.frames...)
+}
+
+func (c *WSConn) Read(p []byte) (int, error) {
+	for len(c.in) == 0 {
+		typ, msg, err := c.WS.ReadMessage()
+		if err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				return 0, io.EOF
+			}
+			return 0, err
+		}
+		if typ != websocket.TextMessage {
+			continue
+		}
+		c.mu.Lock()
+		c.frames = append(c.frames, string(msg))
+		c.mu.Unlock()
+		switch {
+		case bytes.HasPrefix(msg, []byte("<open ")):
+			attrs := strings.TrimSuffix(strings.TrimPrefix(string(msg), `<open xmlns="`+xmpp.NSFraming+`"`), "/>")
+			c.in = []byte(`<stream:stream xmlns="jabber:client" xmlns:stream="` + xmpp.NSStream + `"` + attrs + ">")
+		case bytes.HasPrefix(msg, []byte("<close ")):
+			c.in = []byte("</stream:stream>")
+		default:
+			c.in = msg
+		}
+	}
+	n := copy(p, c.in)
+	c.in = c.in[n:]
+	return n, nil
+}
+
+func (c *WSConn) Write(p []byte) (int, error) {
+	msg := string(p)
+	switch {
+	case strings.Contains(msg, "<stream:stream"):
+		msg = `<open xmlns="` + xmpp.NSFraming + `" to="` + Domain + `" version="1.0"/>`
+	case msg == "</stream:stream>":
+		msg = `<close xmlns="` + xmpp.NSFraming + `"/>`
+	}
+	if err := c.WS.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *WSConn) Close() error                       { return c.WS.Close() }
+func (c *WSConn) LocalAddr() net.Addr                { return c.WS.LocalAddr() }
+func (c *WSConn) RemoteAddr() net.Addr               { return c.WS.RemoteAddr() }
+func (c *WSConn) SetDeadline(t time.Time) error      { return c.WS.SetReadDeadline(t) }
+func (c *WSConn) SetReadDeadline(t time.Time) error  { return c.WS.SetReadDeadline(t) }
+func (c *WSConn) SetWriteDeadline(t time.Time) error { return c.WS.SetWriteDeadline(t) }
+
+// WebSocket is the WebSocket of a client from DialWebSocket.
+func (c *Client) WebSocket() *websocket.Conn { return c.conn.(*WSConn).WS }
+
+// BOSH is a scripted BOSH client (XEP-0124/0206): each Post is one HTTP
+// request with the next rid, so tests can also send rids out of order,
+// again, or out of the window.
+type BOSH struct {
+	URL string
+	SID string
+	// RID is the rid of the last request made with Post.
+	RID    int64
+	Header http.Header
+	client *http.Client
+}
+
+// NewBOSH returns a client that has not created its session yet.
+func (s *Server) NewBOSH() *BOSH {
+	return &BOSH{URL: s.BOSHURL(), RID: 1000, Header: http.Header{}, client: &http.Client{Timeout: 2 * Timeout}}
+}
+
+// Create starts a session with wait and hold and the extra attributes,
+// and returns the creation response.
+func (b *BOSH) Create(t testing.TB, wait, hold int, attrs string) *xmpp.Element {
+	t.Helper()
+	b.RID++
+	_, el := b.Do(t, b.RID, fmt.Sprintf(`<body xmlns="http://jabber.org/protocol/httpbind" xmlns:xmpp="urn:xmpp:xbosh" to="%s" rid="%d" wait="%d" hold="%d" ver="1.6" xml:lang="en" xmpp:version="1.0" %s/>`,
+		Domain, b.RID, wait, hold, attrs))
+	b.SID = el.Get("sid")
+	if b.SID == "" {
+		t.Fatalf("session creation answered %s", el)
+	}
+	return el
+}
+
+// Post sends payload with the next rid and the extra body attributes.
+func (b *BOSH) Post(t testing.TB, attrs, payload string) (int, *xmpp.Element) {
+	t.Helper()
+	b.RID++
+	return b.PostRID(t, b.RID, attrs, payload)
+}
+
+// PostRID sends a request with the given rid.
+func (b *BOSH) PostRID(t testing.TB, rid int64, attrs, payload string) (int, *xmpp.Element) {
+	t.Helper()
+	return b.Do(t, rid, fmt.Sprintf(`<body xmlns="http://jabber.org/protocol/httpbind" xmlns:xmpp="urn:xmpp:xbosh" sid="%s" rid="%d" %s>%s</body>`, b.SID, rid, attrs, payload))
+}
+
+// Do posts a raw request body and parses the response's <body/>.
+func (b *BOSH) Do(t testing.TB, rid int64, raw string) (int, *xmpp.Element) {
+	t.Helper()
+	status, data, err := b.DoContext(context.Background(), raw)
+	if err != nil {
+		t.Fatalf("rid %d: %v", rid, err)
+	}
+	el, err := xmpp.ParseElement(data)
+	if err != nil {
+		t.Fatalf("rid %d: response %q: %v", rid, data, err)
+	}
+	return status, el
+}
+
+// DoContext posts a raw request body.
+func (b *BOSH) DoContext(ctx context.Context, raw string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.URL, strings.NewReader(raw))
+	if err != nil {
+		return 0, nil, err
+	}
+	for k, v := range b.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+// Until posts empty requests until one carries an element that match
+// accepts, and returns it.
+func (b *BOSH) Until(t testing.TB, what string, match func(*xmpp.Element) bool) *xmpp.Element {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for time.Now().Before(deadline) {
+		_, body := b.Post(t, "", "")
+		if body.Get("type") == "terminate" {
+			t.Fatalf("waiting for %s: session terminated: %s", what, body)
+		}
+		for _, el := range body.Elements() {
+			if match(el) {
+				return el
+			}
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+	return nil
+}
+
+// Login creates a session (wait 1 s, so that a request with nothing to
+// answer does not hold a sequential test up; hold 1), authenticates with PLAIN,
+// restarts the stream, binds resource and returns the full JID.
+func (b *BOSH) Login(t testing.TB, user jid.JID, password, resource string) jid.JID {
+	t.Helper()
+	created := b.Create(t, 1, 1, "")
+	if features(created) == nil {
+		b.Until(t, "stream features", func(el *xmpp.Element) bool { return el.Local == "features" })
+	}
+	_, body := b.Post(t, "", PlainAuth(user.Localpart(), password))
+	if findChild(body, "success") == nil {
+		b.Until(t, "SASL success", func(el *xmpp.Element) bool {
+			if el.Local == "failure" {
+				t.Fatalf("authentication failed: %s", el)
+			}
+			return el.Local == "success"
+		})
+	}
+	_, body = b.Post(t, `xmpp:restart="true" to="`+Domain+`"`, "")
+	if features(body) == nil {
+		b.Until(t, "stream features after restart", func(el *xmpp.Element) bool { return el.Local == "features" })
+	}
+	res := ""
+	if resource != "" {
+		res = "<resource>" + resource + "</resource>"
+	}
+	_, body = b.Post(t, "", `<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">`+res+`</bind></iq>`)
+	iq := findChild(body, "iq")
+	if iq == nil {
+		iq = b.Until(t, "bind result", func(el *xmpp.Element) bool { return el.Local == "iq" })
+	}
+	full, err := jid.Parse(iq.Child("", "bind").Child("", "jid").Text())
+	if err != nil {
+		t.Fatalf("bind: %s: %v", iq, err)
+	}
+	return full
+}
+
+func features(body *xmpp.Element) *xmpp.Element { return findChild(body, "features") }
+
+func findChild(body *xmpp.Element, local string) *xmpp.Element {
+	for _, el := range body.Elements() {
+		if el.Local == local {
+			return el
+		}
+	}
+	return nil
+}

@@ -31,10 +31,11 @@ write_config() {
 		domain: $bench_domain
 		data_dir: $work/data
 
-		# Only c2s with STARTTLS, on loopback; no direct-TLS listener.
+		# Only c2s with STARTTLS, on loopback; no direct-TLS or HTTP listener.
 		listen:
 		  c2s: 127.0.0.1:$port
 		  c2s_direct_tls: ""
+		  http: ""
 
 		# same: the shared certificate (xmppd accepts TLS 1.2 and later).
 		tls:

@@ -5,19 +5,24 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/xmppd/xmppd/bosh"
 	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/config"
+	"github.com/xmppd/xmppd/internal/web"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
@@ -45,6 +50,7 @@ func run(args []string) error {
 	dataDir := fs.String("data", "", "data directory (overrides the file)")
 	c2s := fs.String("c2s", "", "STARTTLS client listener address, e.g. 127.0.0.1:5222 (overrides the file)")
 	direct := fs.String("c2s-tls", "", "direct TLS client listener address (overrides the file)")
+	httpAddr := fs.String("http", "", "HTTP listener address for WebSocket, BOSH and the web client, e.g. 127.0.0.1:5280 (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler at this address, e.g. 127.0.0.1:6060 (off by default)")
 	if err := fs.Parse(args); err != nil {
@@ -58,6 +64,7 @@ func run(args []string) error {
 	setIf(&cfg.DataDir, *dataDir)
 	setIf(&cfg.Listen.C2S, *c2s)
 	setIf(&cfg.Listen.C2SDirect, *direct)
+	setIf(&cfg.Listen.HTTP, *httpAddr)
 	setIf(&cfg.Log.Level, *level)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
 	if *pprofAddr != "" {
@@ -96,6 +103,22 @@ func run(args []string) error {
 	if err := listen(cfg.Listen.C2SDirect, "c2s direct tls", srv.ServeDirectTLS); err != nil {
 		return err
 	}
+	hs, err := newHTTP(cfg, srv, log)
+	if err != nil {
+		return err
+	}
+	if err := listen(cfg.Listen.HTTP, "http (websocket, bosh, web client)", hs.Serve); err != nil {
+		return err
+	}
+	if err := listen(cfg.Listen.HTTPS, "https (websocket, bosh, web client)", func(l net.Listener) error {
+		tc := srv.TLSConfig.Clone()
+		// HTTP/1.1 only: a WebSocket upgrade takes over the connection,
+		// which HTTP/2 does not allow.
+		tc.NextProtos = []string{"http/1.1"}
+		return hs.Serve(tls.NewListener(l, tc))
+	}); err != nil {
+		return err
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -106,7 +129,10 @@ func run(args []string) error {
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	// After the streams: BOSH clients still get their system-shutdown.
+	hs.Shutdown(sctx)
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
@@ -117,6 +143,39 @@ func setIf(dst *string, v string) {
 	if v != "" {
 		*dst = v
 	}
+}
+
+// newHTTP builds the web listener's server (WebSocket, BOSH, discovery and
+// the web client).
+func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger) (*http.Server, error) {
+	policy, err := cfg.HTTP.Policy()
+	if err != nil {
+		return nil, err
+	}
+	clientDir := ""
+	if cfg.HTTP.WebClient {
+		clientDir = cfg.HTTP.WebClientDir
+		if _, err := os.Stat(filepath.Join(clientDir, "node_modules", "converse.js", "dist")); err != nil {
+			log.Warn("the web client is not installed: /chat/ says so until `make web` is run", "web_client_dir", clientDir)
+		}
+	}
+	b := cfg.HTTP.BOSH
+	h := web.Handler(web.Options{
+		Server:    srv,
+		Policy:    policy,
+		ClientDir: clientDir,
+		BOSH: &bosh.Handler{
+			MaxWait:    b.MaxWait,
+			MaxHold:    b.MaxHold,
+			Inactivity: b.Inactivity,
+			MaxPause:   b.MaxPause,
+		},
+	})
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}, nil
 }
 
 // newServer builds the server the configuration describes.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,6 +87,7 @@ type server struct {
 	data    string
 	c2s     string
 	direct  string
+	http    string
 	exited  chan struct{} // closed when the process has ended
 	waitErr error         // valid once exited is closed
 }
@@ -102,7 +104,7 @@ func startServer(t *testing.T, data string, args ...string) *server {
 		exited: make(chan struct{}),
 	}
 	s.cmd = exec.Command(filepath.Join(bin, "xmppd"), append([]string{
-		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0"}, args...)...)
+		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0", "-http", "127.0.0.1:0"}, args...)...)
 	s.cmd.Dir = t.TempDir()
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {
@@ -133,9 +135,11 @@ func startServer(t *testing.T, data string, args ...string) *server {
 				s.c2s = m[2]
 			case "c2s direct tls":
 				s.direct = m[2]
+			case "http (websocket, bosh, web client)":
+				s.http = m[2]
 			}
 		}
-		if s.c2s != "" && s.direct != "" {
+		if s.c2s != "" && s.direct != "" && s.http != "" {
 			return s
 		}
 		select {
@@ -276,6 +280,24 @@ func TestStartWithoutConfig(t *testing.T) {
 		t.Fatalf("direct TLS: %v", err)
 	}
 	tc.Close()
+
+	// The HTTP listener announces both web transports (XEP-0156) and says
+	// how to install the web client, which this working directory lacks.
+	for path, want := range map[string]string{
+		"/.well-known/host-meta.json": `"href":"ws://` + s.http + `/ws"`,
+		"/.well-known/host-meta":      `href="http://` + s.http + `/http-bind"`,
+		"/chat/":                      "make web",
+	} {
+		resp, err := http.Get("http://" + s.http + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d %q, want %s", path, resp.StatusCode, b, want)
+		}
+	}
 }
 
 // TestXmppctlWhileRunning adds an account with xmppctl beside the running

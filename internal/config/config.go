@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/xmppd/xmppd/storage/postgres"
 	"github.com/xmppd/xmppd/storage/redis"
 	"github.com/xmppd/xmppd/storage/sqlite"
+	"github.com/xmppd/xmppd/xmpp"
 )
 
 // Config is the whole configuration. Field comments are the documentation
@@ -38,7 +40,63 @@ type Config struct {
 	Auth     Auth     `yaml:"auth"`
 	Limits   Limits   `yaml:"limits"`
 	MUC      MUC      `yaml:"muc"`
+	HTTP     HTTP     `yaml:"http"`
 	Log      Log      `yaml:"log"`
+}
+
+// HTTP configures the web listener: WebSocket (/ws), BOSH (/http-bind),
+// XEP-0156 discovery and the web client (/chat/).
+type HTTP struct {
+	// AllowedOrigins are the origins whose pages may connect; with none,
+	// pages from loopback addresses (and the server's own) may.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// SecureNetworks are where plain-HTTP requests count as secure for
+	// authentication (a TLS-terminating proxy on the same host).
+	SecureNetworks []string `yaml:"secure_networks"`
+	// TrustedProxies may set X-Forwarded-For, -Proto and -Host.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// WebClient serves Converse.js at /chat/ from WebClientDir.
+	WebClient    bool   `yaml:"web_client"`
+	WebClientDir string `yaml:"web_client_dir"`
+	BOSH         BOSH   `yaml:"bosh"`
+}
+
+// BOSH bounds BOSH sessions (XEP-0124).
+type BOSH struct {
+	MaxWait    time.Duration `yaml:"max_wait"`
+	MaxHold    int           `yaml:"max_hold"`
+	Inactivity time.Duration `yaml:"inactivity"`
+	MaxPause   time.Duration `yaml:"max_pause"`
+}
+
+// Policy is the web transports' origin and security policy.
+func (h HTTP) Policy() (*xmpp.WebPolicy, error) {
+	p := &xmpp.WebPolicy{Origins: h.AllowedOrigins}
+	var err error
+	if p.SecureNetworks, err = prefixes("http.secure_networks", h.SecureNetworks); err != nil {
+		return nil, err
+	}
+	if p.TrustedProxies, err = prefixes("http.trusted_proxies", h.TrustedProxies); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// prefixes parses addresses and CIDR prefixes.
+func prefixes(key string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("config: %s: %q is neither an address nor a CIDR prefix", key, v)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // MUC configures the multi-user chat service (XEP-0045).
@@ -66,6 +124,10 @@ type Presence struct {
 type Listen struct {
 	C2S       string `yaml:"c2s"`
 	C2SDirect string `yaml:"c2s_direct_tls"`
+	// HTTP and HTTPS serve the web listener (WebSocket, BOSH, web client),
+	// HTTPS with the server's certificate.
+	HTTP  string `yaml:"http"`
+	HTTPS string `yaml:"https"`
 }
 
 // TLS names the certificate and key (PEM files).
@@ -127,7 +189,7 @@ func Default() Config {
 	return Config{
 		Domain:  "localhost",
 		DataDir: "./data",
-		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223"},
+		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223", HTTP: "127.0.0.1:5280"},
 		Storage: Store{Backend: "sqlite"},
 		Presence: Presence{
 			Backend: "memory",
@@ -154,6 +216,19 @@ func Default() Config {
 			MaxOfflineMessages: 500,
 		},
 		MUC: MUC{Enabled: true},
+		HTTP: HTTP{
+			AllowedOrigins: []string{},
+			SecureNetworks: []string{"127.0.0.0/8", "::1"},
+			TrustedProxies: []string{},
+			WebClient:      true,
+			WebClientDir:   "web",
+			BOSH: BOSH{
+				MaxWait:    60 * time.Second,
+				MaxHold:    1,
+				Inactivity: 60 * time.Second,
+				MaxPause:   120 * time.Second,
+			},
+		},
 		Log: Log{Level: "info"},
 	}
 }
@@ -199,6 +274,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("config: unknown presence.backend %q", c.Presence.Backend)
+	}
+	if _, err := c.HTTP.Policy(); err != nil {
+		return err
 	}
 	// The secret file is read only by those that need it (TokenSecret), so
 	// that xmppctl's user commands work without read access to it.

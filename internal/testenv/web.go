@@ -151,6 +151,9 @@ type BOSH struct {
 	RID    int64
 	Header http.Header
 	client *http.Client
+	// received holds the elements of every response that Until has not
+	// looked at yet.
+	received []*xmpp.Element
 }
 
 // NewBOSH returns a client that has not created its session yet.
@@ -196,6 +199,7 @@ func (b *BOSH) Do(t testing.TB, rid int64, raw string) (int, *xmpp.Element) {
 	if err != nil {
 		t.Fatalf("rid %d: response %q: %v", rid, data, err)
 	}
+	b.received = append(b.received, el.Elements()...)
 	return status, el
 }
 
@@ -218,20 +222,26 @@ func (b *BOSH) DoContext(ctx context.Context, raw string) (int, []byte, error) {
 	return resp.StatusCode, data, err
 }
 
-// Until posts empty requests until one carries an element that match
-// accepts, and returns it.
+// Until returns the first element received (in any response so far, or
+// in those of empty requests it then posts) that match accepts, skipping
+// the others, as Client.Expect does.
 func (b *BOSH) Until(t testing.TB, what string, match func(*xmpp.Element) bool) *xmpp.Element {
 	t.Helper()
 	deadline := time.Now().Add(Timeout)
-	for time.Now().Before(deadline) {
-		_, body := b.Post(t, "", "")
-		if body.Get("type") == "terminate" {
-			t.Fatalf("waiting for %s: session terminated: %s", what, body)
-		}
-		for _, el := range body.Elements() {
+	for {
+		for len(b.received) > 0 {
+			el := b.received[0]
+			b.received = b.received[1:]
 			if match(el) {
 				return el
 			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		_, body := b.Post(t, "", "")
+		if body.Get("type") == "terminate" {
+			t.Fatalf("waiting for %s: session terminated: %s", what, body)
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
@@ -243,32 +253,23 @@ func (b *BOSH) Until(t testing.TB, what string, match func(*xmpp.Element) bool) 
 // restarts the stream, binds resource and returns the full JID.
 func (b *BOSH) Login(t testing.TB, user jid.JID, password, resource string) jid.JID {
 	t.Helper()
-	created := b.Create(t, 1, 1, "")
-	if features(created) == nil {
-		b.Until(t, "stream features", func(el *xmpp.Element) bool { return el.Local == "features" })
-	}
-	_, body := b.Post(t, "", PlainAuth(user.Localpart(), password))
-	if findChild(body, "success") == nil {
-		b.Until(t, "SASL success", func(el *xmpp.Element) bool {
-			if el.Local == "failure" {
-				t.Fatalf("authentication failed: %s", el)
-			}
-			return el.Local == "success"
-		})
-	}
-	_, body = b.Post(t, `xmpp:restart="true" to="`+Domain+`"`, "")
-	if features(body) == nil {
-		b.Until(t, "stream features after restart", func(el *xmpp.Element) bool { return el.Local == "features" })
-	}
+	b.Create(t, 1, 1, "")
+	b.Until(t, "stream features", func(el *xmpp.Element) bool { return el.Local == "features" })
+	b.Post(t, "", PlainAuth(user.Localpart(), password))
+	b.Until(t, "SASL success", func(el *xmpp.Element) bool {
+		if el.Local == "failure" {
+			t.Fatalf("authentication failed: %s", el)
+		}
+		return el.Local == "success"
+	})
+	b.Post(t, `xmpp:restart="true" to="`+Domain+`"`, "")
+	b.Until(t, "stream features after restart", func(el *xmpp.Element) bool { return el.Local == "features" })
 	res := ""
 	if resource != "" {
 		res = "<resource>" + resource + "</resource>"
 	}
-	_, body = b.Post(t, "", `<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">`+res+`</bind></iq>`)
-	iq := findChild(body, "iq")
-	if iq == nil {
-		iq = b.Until(t, "bind result", func(el *xmpp.Element) bool { return el.Local == "iq" })
-	}
+	b.Post(t, "", `<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">`+res+`</bind></iq>`)
+	iq := b.Until(t, "bind result", func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("id") == "bind" })
 	full, err := jid.Parse(iq.Child("", "bind").Child("", "jid").Text())
 	if err != nil {
 		t.Fatalf("bind: %s: %v", iq, err)
@@ -276,13 +277,3 @@ func (b *BOSH) Login(t testing.TB, user jid.JID, password, resource string) jid.
 	return full
 }
 
-func features(body *xmpp.Element) *xmpp.Element { return findChild(body, "features") }
-
-func findChild(body *xmpp.Element, local string) *xmpp.Element {
-	for _, el := range body.Elements() {
-		if el.Local == local {
-			return el
-		}
-	}
-	return nil
-}

@@ -276,4 +276,3 @@ func (b *BOSH) Login(t testing.TB, user jid.JID, password, resource string) jid.
 	}
 	return full
 }
-

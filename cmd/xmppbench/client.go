@@ -34,6 +34,7 @@ type client struct {
 	raw  net.Conn
 	conn net.Conn // raw, then TLS
 	f    *framer
+	web  bool // over a WebSocket: its TLS is the transport's, no STARTTLS
 	// watch, when set, sees every element the reader gets (the muc
 	// scenario's joins).
 	watch atomic.Pointer[func(el []byte)]
@@ -41,6 +42,13 @@ type client struct {
 
 // dial connects from a local source address; nil means any.
 func dial(ctx context.Context, cfg *config, src net.IP) (*client, error) {
+	if cfg.url != "" {
+		raw, err := dialWebSocket(ctx, cfg, src)
+		if err != nil {
+			return nil, err
+		}
+		return &client{raw: raw, conn: raw, f: newFramer(2048), web: true}, nil
+	}
 	d := net.Dialer{Timeout: cfg.timeout}
 	if src != nil {
 		d.LocalAddr = &net.TCPAddr{IP: src}
@@ -120,22 +128,10 @@ func (c *client) login(cfg *config, user string) error {
 	if err != nil {
 		return err
 	}
-	if feat.child("starttls") == nil {
-		return errors.New("the server does not offer STARTTLS")
-	}
-	if _, err := io.WriteString(c.conn, "<starttls xmlns='"+nsTLS+"'/>"); err != nil {
-		return err
-	}
-	if _, err := c.expect("proceed"); err != nil {
-		return err
-	}
-	tc := tls.Client(c.raw, cfg.tls)
-	if err := tc.Handshake(); err != nil {
-		return fmt.Errorf("TLS: %w", err)
-	}
-	c.conn = tc
-	if feat, err = c.open(cfg.domain); err != nil {
-		return err
+	if !c.web {
+		if feat, err = c.startTLS(cfg, feat); err != nil {
+			return err
+		}
 	}
 	mechs := feat.child("mechanisms")
 	if mechs == nil || !mechs.hasText("mechanism", cfg.mech) {
@@ -187,6 +183,25 @@ func (c *client) login(cfg *config, user string) error {
 			return nil
 		}
 	}
+}
+
+// startTLS upgrades the stream and returns the new features.
+func (c *client) startTLS(cfg *config, feat *node) (*node, error) {
+	if feat.child("starttls") == nil {
+		return nil, errors.New("the server does not offer STARTTLS")
+	}
+	if _, err := io.WriteString(c.conn, "<starttls xmlns='"+nsTLS+"'/>"); err != nil {
+		return nil, err
+	}
+	if _, err := c.expect("proceed"); err != nil {
+		return nil, err
+	}
+	tc := tls.Client(c.raw, cfg.tls)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	c.conn = tc
+	return c.open(cfg.domain)
 }
 
 func (c *client) authenticate(cfg *config, user string) error {

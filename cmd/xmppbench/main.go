@@ -25,6 +25,7 @@ import (
 type config struct {
 	server      string // label in the results
 	addr        string
+	url         string
 	domain      string
 	userPattern string // with one %d
 	first       int
@@ -106,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	scenario := fs.String("scenario", "login", "scenarios to run, comma-separated: login, idle, chat, muc")
 	fs.StringVar(&cfg.server, "server", "", "label for the server in the results")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5222", "the server's client-to-server address (STARTTLS)")
+	fs.StringVar(&cfg.url, "url", "", "connect over WebSocket (RFC 7395) to this ws:// or wss:// URL instead of -addr")
 	fs.StringVar(&cfg.domain, "domain", "localhost", "the server's XMPP domain")
 	fs.StringVar(&cfg.userPattern, "user", "bench%d", "user name pattern; %d is replaced by the user's number")
 	fs.IntVar(&cfg.first, "first", 1, "number of the first user")

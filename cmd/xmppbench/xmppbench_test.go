@@ -160,6 +160,23 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// TestWebSocket runs the login and chat scenarios over WebSocket (RFC
+// 7395), as they run over TCP.
+func TestWebSocket(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	users(t, s, 10)
+	res := bench(t, 0, "-url", s.WebSocketURL(), "-domain", testenv.Domain, "-clients", "10", "-concurrency", "4",
+		"-scenario", "login,chat", "-mech", "SCRAM-SHA-256", "-rates", "200", "-step", "500ms")
+	login, chat := res[0], res[1]
+	if login["ok"] != 10.0 || login["failed"] != 0.0 {
+		t.Errorf("login over WebSocket: %v", login)
+	}
+	st := chat["steps"].([]any)[0].(map[string]any)
+	if sent := st["sent"].(float64); sent < 50 || st["delivered"] != sent || st["loss"] != 0.0 {
+		t.Errorf("chat over WebSocket: %v", st)
+	}
+}
+
 // TestWrongPassword reports failed logins, with the server's answer, and
 // exits with status 1.
 func TestWrongPassword(t *testing.T) {

@@ -22,6 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 port=25222
+ws_port=25281
 dist_port=${EJABBERD_DIST_PORT:-25270}
 cpu=${SERVER_CPU:-1}
 work=${EJABBERD_DIR:-$bench_dir/ejabberd}
@@ -32,6 +33,21 @@ logs=$work/log
 run=$work/run
 home=$work/home
 pidfile=$work/pid
+
+# With WEBSOCKET=1, also XMPP over WebSocket on 127.0.0.1:$ws_port/ws
+# (ejabberd_http_ws, with the c2s settings above where they apply).
+web_listener() {
+	[[ ${WEBSOCKET:-0} == 1 ]] || return 0
+	cat <<-EOF
+		  -
+		    port: $ws_port
+		    ip: "127.0.0.1"
+		    module: ejabberd_http
+		    request_handlers:
+		      /ws: ejabberd_http_ws
+		    backlog: 1024
+	EOF
+}
 
 write_config() {
 	local n=$1
@@ -98,6 +114,7 @@ write_config() {
 		    # same: listen backlog 1024 (ejabberd's default of 5 makes
 		    # concurrent logins time out).
 		    backlog: 1024
+		$(web_listener)
 
 		# same: SCRAM-SHA-1 and PLAIN (PLAIN only over TLS; STARTTLS is
 		# required anyway); passwords stored as SCRAM-SHA-1 with ejabberd's fixed

@@ -16,6 +16,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 port=15222
+# With WEBSOCKET=1, also XMPP over WebSocket on 127.0.0.1:$ws_port/xmpp-websocket.
+ws_port=15281
 cpu=${SERVER_CPU:-1}
 work=${PROSODY_DIR:-$bench_dir/prosody}
 user=prosody
@@ -25,6 +27,15 @@ logs=$work/log
 pidfile=$work/pid
 
 write_config() {
+	local web_modules="" web_settings="http_ports = { }"
+	if [[ ${WEBSOCKET:-0} == 1 ]]; then
+		web_modules='"websocket",'
+		# Plain HTTP on loopback counts as secure, as for xmppd's
+		# secure_networks; the c2s port still requires STARTTLS.
+		web_settings="http_ports = { $ws_port }
+		http_interfaces = { \"127.0.0.1\" }
+		consider_websocket_secure = true"
+	fi
 	cat >"$config" <<-EOF
 		-- Written by bench/prosody.sh; rewritten on every start.
 		data_path = "$data"
@@ -39,20 +50,21 @@ write_config() {
 		-- connections under a burst of logins).
 		network_settings = { tcp_backlog = 1024 }
 
-		-- Only c2s on loopback; s2s is not loaded, direct TLS and HTTP have no port.
+		-- Only c2s on loopback (and HTTP for WebSocket with WEBSOCKET=1); s2s is
+		-- not loaded, direct TLS has no port.
 		interfaces = { "127.0.0.1" }
 		local_interfaces = { "127.0.0.1" }
 		c2s_ports = { $port }
 		c2s_interfaces = { "127.0.0.1" }
 		c2s_direct_tls_ports = { }
 		s2s_ports = { }
-		http_ports = { }
+		$web_settings
 		https_ports = { }
 
 		-- roster and offline storage (offline is autoloaded); no limits
 		-- (no read rate cap), no register, no s2s, no HTTP. MUC is the
 		-- component below.
-		modules_enabled = { "roster", "saslauth", "tls", "disco", "ping" }
+		modules_enabled = { $web_modules "roster", "saslauth", "tls", "disco", "ping" }
 		modules_disabled = { "posix", "s2s", "s2s_auth_certs" }
 
 		-- same: STARTTLS required, TLS 1.2 and later, the shared certificate.

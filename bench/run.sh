@@ -8,6 +8,7 @@
 #	bench/run.sh                 # 10-15 minutes
 #	QUICK=1 bench/run.sh         # ~1.5 minutes, everything smaller (smoke run)
 #	SERVERS=xmppd bench/run.sh   # only some servers
+#	WEBSOCKET=1 bench/run.sh     # clients over WebSocket (RFC 7395) instead of TCP
 #
 # Each server is pinned to CPU 1 ($SERVER_CPU) and xmppbench to CPU 0
 # ($LOAD_CPU). The server is restarted before every scenario, so each starts
@@ -52,6 +53,15 @@ scram_iterations=4096 # what every server script configures
 
 results=$bench_dir/results.jsonl
 
+# ws_url_of SERVER is the server's WebSocket endpoint (WEBSOCKET=1).
+ws_url_of() {
+	case $1 in
+	prosody) echo ws://127.0.0.1:15281/xmpp-websocket ;;
+	ejabberd) echo ws://127.0.0.1:25281/ws ;;
+	xmppd) echo ws://127.0.0.1:35281/ws ;;
+	esac
+}
+
 port_of() {
 	case $1 in
 	prosody) echo 15222 ;;
@@ -66,6 +76,9 @@ record() {
 	local server=$1 line=$2
 	if [[ $line != *'"server":'* ]]; then
 		line="{\"server\":\"$server\",${line#\{}"
+	fi
+	if [[ ${WEBSOCKET:-0} == 1 ]]; then
+		line="{\"transport\":\"websocket\",${line#\{}"
 	fi
 	printf '%s\n' "$line" >>"$results"
 }
@@ -86,8 +99,12 @@ scenario() {
 	"$here/$server.sh" stop
 	"$here/$server.sh" start
 	pid=$(cat "$bench_dir/$server/pid")
-	log "$server: $what $*"
-	out=$(taskset -c "$load_cpu" "$root/bin/xmppbench" -scenario "$what" -server "$server" \
+	local transport=()
+	if [[ ${WEBSOCKET:-0} == 1 ]]; then
+		transport=(-url "$(ws_url_of "$server")")
+	fi
+	log "$server: $what ${transport[*]} $*"
+	out=$(taskset -c "$load_cpu" "$root/bin/xmppbench" -scenario "$what" -server "$server" "${transport[@]}" \
 		-addr "127.0.0.1:$port" -domain "$bench_domain" -user 'bench%d' -first 1 \
 		-password "$bench_password" -sources "$SOURCES" -concurrency "$CONCURRENCY" \
 		-pid "$pid" -timeout "$TIMEOUT" "$@") || status=$?

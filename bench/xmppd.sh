@@ -18,6 +18,8 @@ root=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 
 port=35222
+# With WEBSOCKET=1, also XMPP over WebSocket on 127.0.0.1:$ws_port/ws.
+ws_port=35281
 cpu=${SERVER_CPU:-1}
 work=${XMPPD_DIR:-$bench_dir/xmppd}
 bin=${XMPPD_BIN_DIR:-$root/bin}
@@ -31,11 +33,12 @@ write_config() {
 		domain: $bench_domain
 		data_dir: $work/data
 
-		# Only c2s with STARTTLS, on loopback; no direct-TLS or HTTP listener.
+		# Only c2s with STARTTLS, on loopback; no direct-TLS listener, and HTTP
+		# (WebSocket) only with WEBSOCKET=1.
 		listen:
 		  c2s: 127.0.0.1:$port
 		  c2s_direct_tls: ""
-		  http: ""
+		  http: "$( [[ ${WEBSOCKET:-0} == 1 ]] && echo "127.0.0.1:$ws_port")"
 
 		# same: the shared certificate (xmppd accepts TLS 1.2 and later).
 		tls:

@@ -13,25 +13,32 @@ ifdef CI
 export CI
 endif
 
-.PHONY: build run test fuzz bench bench-compare clean
+.PHONY: build web run test fuzz bench bench-compare clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
 
+# The web client (Converse.js from npm, into web/node_modules; never
+# committed). Without npm it says so and the server runs without /chat/.
+web:
+	scripts/web-deps.sh --client-only || echo "make web: the web client is not installed; /chat/ will say so" >&2
+
 # With no config the server serves localhost from ./data (embedded storage,
-# self-signed certificate).
-run: build
+# self-signed certificate), with WebSocket, BOSH and the web client on
+# http://localhost:5280.
+run: build web
 	./bin/xmppd
 
-# Installs missing Debian test deps, uses or starts Postgres and Redis, then
-# vets, checks formatting and runs every test under the race detector (fuzz
-# seed corpora included).
+# Installs missing Debian test deps (slixmpp, chromium) and the npm packages
+# of web/, uses or starts Postgres and Redis, then vets, checks formatting and
+# runs every test under the race detector (fuzz seed corpora included).
 test:
 	scripts/test-deps.sh
+	scripts/web-deps.sh
 	services="$$(scripts/test-services.sh)"
 	eval "$$services"
 	$(GO) vet ./...
-	unformatted="$$(find . -path ./.git -prune -o -path '*/testdata' -prune -o -type f -name '*.go' -exec gofmt -l {} +)"
+	unformatted="$$(find . -path ./.git -prune -o -path '*/testdata' -prune -o -path '*/node_modules' -prune -o -type f -name '*.go' -exec gofmt -l {} +)"
 	if [[ -n $$unformatted ]]; then
 		echo "gofmt needed on:" >&2
 		echo "$$unformatted" >&2

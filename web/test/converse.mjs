@@ -1,0 +1,289 @@
+#!/usr/bin/env node
+// Drives the Converse.js web chat (/chat/) in headless Chromium the way a
+// person would: log in through Converse's form, open the chat with a contact
+// from the roster, type a message and press Enter, wait for the contact's
+// reply, take a screenshot. Reports one JSON object per line on stdout.
+//
+//   node web/test/converse.mjs --url http://127.0.0.1:5280/chat/
+//       --jid user@domain --password PW --peer peer@domain
+//       --send TEXT --expect TEXT [--screenshot PATH] [--timeout SECONDS]
+//       [--chromium PATH] [--trace PATH]
+//
+// Events: "loggedin", "chat", "sent", "message", "screenshot", "done"; on
+// failure a screenshot, then {"event":"error"} and exit status 1 (2 for bad
+// usage). The peer must be in the user's roster (mutual subscription) and
+// online or able to receive offline messages; another client plays the peer.
+//
+// stderr gets diagnostics as JSON lines: browser console errors and warnings
+// ("console"), uncaught page errors ("pageerror"), HTTP errors and failed
+// requests ("http"), and requests to other hosts, which are blocked
+// ("blocked"). --trace PATH writes the XMPP traffic to PATH: WebSocket frames
+// and BOSH request and response bodies, one per line, ">>>" for what the
+// browser sent and "<<<" for what it got.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM_ARGS = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-component-update',
+    '--disable-sync',
+];
+
+function emit(obj) {
+    process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+function diag(obj) {
+    process.stderr.write(JSON.stringify(obj) + '\n');
+}
+
+function usage(message) {
+    process.stderr.write(
+        `converse.mjs: ${message}\n` +
+            'usage: converse.mjs --url URL --jid user@domain --password PW --peer JID --send TEXT --expect TEXT\n' +
+            '       [--screenshot PATH] [--timeout SECONDS] [--chromium PATH] [--trace PATH]\n',
+    );
+    process.exit(2);
+}
+
+let opts;
+try {
+    ({ values: opts } = parseArgs({
+        options: {
+            url: { type: 'string' },
+            jid: { type: 'string' },
+            password: { type: 'string' },
+            peer: { type: 'string' },
+            send: { type: 'string' },
+            expect: { type: 'string' },
+            screenshot: { type: 'string', default: path.join(os.tmpdir(), 'xmppd-converse.png') },
+            timeout: { type: 'string', default: '60' },
+            chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+            trace: { type: 'string' },
+            help: { type: 'boolean', short: 'h', default: false },
+        },
+        strict: true,
+        allowPositionals: false,
+    }));
+} catch (e) {
+    usage(e.message);
+}
+if (opts.help) usage('help');
+for (const name of ['url', 'jid', 'password', 'peer', 'send', 'expect']) {
+    if (opts[name] === undefined) usage(`--${name} is required`);
+}
+let pageURL;
+try {
+    pageURL = new URL(opts.url);
+} catch {
+    usage(`--url is not a URL: ${opts.url}`);
+}
+if (!/^[^@/]+@[^@/]+$/.test(opts.peer)) usage('--peer must be a bare JID, user@domain');
+if (opts.send.trim() === '' || opts.expect.trim() === '') usage('--send and --expect must not be blank');
+const timeoutSeconds = Number(opts.timeout);
+if (!(timeoutSeconds > 0)) usage('--timeout must be a positive number of seconds');
+if (!fs.existsSync(opts.chromium)) usage(`no browser at ${opts.chromium} (scripts/web-deps.sh installs Debian's chromium)`);
+
+const screenshotPath = path.resolve(opts.screenshot);
+const deadline = Date.now() + timeoutSeconds * 1000;
+const remaining = () => Math.max(1, deadline - Date.now());
+let stage = 'start';
+
+// The page may load from and connect to loopback and the page's own host;
+// anything else is blocked and reported.
+function allowedHost(hostname) {
+    const h = hostname.replace(/^\[|\]$/g, '');
+    return h === pageURL.hostname.replace(/^\[|\]$/g, '') || h === 'localhost' || h === '::1' || /^127\./.test(h);
+}
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xmppd-converse-profile-'));
+let browser = null;
+let page = null;
+
+async function cleanup() {
+    try {
+        await browser?.close();
+    } catch {
+        // the browser may already be gone
+    }
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+async function screenshot() {
+    if (!page) return;
+    fs.mkdirSync(path.dirname(screenshotPath), { recursive: true });
+    await page.screenshot({ path: screenshotPath, timeout: 10000 });
+    emit({ event: 'screenshot', path: screenshotPath });
+}
+
+// The login problem Converse shows (an error alert over its login form), if
+// any. Read in one go: the form is re-rendered while logging in.
+async function loginFeedback() {
+    const text = await page.evaluate(() => {
+        const el = document.querySelector('#converse-login .conn-feedback.alert-danger:not(.d-none) .feedback-message');
+        return el?.textContent ?? '';
+    });
+    return text.trim() || null;
+}
+
+// Messages from before this run (history from the archive or the browser's
+// cache) do not count: a message's time (data-isodate) must be at most this
+// far before the start. Tests should still use bodies unique to each run.
+const SKEW_MS = 10000;
+const startedAt = Date.now();
+
+async function waitForMessage(peer, predicate) {
+    // Polls the chat view for a message whose body is the text and whose
+    // sender is (or is not) the peer. data-from is the sender's JID.
+    await page.waitForFunction(
+        ({ peer, text, fromPeer, notBefore }) => {
+            const view = document.querySelector(`converse-chat[jid="${CSS.escape(peer)}"]`);
+            if (!view) return false;
+            return [...view.querySelectorAll('.chat-msg')].some((el) => {
+                const from = el.getAttribute('data-from') || '';
+                const isPeer = from === peer || from.startsWith(peer + '/');
+                const when = Date.parse(el.getAttribute('data-isodate') || '');
+                const body = el.querySelector('.chat-msg__text')?.textContent?.trim();
+                return isPeer === fromPeer && body === text.trim() && !(when < notBefore);
+            });
+        },
+        { peer, ...predicate, notBefore: startedAt - SKEW_MS },
+        { polling: 200, timeout: remaining() },
+    );
+}
+
+async function scenario() {
+    stage = 'launch';
+    browser = await chromium.launch({
+        executablePath: opts.chromium,
+        // Exactly these arguments: Playwright's own defaults are left out, so
+        // it needs its pipe and a profile directory named here.
+        ignoreDefaultArgs: true,
+        args: [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-pipe'],
+        headless: true,
+        timeout: Math.min(30000, remaining()),
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+
+    page.on('console', (msg) => {
+        if (msg.type() === 'error' || msg.type() === 'warning') {
+            diag({ event: 'console', type: msg.type(), text: msg.text(), location: msg.location()?.url || undefined });
+        }
+    });
+    page.on('pageerror', (err) => diag({ event: 'pageerror', message: err.message }));
+    page.on('requestfailed', (req) => {
+        const failure = req.failure()?.errorText;
+        if (failure !== 'net::ERR_BLOCKED_BY_CLIENT') diag({ event: 'http', url: req.url(), failure });
+    });
+    page.on('response', (res) => {
+        if (res.status() >= 400) diag({ event: 'http', url: res.url(), status: res.status() });
+    });
+    await context.route('**/*', (route) => {
+        const u = new URL(route.request().url());
+        if (['http:', 'https:'].includes(u.protocol) && !allowedHost(u.hostname)) {
+            diag({ event: 'blocked', url: u.href });
+            return route.abort('blockedbyclient');
+        }
+        return route.continue();
+    });
+
+    if (opts.trace) {
+        fs.mkdirSync(path.dirname(path.resolve(opts.trace)), { recursive: true });
+        const out = fs.createWriteStream(opts.trace);
+        const line = (dir, via, data) => out.write(`${new Date().toISOString()} ${via} ${dir} ${String(data).replace(/\n/g, ' ')}\n`);
+        page.on('websocket', (ws) => {
+            line('---', 'ws', `open ${ws.url()}`);
+            ws.on('framesent', (f) => line('>>>', 'ws', f.payload));
+            ws.on('framereceived', (f) => line('<<<', 'ws', f.payload));
+            ws.on('close', () => line('---', 'ws', 'close'));
+        });
+        page.on('requestfinished', async (req) => {
+            if (req.method() !== 'POST' || !/xml/.test(req.headers()['content-type'] || '')) return;
+            line('>>>', 'bosh', req.postData() ?? '');
+            try {
+                line('<<<', 'bosh', (await (await req.response())?.text()) ?? '');
+            } catch {
+                // the page is gone
+            }
+        });
+    }
+
+    stage = 'load';
+    await page.goto(opts.url, { waitUntil: 'domcontentloaded', timeout: remaining() });
+
+    stage = 'login';
+    const jidInput = page.locator('#converse-login-jid');
+    await jidInput.waitFor({ state: 'visible', timeout: remaining() });
+    await jidInput.fill(opts.jid);
+    await page.locator('#converse-login-password').fill(opts.password);
+    await page.locator('#converse-login button[type="submit"]').click();
+
+    // Logged in once the roster shows the peer; a failed login leaves the
+    // form up with an error alert instead.
+    stage = 'roster';
+    const contact = page.locator(`converse-roster a.open-chat[data-jid="${opts.peer}"]`);
+    for (;;) {
+        if (await contact.first().isVisible()) break;
+        const problem = await loginFeedback();
+        if (problem) throw new Error(`login failed: ${problem}`);
+        if (Date.now() >= deadline) throw new Error(`timed out: ${opts.peer} did not appear in the roster`);
+        await page.waitForTimeout(200);
+    }
+    emit({ event: 'loggedin' });
+
+    stage = 'open-chat';
+    await contact.first().click({ timeout: remaining() });
+    const chat = page.locator(`converse-chat[jid="${opts.peer}"]`);
+    const textarea = chat.locator('textarea.chat-textarea');
+    await textarea.waitFor({ state: 'visible', timeout: remaining() });
+    emit({ event: 'chat', jid: opts.peer });
+
+    stage = 'send';
+    await textarea.click({ timeout: remaining() });
+    await textarea.fill(opts.send, { timeout: remaining() });
+    await textarea.press('Enter', { timeout: remaining() });
+    // Sent once Converse shows it as our own message in the chat.
+    await waitForMessage(opts.peer, { text: opts.send, fromPeer: false });
+    emit({ event: 'sent' });
+
+    stage = 'expect';
+    await waitForMessage(opts.peer, { text: opts.expect, fromPeer: true });
+    emit({ event: 'message', body: opts.expect });
+
+    stage = 'screenshot';
+    await screenshot();
+}
+
+let timer;
+const timedOut = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutSeconds}s`)), timeoutSeconds * 1000);
+});
+
+try {
+    await Promise.race([scenario(), timedOut]);
+    clearTimeout(timer);
+    await cleanup();
+    emit({ event: 'done' });
+    process.exit(0);
+} catch (e) {
+    clearTimeout(timer);
+    const failedStage = stage;
+    try {
+        await screenshot();
+    } catch (se) {
+        diag({ event: 'screenshot-failed', message: se.message });
+    }
+    emit({ event: 'error', stage: failedStage, message: e.message.split('\n')[0] });
+    await cleanup();
+    process.exit(1);
+}

@@ -188,18 +188,8 @@ func translateFrame(msg []byte) ([]byte, error) {
 		return []byte("</stream:stream>"), nil
 	}
 	var h StreamHeader
-	for _, a := range start.Attr {
-		switch {
-		case a.Name.Space == "" && a.Name.Local == "to":
-			h.To = a.Value
-		case a.Name.Space == "" && a.Name.Local == "from":
-			h.From = a.Value
-		case a.Name.Space == "" && a.Name.Local == "version":
-			h.Version = a.Value
-		case a.Name.Local == "lang":
-			h.Lang = a.Value
-		}
-	}
+	h.setAttrs(start.Attr)
+	h.ID = "" // the client has no say in it
 	return AppendStreamOpen(nil, h), nil
 }
 
@@ -230,18 +220,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 func (c *wsConn) openFrame(h StreamHeader) []byte {
 	b := c.wbuf[:0]
 	b = append(b, `<open xmlns="`+NSFraming+`"`...)
-	for _, a := range [...]struct{ name, value string }{
-		{"from", h.From}, {"id", h.ID}, {"version", h.Version}, {"xml:lang", h.Lang},
-	} {
-		if a.value == "" {
-			continue
-		}
-		b = append(b, ' ')
-		b = append(b, a.name...)
-		b = append(b, `="`...)
-		b = appendEscaped(b, a.value)
-		b = append(b, '"')
-	}
+	b = appendAttrs(b, "from", h.From, "id", h.ID, "version", h.Version, "xml:lang", h.Lang)
 	b = append(b, "/>"...)
 	c.wbuf = b[:0]
 	return b

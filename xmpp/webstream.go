@@ -250,21 +250,32 @@ func parseHeader(tag []byte) StreamHeader {
 		return h
 	}
 	start, _ := tok.(xml.StartElement)
-	for _, a := range start.Attr {
-		switch {
-		case a.Name.Space == "" && a.Name.Local == "id":
-			h.ID = a.Value
-		case a.Name.Space == "" && a.Name.Local == "from":
-			h.From = a.Value
-		case a.Name.Space == "" && a.Name.Local == "to":
-			h.To = a.Value
-		case a.Name.Space == "" && a.Name.Local == "version":
-			h.Version = a.Value
-		case a.Name.Space == "xml" && a.Name.Local == "lang":
+	h.setAttrs(start.Attr)
+	return h
+}
+
+// setAttrs takes a stream header's attributes (RFC 6120 §4.7), or those of
+// RFC 7395's <open/>; xml:lang may come with its prefix or its namespace.
+func (h *StreamHeader) setAttrs(attrs []xml.Attr) {
+	for _, a := range attrs {
+		if a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == NSXML) {
 			h.Lang = a.Value
+			continue
+		}
+		if a.Name.Space != "" {
+			continue
+		}
+		switch a.Name.Local {
+		case "id":
+			h.ID = a.Value
+		case "from":
+			h.From = a.Value
+		case "to":
+			h.To = a.Value
+		case "version":
+			h.Version = a.Value
 		}
 	}
-	return h
 }
 
 // AppendStreamOpen appends the stream header a client's transport stands for:
@@ -272,19 +283,24 @@ func parseHeader(tag []byte) StreamHeader {
 // XEP-0206 session creation and xmpp:restart).
 func AppendStreamOpen(b []byte, h StreamHeader) []byte {
 	b = append(b, `<stream:stream xmlns="`+NSClient+`" xmlns:stream="`+NSStream+`"`...)
-	for _, a := range [...]struct{ name, value string }{
-		{"to", h.To}, {"from", h.From}, {"version", h.Version}, {"xml:lang", h.Lang},
-	} {
-		if a.value == "" {
+	b = appendAttrs(b, "to", h.To, "from", h.From, "version", h.Version, "xml:lang", h.Lang)
+	return append(b, '>')
+}
+
+// appendAttrs appends the attributes given as name, value pairs, leaving out
+// those with an empty value.
+func appendAttrs(b []byte, pairs ...string) []byte {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
 			continue
 		}
 		b = append(b, ' ')
-		b = append(b, a.name...)
+		b = append(b, pairs[i]...)
 		b = append(b, `="`...)
-		b = appendEscaped(b, a.value)
+		b = appendEscaped(b, pairs[i+1])
 		b = append(b, '"')
 	}
-	return append(b, '>')
+	return b
 }
 
 // AppendEscaped appends s escaped for XML text or an attribute value.

@@ -1,20 +1,18 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/internal/wsclient"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -26,15 +24,15 @@ func (s *Server) BOSHURL() string { return "http://" + s.HTTP + "/http-bind" }
 
 // WebSocket opens a WebSocket to the server with the xmpp subprotocol and
 // the given extra headers (an Origin, say). The connection presents the
-// RFC 7395 framing as a classic stream (see WSConn).
-func (s *Server) WebSocket(header http.Header) (*WSConn, *http.Response, error) {
+// RFC 7395 framing as a classic stream.
+func (s *Server) WebSocket(header http.Header) (*wsclient.Conn, *http.Response, error) {
 	d := websocket.Dialer{Subprotocols: []string{"xmpp"}, HandshakeTimeout: Timeout}
 	ws, resp, err := d.Dial(s.WebSocketURL(), header)
 	if err != nil {
 		return nil, resp, err
 	}
 	ws.SetReadDeadline(time.Now().Add(Timeout))
-	return &WSConn{WS: ws}, resp, nil
+	return wsclient.New(ws, Domain), resp, nil
 }
 
 // DialWebSocket logs in over WebSocket with PLAIN (loopback counts as a
@@ -49,7 +47,7 @@ func (s *Server) DialWebSocket(t testing.TB, user jid.JID, password, resource st
 }
 
 // LoginWebSocket is DialWebSocket on a WebSocket the test opened itself.
-func LoginWebSocket(t testing.TB, wc *WSConn, user jid.JID, password, resource string) *Client {
+func LoginWebSocket(t testing.TB, wc *wsclient.Conn, user jid.JID, password, resource string) *Client {
 	t.Helper()
 	d, err := restart(wc)
 	if err != nil {
@@ -66,80 +64,8 @@ func LoginWebSocket(t testing.TB, wc *WSConn, user jid.JID, password, resource s
 	return c
 }
 
-// WSConn is the client's side of an RFC 7395 WebSocket as a net.Conn
-// carrying a classic stream, so that the stream helpers work on it: each
-// Write is one message, with a stream header sent as <open/> and the
-// stream's end as <close/>; reading gives the server's messages with
-// <open/> and <close/> turned back into stream tags. Frames records every
-// message the server sent, as sent.
-type WSConn struct {
-	WS *websocket.Conn
-	in []byte
-	mu sync.Mutex
-	// frames the server sent, in order
-	frames []string
-}
-
-// Frames returns the messages received so far.
-func (c *WSConn) Frames() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.frames...)
-}
-
-func (c *WSConn) Read(p []byte) (int, error) {
-	for len(c.in) == 0 {
-		typ, msg, err := c.WS.ReadMessage()
-		if err != nil {
-			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
-				return 0, io.EOF
-			}
-			return 0, err
-		}
-		if typ != websocket.TextMessage {
-			continue
-		}
-		c.mu.Lock()
-		c.frames = append(c.frames, string(msg))
-		c.mu.Unlock()
-		switch {
-		case bytes.HasPrefix(msg, []byte("<open ")):
-			attrs := strings.TrimSuffix(strings.TrimPrefix(string(msg), `<open xmlns="`+xmpp.NSFraming+`"`), "/>")
-			c.in = []byte(`<stream:stream xmlns="jabber:client" xmlns:stream="` + xmpp.NSStream + `"` + attrs + ">")
-		case bytes.HasPrefix(msg, []byte("<close ")):
-			c.in = []byte("</stream:stream>")
-		default:
-			c.in = msg
-		}
-	}
-	n := copy(p, c.in)
-	c.in = c.in[n:]
-	return n, nil
-}
-
-func (c *WSConn) Write(p []byte) (int, error) {
-	msg := string(p)
-	switch {
-	case strings.Contains(msg, "<stream:stream"):
-		msg = `<open xmlns="` + xmpp.NSFraming + `" to="` + Domain + `" version="1.0"/>`
-	case msg == "</stream:stream>":
-		msg = `<close xmlns="` + xmpp.NSFraming + `"/>`
-	}
-	if err := c.WS.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *WSConn) Close() error                       { return c.WS.Close() }
-func (c *WSConn) LocalAddr() net.Addr                { return c.WS.LocalAddr() }
-func (c *WSConn) RemoteAddr() net.Addr               { return c.WS.RemoteAddr() }
-func (c *WSConn) SetDeadline(t time.Time) error      { return c.WS.SetReadDeadline(t) }
-func (c *WSConn) SetReadDeadline(t time.Time) error  { return c.WS.SetReadDeadline(t) }
-func (c *WSConn) SetWriteDeadline(t time.Time) error { return c.WS.SetWriteDeadline(t) }
-
 // WebSocket is the WebSocket of a client from DialWebSocket.
-func (c *Client) WebSocket() *websocket.Conn { return c.conn.(*WSConn).WS }
+func (c *Client) WebSocket() *websocket.Conn { return c.conn.(*wsclient.Conn).WS }
 
 // BOSH is a scripted BOSH client (XEP-0124/0206): each Post is one HTTP
 // request with the next rid, so tests can also send rids out of order,

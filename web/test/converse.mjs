@@ -9,7 +9,8 @@
 //       --send TEXT --expect TEXT [--screenshot PATH] [--timeout SECONDS]
 //       [--chromium PATH] [--trace PATH]
 //
-// Events: "loggedin", "chat", "sent", "message", "screenshot", "done"; on
+// Events: "loggedin", "chat", "sent", "message", "screenshot", "loggedout"
+// (a clean logout through the UI, best effort), "done"; on
 // failure a screenshot, then {"event":"error"} and exit status 1 (2 for bad
 // usage). The peer must be in the user's roster (mutual subscription) and
 // online or able to receive offline messages; another client plays the peer.
@@ -262,6 +263,28 @@ async function scenario() {
 
     stage = 'screenshot';
     await screenshot();
+
+    stage = 'logout';
+    await logout();
+}
+
+// Logs out through Converse's profile dialog, so that the server sees the
+// session end (unavailable presence, closed stream) instead of a dropped
+// connection: a BOSH session would otherwise stay up until its inactivity
+// timeout, and on a server with stream management (XEP-0198) a WebSocket
+// session would wait to be resumed, both still taking messages sent to the
+// bare JID. Best effort: a failure is reported on stderr only.
+async function logout() {
+    const t = () => Math.min(10000, remaining());
+    try {
+        await page.locator('converse-controlbox a.show-profile').first().click({ timeout: t() });
+        await page.locator('converse-profile-modal button.btn-danger').click({ timeout: t() });
+        await page.locator('form.confirm button[type="submit"]').click({ timeout: t() });
+        await page.locator('#converse-login-jid').waitFor({ state: 'visible', timeout: t() });
+        emit({ event: 'loggedout' });
+    } catch (e) {
+        diag({ event: 'logout-failed', message: e.message.split('\n')[0] });
+    }
 }
 
 let timer;

@@ -12,9 +12,10 @@
 // roster ("roster"), send initial presence and wait for one IQ round trip so
 // the server has processed it ("online"), send a chat message to --peer
 // ("sent"), wait for a chat message whose body is --expect ("message") and
-// answer its sender with --reply ("replied"), join
-// --room as --nick ("joined"), send a groupchat message and wait for its
-// reflection ("groupchat"), then disconnect ("done").
+// answer its sender with --reply ("replied"), join --room as --nick
+// ("joined"), send a groupchat message and wait for its reflection
+// ("groupchat"), then make sure the server has read everything and
+// disconnect ("done").
 //
 // Exit status: 0 on success; 1 on failure or timeout, after an
 // {"event":"error"} line; 2 on bad usage. Everything other than the events

@@ -254,7 +254,17 @@ func (s *Service) deliver(m member, f xmpp.Fanout) bool {
 		sess = s.srv.Router().Session(m.jid)
 	}
 	if sess == nil {
-		return false
+		if m.jid.Domainpart() == s.srv.Domain {
+			return false
+		}
+		// An occupant on another server: its stanzas go through the router
+		// to federation.
+		el, err := xmpp.ParseStanza(b)
+		if err != nil {
+			return false
+		}
+		s.srv.Router().Route(s.srv.Context(), el, nil)
+		return true
 	}
 	return sess.SendBytes(b)
 }

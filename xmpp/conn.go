@@ -39,10 +39,12 @@ type conn struct {
 type connMode uint8
 
 const (
-	plainTCP    connMode = iota // STARTTLS offered (and required)
-	directTLS                   // TLS from the first byte (XEP-0368)
-	webSecure                   // a web transport over HTTPS or a trusted network
-	webInsecure                 // a web transport over plain HTTP from elsewhere
+	plainTCP     connMode = iota // STARTTLS offered (and required)
+	directTLS                    // TLS from the first byte (XEP-0368)
+	webSecure                    // a web transport over HTTPS or a trusted network
+	webInsecure                  // a web transport over plain HTTP from elsewhere
+	s2sPlain                     // a server-to-server stream (STARTTLS)
+	s2sDirectTLS                 // a server-to-server stream with TLS at once
 )
 
 // logger is the server's, with the client's address.
@@ -51,6 +53,10 @@ func (c *conn) logger() *slog.Logger { return c.srv.log.With("remote", c.remote)
 var errHostUnknown = errors.New("xmpp: host unknown")
 
 func (s *Server) handleConn(raw net.Conn, mode connMode) {
+	if mode == s2sPlain || mode == s2sDirectTLS {
+		s.handleS2S(raw, mode == s2sDirectTLS)
+		return
+	}
 	// Once negotiated, the session runs on a goroutine of its own, which
 	// then owns the connection: negotiation (TLS, SASL) grows a stack that
 	// an idle session should not keep.

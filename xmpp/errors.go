@@ -24,6 +24,7 @@ const (
 	Conflict             StreamCondition = "conflict"
 	ConnectionTimeout    StreamCondition = "connection-timeout"
 	HostUnknown          StreamCondition = "host-unknown"
+	ImproperAddressing   StreamCondition = "improper-addressing"
 	InternalServerError  StreamCondition = "internal-server-error"
 	InvalidFrom          StreamCondition = "invalid-from"
 	InvalidNamespace     StreamCondition = "invalid-namespace"

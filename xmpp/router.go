@@ -130,8 +130,11 @@ func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
 			c.HandleStanza(ctx, st, tj, origin)
 			return
 		}
-		// Federation is not here yet: no other domain is reachable.
-		r.bounce(st, origin, StanzaError{Condition: RemoteServerNotFound})
+		local := r.srv.Domain
+		if fj, err := jid.Parse(st.Get("from")); err == nil && r.srv.serves(fj.Domainpart()) {
+			local = fj.Domainpart() // a component's stanza goes from its own domain
+		}
+		r.srv.sendRemote(st, local, tj.Domainpart(), origin)
 		return
 	}
 	if tj.Localpart() == "" {

@@ -77,6 +77,20 @@ type Server struct {
 	// Version is reported by software version queries.
 	Version string
 
+	// Federation (ServeS2S). S2SRoutes maps remote domains to host:port,
+	// tried before DNS. S2SAllow, when not empty, lists the only domains
+	// federated with; S2SDeny lists domains never federated with;
+	// S2SDisabled turns federation off. DialbackSecret keys dialback
+	// (XEP-0185); empty: random at each start, which is fine for one node
+	// but must be shared by the nodes of a cluster.
+	S2SRoutes         map[string]string
+	S2SAllow, S2SDeny []string
+	S2SDisabled       bool
+	DialbackSecret    []byte
+	// S2SIdleTimeout closes outgoing server-to-server connections unused
+	// for that long; S2SConnectTimeout bounds setting one up.
+	S2SIdleTimeout, S2SConnectTimeout time.Duration
+
 	once      sync.Once
 	setupOnce sync.Once
 	ctx       context.Context
@@ -92,6 +106,9 @@ type Server struct {
 	// streamFeatures are announced after authentication.
 	streamFeatures []mxmpp.StreamFeature
 	hooks          hooks
+	dialbackSecret []byte
+	s2sMu          sync.Mutex
+	outgoingConns  map[string]*s2sOut
 	conns          connTracker
 	failures       failureTracker
 	wg             sync.WaitGroup
@@ -126,6 +143,7 @@ func (s *Server) init() {
 		if s.Version == "" {
 			s.Version = "dev"
 		}
+		s.initS2S()
 		s.registerCore()
 		for _, m := range s.Modules {
 			m.Register(s)
@@ -226,6 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.router.each(func(sess *Session) {
 		sess.Close(&StreamError{Condition: SystemShutdown})
 	})
+	s.closeS2S()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -235,7 +235,7 @@ func TestWebSocketKeepalive(t *testing.T) {
 		t.Fatal(err)
 	}
 	wc.WS.SetPingHandler(func(string) error { return nil })
-	deaf := testenv.LoginWebSocket(t, wc, bob, "bob pw", "deaf")
+	deaf := s.LoginWebSocket(t, wc, bob, "bob pw", "deaf")
 	select {
 	case <-deaf.In:
 	case <-time.After(testenv.Timeout):

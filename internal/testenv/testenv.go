@@ -79,8 +79,9 @@ func OpenStore(t testing.TB, backend string) storage.Store {
 // Server is a running xmppd.
 type Server struct {
 	*xmpp.Server
-	// C2S and DirectTLS are the listening addresses.
-	C2S, DirectTLS string
+	// C2S and DirectTLS are the listening addresses, S2S the federation
+	// listener's.
+	C2S, DirectTLS, S2S string
 	// HTTP is the address of the web listener (WebSocket at /ws, BOSH at
 	// /http-bind, the web client at /chat/); Web and BOSH are its settings,
 	// which a test may change before it connects. Loopback counts as a
@@ -96,6 +97,27 @@ type Server struct {
 // Start runs a server on the named backend with test-friendly limits (small
 // authentication delays); configure adjusts it before it starts.
 func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Server {
+	t.Helper()
+	return start(t, backend, listen(t), configure...)
+}
+
+// StartPair runs two servers federated with each other by static routes:
+// one for Domain and one for domain, each with its own store of backend.
+// configure applies to both.
+func StartPair(t testing.TB, backend, domain string, configure ...func(*xmpp.Server)) (local, remote *Server) {
+	t.Helper()
+	la, lb := listen(t), listen(t)
+	local = start(t, backend, la, append(configure, func(srv *xmpp.Server) {
+		srv.S2SRoutes = map[string]string{domain: lb.Addr().String(), "conference." + domain: lb.Addr().String()}
+	})...)
+	remote = start(t, backend, lb, append(configure, func(srv *xmpp.Server) {
+		srv.Domain = domain
+		srv.S2SRoutes = map[string]string{Domain: la.Addr().String(), "conference." + Domain: la.Addr().String()}
+	})...)
+	return local, remote
+}
+
+func start(t testing.TB, backend string, s2s net.Listener, configure ...func(*xmpp.Server)) *Server {
 	t.Helper()
 	certPEM, keyPEM, err := xmpp.SelfSignedCert(Domain)
 	if err != nil {
@@ -129,7 +151,7 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 	l1 := listen(t)
 	l2 := listen(t)
 	l3 := listen(t)
-	s.C2S, s.DirectTLS, s.HTTP = l1.Addr().String(), l2.Addr().String(), l3.Addr().String()
+	s.C2S, s.DirectTLS, s.HTTP, s.S2S = l1.Addr().String(), l2.Addr().String(), l3.Addr().String(), s2s.Addr().String()
 	s.Web = &xmpp.WebPolicy{SecureNetworks: xmpp.LoopbackNetworks}
 	s.BOSH = &bosh.Handler{}
 	hs := &http.Server{Handler: web.Handler(web.Options{Server: srv, Policy: s.Web, BOSH: s.BOSH, ClientDir: WebDir()})}
@@ -137,6 +159,7 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 	go srv.ServeC2S(l1)
 	go srv.ServeDirectTLS(l2)
 	go hs.Serve(l3)
+	go srv.ServeS2S(s2s)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -164,7 +187,7 @@ func listen(t testing.TB) net.Listener {
 // AddUser creates an account and returns its bare JID.
 func (s *Server) AddUser(t testing.TB, local, password string) jid.JID {
 	t.Helper()
-	j := jid.MustParse(local + "@" + Domain)
+	j := jid.MustParse(local + "@" + s.Server.Domain)
 	creds, err := xmpp.NewCredentials(password, 4096)
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +268,7 @@ func (s *Server) negotiateFrom(ip string, user jid.JID, password, resource strin
 	if err != nil {
 		return nil, err
 	}
-	c, err := login(tc, d, user, password, resource)
+	c, err := login(tc, d, s.header(), user, password, resource)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -256,12 +279,12 @@ func (s *Server) negotiateFrom(ip string, user jid.JID, password, resource strin
 
 // login authenticates with PLAIN on a stream whose features d has just
 // read, binds resource, and starts the client's reader.
-func login(conn net.Conn, d *xml.Decoder, user jid.JID, password, resource string) (*Client, error) {
+func login(conn net.Conn, d *xml.Decoder, header string, user jid.JID, password, resource string) (*Client, error) {
 	io.WriteString(conn, PlainAuth(user.Localpart(), password))
 	if el, err := next(d); err != nil || el.Local != "success" {
 		return nil, fmt.Errorf("auth: got %v, %v", el, err)
 	}
-	d, err := restart(conn)
+	d, err := restart(conn, header)
 	if err != nil {
 		return nil, fmt.Errorf("stream after auth: %w", err)
 	}
@@ -295,7 +318,7 @@ func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decode
 		conn.Close()
 		return nil, nil, nil, fmt.Errorf("%s: %w", step, err)
 	}
-	if d, err = restart(conn); err != nil {
+	if d, err = restart(conn, s.header()); err != nil {
 		return fail("stream", err)
 	}
 	if _, err := io.WriteString(conn, `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`); err != nil {
@@ -305,7 +328,7 @@ func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decode
 		return fail("starttls", fmt.Errorf("got %v, %v", el, err))
 	}
 	tc = tls.Client(conn, s.ClientTLS())
-	if d, err = restart(tc); err != nil {
+	if d, err = restart(tc, s.header()); err != nil {
 		return fail("stream after TLS", err)
 	}
 	return conn, tc, d, nil
@@ -341,8 +364,8 @@ func (ts *TLSStream) Next() (*xmpp.Element, error) { return next(ts.d) }
 
 // restart sends a stream header on w and reads the server's header and
 // features from a new decoder.
-func restart(rw io.ReadWriter) (*xml.Decoder, error) {
-	if _, err := io.WriteString(rw, Header); err != nil {
+func restart(rw io.ReadWriter, header string) (*xml.Decoder, error) {
+	if _, err := io.WriteString(rw, header); err != nil {
 		return nil, err
 	}
 	d := xml.NewDecoder(rw)
@@ -539,6 +562,11 @@ func (s *Server) DialRaw(t testing.TB, ip string) *Raw {
 }
 
 // Header is a client stream header for the test domain.
+// header is Header for the server's domain.
+func (s *Server) header() string {
+	return strings.Replace(Header, `to="`+Domain+`"`, `to="`+s.Server.Domain+`"`, 1)
+}
+
 const Header = `<?xml version="1.0"?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" to="` + Domain + `" version="1.0">`
 
 // ReadUntilClosed reads everything the server sends until it closes the

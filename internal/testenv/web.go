@@ -32,7 +32,7 @@ func (s *Server) WebSocket(header http.Header) (*wsclient.Conn, *http.Response, 
 		return nil, resp, err
 	}
 	ws.SetReadDeadline(time.Now().Add(Timeout))
-	return wsclient.New(ws, Domain), resp, nil
+	return wsclient.New(ws, s.Server.Domain), resp, nil
 }
 
 // DialWebSocket logs in over WebSocket with PLAIN (loopback counts as a
@@ -43,18 +43,18 @@ func (s *Server) DialWebSocket(t testing.TB, user jid.JID, password, resource st
 	if err != nil {
 		t.Fatalf("websocket: %v", err)
 	}
-	return LoginWebSocket(t, wc, user, password, resource)
+	return s.LoginWebSocket(t, wc, user, password, resource)
 }
 
 // LoginWebSocket is DialWebSocket on a WebSocket the test opened itself.
-func LoginWebSocket(t testing.TB, wc *wsclient.Conn, user jid.JID, password, resource string) *Client {
+func (s *Server) LoginWebSocket(t testing.TB, wc *wsclient.Conn, user jid.JID, password, resource string) *Client {
 	t.Helper()
-	d, err := restart(wc)
+	d, err := restart(wc, s.header())
 	if err != nil {
 		wc.Close()
 		t.Fatalf("websocket stream: %v", err)
 	}
-	c, err := login(wc, d, user, password, resource)
+	c, err := login(wc, d, s.header(), user, password, resource)
 	if err != nil {
 		wc.Close()
 		t.Fatalf("websocket login %s: %v", user, err)

@@ -1,0 +1,178 @@
+package xmpp
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Server-to-server streams (RFC 6120 with the jabber:server namespace):
+// s2s_in.go accepts them, s2s_out.go opens them; both authenticate the
+// peer's domain with Server Dialback (XEP-0220) after STARTTLS.
+
+// Namespaces of server dialback.
+const (
+	NSDialback        = "jabber:server:dialback"
+	NSDialbackFeature = "urn:xmpp:features:dialback"
+)
+
+// Defaults for federation.
+const (
+	DefaultS2SIdleTimeout    = 10 * time.Minute
+	DefaultS2SConnectTimeout = 30 * time.Second
+)
+
+// dialbackKey is XEP-0185's key: HMAC-SHA256 keyed with the SHA-256 of the
+// secret, over "receiving originating streamID", in hex.
+func (s *Server) dialbackKey(receiving, originating, streamID string) string {
+	k := sha256.Sum256(s.dialbackSecret)
+	m := hmac.New(sha256.New, k[:])
+	io.WriteString(m, receiving+" "+originating+" "+streamID)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// initS2S prepares federation; part of init.
+func (s *Server) initS2S() {
+	s.dialbackSecret = s.DialbackSecret
+	if len(s.dialbackSecret) == 0 {
+		s.dialbackSecret = make([]byte, 32)
+		rand.Read(s.dialbackSecret)
+	}
+	s.S2SIdleTimeout = positive(s.S2SIdleTimeout, DefaultS2SIdleTimeout)
+	s.S2SConnectTimeout = positive(s.S2SConnectTimeout, DefaultS2SConnectTimeout)
+	s.outgoingConns = make(map[string]*s2sOut)
+}
+
+// serves reports whether domain is ours: the server's or a component's.
+func (s *Server) serves(domain string) bool {
+	return domain == s.Domain || s.component(domain) != nil
+}
+
+// remoteAllowed applies the federation allow and deny lists.
+func (s *Server) remoteAllowed(domain string) bool {
+	if s.S2SDisabled {
+		return false
+	}
+	for _, d := range s.S2SDeny {
+		if d == domain {
+			return false
+		}
+	}
+	if len(s.S2SAllow) == 0 {
+		return true
+	}
+	for _, d := range s.S2SAllow {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// s2sAddrs are the addresses to try for a remote domain: a static route,
+// else DNS SRV _xmpp-server._tcp, else the domain itself on 5269 (RFC
+// 6120 §3.2).
+func (s *Server) s2sAddrs(domain string) []string {
+	if a, ok := s.S2SRoutes[domain]; ok {
+		return []string{a}
+	}
+	var out []string
+	if _, srvs, err := net.LookupSRV("xmpp-server", "tcp", domain); err == nil {
+		for _, r := range srvs {
+			if r.Target == "." {
+				return nil // the domain says it offers no service
+			}
+			out = append(out, net.JoinHostPort(r.Target, strconv.Itoa(int(r.Port))))
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, net.JoinHostPort(domain, "5269"))
+	}
+	return out
+}
+
+// appendS2SHeader appends a server-to-server stream header.
+func appendS2SHeader(b []byte, from, to, id string) []byte {
+	b = append(b, `<?xml version="1.0"?><stream:stream xmlns="`+NSServer+`" xmlns:stream="`+NSStream+`" xmlns:db="`+NSDialback+`" version="1.0"`...)
+	return append(appendAttrs(b, "from", from, "to", to, "id", id), '>')
+}
+
+// readHeader reads the peer's stream header.
+func readHeader(d *xml.Decoder) (xml.StartElement, error) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return xml.StartElement{}, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Space != NSStream || t.Name.Local != "stream" {
+				return t, StreamError{Condition: InvalidNamespace}
+			}
+			return t, nil
+		case xml.ProcInst, xml.CharData:
+		default:
+			return xml.StartElement{}, StreamError{Condition: NotWellFormed}
+		}
+	}
+}
+
+func attr(start xml.StartElement, name string) string {
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// nextElement reads the next top-level element of a stream; io.EOF when the
+// peer closed it.
+func nextElement(d *xml.Decoder) (*Element, error) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return ReadElement(d, t)
+		case xml.EndElement:
+			return nil, io.EOF
+		}
+	}
+}
+
+// s2sWriter serialises writes on a server-to-server connection.
+type s2sWriter struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (w *s2sWriter) write(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := w.conn.Write(b)
+	return err
+}
+
+var errDialbackFailed = errors.New("xmpp: the remote server did not accept our dialback key")
+
+// s2sError describes why a remote domain cannot be reached, for bounces.
+type s2sError struct {
+	cond Condition
+	err  error
+}
+
+func (e *s2sError) Error() string { return fmt.Sprintf("%s: %v", e.cond, e.err) }
+func (e *s2sError) Unwrap() error { return e.err }

@@ -1,0 +1,210 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// ServeS2S accepts connections from other servers on l (port 5269): STARTTLS
+// is required, then the peer proves each domain it sends from with Server
+// Dialback (XEP-0220). It returns when l is closed or the server shuts down.
+func (s *Server) ServeS2S(l net.Listener) error { return s.serve(l, s2sPlain) }
+
+// ServeS2SDirectTLS is ServeS2S for connections that start with TLS
+// (XEP-0368, port 5270).
+func (s *Server) ServeS2SDirectTLS(l net.Listener) error { return s.serve(l, s2sDirectTLS) }
+
+// s2sIn is one stream another server opened to us.
+type s2sIn struct {
+	srv    *Server
+	raw    net.Conn
+	remote string
+	w      *s2sWriter
+	mu     sync.Mutex
+	// authorized holds the "from to" domain pairs the peer has proved with
+	// dialback on this stream.
+	authorized map[string]bool
+	pending    sync.WaitGroup
+}
+
+func (s *Server) handleS2S(raw net.Conn, direct bool) {
+	defer raw.Close()
+	addr := hostOf(raw.RemoteAddr())
+	if !s.conns.acquire(addr, s.MaxConnsPerIP) {
+		return
+	}
+	defer s.conns.release(addr)
+	c := &s2sIn{srv: s, raw: raw, remote: raw.RemoteAddr().String(), authorized: make(map[string]bool)}
+	var conn net.Conn = raw
+	raw.SetDeadline(time.Now().Add(s.NegotiationTimeout))
+	stop := context.AfterFunc(s.ctx, func() { raw.SetReadDeadline(time.Now()) })
+	defer stop()
+	if direct {
+		tc := tls.Server(raw, s.TLSConfig)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		conn = tc
+	}
+	c.w = &s2sWriter{conn: conn}
+	err := c.serve(conn, direct)
+	c.pending.Wait()
+	if err != nil && !errors.Is(err, io.EOF) {
+		se, ok := streamErrorFor(err)
+		if s.ctx.Err() != nil {
+			se, ok = StreamError{Condition: SystemShutdown}, true
+		}
+		if ok {
+			s.log.Info("s2s stream error", "remote", c.remote, "condition", se.Condition, "text", se.Text)
+			c.w.write(append(se.Append(nil), "</stream:stream>"...))
+			return
+		}
+	}
+	c.w.write([]byte("</stream:stream>"))
+}
+
+// serve runs the stream: its header and features, STARTTLS, then dialback
+// and stanzas, until the peer ends it.
+func (c *s2sIn) serve(conn net.Conn, secure bool) error {
+	s := c.srv
+	wroteHeader := false
+	defer func() {
+		if !wroteHeader {
+			c.w.write(appendS2SHeader(nil, s.Domain, "", randomID()))
+		}
+	}()
+	for {
+		g := newGuard(conn, s.MaxStanzaSize, newRateLimiter(s.ReadRate, s.ReadBurst))
+		d := xml.NewDecoder(g)
+		hdr, err := readHeader(d)
+		if err != nil {
+			return err
+		}
+		if ns := attr(hdr, "xmlns"); ns != NSServer {
+			return StreamError{Condition: InvalidNamespace, Text: "a server-to-server stream is in " + NSServer}
+		}
+		to, from, id := attr(hdr, "to"), attr(hdr, "from"), randomID()
+		b := appendS2SHeader(nil, to, from, id)
+		wroteHeader = true
+		if !s.serves(to) {
+			c.w.write(b)
+			return StreamError{Condition: HostUnknown, Text: "this server does not serve " + to}
+		}
+		if from != "" && !s.remoteAllowed(from) {
+			c.w.write(b)
+			return StreamError{Condition: PolicyViolation, Text: "federation with " + from + " is not allowed"}
+		}
+		b = append(b, "<stream:features>"...)
+		if secure {
+			b = append(b, `<dialback xmlns="`+NSDialbackFeature+`"><errors/></dialback>`...)
+		} else {
+			b = append(b, `<starttls xmlns="`+NSTLS+`"><required/></starttls>`...)
+		}
+		b = append(b, "</stream:features>"...)
+		if err := c.w.write(b); err != nil {
+			return err
+		}
+		for {
+			el, err := nextElement(d)
+			if err != nil {
+				return err
+			}
+			if !secure {
+				if el.Space != NSTLS || el.Local != "starttls" {
+					return StreamError{Condition: PolicyViolation, Text: "STARTTLS is required"}
+				}
+				c.w.write([]byte(`<proceed xmlns="` + NSTLS + `"/>`))
+				tc := tls.Server(conn, s.TLSConfig)
+				if err := tc.Handshake(); err != nil {
+					return err
+				}
+				conn, secure = tc, true
+				c.w = &s2sWriter{conn: tc}
+				break // a new stream on the encrypted connection
+			}
+			if err := c.handle(el, id); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// handle acts on one element of an encrypted stream.
+func (c *s2sIn) handle(el *Element, streamID string) error {
+	s := c.srv
+	switch {
+	case el.Space == NSDialback && el.Local == "result" && el.Get("type") == "":
+		from, to := el.Get("from"), el.Get("to")
+		if !s.serves(to) {
+			return StreamError{Condition: HostUnknown}
+		}
+		if !s.remoteAllowed(from) {
+			return StreamError{Condition: PolicyViolation, Text: "federation with " + from + " is not allowed"}
+		}
+		c.raw.SetDeadline(time.Time{})
+		c.pending.Add(1)
+		go func() {
+			defer c.pending.Done()
+			ctx, cancel := context.WithTimeout(s.ctx, s.S2SConnectTimeout)
+			defer cancel()
+			ok, err := s.outgoing(to, from).verify(ctx, streamID, el.Text())
+			typ := "invalid"
+			if ok {
+				typ = "valid"
+				c.mu.Lock()
+				c.authorized[pairKey(from, to)] = true
+				c.mu.Unlock()
+			}
+			s.log.Info("s2s dialback", "from", from, "to", to, "result", typ, "err", err)
+			b := []byte(`<db:result`)
+			b = appendAttrs(b, "from", to, "to", from, "type", typ)
+			c.w.write(append(b, "/>"...))
+		}()
+	case el.Space == NSDialback && el.Local == "verify":
+		// We are the authority for 'to': was the key ours?
+		from, to, id := el.Get("from"), el.Get("to"), el.Get("id")
+		typ := "invalid"
+		if s.serves(to) && el.Text() == s.dialbackKey(from, to, id) {
+			typ = "valid"
+		}
+		b := []byte(`<db:verify`)
+		b = appendAttrs(b, "from", to, "to", from, "id", id, "type", typ)
+		return c.w.write(append(b, "/>"...))
+	case el.Space == NSServer && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
+		return c.stanza(el)
+	case el.Space == NSStream && el.Local == "error":
+		return io.EOF
+	default:
+		return StreamError{Condition: UnsupportedStanza}
+	}
+	return nil
+}
+
+// stanza routes a stanza from the peer, which may send only from the
+// domains it has proved, to ours (RFC 6120 §8.1.2.2, §13.7.1.2).
+func (c *s2sIn) stanza(el *Element) error {
+	fj, err1 := jid.Parse(el.Get("from"))
+	tj, err2 := jid.Parse(el.Get("to"))
+	if err1 != nil || err2 != nil {
+		return StreamError{Condition: ImproperAddressing, Text: "a stanza between servers needs a valid from and to"}
+	}
+	c.mu.Lock()
+	ok := c.authorized[pairKey(fj.Domainpart(), tj.Domainpart())]
+	c.mu.Unlock()
+	if !ok {
+		if !c.srv.serves(tj.Domainpart()) {
+			return StreamError{Condition: HostUnknown}
+		}
+		return StreamError{Condition: InvalidFrom, Text: fj.Domainpart() + " has not been authenticated on this stream"}
+	}
+	c.srv.router.Route(c.srv.ctx, renamespace(el, NSServer, NSClient), nil)
+	return nil
+}

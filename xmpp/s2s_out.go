@@ -1,0 +1,392 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// maxS2SQueue bounds the stanzas waiting for a connection to be set up.
+const maxS2SQueue = 1000
+
+// An s2sOut is the connection on which one of our domains sends to one
+// remote domain (RFC 6120 §4: a stream is one direction). Stanzas queue
+// until the remote server has accepted our dialback key; db:verify
+// requests, which need no authentication, go out as soon as TLS is up.
+type s2sOut struct {
+	srv           *Server
+	local, remote string
+
+	mu       sync.Mutex
+	queue    []*Element
+	ready    bool
+	done     bool
+	w        *s2sWriter
+	verifies map[string]chan bool // "id" of a db:verify sent → its answer
+	idle     *time.Timer
+	// established is closed when the stream is encrypted (db:verify may
+	// be sent), or when the connection failed (err is set).
+	established chan struct{}
+	err         error
+	raw         net.Conn
+	stream      *s2sStream
+}
+
+func pairKey(local, remote string) string { return local + " " + remote }
+
+// outgoing returns the connection from local to remote, starting one if
+// there is none.
+func (s *Server) outgoing(local, remote string) *s2sOut {
+	k := pairKey(local, remote)
+	s.s2sMu.Lock()
+	defer s.s2sMu.Unlock()
+	if o := s.outgoingConns[k]; o != nil {
+		return o
+	}
+	o := &s2sOut{srv: s, local: local, remote: remote, verifies: make(map[string]chan bool), established: make(chan struct{})}
+	s.outgoingConns[k] = o
+	s.wg.Add(1)
+	go o.run()
+	return o
+}
+
+// sendRemote routes a stanza to another server.
+func (s *Server) sendRemote(st *Element, local, remote string, origin *Session) {
+	if !s.remoteAllowed(remote) {
+		s.router.bounce(st, origin, StanzaError{Condition: RemoteServerNotFound, Text: "federation with " + remote + " is not allowed"})
+		return
+	}
+	o := s.outgoing(local, remote)
+	o.mu.Lock()
+	if o.ready {
+		w := o.w
+		o.touch()
+		o.mu.Unlock()
+		if err := w.write(serverBytes(st)); err != nil {
+			o.fail(&s2sError{RemoteServerTimeout, err})
+		}
+		return
+	}
+	if o.done || len(o.queue) >= maxS2SQueue {
+		o.mu.Unlock()
+		s.router.bounce(st, origin, StanzaError{Condition: RemoteServerTimeout})
+		return
+	}
+	o.queue = append(o.queue, st)
+	o.mu.Unlock()
+}
+
+// serverBytes serialises a stanza for a server-to-server stream, whose
+// default namespace is jabber:server.
+func serverBytes(st *Element) []byte {
+	return renamespace(st, NSClient, NSServer).Bytes(NSServer)
+}
+
+// renamespace returns st with every element in namespace from moved to to
+// (a copy when anything changes).
+func renamespace(st *Element, from, to string) *Element {
+	if !usesNamespace(st, from) {
+		return st
+	}
+	c := st.Copy()
+	var walk func(e *Element)
+	walk = func(e *Element) {
+		if e.Space == from {
+			e.Space = to
+		}
+		for _, k := range e.Elements() {
+			walk(k)
+		}
+	}
+	walk(c)
+	return c
+}
+
+func usesNamespace(e *Element, ns string) bool {
+	if e.Space == ns {
+		return true
+	}
+	for _, k := range e.Elements() {
+		if usesNamespace(k, ns) {
+			return true
+		}
+	}
+	return false
+}
+
+// touch restarts the idle timer; o.mu is held.
+func (o *s2sOut) touch() {
+	if o.idle != nil {
+		o.idle.Reset(o.srv.S2SIdleTimeout)
+	}
+}
+
+// run connects, secures and authenticates the stream, then reads it until
+// it ends.
+func (o *s2sOut) run() {
+	defer o.srv.wg.Done()
+	err := o.connect()
+	if err != nil {
+		o.fail(err)
+		return
+	}
+	o.fail(o.read())
+}
+
+// stream is the state of the stream being negotiated.
+type s2sStream struct {
+	g  *guard
+	d  *xml.Decoder
+	id string
+}
+
+func (o *s2sOut) open(conn net.Conn) (*s2sStream, *Element, error) {
+	st := &s2sStream{g: newGuard(conn, o.srv.MaxStanzaSize, newRateLimiter(0, 0))}
+	st.g.wrote = true
+	if _, err := conn.Write(appendS2SHeader(nil, o.local, o.remote, "")); err != nil {
+		return nil, nil, err
+	}
+	st.d = xml.NewDecoder(st.g)
+	hdr, err := readHeader(st.d)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.id = attr(hdr, "id")
+	f, err := nextElement(st.d)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Space != NSStream || f.Local != "features" {
+		return nil, nil, errors.New("xmpp: expected stream features, got " + f.String())
+	}
+	return st, f, nil
+}
+
+func (o *s2sOut) connect() error {
+	s := o.srv
+	ctx, cancel := context.WithTimeout(s.ctx, s.S2SConnectTimeout)
+	defer cancel()
+	var raw net.Conn
+	var err error
+	for _, addr := range s.s2sAddrs(o.remote) {
+		var d net.Dialer
+		raw, err = d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			break
+		}
+	}
+	if raw == nil {
+		if err == nil {
+			err = errors.New("no address")
+		}
+		return &s2sError{RemoteServerNotFound, err}
+	}
+	o.mu.Lock()
+	o.raw = raw
+	o.mu.Unlock()
+	deadline, _ := ctx.Deadline()
+	raw.SetDeadline(deadline)
+	timeout := func(err error) error {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &s2sError{RemoteServerTimeout, err}
+		}
+		return &s2sError{RemoteServerNotFound, err}
+	}
+	st, feat, err := o.open(raw)
+	if err != nil {
+		return timeout(err)
+	}
+	if feat.Child(NSTLS, "starttls") == nil {
+		return &s2sError{RemoteServerNotFound, errors.New("the remote server does not offer STARTTLS")}
+	}
+	raw.Write([]byte(`<starttls xmlns="` + NSTLS + `"/>`))
+	if el, err := nextElement(st.d); err != nil || el.Local != "proceed" {
+		return timeout(errors.Join(errors.New("STARTTLS refused"), err))
+	}
+	// Dialback authenticates the domain, so a certificate that does not
+	// verify is no reason to give up (XEP-0220 §1).
+	tc := tls.Client(raw, &tls.Config{ServerName: o.remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return timeout(err)
+	}
+	st, _, err = o.open(tc)
+	if err != nil {
+		return timeout(err)
+	}
+	o.mu.Lock()
+	o.w = &s2sWriter{conn: tc}
+	o.stream = st
+	o.mu.Unlock()
+	close(o.established)
+
+	key := s.dialbackKey(o.remote, o.local, st.id)
+	b := []byte(`<db:result`)
+	b = appendAttrs(b, "from", o.local, "to", o.remote)
+	b = append(b, '>')
+	b = append(append(b, key...), "</db:result>"...)
+	if err := o.w.write(b); err != nil {
+		return timeout(err)
+	}
+	return nil
+}
+
+// read handles what the remote server sends on our stream: the answer to
+// our key, answers to db:verify, and the stream's end.
+func (o *s2sOut) read() error {
+	o.mu.Lock()
+	st := o.stream
+	o.mu.Unlock()
+	for {
+		el, err := nextElement(st.d)
+		if err != nil {
+			return &s2sError{RemoteServerTimeout, err}
+		}
+		switch {
+		case el.Space == NSDialback && el.Local == "result":
+			if el.Get("type") != "valid" {
+				return &s2sError{RemoteServerNotFound, errDialbackFailed}
+			}
+			o.authenticated()
+		case el.Space == NSDialback && el.Local == "verify":
+			o.mu.Lock()
+			ch := o.verifies[el.Get("id")]
+			delete(o.verifies, el.Get("id"))
+			o.mu.Unlock()
+			if ch != nil {
+				ch <- el.Get("type") == "valid"
+			}
+		case el.Space == NSStream && el.Local == "error":
+			return &s2sError{RemoteServerNotFound, errors.New("stream error: " + el.String())}
+		}
+	}
+}
+
+// authenticated makes the stream ready and sends what waited.
+func (o *s2sOut) authenticated() {
+	o.mu.Lock()
+	queue := o.queue
+	o.queue = nil
+	o.ready = true
+	o.stream.g.Conn.SetDeadline(time.Time{})
+	o.idle = time.AfterFunc(o.srv.S2SIdleTimeout, o.close)
+	w := o.w
+	o.mu.Unlock()
+	o.srv.log.Info("s2s connection ready", "from", o.local, "to", o.remote)
+	for _, st := range queue {
+		if err := w.write(serverBytes(st)); err != nil {
+			break
+		}
+	}
+}
+
+// verify asks the remote server, as the authority for its domain, whether
+// key is the one it made for a stream with id to local (XEP-0220 §2.1.3).
+func (o *s2sOut) verify(ctx context.Context, id, key string) (bool, error) {
+	select {
+	case <-o.established:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	o.mu.Lock()
+	if o.err != nil {
+		o.mu.Unlock()
+		return false, o.err
+	}
+	ch := make(chan bool, 1)
+	o.verifies[id] = ch
+	w := o.w
+	o.mu.Unlock()
+	b := []byte(`<db:verify`)
+	b = appendAttrs(b, "from", o.local, "to", o.remote, "id", id)
+	b = append(b, '>')
+	b = append(append(b, key...), "</db:verify>"...)
+	if err := w.write(b); err != nil {
+		return false, err
+	}
+	select {
+	case ok, answered := <-ch:
+		if !answered {
+			return false, errors.New("xmpp: the connection to the authoritative server ended")
+		}
+		return ok, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// closeS2S ends every outgoing connection, at shutdown.
+func (s *Server) closeS2S() {
+	s.s2sMu.Lock()
+	var all []*s2sOut
+	for _, o := range s.outgoingConns {
+		all = append(all, o)
+	}
+	s.s2sMu.Unlock()
+	for _, o := range all {
+		o.close()
+	}
+}
+
+// close ends an idle connection.
+func (o *s2sOut) close() {
+	o.mu.Lock()
+	w := o.w
+	o.mu.Unlock()
+	if w != nil {
+		w.write([]byte("</stream:stream>"))
+	}
+	o.fail(&s2sError{RemoteServerTimeout, errIdle})
+}
+
+// fail ends the connection: it is forgotten, and what waited bounces.
+func (o *s2sOut) fail(err error) {
+	s := o.srv
+	s.s2sMu.Lock()
+	if s.outgoingConns[pairKey(o.local, o.remote)] == o {
+		delete(s.outgoingConns, pairKey(o.local, o.remote))
+	}
+	s.s2sMu.Unlock()
+	o.mu.Lock()
+	if o.done {
+		o.mu.Unlock()
+		return
+	}
+	o.done, o.ready, o.err = true, false, err
+	queue := o.queue
+	o.queue = nil
+	if o.idle != nil {
+		o.idle.Stop()
+	}
+	select {
+	case <-o.established:
+	default:
+		close(o.established)
+	}
+	for id, ch := range o.verifies {
+		close(ch)
+		delete(o.verifies, id)
+	}
+	raw := o.raw
+	o.mu.Unlock()
+	if raw != nil {
+		raw.Close()
+	}
+	cond := RemoteServerNotFound
+	var se *s2sError
+	if errors.As(err, &se) {
+		cond = se.cond
+	}
+	if len(queue) > 0 || !errors.Is(err, errIdle) {
+		s.log.Info("s2s connection ended", "from", o.local, "to", o.remote, "err", err)
+	}
+	for _, st := range queue {
+		s.router.bounce(st, nil, StanzaError{Condition: cond})
+	}
+}
+
+var errIdle = errors.New("idle")

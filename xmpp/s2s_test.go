@@ -1,0 +1,161 @@
+package xmpp_test
+
+import (
+	"crypto/tls"
+	"encoding/xml"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+const remoteDomain = "remote.test"
+
+// TestFederationMessages: users of two xmppd servers exchange messages
+// both ways over server-to-server streams secured with STARTTLS and
+// authenticated with dialback (the test certificates are not valid for
+// either domain, so dialback is the only way).
+func TestFederationMessages(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		local, remote := testenv.StartPair(t, backend, remoteDomain)
+		alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
+		bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
+		if bob.JID.String() != "bob@remote.test/b" {
+			t.Fatalf("bound %s", bob.JID)
+		}
+		testenv.Exchange(t, alice, bob)
+		testenv.Exchange(t, bob, alice)
+		// An IQ crosses and its answer comes back.
+		alice.SendRaw(t, `<iq type="get" id="v1" to="`+remoteDomain+`"><query xmlns="jabber:iq:version"/></iq>`)
+		r := alice.Expect(t, "version result", func(el *xmpp.Element) bool { return el.Get("id") == "v1" })
+		if r.Get("type") != "result" || r.Get("from") != remoteDomain {
+			t.Fatalf("version answer %s", r)
+		}
+	})
+}
+
+// TestFederationUnreachable: a stanza to a domain whose server does not
+// answer bounces with remote-server-not-found.
+func TestFederationUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	s := testenv.Start(t, "sqlite", func(srv *xmpp.Server) {
+		srv.S2SRoutes = map[string]string{"gone.test": dead}
+	})
+	alice := s.Dial(t, s.AddUser(t, "alice", "pw"), "pw", "a")
+	alice.SendRaw(t, `<message type="chat" id="m1" to="bob@gone.test"><body>hi</body></message>`)
+	el := alice.Expect(t, "bounce", func(el *xmpp.Element) bool { return el.Get("id") == "m1" })
+	if el.Get("type") != "error" || el.Get("from") != "bob@gone.test" || !strings.Contains(el.String(), "remote-server-not-found") {
+		t.Fatalf("bounce %s", el)
+	}
+}
+
+// TestFederationSpoofedFrom: a peer that sends from a domain it has not
+// proved on the stream gets <invalid-from/>.
+func TestFederationSpoofedFrom(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	s.AddUser(t, "alice", "pw")
+	conn, err := net.Dial("tcp", s.S2S)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(testenv.Timeout))
+	header := `<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" xmlns:db="jabber:server:dialback" version="1.0" from="evil.test" to="localhost">`
+	io.WriteString(conn, header)
+	d := xml.NewDecoder(conn)
+	until := func(d *xml.Decoder, local string) {
+		t.Helper()
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				t.Fatalf("waiting for <%s>: %v", local, err)
+			}
+			if st, ok := tok.(xml.StartElement); ok && st.Name.Local == local {
+				return
+			}
+		}
+	}
+	until(d, "starttls")
+	io.WriteString(conn, `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`)
+	until(d, "proceed")
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	io.WriteString(tc, header)
+	d = xml.NewDecoder(tc)
+	until(d, "dialback")
+	io.WriteString(tc, `<message from="mallory@evil.test" to="alice@localhost" type="chat"><body>trust me</body></message>`)
+	var out strings.Builder
+	b := make([]byte, 4096)
+	for {
+		n, err := tc.Read(b)
+		out.Write(b[:n])
+		if err != nil || strings.Contains(out.String(), "</stream:stream>") {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), "<invalid-from") {
+		t.Fatalf("spoofed from answered with %q", out.String())
+	}
+}
+
+// TestFederationSubscription: a presence subscription across servers
+// (RFC 6121 §3.1), after which the contact's presence reaches the user.
+func TestFederationSubscription(t *testing.T) {
+	local, remote := testenv.StartPair(t, "sqlite", remoteDomain)
+	alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
+	bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
+	alice.SendRaw(t, `<presence/>`)
+	bob.SendRaw(t, `<presence/>`)
+	alice.SendRaw(t, `<presence to="bob@remote.test" type="subscribe"/>`)
+	bob.Expect(t, "subscription request", func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("type") == "subscribe" && el.Get("from") == "alice@localhost"
+	})
+	bob.SendRaw(t, `<presence to="alice@localhost" type="subscribed"/>`)
+	alice.Expect(t, "subscription approval", func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("type") == "subscribed" && el.Get("from") == "bob@remote.test"
+	})
+	alice.Expect(t, "bob's presence", func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("type") == "" && el.Get("from") == "bob@remote.test/b"
+	})
+	// Bob going offline reaches alice too.
+	bob.SendRaw(t, `<presence type="unavailable"/>`)
+	alice.Expect(t, "bob's unavailable presence", func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("type") == "unavailable" && el.Get("from") == "bob@remote.test/b"
+	})
+}
+
+// TestFederationMUC: a remote user joins one of our rooms and chats in it.
+func TestFederationMUC(t *testing.T) {
+	local, remote := testenv.StartPair(t, "sqlite", remoteDomain, func(srv *xmpp.Server) {
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test", MUC: true})
+	})
+	alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
+	bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
+	room := "lobby@conference.localhost"
+	alice.SendRaw(t, `<presence to="`+room+`/alice"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	alice.Expect(t, "own presence", func(el *xmpp.Element) bool { return el.Get("from") == room+"/alice" })
+	alice.SendRaw(t, `<iq type="set" id="inst" to="`+room+`"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"/></query></iq>`)
+	alice.Expect(t, "instant room", func(el *xmpp.Element) bool { return el.Get("id") == "inst" })
+
+	bob.SendRaw(t, `<presence to="`+room+`/bob"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	bob.Expect(t, "own presence in a remote room", func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") == room+"/bob" && el.Get("type") == ""
+	})
+	alice.Expect(t, "bob joined", func(el *xmpp.Element) bool { return el.Get("from") == room+"/bob" })
+	bob.SendRaw(t, `<message type="groupchat" to="`+room+`"><body>hello from afar</body></message>`)
+	for _, c := range []*testenv.Client{alice, bob} {
+		c.Expect(t, "groupchat", func(el *xmpp.Element) bool {
+			b := el.Child("", "body")
+			return el.Get("type") == "groupchat" && el.Get("from") == room+"/bob" && b != nil && b.Text() == "hello from afar"
+		})
+	}
+}

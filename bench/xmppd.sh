@@ -33,12 +33,13 @@ write_config() {
 		domain: $bench_domain
 		data_dir: $work/data
 
-		# Only c2s with STARTTLS, on loopback; no direct-TLS listener, and HTTP
-		# (WebSocket) only with WEBSOCKET=1.
+		# Only c2s with STARTTLS, on loopback; no direct-TLS or s2s listener,
+		# and HTTP (WebSocket) only with WEBSOCKET=1.
 		listen:
 		  c2s: 127.0.0.1:$port
 		  c2s_direct_tls: ""
 		  http: "$( [[ ${WEBSOCKET:-0} == 1 ]] && echo "127.0.0.1:$ws_port")"
+		  s2s: ""
 
 		# same: the shared certificate (xmppd accepts TLS 1.2 and later).
 		tls:

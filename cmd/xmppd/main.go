@@ -50,6 +50,7 @@ func run(args []string) error {
 	dataDir := fs.String("data", "", "data directory (overrides the file)")
 	c2s := fs.String("c2s", "", "STARTTLS client listener address, e.g. 127.0.0.1:5222 (overrides the file)")
 	direct := fs.String("c2s-tls", "", "direct TLS client listener address (overrides the file)")
+	s2sAddr := fs.String("s2s", "", "server-to-server listener address, e.g. 0.0.0.0:5269 (overrides the file)")
 	httpAddr := fs.String("http", "", "HTTP listener address for WebSocket, BOSH and the web client, e.g. 127.0.0.1:5280 (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler at this address, e.g. 127.0.0.1:6060 (off by default)")
@@ -65,6 +66,7 @@ func run(args []string) error {
 	setIf(&cfg.Listen.C2S, *c2s)
 	setIf(&cfg.Listen.C2SDirect, *direct)
 	setIf(&cfg.Listen.HTTP, *httpAddr)
+	setIf(&cfg.Listen.S2S, *s2sAddr)
 	setIf(&cfg.Log.Level, *level)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
 	if *pprofAddr != "" {
@@ -102,6 +104,14 @@ func run(args []string) error {
 	}
 	if err := listen(cfg.Listen.C2SDirect, "c2s direct tls", srv.ServeDirectTLS); err != nil {
 		return err
+	}
+	if cfg.S2S.Enabled {
+		if err := listen(cfg.Listen.S2S, "s2s starttls", srv.ServeS2S); err != nil {
+			return err
+		}
+		if err := listen(cfg.Listen.S2SDirect, "s2s direct tls", srv.ServeS2SDirectTLS); err != nil {
+			return err
+		}
 	}
 	hs, err := newHTTP(cfg, srv, log)
 	if err != nil {
@@ -220,6 +230,13 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 		AuthFailureDelay:   cfg.Auth.FailureDelay,
 		MaxAuthFailures:    cfg.Auth.MaxFailures,
 		AuthFailureWindow:  cfg.Auth.FailureWindow,
+		S2SDisabled:        !cfg.S2S.Enabled,
+		S2SRoutes:          cfg.S2S.Routes,
+		S2SAllow:           cfg.S2S.Allow,
+		S2SDeny:            cfg.S2S.Deny,
+		DialbackSecret:     []byte(cfg.S2S.DialbackSecret),
+		S2SIdleTimeout:     cfg.S2S.IdleTimeout,
+		S2SConnectTimeout:  cfg.S2S.ConnectTimeout,
 		Modules: modules.Default(modules.Options{
 			Store:              store,
 			Registry:           registry,

@@ -104,7 +104,7 @@ func startServer(t *testing.T, data string, args ...string) *server {
 		exited: make(chan struct{}),
 	}
 	s.cmd = exec.Command(filepath.Join(bin, "xmppd"), append([]string{
-		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0", "-http", "127.0.0.1:0"}, args...)...)
+		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0", "-http", "127.0.0.1:0", "-s2s", "127.0.0.1:0"}, args...)...)
 	s.cmd.Dir = t.TempDir()
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {

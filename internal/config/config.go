@@ -41,6 +41,7 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	MUC      MUC      `yaml:"muc"`
 	HTTP     HTTP     `yaml:"http"`
+	S2S      S2S      `yaml:"s2s"`
 	Log      Log      `yaml:"log"`
 }
 
@@ -128,6 +129,26 @@ type Listen struct {
 	// HTTPS with the server's certificate.
 	HTTP  string `yaml:"http"`
 	HTTPS string `yaml:"https"`
+	// S2S and S2SDirect accept other servers (federation).
+	S2S       string `yaml:"s2s"`
+	S2SDirect string `yaml:"s2s_direct_tls"`
+}
+
+// S2S configures federation with other servers.
+type S2S struct {
+	// Enabled lets users reach other domains (and listen.s2s accept them).
+	Enabled bool `yaml:"enabled"`
+	// Routes map domains to host:port, used before DNS.
+	Routes map[string]string `yaml:"routes"`
+	// Allow, when not empty, lists the only domains federated with; Deny
+	// lists domains never federated with.
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+	// DialbackSecret keys dialback; empty: random at each start. Nodes of
+	// one cluster must share it.
+	DialbackSecret string        `yaml:"dialback_secret"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // TLS names the certificate and key (PEM files).
@@ -189,7 +210,7 @@ func Default() Config {
 	return Config{
 		Domain:  "localhost",
 		DataDir: "./data",
-		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223", HTTP: "127.0.0.1:5280"},
+		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223", HTTP: "127.0.0.1:5280", S2S: "127.0.0.1:5269"},
 		Storage: Store{Backend: "sqlite"},
 		Presence: Presence{
 			Backend: "memory",
@@ -216,6 +237,14 @@ func Default() Config {
 			MaxOfflineMessages: 500,
 		},
 		MUC: MUC{Enabled: true},
+		S2S: S2S{
+			Enabled:        true,
+			Routes:         map[string]string{},
+			Allow:          []string{},
+			Deny:           []string{},
+			IdleTimeout:    10 * time.Minute,
+			ConnectTimeout: 30 * time.Second,
+		},
 		HTTP: HTTP{
 			AllowedOrigins: []string{},
 			SecureNetworks: []string{"127.0.0.0/8", "::1"},

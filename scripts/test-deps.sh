@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, and only those that are
 # missing: python3-slixmpp (interop client, run with /usr/bin/python3),
-# postgresql and redis-server (storage integration tests).
+# postgresql and redis-server (storage integration tests), prosody with
+# lua-unbound (the federation peer; unbound reads /etc/hosts).
 #
 # Idempotent: with everything present it neither touches apt nor needs root.
 set -euo pipefail
 
-packages=(python3-slixmpp postgresql redis-server)
+packages=(python3-slixmpp postgresql redis-server prosody lua-unbound)
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 

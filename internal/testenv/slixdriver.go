@@ -97,18 +97,25 @@ type Driver struct {
 // is stopped when t ends.
 func (s *Server) StartDriver(t testing.TB, user jid.JID, password, resource string, opts ...string) *Driver {
 	t.Helper()
-	NeedSlixmpp(t)
-	_, here, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(here), "slixmpp_driver.py")
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, s.CertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	addr := s.C2S
 	for i, o := range opts {
 		if o == "--mode=directtls" || o == "--mode" && i+1 < len(opts) && opts[i+1] == "directtls" {
 			addr = s.DirectTLS
 		}
+	}
+	return StartDriverAt(t, addr, s.CertPEM, user, password, resource, opts...)
+}
+
+// StartDriverAt is StartDriver against any server: addr is its c2s address
+// and certPEM the certificate to trust.
+func StartDriverAt(t testing.TB, addr string, certPEM []byte, user jid.JID, password, resource string, opts ...string) *Driver {
+	t.Helper()
+	NeedSlixmpp(t)
+	_, here, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(here), "slixmpp_driver.py")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, certPEM, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	args := []string{script, "--host", "127.0.0.1", "--port", port, "--cafile", ca,

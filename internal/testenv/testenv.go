@@ -101,6 +101,12 @@ func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Serve
 	return start(t, backend, listen(t), configure...)
 }
 
+// StartWithS2S is Start with the federation listener given.
+func StartWithS2S(t testing.TB, backend string, s2s net.Listener, configure ...func(*xmpp.Server)) *Server {
+	t.Helper()
+	return start(t, backend, s2s, configure...)
+}
+
 // StartPair runs two servers federated with each other by static routes:
 // one for Domain and one for domain, each with its own store of backend.
 // configure applies to both.

@@ -2,6 +2,8 @@ package xmpp
 
 import (
 	"crypto/hmac"
+	"crypto/tls"
+	"crypto/x509"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -50,6 +52,56 @@ func (s *Server) initS2S() {
 	s.S2SIdleTimeout = positive(s.S2SIdleTimeout, DefaultS2SIdleTimeout)
 	s.S2SConnectTimeout = positive(s.S2SConnectTimeout, DefaultS2SConnectTimeout)
 	s.outgoingConns = make(map[string]*s2sOut)
+}
+
+// certValidFor reports whether a peer's certificate chain is valid for
+// domain under S2SRootCAs (RFC 6120 §13.7.1.2, RFC 6125). Server
+// certificates are accepted from a connecting server too: most carry only
+// the serverAuth usage.
+func (s *Server) certValidFor(chain []*x509.Certificate, domain string) bool {
+	if len(chain) == 0 || domain == "" {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{
+		DNSName:       domain,
+		Roots:         s.S2SRootCAs,
+		Intermediates: inter,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	return err == nil
+}
+
+// s2sServerTLS is the TLS configuration for incoming server streams: the
+// peer is asked for its certificate, which SASL EXTERNAL checks.
+func (s *Server) s2sServerTLS() *tls.Config {
+	c := s.TLSConfig.Clone()
+	c.ClientAuth = tls.RequestClientCert
+	return c
+}
+
+// An S2SLink is an outgoing server-to-server stream.
+type S2SLink struct {
+	Local, Remote string
+	// Auth is how the remote server accepted us: "external" (SASL EXTERNAL
+	// with our certificate), "dialback", or "" while it is being set up.
+	Auth string
+}
+
+// S2SLinks lists the outgoing server-to-server streams.
+func (s *Server) S2SLinks() []S2SLink {
+	s.s2sMu.Lock()
+	defer s.s2sMu.Unlock()
+	var out []S2SLink
+	for _, o := range s.outgoingConns {
+		o.mu.Lock()
+		out = append(out, S2SLink{Local: o.local, Remote: o.remote, Auth: o.auth})
+		o.mu.Unlock()
+	}
+	return out
 }
 
 // serves reports whether domain is ours: the server's or a component's.

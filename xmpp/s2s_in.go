@@ -3,10 +3,12 @@ package xmpp
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +50,7 @@ func (s *Server) handleS2S(raw net.Conn, direct bool) {
 	stop := context.AfterFunc(s.ctx, func() { raw.SetReadDeadline(time.Now()) })
 	defer stop()
 	if direct {
-		tc := tls.Server(raw, s.TLSConfig)
+		tc := tls.Server(raw, s.s2sServerTLS())
 		if err := tc.Handshake(); err != nil {
 			return
 		}
@@ -76,6 +78,7 @@ func (s *Server) handleS2S(raw net.Conn, direct bool) {
 func (c *s2sIn) serve(conn net.Conn, secure bool) error {
 	s := c.srv
 	wroteHeader := false
+	saslDone := false
 	defer func() {
 		if !wroteHeader {
 			c.w.write(appendS2SHeader(nil, s.Domain, "", randomID()))
@@ -103,7 +106,14 @@ func (c *s2sIn) serve(conn net.Conn, secure bool) error {
 			return StreamError{Condition: PolicyViolation, Text: "federation with " + from + " is not allowed"}
 		}
 		b = append(b, "<stream:features>"...)
+		external := false
 		if secure {
+			// A certificate valid for the peer's domain authenticates it
+			// (RFC 6120 §13.7.1.2); otherwise dialback must.
+			if tc, ok := conn.(*tls.Conn); ok && !saslDone && s.certValidFor(tc.ConnectionState().PeerCertificates, from) {
+				external = true
+				b = append(b, `<mechanisms xmlns="`+NSSASL+`"><mechanism>EXTERNAL</mechanism></mechanisms>`...)
+			}
 			b = append(b, `<dialback xmlns="`+NSDialbackFeature+`"><errors/></dialback>`...)
 		} else {
 			b = append(b, `<starttls xmlns="`+NSTLS+`"><required/></starttls>`...)
@@ -122,7 +132,7 @@ func (c *s2sIn) serve(conn net.Conn, secure bool) error {
 					return StreamError{Condition: PolicyViolation, Text: "STARTTLS is required"}
 				}
 				c.w.write([]byte(`<proceed xmlns="` + NSTLS + `"/>`))
-				tc := tls.Server(conn, s.TLSConfig)
+				tc := tls.Server(conn, s.s2sServerTLS())
 				if err := tc.Handshake(); err != nil {
 					return err
 				}
@@ -130,11 +140,52 @@ func (c *s2sIn) serve(conn net.Conn, secure bool) error {
 				c.w = &s2sWriter{conn: tc}
 				break // a new stream on the encrypted connection
 			}
+			if external && el.Space == NSSASL && el.Local == "auth" {
+				ok, err := c.external(el, from, to)
+				if err != nil {
+					return err
+				}
+				if ok {
+					saslDone = true
+					break // the peer restarts the stream
+				}
+				external = false
+				continue
+			}
 			if err := c.handle(el, id); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// external answers SASL EXTERNAL (RFC 6120 §6.4, XEP-0178 for servers):
+// the authorization identity, if any, must be the domain the certificate
+// was found valid for.
+func (c *s2sIn) external(el *Element, from, to string) (bool, error) {
+	fail := func(cond string) (bool, error) {
+		return false, c.w.write([]byte(`<failure xmlns="` + NSSASL + `"><` + cond + `/></failure>`))
+	}
+	if el.Get("mechanism") != "EXTERNAL" {
+		return fail("invalid-mechanism")
+	}
+	authzid := ""
+	if t := strings.TrimSpace(el.Text()); t != "" && t != "=" {
+		b, err := base64.StdEncoding.DecodeString(t)
+		if err != nil {
+			return fail("incorrect-encoding")
+		}
+		authzid = string(b)
+	}
+	if authzid != "" && authzid != from {
+		return fail("invalid-authzid")
+	}
+	c.mu.Lock()
+	c.authorized[pairKey(from, to)] = true
+	c.mu.Unlock()
+	c.raw.SetDeadline(time.Time{})
+	c.srv.log.Info("s2s authenticated", "from", from, "to", to, "auth", "external")
+	return true, c.w.write([]byte(`<success xmlns="` + NSSASL + `"/>`))
 }
 
 // handle acts on one element of an encrypted stream.

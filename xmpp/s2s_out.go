@@ -35,6 +35,7 @@ type s2sOut struct {
 	err         error
 	raw         net.Conn
 	stream      *s2sStream
+	auth        string // "external" or "dialback" once accepted
 }
 
 func pairKey(local, remote string) string { return local + " " + remote }
@@ -130,10 +131,13 @@ func (o *s2sOut) touch() {
 // it ends.
 func (o *s2sOut) run() {
 	defer o.srv.wg.Done()
-	err := o.connect()
+	external, err := o.connect()
 	if err != nil {
 		o.fail(err)
 		return
+	}
+	if external {
+		o.authenticated("external")
 	}
 	o.fail(o.read())
 }
@@ -167,12 +171,11 @@ func (o *s2sOut) open(conn net.Conn) (*s2sStream, *Element, error) {
 	return st, f, nil
 }
 
-func (o *s2sOut) connect() error {
+func (o *s2sOut) connect() (external bool, err error) {
 	s := o.srv
 	ctx, cancel := context.WithTimeout(s.ctx, s.S2SConnectTimeout)
 	defer cancel()
 	var raw net.Conn
-	var err error
 	for _, addr := range s.s2sAddrs(o.remote) {
 		var d net.Dialer
 		raw, err = d.DialContext(ctx, "tcp", addr)
@@ -184,7 +187,7 @@ func (o *s2sOut) connect() error {
 		if err == nil {
 			err = errors.New("no address")
 		}
-		return &s2sError{RemoteServerNotFound, err}
+		return false, &s2sError{RemoteServerNotFound, err}
 	}
 	o.mu.Lock()
 	o.raw = raw
@@ -199,24 +202,50 @@ func (o *s2sOut) connect() error {
 	}
 	st, feat, err := o.open(raw)
 	if err != nil {
-		return timeout(err)
+		return false, timeout(err)
 	}
 	if feat.Child(NSTLS, "starttls") == nil {
-		return &s2sError{RemoteServerNotFound, errors.New("the remote server does not offer STARTTLS")}
+		return false, &s2sError{RemoteServerNotFound, errors.New("the remote server does not offer STARTTLS")}
 	}
 	raw.Write([]byte(`<starttls xmlns="` + NSTLS + `"/>`))
 	if el, err := nextElement(st.d); err != nil || el.Local != "proceed" {
-		return timeout(errors.Join(errors.New("STARTTLS refused"), err))
+		return false, timeout(errors.Join(errors.New("STARTTLS refused"), err))
 	}
 	// Dialback authenticates the domain, so a certificate that does not
-	// verify is no reason to give up (XEP-0220 §1).
-	tc := tls.Client(raw, &tls.Config{ServerName: o.remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	// verify is no reason to give up (XEP-0220 §1). Ours goes along, for
+	// SASL EXTERNAL.
+	tc := tls.Client(raw, &tls.Config{
+		ServerName:         o.remote,
+		InsecureSkipVerify: true,
+		MinVersion:         tls.VersionTLS12,
+		Certificates:       s.TLSConfig.Certificates,
+	})
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return timeout(err)
+		return false, timeout(err)
 	}
-	st, _, err = o.open(tc)
+	st, feat, err = o.open(tc)
 	if err != nil {
-		return timeout(err)
+		return false, timeout(err)
+	}
+	if mechs := feat.Child(NSSASL, "mechanisms"); mechs != nil && hasMechanism(mechs, "EXTERNAL") {
+		// The peer finds our certificate valid for our domain (RFC 6120
+		// §6.4, §13.7.1.2): no dialback needed.
+		tc.Write([]byte(`<auth xmlns="` + NSSASL + `" mechanism="EXTERNAL">=</auth>`))
+		el, err := nextElement(st.d)
+		if err != nil {
+			return false, timeout(err)
+		}
+		if el.Local == "success" {
+			if st, _, err = o.open(tc); err != nil {
+				return false, timeout(err)
+			}
+			o.mu.Lock()
+			o.w, o.stream = &s2sWriter{conn: tc}, st
+			o.mu.Unlock()
+			close(o.established)
+			return true, nil
+		}
+		// A failure: dialback on the same stream.
 	}
 	o.mu.Lock()
 	o.w = &s2sWriter{conn: tc}
@@ -230,9 +259,18 @@ func (o *s2sOut) connect() error {
 	b = append(b, '>')
 	b = append(append(b, key...), "</db:result>"...)
 	if err := o.w.write(b); err != nil {
-		return timeout(err)
+		return false, timeout(err)
 	}
-	return nil
+	return false, nil
+}
+
+func hasMechanism(mechs *Element, name string) bool {
+	for _, m := range mechs.Elements() {
+		if m.Local == "mechanism" && m.Text() == name {
+			return true
+		}
+	}
+	return false
 }
 
 // read handles what the remote server sends on our stream: the answer to
@@ -251,7 +289,7 @@ func (o *s2sOut) read() error {
 			if el.Get("type") != "valid" {
 				return &s2sError{RemoteServerNotFound, errDialbackFailed}
 			}
-			o.authenticated()
+			o.authenticated("dialback")
 		case el.Space == NSDialback && el.Local == "verify":
 			o.mu.Lock()
 			ch := o.verifies[el.Get("id")]
@@ -267,8 +305,9 @@ func (o *s2sOut) read() error {
 }
 
 // authenticated makes the stream ready and sends what waited.
-func (o *s2sOut) authenticated() {
+func (o *s2sOut) authenticated(how string) {
 	o.mu.Lock()
+	o.auth = how
 	queue := o.queue
 	o.queue = nil
 	o.ready = true
@@ -276,7 +315,7 @@ func (o *s2sOut) authenticated() {
 	o.idle = time.AfterFunc(o.srv.S2SIdleTimeout, o.close)
 	w := o.w
 	o.mu.Unlock()
-	o.srv.log.Info("s2s connection ready", "from", o.local, "to", o.remote)
+	o.srv.log.Info("s2s connection ready", "from", o.local, "to", o.remote, "auth", how)
 	for _, st := range queue {
 		if err := w.write(serverBytes(st)); err != nil {
 			break

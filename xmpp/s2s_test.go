@@ -30,6 +30,9 @@ func TestFederationMessages(t *testing.T) {
 		}
 		testenv.Exchange(t, alice, bob)
 		testenv.Exchange(t, bob, alice)
+		if got := links(local); got["localhost "+remoteDomain] != "dialback" {
+			t.Errorf("outgoing links %v: the test certificates are valid for nobody, want dialback", got)
+		}
 		// An IQ crosses and its answer comes back.
 		alice.SendRaw(t, `<iq type="get" id="v1" to="`+remoteDomain+`"><query xmlns="jabber:iq:version"/></iq>`)
 		r := alice.Expect(t, "version result", func(el *xmpp.Element) bool { return el.Get("id") == "v1" })
@@ -158,4 +161,60 @@ func TestFederationMUC(t *testing.T) {
 			return el.Get("type") == "groupchat" && el.Get("from") == room+"/bob" && b != nil && b.Text() == "hello from afar"
 		})
 	}
+}
+
+// TestFederationExternal: servers whose certificates are valid for their
+// domains authenticate each other with SASL EXTERNAL, not dialback; a
+// certificate for another name falls back to dialback.
+func TestFederationExternal(t *testing.T) {
+	ca := testenv.NewCA(t)
+	for _, tc := range []struct {
+		name, remoteCertFor, want string
+	}{
+		{"valid certificates", remoteDomain, "external"},
+		{"a certificate for another domain", "elsewhere.test", "dialback"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			la, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			local := testenv.StartWithS2S(t, "sqlite", la, func(srv *xmpp.Server) {
+				srv.TLSConfig = xmpp.TLSConfig(ca.Issue(t, testenv.Domain))
+				srv.S2SRootCAs = ca.Pool
+				srv.S2SRoutes = map[string]string{remoteDomain: lb.Addr().String()}
+			})
+			remote := testenv.StartWithS2S(t, "sqlite", lb, func(srv *xmpp.Server) {
+				srv.Domain = remoteDomain
+				// Also for localhost: testenv's clients check that name.
+				srv.TLSConfig = xmpp.TLSConfig(ca.Issue(t, tc.remoteCertFor, testenv.Domain))
+				srv.S2SRootCAs = ca.Pool
+				srv.S2SRoutes = map[string]string{testenv.Domain: la.Addr().String()}
+			})
+			local.Roots.AppendCertsFromPEM(ca.PEM)
+			remote.Roots.AppendCertsFromPEM(ca.PEM)
+			alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
+			bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
+			testenv.Exchange(t, alice, bob)
+			testenv.Exchange(t, bob, alice)
+			if got := links(local); got[testenv.Domain+" "+remoteDomain] != "external" {
+				t.Errorf("localhost → remote.test: %v, want external (remote.test trusts localhost's certificate)", got)
+			}
+			if got := links(remote); got[remoteDomain+" "+testenv.Domain] != tc.want {
+				t.Errorf("remote.test → localhost: %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func links(s *testenv.Server) map[string]string {
+	m := map[string]string{}
+	for _, l := range s.S2SLinks() {
+		m[l.Local+" "+l.Remote] = l.Auth
+	}
+	return m
 }

@@ -3,6 +3,7 @@ package xmpp
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -90,6 +91,10 @@ type Server struct {
 	// S2SIdleTimeout closes outgoing server-to-server connections unused
 	// for that long; S2SConnectTimeout bounds setting one up.
 	S2SIdleTimeout, S2SConnectTimeout time.Duration
+	// S2SRootCAs verify the certificates of other servers: one valid for
+	// the peer's domain lets it authenticate with SASL EXTERNAL instead of
+	// dialback. Nil: the system's roots.
+	S2SRootCAs *x509.CertPool
 
 	once      sync.Once
 	setupOnce sync.Once

@@ -2,10 +2,10 @@ package xmpp
 
 import (
 	"crypto/hmac"
-	"crypto/tls"
-	"crypto/x509"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -130,24 +131,42 @@ func (s *Server) remoteAllowed(domain string) bool {
 	return false
 }
 
-// s2sAddrs are the addresses to try for a remote domain: a static route,
-// else DNS SRV _xmpp-server._tcp, else the domain itself on 5269 (RFC
-// 6120 §3.2).
-func (s *Server) s2sAddrs(domain string) []string {
+// An s2sAddr is where to reach a remote server, and whether TLS starts at
+// once (XEP-0368) rather than with STARTTLS.
+type s2sAddr struct {
+	addr   string
+	direct bool
+}
+
+// s2sAddrs are the addresses to try for a remote domain: a static route
+// ("host:port", or "tls://host:port" for direct TLS), else the DNS SRV
+// records _xmpps-server._tcp (direct TLS) then _xmpp-server._tcp, else the
+// domain itself on 5269 (RFC 6120 §3.2, XEP-0368).
+func (s *Server) s2sAddrs(domain string) []s2sAddr {
 	if a, ok := s.S2SRoutes[domain]; ok {
-		return []string{a}
+		if rest, ok := strings.CutPrefix(a, "tls://"); ok {
+			return []s2sAddr{{rest, true}}
+		}
+		return []s2sAddr{{a, false}}
 	}
-	var out []string
-	if _, srvs, err := net.LookupSRV("xmpp-server", "tcp", domain); err == nil {
+	var out []s2sAddr
+	for _, svc := range []struct {
+		name   string
+		direct bool
+	}{{"xmpps-server", true}, {"xmpp-server", false}} {
+		_, srvs, err := net.LookupSRV(svc.name, "tcp", domain)
+		if err != nil {
+			continue
+		}
 		for _, r := range srvs {
 			if r.Target == "." {
-				return nil // the domain says it offers no service
+				continue // no service of this kind (RFC 2782)
 			}
-			out = append(out, net.JoinHostPort(r.Target, strconv.Itoa(int(r.Port))))
+			out = append(out, s2sAddr{net.JoinHostPort(r.Target, strconv.Itoa(int(r.Port))), svc.direct})
 		}
 	}
 	if len(out) == 0 {
-		out = append(out, net.JoinHostPort(domain, "5269"))
+		out = append(out, s2sAddr{net.JoinHostPort(domain, "5269"), false})
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
@@ -223,7 +224,7 @@ func (c *s2sIn) handle(el *Element, streamID string) error {
 		// We are the authority for 'to': was the key ours?
 		from, to, id := el.Get("from"), el.Get("to"), el.Get("id")
 		typ := "invalid"
-		if s.serves(to) && el.Text() == s.dialbackKey(from, to, id) {
+		if s.serves(to) && hmac.Equal([]byte(el.Text()), []byte(s.dialbackKey(from, to, id))) {
 			typ = "valid"
 		}
 		b := []byte(`<db:verify`)

@@ -36,6 +36,7 @@ type s2sOut struct {
 	raw         net.Conn
 	stream      *s2sStream
 	auth        string // "external" or "dialback" once accepted
+	out         chan []byte // to the writer, once ready
 }
 
 func pairKey(local, remote string) string { return local + " " + remote }
@@ -65,11 +66,15 @@ func (s *Server) sendRemote(st *Element, local, remote string, origin *Session) 
 	o := s.outgoing(local, remote)
 	o.mu.Lock()
 	if o.ready {
-		w := o.w
 		o.touch()
-		o.mu.Unlock()
-		if err := w.write(serverBytes(st)); err != nil {
-			o.fail(&s2sError{RemoteServerTimeout, err})
+		// The writer goroutine sends it: a slow remote server holds up
+		// nobody but the stanzas for it.
+		select {
+		case o.out <- serverBytes(st):
+			o.mu.Unlock()
+		default:
+			o.mu.Unlock()
+			s.router.bounce(st, origin, StanzaError{Condition: ResourceConstraintC, Text: "too many stanzas waiting for " + remote})
 		}
 		return
 	}
@@ -176,10 +181,12 @@ func (o *s2sOut) connect() (external bool, err error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.S2SConnectTimeout)
 	defer cancel()
 	var raw net.Conn
-	for _, addr := range s.s2sAddrs(o.remote) {
+	var direct bool
+	for _, a := range s.s2sAddrs(o.remote) {
 		var d net.Dialer
-		raw, err = d.DialContext(ctx, "tcp", addr)
+		raw, err = d.DialContext(ctx, "tcp", a.addr)
 		if err == nil {
+			direct = a.direct
 			break
 		}
 	}
@@ -200,17 +207,6 @@ func (o *s2sOut) connect() (external bool, err error) {
 		}
 		return &s2sError{RemoteServerNotFound, err}
 	}
-	st, feat, err := o.open(raw)
-	if err != nil {
-		return false, timeout(err)
-	}
-	if feat.Child(NSTLS, "starttls") == nil {
-		return false, &s2sError{RemoteServerNotFound, errors.New("the remote server does not offer STARTTLS")}
-	}
-	raw.Write([]byte(`<starttls xmlns="` + NSTLS + `"/>`))
-	if el, err := nextElement(st.d); err != nil || el.Local != "proceed" {
-		return false, timeout(errors.Join(errors.New("STARTTLS refused"), err))
-	}
 	// Dialback authenticates the domain, so a certificate that does not
 	// verify is no reason to give up (XEP-0220 §1). Ours goes along, for
 	// SASL EXTERNAL.
@@ -219,11 +215,25 @@ func (o *s2sOut) connect() (external bool, err error) {
 		InsecureSkipVerify: true,
 		MinVersion:         tls.VersionTLS12,
 		Certificates:       s.TLSConfig.Certificates,
+		NextProtos:         []string{"xmpp-server"},
 	})
+	if !direct {
+		st, feat, err := o.open(raw)
+		if err != nil {
+			return false, timeout(err)
+		}
+		if feat.Child(NSTLS, "starttls") == nil {
+			return false, &s2sError{RemoteServerNotFound, errors.New("the remote server does not offer STARTTLS")}
+		}
+		raw.Write([]byte(`<starttls xmlns="` + NSTLS + `"/>`))
+		if el, err := nextElement(st.d); err != nil || el.Local != "proceed" {
+			return false, timeout(errors.Join(errors.New("STARTTLS refused"), err))
+		}
+	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return false, timeout(err)
 	}
-	st, feat, err = o.open(tc)
+	st, feat, err := o.open(tc)
 	if err != nil {
 		return false, timeout(err)
 	}
@@ -313,12 +323,40 @@ func (o *s2sOut) authenticated(how string) {
 	o.ready = true
 	o.stream.g.Conn.SetDeadline(time.Time{})
 	o.idle = time.AfterFunc(o.srv.S2SIdleTimeout, o.close)
-	w := o.w
+	o.out = make(chan []byte, maxS2SQueue)
+	for _, st := range queue {
+		o.out <- serverBytes(st)
+	}
+	o.srv.wg.Add(1)
+	go o.write(o.w, o.out)
 	o.mu.Unlock()
 	o.srv.log.Info("s2s connection ready", "from", o.local, "to", o.remote, "auth", how)
-	for _, st := range queue {
-		if err := w.write(serverBytes(st)); err != nil {
-			break
+}
+
+// write sends what is queued for the remote server, many stanzas per
+// write when they pile up, until the connection ends.
+func (o *s2sOut) write(w *s2sWriter, out chan []byte) {
+	defer o.srv.wg.Done()
+	var buf []byte
+	for b := range out {
+		buf = append(buf[:0], b...)
+		for more := true; more && len(buf) < writeBatch; {
+			select {
+			case b, ok := <-out:
+				if !ok {
+					more = false
+					break
+				}
+				buf = append(buf, b...)
+			default:
+				more = false
+			}
+		}
+		if err := w.write(buf); err != nil {
+			go o.fail(&s2sError{RemoteServerTimeout, err})
+			for range out {
+			}
+			return
 		}
 	}
 }
@@ -398,6 +436,10 @@ func (o *s2sOut) fail(err error) {
 	o.done, o.ready, o.err = true, false, err
 	queue := o.queue
 	o.queue = nil
+	if o.out != nil {
+		close(o.out)
+		o.out = nil
+	}
 	if o.idle != nil {
 		o.idle.Stop()
 	}

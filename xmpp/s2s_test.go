@@ -39,6 +39,18 @@ func TestFederationMessages(t *testing.T) {
 		if r.Get("type") != "result" || r.Get("from") != remoteDomain {
 			t.Fatalf("version answer %s", r)
 		}
+		for _, q := range []string{`<ping xmlns="urn:xmpp:ping"/>`, `<query xmlns="http://jabber.org/protocol/disco#info"/>`} {
+			alice.SendRaw(t, `<iq type="get" id="q" to="`+remoteDomain+`">`+q+`</iq>`)
+			if r := alice.Expect(t, "answer", func(el *xmpp.Element) bool { return el.Get("id") == "q" }); r.Get("type") != "result" {
+				t.Fatalf("%s across servers: %s", q, r)
+			}
+		}
+		// An IQ to a user of the other server that has no such resource
+		// comes back as an error from there.
+		alice.SendRaw(t, `<iq type="get" id="nores" to="bob@`+remoteDomain+`/nope"><ping xmlns="urn:xmpp:ping"/></iq>`)
+		if r := alice.Expect(t, "error", func(el *xmpp.Element) bool { return el.Get("id") == "nores" }); r.Get("type") != "error" {
+			t.Fatalf("IQ to a missing remote resource: %s", r)
+		}
 	})
 }
 
@@ -217,4 +229,116 @@ func links(s *testenv.Server) map[string]string {
 		m[l.Local+" "+l.Remote] = l.Auth
 	}
 	return m
+}
+
+// TestFederationIdleAndDeny: an unused outgoing stream closes after the
+// idle timeout and a new one opens when needed; a denied domain is not
+// contacted at all.
+func TestFederationIdleAndDeny(t *testing.T) {
+	local, remote := testenv.StartPair(t, "sqlite", remoteDomain, func(srv *xmpp.Server) {
+		srv.S2SIdleTimeout = 200 * time.Millisecond
+		srv.S2SDeny = []string{"denied.test"}
+	})
+	alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
+	bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
+	testenv.Exchange(t, alice, bob)
+	deadline := time.Now().Add(testenv.Timeout)
+	for len(local.S2SLinks()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle links still open: %v", local.S2SLinks())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	testenv.Exchange(t, alice, bob) // a new stream
+
+	alice.SendRaw(t, `<message type="chat" id="d1" to="eve@denied.test"><body>hi</body></message>`)
+	el := alice.Expect(t, "bounce", func(el *xmpp.Element) bool { return el.Get("id") == "d1" })
+	if el.Get("type") != "error" || !strings.Contains(el.String(), "remote-server-not-found") {
+		t.Fatalf("a message to a denied domain came back as %s", el)
+	}
+	for _, l := range local.S2SLinks() {
+		if l.Remote == "denied.test" {
+			t.Fatal("a stream to a denied domain was opened")
+		}
+	}
+}
+
+// TestFederationBadInput: what a peer gets for malformed XML, an unknown
+// host, and a stanza before STARTTLS; and a direct TLS listener offers
+// dialback at once.
+func TestFederationBadInput(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	header := func(to string) string {
+		return `<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" xmlns:db="jabber:server:dialback" version="1.0" from="peer.test" to="` + to + `">`
+	}
+	readAll := func(c net.Conn) string {
+		c.SetReadDeadline(time.Now().Add(testenv.Timeout))
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	for _, tc := range []struct{ name, send, want string }{
+		{"malformed", header("localhost") + `<<>`, "not-well-formed"},
+		{"unknown host", header("nowhere.test"), "host-unknown"},
+		{"stanza before STARTTLS", header("localhost") + `<message from="a@peer.test" to="b@localhost"/>`, "policy-violation"},
+		{"client namespace", strings.Replace(header("localhost"), "jabber:server", "jabber:client", 1), "invalid-namespace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", s.S2S)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, tc.send)
+			if out := readAll(c); !strings.Contains(out, tc.want) || !strings.Contains(out, "</stream:stream>") {
+				t.Fatalf("got %q, want a %s stream error", out, tc.want)
+			}
+		})
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.ServeS2SDirectTLS(l)
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, header("localhost"))
+	c.SetReadDeadline(time.Now().Add(testenv.Timeout))
+	var got strings.Builder
+	buf := make([]byte, 2048)
+	for !strings.Contains(got.String(), "</stream:features>") {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("direct TLS: %v after %q", err, got.String())
+		}
+	}
+	if !strings.Contains(got.String(), xmpp.NSDialbackFeature) || strings.Contains(got.String(), "starttls") {
+		t.Fatalf("direct TLS features %q: want dialback, no STARTTLS", got.String())
+	}
+	s.Others(t)
+}
+
+
+// TestFederationDirectTLS: a route to a direct TLS listener (XEP-0368)
+// carries the stream with TLS from the first byte.
+func TestFederationDirectTLS(t *testing.T) {
+	la, _ := net.Listen("tcp", "127.0.0.1:0")
+	ld, _ := net.Listen("tcp", "127.0.0.1:0")
+	lb, _ := net.Listen("tcp", "127.0.0.1:0")
+	local := testenv.StartWithS2S(t, "sqlite", la, func(srv *xmpp.Server) {
+		srv.S2SRoutes = map[string]string{remoteDomain: lb.Addr().String()}
+	})
+	go local.ServeS2SDirectTLS(ld)
+	remote := testenv.StartWithS2S(t, "sqlite", lb, func(srv *xmpp.Server) {
+		srv.Domain = remoteDomain
+		srv.S2SRoutes = map[string]string{testenv.Domain: "tls://" + ld.Addr().String()}
+	})
+	alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
+	bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
+	testenv.Exchange(t, bob, alice)
+	testenv.Exchange(t, alice, bob)
 }

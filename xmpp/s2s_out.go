@@ -35,7 +35,7 @@ type s2sOut struct {
 	err         error
 	raw         net.Conn
 	stream      *s2sStream
-	auth        string // "external" or "dialback" once accepted
+	auth        string      // "external" or "dialback" once accepted
 	out         chan []byte // to the writer, once ready
 }
 

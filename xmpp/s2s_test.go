@@ -322,7 +322,6 @@ func TestFederationBadInput(t *testing.T) {
 	s.Others(t)
 }
 
-
 // TestFederationDirectTLS: a route to a direct TLS listener (XEP-0368)
 // carries the stream with TLS from the first byte.
 func TestFederationDirectTLS(t *testing.T) {

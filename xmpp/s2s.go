@@ -206,9 +206,9 @@ func attr(start xml.StartElement, name string) string {
 	return ""
 }
 
-// nextElement reads the next top-level element of a stream; io.EOF when the
-// peer closed it.
-func nextElement(d *xml.Decoder) (*Element, error) {
+// NextElement reads the next top-level element of a stream from d; io.EOF
+// when the peer closed the stream.
+func NextElement(d *xml.Decoder) (*Element, error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {

@@ -124,7 +124,7 @@ func (c *s2sIn) serve(conn net.Conn, secure bool) error {
 			return err
 		}
 		for {
-			el, err := nextElement(d)
+			el, err := NextElement(d)
 			if err != nil {
 				return err
 			}

@@ -166,7 +166,7 @@ func (o *s2sOut) open(conn net.Conn) (*s2sStream, *Element, error) {
 		return nil, nil, err
 	}
 	st.id = attr(hdr, "id")
-	f, err := nextElement(st.d)
+	f, err := NextElement(st.d)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -226,7 +226,7 @@ func (o *s2sOut) connect() (external bool, err error) {
 			return false, &s2sError{RemoteServerNotFound, errors.New("the remote server does not offer STARTTLS")}
 		}
 		raw.Write([]byte(`<starttls xmlns="` + NSTLS + `"/>`))
-		if el, err := nextElement(st.d); err != nil || el.Local != "proceed" {
+		if el, err := NextElement(st.d); err != nil || el.Local != "proceed" {
 			return false, timeout(errors.Join(errors.New("STARTTLS refused"), err))
 		}
 	}
@@ -241,7 +241,7 @@ func (o *s2sOut) connect() (external bool, err error) {
 		// The peer finds our certificate valid for our domain (RFC 6120
 		// §6.4, §13.7.1.2): no dialback needed.
 		tc.Write([]byte(`<auth xmlns="` + NSSASL + `" mechanism="EXTERNAL">=</auth>`))
-		el, err := nextElement(st.d)
+		el, err := NextElement(st.d)
 		if err != nil {
 			return false, timeout(err)
 		}
@@ -290,7 +290,7 @@ func (o *s2sOut) read() error {
 	st := o.stream
 	o.mu.Unlock()
 	for {
-		el, err := nextElement(st.d)
+		el, err := NextElement(st.d)
 		if err != nil {
 			return &s2sError{RemoteServerTimeout, err}
 		}

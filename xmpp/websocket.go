@@ -76,8 +76,11 @@ type wsConn struct {
 	limit  int64 // the largest message read; negative: none
 	// seen is when the client was last heard from (a message or a pong),
 	// in unix nanoseconds; the liveness timer pings it when it is silent.
-	seen      atomic.Int64
-	live      *time.Timer
+	seen atomic.Int64
+	live *time.Timer
+	// writeDL is the write deadline (unix nanoseconds, 0: none). gorilla
+	// keeps its own without a lock, so only the writer hands it over.
+	writeDL   atomic.Int64
 	closeOnce sync.Once
 }
 
@@ -208,6 +211,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		case PartEnd:
 			msg = []byte(`<close xmlns="` + NSFraming + `"/>`)
 		}
+		c.ws.SetWriteDeadline(c.writeDeadline())
 		return c.ws.WriteMessage(websocket.TextMessage, msg)
 	})
 	if err != nil {
@@ -245,7 +249,25 @@ func (c *wsConn) RemoteAddr() net.Addr { return c.remote }
 
 func (c *wsConn) SetDeadline(t time.Time) error {
 	c.ws.SetReadDeadline(t)
-	return c.ws.SetWriteDeadline(t)
+	return c.SetWriteDeadline(t)
 }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+// SetWriteDeadline may come from any goroutine (Session.Close): it is
+// recorded for the writer and put on the connection at once, so that a
+// write in progress gives up too.
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	c.writeDL.Store(n)
+	return c.ws.NetConn().SetWriteDeadline(t)
+}
+
+func (c *wsConn) writeDeadline() time.Time {
+	if n := c.writeDL.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}

@@ -396,29 +396,18 @@ func restart(rw io.ReadWriter, header string) (*xml.Decoder, error) {
 
 // next reads the next top-level element; a stream error becomes an error.
 func next(d *xml.Decoder) (*xmpp.Element, error) {
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			el, err := xmpp.ReadElement(d, t)
-			if err != nil {
-				return nil, err
-			}
-			if el.Space == xmpp.NSStream && el.Local == "error" {
-				cond := ""
-				if kids := el.Elements(); len(kids) > 0 {
-					cond = kids[0].Local
-				}
-				return nil, errors.New("stream error: " + cond)
-			}
-			return el, nil
-		case xml.EndElement:
-			return nil, io.EOF
-		}
+	el, err := xmpp.NextElement(d)
+	if err != nil {
+		return nil, err
 	}
+	if el.Space == xmpp.NSStream && el.Local == "error" {
+		cond := ""
+		if kids := el.Elements(); len(kids) > 0 {
+			cond = kids[0].Local
+		}
+		return nil, errors.New("stream error: " + cond)
+	}
+	return el, nil
 }
 
 func (c *Client) read(d *xml.Decoder) {

@@ -243,6 +243,9 @@ func (c *s2sIn) handle(el *Element, streamID string) error {
 // stanza routes a stanza from the peer, which may send only from the
 // domains it has proved, to ours (RFC 6120 §8.1.2.2, §13.7.1.2).
 func (c *s2sIn) stanza(el *Element) error {
+	if c.srv.ctx.Err() != nil {
+		return StreamError{Condition: SystemShutdown} // what was read after shutdown began
+	}
 	fj, err1 := jid.Parse(el.Get("from"))
 	tj, err2 := jid.Parse(el.Get("to"))
 	if err1 != nil || err2 != nil {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -170,7 +171,16 @@ func start(t testing.TB, backend string, s2s net.Listener, configure ...func(*xm
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
+			// Say what still runs: the goroutines of the server's packages.
+			var b strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&b, 2)
+			var stuck []string
+			for _, g := range strings.Split(b.String(), "\n\n") {
+				if strings.Contains(g, "xmppd/xmppd/") && !strings.Contains(g, "testing.tRunner") {
+					stuck = append(stuck, g)
+				}
+			}
+			t.Errorf("shutdown: %v; goroutines of xmppd still running:\n%s", err, strings.Join(stuck, "\n\n"))
 		}
 	})
 	return s

@@ -317,6 +317,12 @@ func (o *s2sOut) read() error {
 // authenticated makes the stream ready and sends what waited.
 func (o *s2sOut) authenticated(how string) {
 	o.mu.Lock()
+	if o.done {
+		// Failed or closed meanwhile (shutdown): no writer may start, it
+		// would wait for a queue nobody closes.
+		o.mu.Unlock()
+		return
+	}
 	o.auth = how
 	queue := o.queue
 	o.queue = nil

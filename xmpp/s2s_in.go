@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -36,7 +37,12 @@ type s2sIn struct {
 	// dialback on this stream.
 	authorized map[string]bool
 	pending    sync.WaitGroup
+	verifying  atomic.Int32 // dialback keys being verified
+	ctx        context.Context
 }
+
+// maxPendingDialback bounds the keys one stream has being verified at once.
+const maxPendingDialback = 8
 
 func (s *Server) handleS2S(raw net.Conn, direct bool) {
 	defer raw.Close()
@@ -58,7 +64,10 @@ func (s *Server) handleS2S(raw net.Conn, direct bool) {
 		conn = tc
 	}
 	c.w = &s2sWriter{conn: conn}
+	var cancel context.CancelFunc
+	c.ctx, cancel = context.WithCancel(s.ctx)
 	err := c.serve(conn, direct)
+	cancel() // verifications for this stream are moot now
 	c.pending.Wait()
 	if err != nil && !errors.Is(err, io.EOF) {
 		se, ok := streamErrorFor(err)
@@ -201,11 +210,17 @@ func (c *s2sIn) handle(el *Element, streamID string) error {
 		if !s.remoteAllowed(from) {
 			return StreamError{Condition: PolicyViolation, Text: "federation with " + from + " is not allowed"}
 		}
+		if c.verifying.Add(1) > maxPendingDialback {
+			// Each key makes us connect to the domain it names: a peer may
+			// not make us dial out without bound.
+			return StreamError{Condition: PolicyViolation, Text: "too many dialback requests pending"}
+		}
 		c.raw.SetDeadline(time.Time{})
 		c.pending.Add(1)
 		go func() {
 			defer c.pending.Done()
-			ctx, cancel := context.WithTimeout(s.ctx, s.S2SConnectTimeout)
+			defer c.verifying.Add(-1)
+			ctx, cancel := context.WithTimeout(c.ctx, s.S2SConnectTimeout)
 			defer cancel()
 			ok, err := s.outgoing(to, from).verify(ctx, streamID, el.Text())
 			typ := "invalid"

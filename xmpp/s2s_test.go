@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -340,4 +341,52 @@ func TestFederationDirectTLS(t *testing.T) {
 	bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
 	testenv.Exchange(t, bob, alice)
 	testenv.Exchange(t, alice, bob)
+}
+
+// TestFederationDialbackFlood: a peer may not have more than a few keys
+// verified at once, since each makes us connect out.
+func TestFederationDialbackFlood(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close() // accepts nothing: every verification hangs
+	routes := map[string]string{}
+	for i := 0; i < 20; i++ {
+		routes["peer"+strconv.Itoa(i)+".test"] = l.Addr().String()
+	}
+	s := testenv.Start(t, "sqlite", func(srv *xmpp.Server) { srv.S2SRoutes = routes })
+	conn, err := net.Dial("tcp", s.S2S)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(testenv.Timeout))
+	header := `<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" xmlns:db="jabber:server:dialback" version="1.0" to="localhost">`
+	io.WriteString(conn, header+`<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`)
+	var pre strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(pre.String(), "<proceed") {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("before TLS: %v (%q)", err, pre.String())
+		}
+		pre.Write(buf[:n])
+	}
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	io.WriteString(tc, header)
+	for i := 0; i < 20; i++ {
+		io.WriteString(tc, `<db:result from="peer`+strconv.Itoa(i)+`.test" to="localhost">key</db:result>`)
+	}
+	var out strings.Builder
+	for !strings.Contains(out.String(), "</stream:stream>") {
+		n, err := tc.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), "policy-violation") {
+		t.Fatalf("20 pending dialback keys answered with %q", out.String())
+	}
 }

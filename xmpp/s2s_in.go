@@ -275,6 +275,7 @@ func (c *s2sIn) stanza(el *Element) error {
 		}
 		return StreamError{Condition: InvalidFrom, Text: fj.Domainpart() + " has not been authenticated on this stream"}
 	}
-	c.srv.router.Route(c.srv.ctx, renamespace(el, NSServer, NSClient), nil)
+	toClientNamespace(el)
+	c.srv.router.Route(c.srv.ctx, el, nil)
 	return nil
 }

@@ -22,8 +22,11 @@ type s2sOut struct {
 	srv           *Server
 	local, remote string
 
-	mu       sync.Mutex
-	queue    []*Element
+	mu sync.Mutex
+	// out holds the stanzas for the remote server, from the start: they
+	// wait there while the stream is set up, and the writer takes them
+	// once it is ready; when the connection ends, what is left bounces.
+	out      chan *Element
 	ready    bool
 	done     bool
 	w        *s2sWriter
@@ -35,8 +38,7 @@ type s2sOut struct {
 	err         error
 	raw         net.Conn
 	stream      *s2sStream
-	auth        string      // "external" or "dialback" once accepted
-	out         chan []byte // to the writer, once ready
+	auth        string // "external" or "dialback" once accepted
 }
 
 func pairKey(local, remote string) string { return local + " " + remote }
@@ -50,7 +52,8 @@ func (s *Server) outgoing(local, remote string) *s2sOut {
 	if o := s.outgoingConns[k]; o != nil {
 		return o
 	}
-	o := &s2sOut{srv: s, local: local, remote: remote, verifies: make(map[string]chan bool), established: make(chan struct{})}
+	o := &s2sOut{srv: s, local: local, remote: remote, verifies: make(map[string]chan bool),
+		established: make(chan struct{}), out: make(chan *Element, maxS2SQueue)}
 	s.outgoingConns[k] = o
 	s.wg.Add(1)
 	go o.run()
@@ -65,64 +68,39 @@ func (s *Server) sendRemote(st *Element, local, remote string, origin *Session) 
 	}
 	o := s.outgoing(local, remote)
 	o.mu.Lock()
-	if o.ready {
-		o.touch()
-		// The writer goroutine sends it: a slow remote server holds up
-		// nobody but the stanzas for it.
-		select {
-		case o.out <- serverBytes(st):
-			o.mu.Unlock()
-		default:
-			o.mu.Unlock()
-			s.router.bounce(st, origin, StanzaError{Condition: ResourceConstraintC, Text: "too many stanzas waiting for " + remote})
-		}
-		return
-	}
-	if o.done || len(o.queue) >= maxS2SQueue {
+	if o.done {
 		o.mu.Unlock()
 		s.router.bounce(st, origin, StanzaError{Condition: RemoteServerTimeout})
 		return
 	}
-	o.queue = append(o.queue, st)
-	o.mu.Unlock()
-}
-
-// serverBytes serialises a stanza for a server-to-server stream, whose
-// default namespace is jabber:server.
-func serverBytes(st *Element) []byte {
-	return renamespace(st, NSClient, NSServer).Bytes(NSServer)
-}
-
-// renamespace returns st with every element in namespace from moved to to
-// (a copy when anything changes).
-func renamespace(st *Element, from, to string) *Element {
-	if !usesNamespace(st, from) {
-		return st
+	o.touch()
+	// The writer goroutine sends it: a slow remote server holds up nobody
+	// but the stanzas for it.
+	select {
+	case o.out <- st:
+		o.mu.Unlock()
+	default:
+		o.mu.Unlock()
+		s.router.bounce(st, origin, StanzaError{Condition: ResourceConstraintC, Text: "too many stanzas waiting for " + remote})
 	}
-	c := st.Copy()
-	var walk func(e *Element)
-	walk = func(e *Element) {
-		if e.Space == from {
-			e.Space = to
-		}
-		for _, k := range e.Elements() {
-			walk(k)
-		}
-	}
-	walk(c)
-	return c
 }
 
-func usesNamespace(e *Element, ns string) bool {
-	if e.Space == ns {
-		return true
+// appendServer serialises a stanza for a server-to-server stream. The
+// stream's default namespace is jabber:server, so writing the stanza as if
+// the parent were jabber:client leaves its jabber:client elements
+// unqualified: they read as jabber:server, with no copy of the stanza.
+func appendServer(b []byte, st *Element) []byte { return st.Append(b, NSClient) }
+
+// toClientNamespace moves a stanza read from a server stream, and its
+// children, from jabber:server to jabber:client, the namespace the router
+// and the sessions work in. It owns the stanza, so it renames in place.
+func toClientNamespace(e *Element) {
+	if e.Space == NSServer {
+		e.Space = NSClient
 	}
 	for _, k := range e.Elements() {
-		if usesNamespace(k, ns) {
-			return true
-		}
+		toClientNamespace(k)
 	}
-	return false
 }
 
 // touch restarts the idle timer; o.mu is held.
@@ -319,20 +297,14 @@ func (o *s2sOut) authenticated(how string) {
 	o.mu.Lock()
 	if o.done {
 		// Failed or closed meanwhile (shutdown): no writer may start, it
-		// would wait for a queue nobody closes.
+		// would find the queue already drained and bounced by fail.
 		o.mu.Unlock()
 		return
 	}
 	o.auth = how
-	queue := o.queue
-	o.queue = nil
 	o.ready = true
 	o.stream.g.Conn.SetDeadline(time.Time{})
 	o.idle = time.AfterFunc(o.srv.S2SIdleTimeout, o.close)
-	o.out = make(chan []byte, maxS2SQueue)
-	for _, st := range queue {
-		o.out <- serverBytes(st)
-	}
 	o.srv.wg.Add(1)
 	go o.write(o.w, o.out)
 	o.mu.Unlock()
@@ -341,27 +313,26 @@ func (o *s2sOut) authenticated(how string) {
 
 // write sends what is queued for the remote server, many stanzas per
 // write when they pile up, until the connection ends.
-func (o *s2sOut) write(w *s2sWriter, out chan []byte) {
+func (o *s2sOut) write(w *s2sWriter, out chan *Element) {
 	defer o.srv.wg.Done()
 	var buf []byte
-	for b := range out {
-		buf = append(buf[:0], b...)
+	for st := range out {
+		buf = appendServer(buf[:0], st)
 		for more := true; more && len(buf) < writeBatch; {
 			select {
-			case b, ok := <-out:
+			case st, ok := <-out:
 				if !ok {
 					more = false
 					break
 				}
-				buf = append(buf, b...)
+				buf = appendServer(buf, st)
 			default:
 				more = false
 			}
 		}
 		if err := w.write(buf); err != nil {
-			go o.fail(&s2sError{RemoteServerTimeout, err})
-			for range out {
-			}
+			// fail bounces what is still queued.
+			o.fail(&s2sError{RemoteServerTimeout, err})
 			return
 		}
 	}
@@ -440,12 +411,10 @@ func (o *s2sOut) fail(err error) {
 		return
 	}
 	o.done, o.ready, o.err = true, false, err
-	queue := o.queue
-	o.queue = nil
-	if o.out != nil {
-		close(o.out)
-		o.out = nil
-	}
+	// Senders check done under mu, so nobody sends on the closed queue;
+	// what is in it is drained below (the writer may take some first,
+	// and then finds its connection closed).
+	close(o.out)
 	if o.idle != nil {
 		o.idle.Stop()
 	}
@@ -468,10 +437,10 @@ func (o *s2sOut) fail(err error) {
 	if errors.As(err, &se) {
 		cond = se.cond
 	}
-	if len(queue) > 0 || !errors.Is(err, errIdle) {
+	if !errors.Is(err, errIdle) {
 		s.log.Info("s2s connection ended", "from", o.local, "to", o.remote, "err", err)
 	}
-	for _, st := range queue {
+	for st := range o.out {
 		s.router.bounce(st, nil, StanzaError{Condition: cond})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/bosh"
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -62,7 +63,7 @@ func TestChat(t *testing.T) {
 		b := s.NewBOSH()
 		created := b.Create(t, 10, 1, `ack="1"`)
 		for attr, want := range map[string]string{
-			"wait": "10", "hold": "1", "requests": "2", "ver": bosh_version, "from": "localhost",
+			"wait": "10", "hold": "1", "requests": "2", "ver": bosh.Version, "from": "localhost",
 			"secure": "true", "inactivity": "60", "polling": "2", "maxpause": "120",
 			"ack": fmt.Sprint(b.RID),
 		} {
@@ -91,8 +92,6 @@ func TestChat(t *testing.T) {
 		b2.Until(t, "roster result", func(el *xmpp.Element) bool { return el.Get("id") == "r1" && el.Get("type") == "result" })
 	})
 }
-
-const bosh_version = "1.11"
 
 // TestOutOfOrder: a request that arrives before an earlier rid waits for
 // it (XEP-0124 §14.2); the payloads reach the server in rid order.
@@ -153,8 +152,7 @@ func TestRepeatedRID(t *testing.T) {
 
 	// Answered, then asked again: the same response.
 	tcp.SendRaw(t, `<message type="chat" to="`+full.String()+`"><body>one</body></message>`)
-	got := b.Until(t, "one", body("one"))
-	_ = got
+	b.Until(t, "one", body("one"))
 	rid := b.RID
 	_, again := b.PostRID(t, rid, "", "")
 	if len(again.Elements()) != 1 || !body("one")(again.Elements()[0]) {

@@ -433,7 +433,7 @@ func (s *session) Write(p []byte) (int, error) {
 		case xmpp.PartHeader:
 			s.header = part.Header
 		case xmpp.PartElement:
-			el := bytes.Clone(part.Element)
+			el := part.AppendElement(make([]byte, 0, part.Len()))
 			if bytes.HasPrefix(el, []byte("<stream:error")) {
 				s.streamEr = el
 				return nil

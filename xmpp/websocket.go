@@ -202,17 +202,21 @@ func isNameByte(c byte) bool {
 
 func (c *wsConn) Write(p []byte) (int, error) {
 	err := c.split.Write(p, func(part StreamPart) error {
-		var msg []byte
+		c.ws.SetWriteDeadline(c.writeDeadline())
 		switch part.Kind {
 		case PartHeader:
-			msg = c.openFrame(part.Header)
-		case PartElement:
-			msg = part.Element
+			return c.ws.WriteMessage(websocket.TextMessage, c.openFrame(part.Header))
 		case PartEnd:
-			msg = []byte(`<close xmlns="` + NSFraming + `"/>`)
+			return c.ws.WriteMessage(websocket.TextMessage, []byte(`<close xmlns="`+NSFraming+`"/>`))
 		}
-		c.ws.SetWriteDeadline(c.writeDeadline())
-		return c.ws.WriteMessage(websocket.TextMessage, msg)
+		w, err := c.ws.NextWriter(websocket.TextMessage)
+		if err != nil {
+			return err
+		}
+		if err := part.WriteElement(w); err != nil {
+			return err
+		}
+		return w.Close()
 	})
 	if err != nil {
 		return 0, err

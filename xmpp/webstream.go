@@ -3,6 +3,7 @@ package xmpp
 import (
 	"bytes"
 	"encoding/xml"
+	"io"
 	"net"
 )
 
@@ -33,10 +34,36 @@ type StreamPart struct {
 	Kind PartKind
 	// Header holds the attributes of a PartHeader.
 	Header StreamHeader
-	// Element is a PartElement's bytes. It declares the namespaces it
-	// relied on from the stream header, so that it stands alone (RFC 7395
-	// §3.3.3). It is valid until the next call to StreamSplitter.Write.
-	Element []byte
+	// A PartElement is el as the server wrote it, with decl (the namespace
+	// declarations it relied on from the stream header) to insert at at;
+	// AppendElement and WriteElement put them together. el is valid until
+	// the next call to StreamSplitter.Write.
+	el   []byte
+	at   int
+	decl string
+}
+
+// Len is the length of a PartElement as AppendElement gives it.
+func (p StreamPart) Len() int { return len(p.el) + len(p.decl) }
+
+// AppendElement appends a PartElement, declaring the namespaces it relied
+// on from the stream header, so that it stands alone (RFC 7395 §3.3.3).
+func (p StreamPart) AppendElement(b []byte) []byte {
+	b = append(b, p.el[:p.at]...)
+	b = append(b, p.decl...)
+	return append(b, p.el[p.at:]...)
+}
+
+// WriteElement writes what AppendElement gives to w, without a copy.
+func (p StreamPart) WriteElement(w io.Writer) error {
+	if _, err := w.Write(p.el[:p.at]); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, p.decl); err != nil {
+		return err
+	}
+	_, err := w.Write(p.el[p.at:])
+	return err
 }
 
 // StreamHeader holds the attributes of a stream header.
@@ -130,15 +157,11 @@ func (sp *StreamSplitter) next() (StreamPart, bool) {
 			}
 			sp.depth--
 			if sp.depth == 0 {
-				el := standalone(b[sp.start:sp.pos])
-				sp.start = -1
-				return StreamPart{Kind: PartElement, Element: el}, true
+				return sp.element(), true
 			}
 		case bytes.HasSuffix(tag, []byte("/>")):
 			if sp.depth == 0 {
-				el := standalone(b[sp.start:sp.pos])
-				sp.start = -1
-				return StreamPart{Kind: PartElement, Element: el}, true
+				return sp.element(), true
 			}
 		default:
 			if sp.depth == 0 && tagName(tag) == "stream:stream" {
@@ -184,30 +207,27 @@ func tagName(tag []byte) string {
 // header.
 var prefixNS = map[string]string{"stream": NSStream}
 
-// standalone adds to a top-level element the namespace declarations it took
-// from the stream header: the default namespace (jabber:client) and the
-// stream prefix.
-func standalone(el []byte) []byte {
-	end := tagEnd(el, 0)
-	start := el[:end]
+// element is the top-level element just completed, with the namespace
+// declarations it took from the stream header: the default namespace
+// (jabber:client) and the stream prefix. It is inserted by whoever sends
+// it, not here, so that a stanza is not copied once more on its way out.
+func (sp *StreamSplitter) element() StreamPart {
+	el := sp.buf[sp.start:sp.pos]
+	sp.start = -1
+	start := el[:tagEnd(el, 0)]
 	name := tagName(start)
-	var decl []byte
+	p := StreamPart{Kind: PartElement, el: el, at: 1 + len(name)}
 	if prefix, _, ok := cutByte(name, ':'); ok {
 		if ns := prefixNS[prefix]; ns != "" && !hasAttr(start, "xmlns:"+prefix) {
-			decl = append(decl, ` xmlns:`+prefix+`="`+ns+`"`...)
+			p.decl = ` xmlns:` + prefix + `="` + ns + `"`
 		}
 	} else if !hasAttr(start, "xmlns") {
-		decl = append(decl, ` xmlns="`+NSClient+`"`...)
+		p.decl = defaultDecl
 	}
-	if decl == nil {
-		return el
-	}
-	at := 1 + len(name)
-	out := make([]byte, 0, len(el)+len(decl))
-	out = append(out, el[:at]...)
-	out = append(out, decl...)
-	return append(out, el[at:]...)
+	return p
 }
+
+const defaultDecl = ` xmlns="` + NSClient + `"`
 
 func cutByte(s string, sep byte) (before, after string, found bool) {
 	for i := 0; i < len(s); i++ {

@@ -2,9 +2,11 @@ package xmpp_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/xmppd/xmppd/xmpp"
@@ -39,7 +41,10 @@ func TestStreamSplitter(t *testing.T) {
 				h := p.Header
 				got = append(got, fmt.Sprintf("header id=%s from=%s version=%s lang=%s", h.ID, h.From, h.Version, h.Lang))
 			case xmpp.PartElement:
-				got = append(got, string(p.Element))
+				got = append(got, string(p.AppendElement(nil)))
+				if len(p.AppendElement(nil)) != p.Len() {
+					t.Errorf("Len %d for %q", p.Len(), p.AppendElement(nil))
+				}
 			case xmpp.PartEnd:
 				got = append(got, "end")
 			}
@@ -101,6 +106,34 @@ func TestWebPolicy(t *testing.T) {
 			addr, secure := p.Client(r)
 			if secure != tc.secure || addr.String() != tc.addr {
 				t.Fatalf("got %s secure=%v, want %s secure=%v", addr, secure, tc.addr, tc.secure)
+			}
+		})
+	}
+}
+
+// BenchmarkStreamSplitter: a batch of 16 chat messages, as a session's
+// writer hands them to the WebSocket transport, split into messages and
+// written out (to io.Discard). "write" is what wsConn does; "copy" is
+// making each standalone element first, as BOSH does for its responses.
+func BenchmarkStreamSplitter(b *testing.B) {
+	var batch []byte
+	for i := 0; i < 16; i++ {
+		batch = append(batch, `<message from="alice@localhost/a" to="bob@localhost/b" type="chat" id="m`+strconv.Itoa(i)+`"><body>hello there, how are you today?</body></message>`...)
+	}
+	for _, mode := range []string{"write", "copy"} {
+		b.Run(mode, func(b *testing.B) {
+			var sp xmpp.StreamSplitter
+			emit := func(p xmpp.StreamPart) error {
+				if mode == "write" {
+					return p.WriteElement(io.Discard)
+				}
+				_, err := io.Discard.Write(p.AppendElement(make([]byte, 0, p.Len())))
+				return err
+			}
+			b.SetBytes(int64(len(batch)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				sp.Write(batch, emit)
 			}
 		})
 	}

@@ -74,7 +74,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		case xmpp.PartHeader:
 			msg = []byte(`<open xmlns="` + xmpp.NSFraming + `" to="` + c.To + `" version="1.0"/>`)
 		case xmpp.PartElement:
-			msg = part.Element
+			msg = part.AppendElement(nil)
 		case xmpp.PartEnd:
 			msg = []byte(`<close xmlns="` + xmpp.NSFraming + `"/>`)
 		}

@@ -245,28 +245,23 @@ func (s *Service) send(ctx context.Context, el *xmpp.Element) {
 // local session directly, else through the router's lookup (a session that
 // was not local when it joined). False when it is gone.
 func (s *Service) deliver(m member, f xmpp.Fanout) bool {
-	b := f.For(m.full)
 	if s.deliverTo != nil {
-		return s.deliverTo(m, b)
+		return s.deliverTo(m, f.For(m.full))
 	}
 	sess := m.sess
 	if sess == nil {
 		sess = s.srv.Router().Session(m.jid)
 	}
-	if sess == nil {
-		if m.jid.Domainpart() == s.srv.Domain {
-			return false
-		}
-		// An occupant on another server: its stanzas go through the router
-		// to federation.
-		el, err := xmpp.ParseStanza(b)
-		if err != nil {
-			return false
-		}
-		s.srv.Router().Route(s.srv.Context(), el, nil)
-		return true
+	if sess != nil {
+		return sess.SendBytes(f.For(m.full))
 	}
-	return sess.SendBytes(b)
+	if m.jid.Domainpart() == s.srv.Domain {
+		return false
+	}
+	// An occupant on another server: the router takes the stanza to
+	// federation, whose writer serialises it.
+	s.srv.Router().Route(s.srv.Context(), f.Element(m.full), nil)
+	return true
 }
 
 // reply answers st with an error from its addressee.

@@ -325,6 +325,7 @@ func ParseElement(data []byte) (*Element, error) {
 type Fanout struct {
 	head string // "<message"
 	tail []byte // the rest, after the element name
+	el   *Element
 }
 
 // NewFanout serialises el, which must have no 'to', for the jabber:client
@@ -332,7 +333,16 @@ type Fanout struct {
 func NewFanout(el *Element) Fanout {
 	b := el.Bytes(NSClient)
 	n := 1 + len(el.Local)
-	return Fanout{head: string(b[:n]), tail: b[n:]}
+	return Fanout{head: string(b[:n]), tail: b[n:], el: el}
+}
+
+// Element is the stanza addressed to one recipient as an element, for one
+// that is not a local session (the router takes it to another server).
+// It shares el's children, which must not change afterwards.
+func (f Fanout) Element(to string) *Element {
+	c := f.el.ShallowCopy()
+	c.Set("to", to)
+	return c
 }
 
 // Size is the length of the serialised stanza without its 'to'.

@@ -450,8 +450,3 @@ func isXMLChar(r rune) bool {
 		r >= 0xE000 && r <= 0xFFFD ||
 		r >= 0x10000 && r <= 0x10FFFF
 }
-
-// ParseStanza parses a stanza as a session sends it (jabber:client the
-// default namespace), for a component that must route bytes it serialised
-// for local sessions to a remote server instead.
-func ParseStanza(b []byte) (*Element, error) { return parseStanza(b, NSClient) }

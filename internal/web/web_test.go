@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/xmpp"
 )
 
 func get(t *testing.T, url string, header map[string]string) (*http.Response, string) {
@@ -81,4 +82,54 @@ func TestChatConfig(t *testing.T) {
 		!strings.Contains(body, `"websocket":"ws://`+s.HTTP+`/ws"`) || !strings.Contains(body, `"bosh":"http://`+s.HTTP+`/http-bind"`) {
 		t.Fatalf("config.js: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestOfflineAndPresence: features tried over TCP elsewhere, over the web
+// transports: messages stored while the account was offline arrive at a
+// WebSocket or BOSH login, and a contact's presence (they share a team)
+// reaches the web client and the web client's reaches the contact.
+func TestOfflineAndPresence(t *testing.T) {
+	s, alice, bob := start(t, "sqlite")
+	tcp := s.Dial(t, bob, "bob pw", "tcp")
+	tcp.SendRaw(t, `<presence/>`)
+	isBody := func(text string) func(*xmpp.Element) bool {
+		return func(el *xmpp.Element) bool {
+			b := el.Child("", "body")
+			return el.Local == "message" && b != nil && b.Text() == text && el.Child("urn:xmpp:delay", "delay") != nil
+		}
+	}
+	presenceFrom := func(from, typ string) func(*xmpp.Element) bool {
+		return func(el *xmpp.Element) bool {
+			return el.Local == "presence" && el.Get("from") == from && el.Get("type") == typ
+		}
+	}
+	// both matches when each of a and b has matched some element, in
+	// either order (Expect and Until skip what does not match).
+	both := func(a, b func(*xmpp.Element) bool) func(*xmpp.Element) bool {
+		var sawA, sawB bool
+		return func(el *xmpp.Element) bool {
+			sawA = sawA || a(el)
+			sawB = sawB || b(el)
+			return sawA && sawB
+		}
+	}
+
+	// WebSocket.
+	tcp.SendRaw(t, `<message type="chat" to="alice@localhost"><body>while you were away (ws)</body></message>`)
+	ws := s.DialWebSocket(t, alice, "alice pw", "ws")
+	ws.SendRaw(t, `<presence/>`)
+	ws.Expect(t, "bob's presence and the offline message", both(presenceFrom("bob@localhost/tcp", ""), isBody("while you were away (ws)")))
+	tcp.Expect(t, "alice's presence over WebSocket", presenceFrom("alice@localhost/ws", ""))
+	ws.Close()
+	tcp.Expect(t, "alice gone", presenceFrom("alice@localhost/ws", "unavailable"))
+
+	// BOSH.
+	tcp.SendRaw(t, `<message type="chat" to="alice@localhost"><body>while you were away (bosh)</body></message>`)
+	b := s.NewBOSH()
+	b.Login(t, alice, "alice pw", "bosh")
+	b.Post(t, "", `<presence xmlns="jabber:client"/>`)
+	b.Until(t, "bob's presence and the offline message", both(presenceFrom("bob@localhost/tcp", ""), isBody("while you were away (bosh)")))
+	tcp.Expect(t, "alice's presence over BOSH", presenceFrom("alice@localhost/bosh", ""))
+	b.Post(t, `type="terminate"`, `<presence xmlns="jabber:client" type="unavailable"/>`)
+	tcp.Expect(t, "alice gone", presenceFrom("alice@localhost/bosh", "unavailable"))
 }

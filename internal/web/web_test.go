@@ -114,8 +114,16 @@ func TestOfflineAndPresence(t *testing.T) {
 		}
 	}
 
+	// stored sends a message to alice while she is offline, and waits until
+	// bob's session has handled it (its next IQ is answered after it).
+	stored := func(text string) {
+		t.Helper()
+		tcp.SendRaw(t, `<message type="chat" to="alice@localhost"><body>`+text+`</body></message><iq type="get" id="sync"><ping xmlns="urn:xmpp:ping"/></iq>`)
+		tcp.Expect(t, "ping answer", func(el *xmpp.Element) bool { return el.Get("id") == "sync" })
+	}
+
 	// WebSocket.
-	tcp.SendRaw(t, `<message type="chat" to="alice@localhost"><body>while you were away (ws)</body></message>`)
+	stored("while you were away (ws)")
 	ws := s.DialWebSocket(t, alice, "alice pw", "ws")
 	ws.SendRaw(t, `<presence/>`)
 	ws.Expect(t, "bob's presence and the offline message", both(presenceFrom("bob@localhost/tcp", ""), isBody("while you were away (ws)")))
@@ -124,7 +132,7 @@ func TestOfflineAndPresence(t *testing.T) {
 	tcp.Expect(t, "alice gone", presenceFrom("alice@localhost/ws", "unavailable"))
 
 	// BOSH.
-	tcp.SendRaw(t, `<message type="chat" to="alice@localhost"><body>while you were away (bosh)</body></message>`)
+	stored("while you were away (bosh)")
 	b := s.NewBOSH()
 	b.Login(t, alice, "alice pw", "bosh")
 	b.Post(t, "", `<presence xmlns="jabber:client"/>`)

@@ -79,23 +79,32 @@ func (g *guard) fill() error {
 	}
 }
 
-// ReadByte is how encoding/xml reads during negotiation.
+// ReadByte is how encoding/xml reads during negotiation. Whitespace between
+// top-level elements is dropped here: RFC 6120 §11.7 allows it anywhere
+// between elements (clients send newlines and keepalives), but mellium's
+// feature negotiation takes the token after each element to be the next
+// element and fails on character data.
 func (g *guard) ReadByte() (byte, error) {
-	if g.err != nil {
-		return 0, g.err
-	}
-	if g.r == g.w {
-		if err := g.fill(); err != nil {
+	for {
+		if g.err != nil {
+			return 0, g.err
+		}
+		if g.r == g.w {
+			if err := g.fill(); err != nil {
+				return 0, err
+			}
+		}
+		if _, err := g.lex.scan(g.buf[g.r : g.r+1]); err != nil {
+			g.err = err
 			return 0, err
 		}
+		c := g.buf[g.r]
+		g.r++
+		if isSpace(c) && g.lex.between() {
+			continue
+		}
+		return c, nil
 	}
-	if _, err := g.lex.scan(g.buf[g.r : g.r+1]); err != nil {
-		g.err = err
-		return 0, err
-	}
-	c := g.buf[g.r]
-	g.r++
-	return c, nil
 }
 
 func (g *guard) Read(p []byte) (int, error) {

@@ -124,4 +124,3 @@ func expect(t *testing.T, d *xml.Decoder, local string) *xmpp.Element {
 	}
 	return el
 }
-

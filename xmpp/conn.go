@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"mellium.im/sasl"
@@ -51,6 +52,11 @@ const (
 func (c *conn) logger() *slog.Logger { return c.srv.log.With("remote", c.remote) }
 
 var errHostUnknown = errors.New("xmpp: host unknown")
+
+// errHostChanged is a restarted stream addressed to another domain than the
+// first one; mellium refuses it with an untyped error, recognised by its text
+// (TestEarlyStreamErrorsWellFormed fails if that text changes).
+var errHostChanged = errors.New("xmpp: stream location")
 
 func (s *Server) handleConn(raw net.Conn, mode connMode) {
 	if mode == s2sPlain || mode == s2sDirectTLS {
@@ -118,6 +124,9 @@ func (s *Server) handleConn(raw net.Conn, mode connMode) {
 	}
 	ms, err := mxmpp.ReceiveSession(ctx, c.guard, state, mxmpp.NewNegotiator(c.streamConfig))
 	stop()
+	if err != nil && strings.Contains(err.Error(), "does not match previously set location") {
+		err = errHostChanged
+	}
 	if err != nil && c.sess != nil {
 		s.router.unregister(c.sess)
 	}
@@ -159,6 +168,11 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 		return mxmpp.StreamConfig{Lang: "en"}
 	}
 	if to := ms.In().To; to.Domainpart() != c.srv.Domain || to.Localpart() != "" || to.Resourcepart() != "" {
+		// Our stream header is out and the features are next: the error
+		// goes now and closes the stream, so that nothing of the features
+		// list follows it (RFC 6120 §4.9.1.3). refuseHost then only ends
+		// negotiation.
+		c.fail(StreamError{Condition: HostUnknown, Text: "this server does not serve that domain"})
 		return mxmpp.StreamConfig{Features: []mxmpp.StreamFeature{refuseHost}}
 	}
 	st := ms.State()
@@ -265,8 +279,8 @@ func (c *conn) refuseSASL(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 	}
 }
 
-// refuseHost makes negotiation fail before any feature is offered, so that
-// the stream can be closed with <host-unknown/>.
+// refuseHost makes negotiation fail before any feature is offered, once the
+// stream has been closed with <host-unknown/>.
 var refuseHost = mxmpp.StreamFeature{
 	Name: xml.Name{Space: "urn:xmppd:host-unknown", Local: "refuse"},
 	List: func(context.Context, xmlstream.TokenWriter, xml.StartElement) (bool, error) {
@@ -328,10 +342,12 @@ func (c *conn) startTLS() mxmpp.StreamFeature {
 		}
 		tc := tls.Server(c.raw, c.srv.TLSConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
+			// The connection is neither plain XML nor TLS now: it is
+			// closed without a stream error (RFC 6120 §5.4.3.2).
+			c.guard.closeWrite()
 			return 0, nil, err
 		}
 		c.guard = newGuard(tc, c.srv.MaxStanzaSize, c.guard.rate)
-		c.guard.wrote = true // the stream continues: no new header needed for errors
 		return mxmpp.Secure, c.guard, nil
 	}
 	return f
@@ -374,7 +390,7 @@ func randomID() string {
 // error the client is told; false means the connection is gone and there is
 // nobody to tell.
 func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool) {
-	if errors.Is(err, errHostUnknown) {
+	if errors.Is(err, errHostUnknown) || errors.Is(err, errHostChanged) {
 		return StreamError{Condition: HostUnknown, Text: "this server does not serve that domain"}, true
 	}
 	if verr := c.guard.violationAhead(); verr != nil {
@@ -438,17 +454,19 @@ func streamErrorFor(err error) (StreamError, bool) {
 
 // fail sends a stream error and closes the stream during negotiation, when
 // nothing else writes to the connection. If we have not sent our stream
-// header yet, it goes first (RFC 6120 §4.9.1.2).
+// header yet, it goes first (RFC 6120 §4.9.1.2). Only the first call writes;
+// nothing is written after it.
 func (c *conn) fail(se StreamError) {
-	c.logger().Info("stream error", "condition", se.Condition, "text", se.Text)
 	b := make([]byte, 0, 256)
-	if !c.guard.hasWritten() {
+	if c.guard.needHeader() {
 		b = appendStreamHeader(b, c.srv.Domain, randomID())
 	}
 	b = se.Append(b)
 	b = append(b, "</stream:stream>"...)
 	c.raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.guard.Write(b)
+	if c.guard.finalWrite(b) {
+		c.logger().Info("stream error", "condition", se.Condition, "text", se.Text)
+	}
 }
 
 func appendStreamHeader(b []byte, domain, id string) []byte {

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/xml"
 	"errors"
@@ -44,7 +45,11 @@ type guard struct {
 	// lastRead is when bytes last arrived (unix nanoseconds); whitespace
 	// keepalives count.
 	lastRead atomic.Int64
-	wrote    bool // something was written on this connection (a stream header)
+	wrote    bool // something was written on this connection
+	// headersOut is how many of the peer's stream headers (lex.headers) our
+	// last stream header answered.
+	headersOut int
+	closed     bool // the stream was closed: nothing more is written
 	mu       sync.Mutex
 }
 
@@ -199,15 +204,50 @@ func (g *guard) streamClosed() bool { return g.lex.depth <= 0 && g.lex.opened }
 
 func (g *guard) Write(p []byte) (int, error) {
 	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return 0, net.ErrClosed
+	}
 	g.wrote = true
+	if bytes.HasPrefix(p, xmlDecl) {
+		g.headersOut = g.lex.headers
+	}
 	g.mu.Unlock()
 	return g.Conn.Write(p)
 }
 
-func (g *guard) hasWritten() bool {
+// xmlDecl starts every stream header we write (mellium's and ours).
+var xmlDecl = []byte("<?xml")
+
+// finalWrite writes the end of the stream (a stream error and the closing
+// tag) and refuses every write after it, so that nothing that a negotiation
+// step still had buffered follows the end; false if the stream was already
+// closed.
+func (g *guard) finalWrite(p []byte) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.wrote
+	if g.closed {
+		return false
+	}
+	g.closed, g.wrote = true, true
+	g.Conn.Write(p)
+	return true
+}
+
+// closeWrite refuses every further write.
+func (g *guard) closeWrite() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// needHeader reports whether a stream error must be preceded by a stream
+// header of ours (RFC 6120 §4.9.1.2): nothing was written on this layer
+// yet, or the peer has (re)started its stream and we have not answered.
+func (g *guard) needHeader() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.wrote || g.lex.headers > g.headersOut
 }
 
 // ConnectionState lets mellium and SASL channel binding see the TLS state
@@ -252,6 +292,7 @@ type lexer struct {
 	match     int // progress through "]]>" or "?>"
 	top       string
 	opened    bool // a stream header has been seen
+	headers   int  // how many stream headers have been seen (restarts)
 	// hash is of the tag name being read; open holds the hashes of the
 	// elements open inside the current stanza, to catch a mismatched end
 	// tag at once rather than wait for an end that never comes.
@@ -454,6 +495,7 @@ func (l *lexer) endStartTag() error {
 	if isStreamHeader(name) {
 		// A stream header (also a restart after STARTTLS or SASL): depth 1.
 		l.depth, l.size, l.opened = 1, 0, true
+		l.headers++
 		l.open = l.open[:0]
 		return nil
 	}

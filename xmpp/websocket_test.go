@@ -1,6 +1,7 @@
 package xmpp_test
 
 import (
+	"encoding/xml"
 	"io"
 	"net/http"
 	"strings"
@@ -246,4 +247,32 @@ func TestWebSocketKeepalive(t *testing.T) {
 	// The live one answered the WebSocket pings and is still served.
 	live.SendRaw(t, `<iq type="get" id="still"><ping xmlns="urn:xmpp:ping"/></iq>`)
 	live.Expect(t, "ping answer", func(el *xmpp.Element) bool { return el.Get("id") == "still" })
+}
+
+// A WebSocket stream to a domain we do not serve: <open/>, the error and
+// <close/>, each message one whole element (RFC 7395 §3.3.3), and no
+// features list around the error.
+func TestWebSocketUnknownHost(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	wc, _, err := s.WebSocket(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	wc.WS.WriteMessage(websocket.TextMessage, []byte(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="example.org" version="1.0"/>`))
+	var all []string
+	for {
+		_, msg, err := wc.WS.ReadMessage()
+		if err != nil {
+			break
+		}
+		all = append(all, string(msg))
+		d := xml.NewDecoder(strings.NewReader(string(msg)))
+		if _, err := xmpp.NextElement(d); err != nil {
+			t.Fatalf("message %q is not one element: %v", msg, err)
+		}
+	}
+	if len(all) != 3 || !strings.HasPrefix(all[0], "<open") || !strings.Contains(all[1], "<host-unknown") || !strings.HasPrefix(all[2], "<close") {
+		t.Fatalf("want <open/>, <host-unknown/> and <close/>, got %q", all)
+	}
 }

@@ -50,7 +50,7 @@ type guard struct {
 	// last stream header answered.
 	headersOut int
 	closed     bool // the stream was closed: nothing more is written
-	mu       sync.Mutex
+	mu         sync.Mutex
 }
 
 // guardBufSize is the read buffer of one connection. Stanzas larger than it

@@ -62,9 +62,12 @@ write_config() {
 		limits:
 		  # same: 256 KiB stanzas.
 		  max_stanza_size: 262144
-		  # The load comes from 127.0.0.1-127.0.0.8: no cap per address (none
-		  # in the other two either).
-		  max_connections_per_ip: -1
+		  # The load comes from 127.0.0.1-127.0.0.8: no cap or rate per
+		  # address, nor on sessions per account (none in the other two
+		  # either).
+		  max_unauthenticated_per_ip: -1
+		  connection_rate_per_ip: -1
+		  max_sessions_per_account: -1
 		  # same: no read rate cap (Prosody without mod_limits, ejabberd with
 		  # shaper: none).
 		  read_rate: 0

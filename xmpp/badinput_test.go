@@ -163,27 +163,6 @@ func TestNegotiationTimeout(t *testing.T) {
 	s.Others(t)
 }
 
-func TestConnectionLimitPerAddress(t *testing.T) {
-	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) { s.MaxConnsPerIP = 2 })
-	for i := 0; i < 2; i++ {
-		r := s.DialRaw(t, "127.0.0.3")
-		io.WriteString(r, testenv.Header)
-		// Wait until the server has read the header and answered, so that
-		// the connection is counted.
-		buf := make([]byte, 1)
-		r.SetReadDeadline(time.Now().Add(testenv.Timeout))
-		if _, err := r.Read(buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := s.DialRaw(t, "127.0.0.3")
-	out := r.ReadUntilClosed(t)
-	if got := testenv.StreamErrorCondition(out); got != "policy-violation" {
-		t.Fatalf("third connection got %q, want policy-violation: %q", got, out)
-	}
-	s.Others(t)
-}
-
 // A client that sends faster than the read rate is slowed down to it, and
 // nobody else notices.
 func TestReadRateLimit(t *testing.T) {

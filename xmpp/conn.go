@@ -18,7 +18,6 @@ import (
 	"mellium.im/xmlstream"
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
 
@@ -34,6 +33,8 @@ type conn struct {
 	sess   *Session
 	remote string
 	mode   connMode
+	// deadline is when negotiation must be over.
+	deadline time.Time
 }
 
 // connMode says how a client connection is carried.
@@ -58,11 +59,15 @@ var errHostUnknown = errors.New("xmpp: host unknown")
 // (TestEarlyStreamErrorsWellFormed fails if that text changes).
 var errHostChanged = errors.New("xmpp: stream location")
 
-func (s *Server) handleConn(raw net.Conn, mode connMode) {
+// handleConn negotiates a client stream on a connection that was admitted:
+// it holds one of addr's unauthenticated slots, released here once the
+// stream is bound (or ends).
+func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 	if mode == s2sPlain || mode == s2sDirectTLS {
-		s.handleS2S(raw, mode == s2sDirectTLS)
+		s.handleS2S(raw, mode == s2sDirectTLS, addr)
 		return
 	}
+	defer s.admission.release(addr)
 	// Once negotiated, the session runs on a goroutine of its own, which
 	// then owns the connection: negotiation (TLS, SASL) grows a stack that
 	// an idle session should not keep.
@@ -72,13 +77,13 @@ func (s *Server) handleConn(raw net.Conn, mode connMode) {
 			raw.Close()
 		}
 	}()
-	addr := hostOf(raw.RemoteAddr())
 	c := &conn{srv: s, raw: raw, addr: addr, remote: raw.RemoteAddr().String(), mode: mode}
 	var layer net.Conn = raw
 	deadline := time.Now().Add(s.NegotiationTimeout)
+	c.deadline = deadline
 	if mode == directTLS {
 		tc := tls.Server(raw, s.TLSConfig)
-		raw.SetDeadline(deadline)
+		raw.SetDeadline(s.handshakeDeadline(deadline))
 		if err := tc.Handshake(); err != nil {
 			c.logger().Debug("TLS handshake failed", "err", err)
 			return
@@ -88,15 +93,6 @@ func (s *Server) handleConn(raw net.Conn, mode connMode) {
 	}
 	c.guard = newGuard(layer, s.MaxStanzaSize, newRateLimiter(s.ReadRate, s.ReadBurst))
 
-	if !s.conns.acquire(addr, s.MaxConnsPerIP) {
-		c.fail(StreamError{Condition: PolicyViolation, Text: "too many connections from your address"})
-		return
-	}
-	defer func() {
-		if !handedOver {
-			s.conns.release(addr)
-		}
-	}()
 	if s.failures.blocked(addr, s.MaxAuthFailures, s.AuthFailureWindow) {
 		c.fail(StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"})
 		return
@@ -150,6 +146,16 @@ func (s *Server) handleConn(raw net.Conn, mode connMode) {
 	go c.sess.serve()
 }
 
+// handshakeDeadline is when a TLS handshake must be done: within the
+// handshake timeout, and within the negotiation's deadline.
+func (s *Server) handshakeDeadline(negotiation time.Time) time.Time {
+	d := time.Now().Add(s.TLSHandshakeTimeout)
+	if negotiation.Before(d) {
+		return negotiation
+	}
+	return d
+}
+
 func hostOf(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.IP.String()
@@ -192,7 +198,7 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 			features = append(features, c.sasl(mechs))
 		}
 	}
-	features = append(features, mxmpp.BindCustom(c.bind), legacySession)
+	features = append(features, c.bindFeature(), legacySession)
 	features = append(features, c.srv.streamFeatures...)
 	return mxmpp.StreamConfig{Lang: "en", Features: features}
 }
@@ -341,7 +347,9 @@ func (c *conn) startTLS() mxmpp.StreamFeature {
 			return 0, nil, err
 		}
 		tc := tls.Server(c.raw, c.srv.TLSConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		hctx, cancel := context.WithDeadline(ctx, c.srv.handshakeDeadline(c.deadline))
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
 			// The connection is neither plain XML nor TLS now: it is
 			// closed without a stream error (RFC 6120 §5.4.3.2).
 			c.guard.closeWrite()
@@ -353,31 +361,99 @@ func (c *conn) startTLS() mxmpp.StreamFeature {
 	return f
 }
 
+// errBindRefused ends a stream whose bind request was refused (the client
+// has its IQ error): mellium's negotiation takes no second request.
+var errBindRefused = errors.New("xmpp: resource binding refused")
+
+// bindFeature is resource binding (RFC 6120 §7). mellium's own feature
+// answers a refusal with a result IQ carrying the error inside <bind/>,
+// which clients do not read as an error; this one answers with a proper
+// error IQ (§7.6.2).
+func (c *conn) bindFeature() mxmpp.StreamFeature {
+	return mxmpp.StreamFeature{
+		Name:       xml.Name{Space: NSBind, Local: "bind"},
+		Necessary:  mxmpp.Authn,
+		Prohibited: mxmpp.Ready,
+		List: func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
+			for _, t := range []xml.Token{start, start.End()} {
+				if err := w.EncodeToken(t); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		},
+		Parse: func(_ context.Context, d *xml.Decoder, _ *xml.StartElement) (bool, interface{}, error) {
+			return true, nil, d.Skip()
+		},
+		Negotiate: func(_ context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
+			r := ms.TokenReader()
+			defer r.Close()
+			d := xml.NewTokenDecoder(r)
+			tok, err := d.Token()
+			if err != nil {
+				return 0, nil, err
+			}
+			start, ok := tok.(xml.StartElement)
+			if !ok {
+				return 0, nil, StreamError{Condition: StreamInvalidXML}
+			}
+			iq, err := ReadElement(d, start)
+			if err != nil {
+				return 0, nil, err
+			}
+			req := iq.Child(NSBind, "bind")
+			if iq.Local != "iq" || iq.Get("type") != "set" || req == nil {
+				return 0, nil, StreamError{Condition: PolicyViolation, Text: "expected a bind request"}
+			}
+			resource := ""
+			if res := req.Child(NSBind, "resource"); res != nil {
+				resource = res.Text()
+			}
+			j, err := c.bind(resource)
+			var reply *Element
+			if err != nil {
+				var se StanzaError
+				errors.As(err, &se)
+				reply = ErrorReply(iq, se)
+			} else {
+				res := NewElement(NSBind, "bind")
+				res.Add(NewElement(NSBind, "jid").Add(Text(j.String())))
+				reply = ResultReply(iq, res)
+			}
+			if _, werr := c.guard.Write(reply.Bytes(NSClient)); werr != nil {
+				return 0, nil, werr
+			}
+			if err != nil {
+				return 0, nil, errBindRefused
+			}
+			return mxmpp.Ready, nil, nil
+		},
+	}
+}
+
 // bind assigns the full JID (RFC 6120 §7): the resource the client asked
 // for, or one we make up.
-func (c *conn) bind(_ jid.JID, resource string) (jid.JID, error) {
+func (c *conn) bind(resource string) (jid.JID, error) {
 	if c.auth.user.Equal(jid.JID{}) {
-		return jid.JID{}, bindError(NotAuthorizedCond)
+		return jid.JID{}, StanzaError{Condition: NotAuthorizedCond}
 	}
 	if resource == "" {
 		resource = randomID()
 	}
 	j, err := c.auth.user.WithResource(resource)
 	if err != nil {
-		return jid.JID{}, bindError(BadRequest)
+		return jid.JID{}, StanzaError{Condition: BadRequest, Text: "the resource is not valid (RFC 7622)"}
 	}
-	c.bound = j
 	// Route to the session from now on: a contact may write the moment the
 	// client learns its JID. Stanzas wait in its queue until it is served.
-	c.sess = newSession(c.srv, c)
-	c.sess.register()
+	c.bound = j
+	sess := newSession(c.srv, c)
+	if !sess.register() {
+		c.logger().Info("bind refused: too many sessions", "jid", j.Bare().String(), "max", c.srv.MaxSessionsPerAccount)
+		return jid.JID{}, StanzaError{Condition: ResourceConstraintC, Text: "this account has as many sessions as it may have"}
+	}
+	c.sess = sess
 	return j, nil
-}
-
-// bindError is a stanza error in mellium's type, which its bind feature
-// needs in order to answer with an error IQ rather than drop the stream.
-func bindError(cond Condition) error {
-	return stanza.Error{Type: stanza.ErrorType(defaultErrorType[cond]), Condition: stanza.Condition(cond)}
 }
 
 func randomID() string {
@@ -400,6 +476,9 @@ func (c *conn) negotiationError(err error, ms *mxmpp.Session) (StreamError, bool
 	}
 	if errors.Is(err, errInsecureWeb) {
 		return StreamError{Condition: PolicyViolation, Text: errInsecureWeb.Error()}, true
+	}
+	if errors.Is(err, errBindRefused) {
+		return StreamError{Condition: PolicyViolation, Text: "no resource was bound"}, true
 	}
 	if errors.Is(err, errBlocked) {
 		return StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"}, true

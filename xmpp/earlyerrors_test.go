@@ -68,7 +68,7 @@ func wellFormed(out string) error {
 // domain we do not serve used to get.
 func TestEarlyStreamErrorsWellFormed(t *testing.T) {
 	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) {
-		s.MaxConnsPerIP = 2
+		s.MaxUnauthPerIP = 2
 		s.MaxAuthFailures = 1
 		s.MaxStanzaSize = 4096
 	})

@@ -269,8 +269,8 @@ func (s *Server) handleIQ(ctx context.Context, st *Element, origin *Session, tar
 		return true
 	}
 	reply := ResultReply(st, res)
-	if st.Get("to") == "" && target == ToServer {
-		reply.Set("from", s.Domain)
+	if st.Get("to") == "" {
+		reply.Set("from", s.replyFrom(origin))
 	}
 	s.router.deliverReply(reply, origin)
 	return true

@@ -20,7 +20,7 @@ func benchSession(b *testing.B, s *Server, full string) *Session {
 	}
 	sess.available = true
 	sess.writing = true // no writer: the benchmark empties the queue itself
-	s.router.register(sess)
+	s.router.register(sess, 0)
 	return sess
 }
 

@@ -207,3 +207,30 @@ func TestKeepalivePing(t *testing.T) {
 		t.Fatal("a client that answers pings was dropped")
 	}
 }
+
+// Answers to IQs without 'to' come from the account they were implicitly
+// addressed to (RFC 6120 §10.3.3), errors as much as results: clients match
+// an answer by its sender, and one from the domain looks like someone else's.
+func TestRepliesToAccountComeFromBareJID(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	a := s.Dial(t, s.AddUser(t, "alice", "pw"), "pw", "home")
+	bare := a.JID.Bare().String()
+	for _, tc := range []struct{ name, send, typ string }{
+		{"unknown payload", `<iq id="r1" type="get"><query xmlns="urn:example:nothing"/></iq>`, "error"},
+		{"two children", `<iq id="r1" type="get"><a xmlns="x"/><b xmlns="y"/></iq>`, "error"},
+		{"bad type", `<iq id="r1" type="bogus"><ping xmlns="urn:xmpp:ping"/></iq>`, "error"},
+		{"ping", `<iq id="r1" type="get"><ping xmlns="urn:xmpp:ping"/></iq>`, "result"},
+		{"roster", `<iq id="r1" type="get"><query xmlns="jabber:iq:roster"/></iq>`, "result"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.SendRaw(t, tc.send)
+			el := a.Expect(t, "reply", byID("r1"))
+			if el.Get("type") != tc.typ {
+				t.Fatalf("got %s, want type %s", el, tc.typ)
+			}
+			if from := el.Get("from"); from != "" && from != bare {
+				t.Fatalf("reply from %q, want %q or none: %s", from, bare, el)
+			}
+		})
+	}
+}

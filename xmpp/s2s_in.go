@@ -39,21 +39,36 @@ type s2sIn struct {
 	pending    sync.WaitGroup
 	verifying  atomic.Int32 // dialback keys being verified
 	ctx        context.Context
+	// addr holds an unauthenticated slot of the peer's address until the
+	// peer has proved a domain.
+	addr    string
+	release sync.Once
+	// deadline is when the peer must have authenticated.
+	deadline time.Time
 }
+
+// authenticated gives back the address's unauthenticated slot: a peer that
+// proved a domain keeps its stream without counting against its address.
+func (c *s2sIn) authenticated() {
+	c.release.Do(func() { c.srv.admission.release(c.addr) })
+}
+
+// errTLSFailed is a TLS handshake that failed after <proceed/>.
+var errTLSFailed = errors.New("xmpp: TLS handshake failed")
 
 // maxPendingDialback bounds the keys one stream has being verified at once.
 const maxPendingDialback = 8
 
-func (s *Server) handleS2S(raw net.Conn, direct bool) {
+// handleS2S serves a stream from another server on a connection that was
+// admitted: it holds one of addr's unauthenticated slots.
+func (s *Server) handleS2S(raw net.Conn, direct bool, addr string) {
 	defer raw.Close()
-	addr := hostOf(raw.RemoteAddr())
-	if !s.conns.acquire(addr, s.MaxConnsPerIP) {
-		return
-	}
-	defer s.conns.release(addr)
-	c := &s2sIn{srv: s, raw: raw, remote: raw.RemoteAddr().String(), authorized: make(map[string]bool)}
+	c := &s2sIn{srv: s, raw: raw, remote: raw.RemoteAddr().String(), authorized: make(map[string]bool), addr: addr}
+	defer c.authenticated()
 	var conn net.Conn = raw
-	raw.SetDeadline(time.Now().Add(s.NegotiationTimeout))
+	deadline := time.Now().Add(s.NegotiationTimeout)
+	c.deadline = deadline
+	raw.SetDeadline(s.handshakeDeadline(deadline))
 	stop := context.AfterFunc(s.ctx, func() { raw.SetReadDeadline(time.Now()) })
 	defer stop()
 	if direct {
@@ -61,6 +76,7 @@ func (s *Server) handleS2S(raw net.Conn, direct bool) {
 		if err := tc.Handshake(); err != nil {
 			return
 		}
+		raw.SetDeadline(deadline)
 		conn = tc
 	}
 	c.w = &s2sWriter{conn: conn}
@@ -69,6 +85,9 @@ func (s *Server) handleS2S(raw net.Conn, direct bool) {
 	err := c.serve(conn, direct)
 	cancel() // verifications for this stream are moot now
 	c.pending.Wait()
+	if errors.Is(err, errTLSFailed) {
+		return
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		se, ok := streamErrorFor(err)
 		if s.ctx.Err() != nil {
@@ -143,9 +162,13 @@ func (c *s2sIn) serve(conn net.Conn, secure bool) error {
 				}
 				c.w.write([]byte(`<proceed xmlns="` + NSTLS + `"/>`))
 				tc := tls.Server(conn, s.s2sServerTLS())
+				c.raw.SetDeadline(s.handshakeDeadline(c.deadline))
 				if err := tc.Handshake(); err != nil {
-					return err
+					// Neither plain XML nor TLS now: close without a
+					// stream error (RFC 6120 §5.4.3.2).
+					return errTLSFailed
 				}
+				c.raw.SetDeadline(c.deadline)
 				conn, secure = tc, true
 				c.w = &s2sWriter{conn: tc}
 				break // a new stream on the encrypted connection
@@ -193,6 +216,7 @@ func (c *s2sIn) external(el *Element, from, to string) (bool, error) {
 	c.mu.Lock()
 	c.authorized[pairKey(from, to)] = true
 	c.mu.Unlock()
+	c.authenticated()
 	c.raw.SetDeadline(time.Time{})
 	c.srv.log.Info("s2s authenticated", "from", from, "to", to, "auth", "external")
 	return true, c.w.write([]byte(`<success xmlns="` + NSSASL + `"/>`))
@@ -229,6 +253,7 @@ func (c *s2sIn) handle(el *Element, streamID string) error {
 				c.mu.Lock()
 				c.authorized[pairKey(from, to)] = true
 				c.mu.Unlock()
+				c.authenticated()
 			}
 			s.log.Info("s2s dialback", "from", from, "to", to, "result", typ, "err", err)
 			b := []byte(`<db:result`)

@@ -18,15 +18,20 @@ import (
 
 // Defaults for the zero values of Server's fields.
 const (
-	DefaultMaxStanzaSize      = 256 << 10
-	DefaultNegotiationTimeout = 30 * time.Second
-	DefaultPingInterval       = 2 * time.Minute
-	DefaultPingTimeout        = 30 * time.Second
-	DefaultQueueSize          = 1024
-	DefaultMaxConnsPerIP      = 32
-	DefaultAuthFailureDelay   = time.Second
-	DefaultMaxAuthFailures    = 5
-	DefaultAuthFailureWindow  = 10 * time.Minute
+	DefaultMaxStanzaSize         = 256 << 10
+	DefaultNegotiationTimeout    = 30 * time.Second
+	DefaultPingInterval          = 2 * time.Minute
+	DefaultPingTimeout           = 30 * time.Second
+	DefaultQueueSize             = 1024
+	DefaultQueueBytes            = 1 << 20
+	DefaultMaxUnauthPerIP        = 32
+	DefaultConnRatePerIP         = 10
+	DefaultConnBurstPerIP        = 100
+	DefaultTLSHandshakeTimeout   = 10 * time.Second
+	DefaultMaxSessionsPerAccount = 10
+	DefaultAuthFailureDelay      = time.Second
+	DefaultMaxAuthFailures       = 5
+	DefaultAuthFailureWindow     = 10 * time.Minute
 )
 
 // A Server serves XMPP client streams for one domain. Set its fields, then
@@ -58,15 +63,32 @@ type Server struct {
 	// ReadRate limits bytes read per second from one connection (0: none),
 	// with ReadBurst bytes allowed at once.
 	ReadRate, ReadBurst int
-	// MaxConnsPerIP limits simultaneous connections from one address.
-	MaxConnsPerIP int
+	// MaxUnauthPerIP limits the connections from one address (an IPv6
+	// /64) that have not authenticated yet, counted from accept, before any
+	// TLS work; one more is refused. Signed-in sessions do not count.
+	MaxUnauthPerIP int
+	// ConnRatePerIP limits how many connections per second one address may
+	// open on every listener, with ConnBurstPerIP at once; more are closed
+	// at accept.
+	ConnRatePerIP  float64
+	ConnBurstPerIP int
+	// TLSHandshakeTimeout bounds a TLS handshake (direct TLS or STARTTLS),
+	// within the negotiation timeout.
+	TLSHandshakeTimeout time.Duration
+	// MaxSessionsPerAccount limits the resources bound to one account at
+	// once; binding one more is refused with <resource-constraint/> (RFC
+	// 6120 §7.6.2.1). Replacing a resource of the same name always works.
+	MaxSessionsPerAccount int
 	// NegotiationTimeout closes streams that are not ready in time.
 	NegotiationTimeout time.Duration
 	// PingInterval is how long a session may be silent before the server
 	// pings it; PingTimeout how long the answer may take.
 	PingInterval, PingTimeout time.Duration
-	// QueueSize is the outbound queue of one session, in stanzas.
-	QueueSize int
+	// QueueSize is the outbound queue of one session, in stanzas, and
+	// QueueBytes in bytes: a client that lets either fill up is disconnected
+	// with <resource-constraint/>.
+	QueueSize  int
+	QueueBytes int
 	// AuthFailureDelay is the delay before the first failed authentication is
 	// answered; it doubles with each further failure from the address.
 	AuthFailureDelay time.Duration
@@ -114,7 +136,7 @@ type Server struct {
 	dialbackSecret []byte
 	s2sMu          sync.Mutex
 	outgoingConns  map[string]*s2sOut
-	conns          connTracker
+	admission      admission
 	failures       failureTracker
 	wg             sync.WaitGroup
 	mu             sync.Mutex
@@ -134,11 +156,15 @@ func (s *Server) init() {
 		s.domainJID, _ = jid.New("", s.Domain, "")
 		s.router = newRouter(s)
 		s.setup()
-		s.conns.counts = make(map[string]int)
 		s.failures.byAddr = make(map[string]*failureRecord)
 		s.MaxStanzaSize = orDefault(s.MaxStanzaSize, DefaultMaxStanzaSize)
-		s.MaxConnsPerIP = orDefault(s.MaxConnsPerIP, DefaultMaxConnsPerIP)
+		s.MaxUnauthPerIP = orDefault(s.MaxUnauthPerIP, DefaultMaxUnauthPerIP)
+		s.ConnRatePerIP = orDefault(s.ConnRatePerIP, DefaultConnRatePerIP)
+		s.ConnBurstPerIP = orDefault(s.ConnBurstPerIP, DefaultConnBurstPerIP)
+		s.TLSHandshakeTimeout = positive(s.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+		s.MaxSessionsPerAccount = orDefault(s.MaxSessionsPerAccount, DefaultMaxSessionsPerAccount)
 		s.QueueSize = positive(s.QueueSize, DefaultQueueSize)
+		s.QueueBytes = positive(s.QueueBytes, DefaultQueueBytes)
 		s.MaxAuthFailures = orDefault(s.MaxAuthFailures, DefaultMaxAuthFailures)
 		s.NegotiationTimeout = positive(s.NegotiationTimeout, DefaultNegotiationTimeout)
 		s.PingInterval = orDefault(s.PingInterval, DefaultPingInterval)
@@ -166,14 +192,14 @@ func (s *Server) setup() {
 }
 
 // positive is orDefault for settings that cannot be switched off.
-func positive[T int | time.Duration](v, def T) T {
+func positive[T int | float64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}
 	return v
 }
 
-func orDefault[T int | time.Duration](v, def T) T {
+func orDefault[T int | float64 | time.Duration](v, def T) T {
 	if v == 0 {
 		return def
 	}
@@ -223,10 +249,17 @@ func (s *Server) serve(l net.Listener, mode connMode) error {
 			}
 			return err
 		}
+		// Per-address limits apply here, before a goroutine, a TLS
+		// handshake or a buffer is spent on the connection.
+		addr := addrKey(c.RemoteAddr())
+		if why := s.admit(addr); why != "" {
+			s.refuse(c, mode, why)
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleConn(c, mode)
+			s.handleConn(c, mode, addr)
 		}()
 	}
 }
@@ -257,30 +290,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// connTracker counts open connections per address.
-type connTracker struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (t *connTracker) acquire(addr string, max int) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if max > 0 && t.counts[addr] >= max {
-		return false
-	}
-	t.counts[addr]++
-	return true
-}
-
-func (t *connTracker) release(addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.counts[addr]--; t.counts[addr] <= 0 {
-		delete(t.counts, addr)
 	}
 }
 

@@ -28,11 +28,13 @@ type Session struct {
 	closeOnce sync.Once
 	writerEnd chan struct{}
 
-	wmu     sync.Mutex
-	queue   [][]byte // waiting to be written
-	spare   [][]byte // the previous queue's array, for reuse
-	writing bool     // a writer goroutine runs
-	closed  bool     // Close was called; final is the last write
+	wmu   sync.Mutex
+	queue [][]byte // waiting to be written
+	spare [][]byte // the previous queue's array, for reuse
+	// queued is the bytes of the queue and of the batch being written.
+	queued  int
+	writing bool // a writer goroutine runs
+	closed  bool // Close was called; final is the last write
 	final   []byte
 
 	mu        sync.Mutex
@@ -79,11 +81,14 @@ func (s *Session) Idle() time.Duration {
 }
 
 // register makes the session routable, replacing an older session bound to
-// the same full JID (RFC 6120 §7.7.2.2).
-func (s *Session) register() {
-	if old := s.srv.router.register(s); old != nil {
+// the same full JID (RFC 6120 §7.7.2.2); false when the account has as many
+// sessions as it may have.
+func (s *Session) register() bool {
+	old, ok := s.srv.router.register(s, s.srv.MaxSessionsPerAccount)
+	if old != nil {
 		old.Close(&StreamError{Condition: Conflict, Text: "replaced by a new session for the same resource"})
 	}
+	return ok
 }
 
 // serve runs the negotiated session until its stream ends. The
@@ -118,7 +123,6 @@ func (s *Session) end(err error) {
 	}
 	<-s.writerEnd
 	s.logger().Info("session ended", "err", err)
-	s.srv.conns.release(s.c.addr)
 	s.c.raw.Close()
 	s.srv.wg.Done()
 }
@@ -222,6 +226,15 @@ func (s *Session) SendBytes(b []byte) bool {
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too many stanzas waiting for delivery"})
 		return false
 	}
+	// Bytes bound the queue too: a few large stanzas to a client that does
+	// not read would otherwise hold hundreds of megabytes. One stanza is
+	// always taken when nothing waits, whatever its size.
+	if s.queued > 0 && s.queued+len(b) > s.srv.QueueBytes {
+		s.wmu.Unlock()
+		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too much data waiting for delivery"})
+		return false
+	}
+	s.queued += len(b)
 	s.queue = append(s.queue, b)
 	start := !s.writing
 	s.writing = true
@@ -306,7 +319,9 @@ func (s *Session) writeQueue() {
 			s.c.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
 		s.wmu.Unlock()
+		size := 0
 		for _, b := range batch {
+			size += len(b)
 			if len(buf)+len(b) > writeBatch && len(buf) > 0 {
 				write(buf)
 				buf = buf[:0]
@@ -322,11 +337,12 @@ func (s *Session) writeQueue() {
 			buf = buf[:0]
 		}
 		clear(batch)
+		s.wmu.Lock()
+		s.queued -= size
 		if cap(batch) <= 64 {
-			s.wmu.Lock()
 			s.spare = batch[:0]
-			s.wmu.Unlock()
 		}
+		s.wmu.Unlock()
 	}
 }
 

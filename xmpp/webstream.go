@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net"
+	"time"
 )
 
 // The web transports (WebSocket, RFC 7395; BOSH, XEP-0206) carry a client
@@ -356,5 +357,14 @@ func (s *Server) ServeConn(c net.Conn, secure bool) {
 	if secure {
 		mode = webSecure
 	}
-	s.handleConn(c, mode)
+	// The HTTP listener charged the connection rate at accept
+	// (LimitListener); the stream counts as unauthenticated from here.
+	addr := addrKey(c.RemoteAddr())
+	if why := s.admission.acquire(addr, s.MaxUnauthPerIP, time.Now()); why != "" {
+		c := &conn{srv: s, raw: c, remote: c.RemoteAddr().String(), guard: newGuard(c, 0, nil)}
+		c.fail(StreamError{Condition: PolicyViolation, Text: string(why)})
+		c.raw.Close()
+		return
+	}
+	s.handleConn(c, mode, addr)
 }

@@ -69,6 +69,9 @@ func run(args []string) error {
 	setIf(&cfg.Listen.S2S, *s2sAddr)
 	setIf(&cfg.Log.Level, *level)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	if cfg.Limits.MaxConnsPerIP != 0 {
+		log.Warn("limits.max_connections_per_ip is deprecated: it now sets limits.max_unauthenticated_per_ip (signed-in sessions are limited per account by limits.max_sessions_per_account)")
+	}
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {
 			return fmt.Errorf("-pprof: %w", err)
@@ -117,7 +120,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := listen(cfg.Listen.HTTP, "http (websocket, bosh, web client)", hs.Serve); err != nil {
+	// The per-address connection rate applies at accept, before TLS.
+	if err := listen(cfg.Listen.HTTP, "http (websocket, bosh, web client)", func(l net.Listener) error {
+		return hs.Serve(srv.LimitListener(l))
+	}); err != nil {
 		return err
 	}
 	if err := listen(cfg.Listen.HTTPS, "https (websocket, bosh, web client)", func(l net.Listener) error {
@@ -125,7 +131,7 @@ func run(args []string) error {
 		// HTTP/1.1 only: a WebSocket upgrade takes over the connection,
 		// which HTTP/2 does not allow.
 		tc.NextProtos = []string{"http/1.1"}
-		return hs.Serve(tls.NewListener(l, tc))
+		return hs.Serve(tls.NewListener(srv.LimitListener(l), tc))
 	}); err != nil {
 		return err
 	}
@@ -213,30 +219,35 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 	}
 	l := cfg.Limits
 	srv := &xmpp.Server{
-		Domain:             cfg.Domain,
-		TLSConfig:          xmpp.TLSConfig(cert),
-		Store:              store,
-		Logger:             log,
-		Version:            buildVersion,
-		AllowPlaintextAuth: cfg.Auth.AllowPlaintext,
-		MaxStanzaSize:      l.MaxStanzaSize,
-		ReadRate:           l.ReadRate,
-		ReadBurst:          l.ReadBurst,
-		MaxConnsPerIP:      l.MaxConnsPerIP,
-		NegotiationTimeout: l.NegotiationTimeout,
-		PingInterval:       l.PingInterval,
-		PingTimeout:        l.PingTimeout,
-		QueueSize:          l.QueueSize,
-		AuthFailureDelay:   cfg.Auth.FailureDelay,
-		MaxAuthFailures:    cfg.Auth.MaxFailures,
-		AuthFailureWindow:  cfg.Auth.FailureWindow,
-		S2SDisabled:        !cfg.S2S.Enabled,
-		S2SRoutes:          cfg.S2S.Routes,
-		S2SAllow:           cfg.S2S.Allow,
-		S2SDeny:            cfg.S2S.Deny,
-		DialbackSecret:     []byte(cfg.S2S.DialbackSecret),
-		S2SIdleTimeout:     cfg.S2S.IdleTimeout,
-		S2SConnectTimeout:  cfg.S2S.ConnectTimeout,
+		Domain:                cfg.Domain,
+		TLSConfig:             xmpp.TLSConfig(cert),
+		Store:                 store,
+		Logger:                log,
+		Version:               buildVersion,
+		AllowPlaintextAuth:    cfg.Auth.AllowPlaintext,
+		MaxStanzaSize:         l.MaxStanzaSize,
+		ReadRate:              l.ReadRate,
+		ReadBurst:             l.ReadBurst,
+		MaxUnauthPerIP:        l.MaxUnauthPerIP,
+		ConnRatePerIP:         l.ConnRatePerIP,
+		ConnBurstPerIP:        l.ConnBurstPerIP,
+		TLSHandshakeTimeout:   l.TLSHandshakeTimeout,
+		MaxSessionsPerAccount: l.MaxSessionsPerAccount,
+		NegotiationTimeout:    l.NegotiationTimeout,
+		PingInterval:          l.PingInterval,
+		PingTimeout:           l.PingTimeout,
+		QueueSize:             l.QueueSize,
+		QueueBytes:            l.QueueBytes,
+		AuthFailureDelay:      cfg.Auth.FailureDelay,
+		MaxAuthFailures:       cfg.Auth.MaxFailures,
+		AuthFailureWindow:     cfg.Auth.FailureWindow,
+		S2SDisabled:           !cfg.S2S.Enabled,
+		S2SRoutes:             cfg.S2S.Routes,
+		S2SAllow:              cfg.S2S.Allow,
+		S2SDeny:               cfg.S2S.Deny,
+		DialbackSecret:        []byte(cfg.S2S.DialbackSecret),
+		S2SIdleTimeout:        cfg.S2S.IdleTimeout,
+		S2SConnectTimeout:     cfg.S2S.ConnectTimeout,
 		Modules: modules.Default(modules.Options{
 			Store:              store,
 			Registry:           registry,

@@ -187,7 +187,14 @@ type Tokens struct {
 
 // Limits protect the server from clients.
 type Limits struct {
-	MaxStanzaSize      int           `yaml:"max_stanza_size"`
+	MaxStanzaSize         int           `yaml:"max_stanza_size"`
+	MaxUnauthPerIP        int           `yaml:"max_unauthenticated_per_ip"`
+	ConnRatePerIP         float64       `yaml:"connection_rate_per_ip"`
+	ConnBurstPerIP        int           `yaml:"connection_burst_per_ip"`
+	TLSHandshakeTimeout   time.Duration `yaml:"tls_handshake_timeout"`
+	MaxSessionsPerAccount int           `yaml:"max_sessions_per_account"`
+	// MaxConnsPerIP is the old name of MaxUnauthPerIP, which it sets when
+	// that is not set; it once counted signed-in sessions too.
 	MaxConnsPerIP      int           `yaml:"max_connections_per_ip"`
 	ReadRate           int           `yaml:"read_rate"`
 	ReadBurst          int           `yaml:"read_burst"`
@@ -195,6 +202,7 @@ type Limits struct {
 	PingInterval       time.Duration `yaml:"ping_interval"`
 	PingTimeout        time.Duration `yaml:"ping_timeout"`
 	QueueSize          int           `yaml:"queue_size"`
+	QueueBytes         int           `yaml:"queue_bytes"`
 	MaxRosterItems     int           `yaml:"max_roster_items"`
 	MaxOfflineMessages int           `yaml:"max_offline_messages"`
 }
@@ -225,16 +233,21 @@ func Default() Config {
 			FailureWindow: 10 * time.Minute,
 		},
 		Limits: Limits{
-			MaxStanzaSize:      256 << 10,
-			MaxConnsPerIP:      32,
-			ReadRate:           100 << 10,
-			ReadBurst:          512 << 10,
-			NegotiationTimeout: 30 * time.Second,
-			PingInterval:       2 * time.Minute,
-			PingTimeout:        30 * time.Second,
-			QueueSize:          1024,
-			MaxRosterItems:     1000,
-			MaxOfflineMessages: 500,
+			MaxStanzaSize:         256 << 10,
+			MaxUnauthPerIP:        32,
+			ConnRatePerIP:         10,
+			ConnBurstPerIP:        100,
+			TLSHandshakeTimeout:   10 * time.Second,
+			MaxSessionsPerAccount: 10,
+			ReadRate:              100 << 10,
+			ReadBurst:             512 << 10,
+			NegotiationTimeout:    30 * time.Second,
+			PingInterval:          2 * time.Minute,
+			PingTimeout:           30 * time.Second,
+			QueueSize:             1024,
+			QueueBytes:            1 << 20,
+			MaxRosterItems:        1000,
+			MaxOfflineMessages:    500,
 		},
 		MUC: MUC{Enabled: true},
 		S2S: S2S{
@@ -277,6 +290,9 @@ func Load(path string) (Config, error) {
 	d.KnownFields(true)
 	if err := d.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	if l := &c.Limits; l.MaxConnsPerIP != 0 && l.MaxUnauthPerIP == Default().Limits.MaxUnauthPerIP {
+		l.MaxUnauthPerIP = l.MaxConnsPerIP
 	}
 	return c, c.Validate()
 }

@@ -165,7 +165,7 @@ func start(t testing.TB, backend string, s2s net.Listener, configure ...func(*xm
 	t.Cleanup(func() { hs.Close() })
 	go srv.ServeC2S(l1)
 	go srv.ServeDirectTLS(l2)
-	go hs.Serve(l3)
+	go hs.Serve(srv.LimitListener(l3))
 	go srv.ServeS2S(s2s)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -221,6 +221,15 @@ type Groups interface {
 	WatchGroups(ctx context.Context) (<-chan GroupChange, error)
 }
 
+// Secrets keeps the server's own random keys in the store, so that every
+// node sharing it, and every restart, uses the same ones.
+type Secrets interface {
+	// Secret returns the secret called name, made of size random bytes the
+	// first time it is asked for; every later call, from any process on the
+	// same database, returns the same bytes, whatever its size argument.
+	Secret(ctx context.Context, name string, size int) ([]byte, error)
+}
+
 // Store is a complete backend: every aggregate, and Close.
 type Store interface {
 	Users
@@ -228,6 +237,7 @@ type Store interface {
 	Offline
 	Groups
 	Rooms
+	Secrets
 	Close() error
 }
 

@@ -99,9 +99,10 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 	}
 
 	c.auth = &authenticator{
-		domain: s.Domain,
-		lookup: s.Store.Credentials,
-		tokens: s.Tokens,
+		domain:  s.Domain,
+		lookup:  s.Store.Credentials,
+		unknown: s.unknownCredentials,
+		tokens:  s.Tokens,
 		fail: func() {
 			n := s.failures.record(addr, s.AuthFailureWindow)
 			c.logger().Info("authentication failed", "failures", n, "reason", c.auth.reason)

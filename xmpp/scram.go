@@ -68,6 +68,15 @@ func scramKeys(h func() hash.Hash, password string, salt []byte, iter int) (stor
 	}, nil
 }
 
+// unknownCredentials are what an account that does not exist appears to
+// have: a salt derived from its name under the server's secret, so that it
+// is the same on every attempt, on every node and after a restart, as a real
+// account's is; and the iteration count new accounts get.
+func (s *Server) unknownCredentials(bare string) storage.Credentials {
+	salt := hmacSum(sha256.New, s.authSecret, []byte("scram salt\x00"+bare))[:16]
+	return storage.Credentials{Salt: salt, Iterations: s.SCRAMIterations}
+}
+
 func hmacSum(h func() hash.Hash, key, msg []byte) []byte {
 	m := hmac.New(h, key)
 	m.Write(msg)
@@ -85,6 +94,10 @@ type authenticator struct {
 	// fail is called on every failed attempt, before the failure is sent; it
 	// may sleep (the growing delay).
 	fail func()
+	// unknown makes up the credentials of an account that does not exist,
+	// the same for every attempt, so that SCRAM's salt and iteration count
+	// do not tell whether it does.
+	unknown func(bare string) storage.Credentials
 	// tls is the stream's TLS state, nil on a plain connection.
 	tls *tls.ConnectionState
 	// plusOffered records that -PLUS mechanisms were advertised, so a client
@@ -242,8 +255,7 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 	case errors.Is(err, storage.ErrNotFound):
 		// Carry on with made-up values so that the exchange does not tell
 		// whether the account exists.
-		creds = storage.Credentials{Salt: make([]byte, 16), Iterations: DefaultIterations}
-		rand.Read(creds.Salt)
+		creds = a.unknown(user.String())
 	default:
 		return nil, a.failed("storage: " + err.Error())
 	}
@@ -324,14 +336,23 @@ func (a *authenticator) plain() sasl.Mechanism {
 				return false, nil, nil, nil
 			}
 			creds, err := a.lookup(context.Background(), user.String())
-			if err != nil {
-				return false, nil, nil, a.failed("unknown account")
+			known := err == nil
+			if !known {
+				if !errors.Is(err, storage.ErrNotFound) {
+					return false, nil, nil, a.failed("storage: " + err.Error())
+				}
+				// Derive the keys anyway, so that the time taken does not
+				// tell whether the account exists.
+				creds = a.unknown(user.String())
 			}
 			password, err := precis.OpaqueString.String(string(parts[2]))
 			if err != nil {
 				return false, nil, nil, a.failed("bad password")
 			}
 			keys, err := scramKeys(sha256.New, password, creds.Salt, creds.Iterations)
+			if !known {
+				return false, nil, nil, a.failed("unknown account")
+			}
 			if err != nil || !hmac.Equal(keys.StoredKey, creds.SHA256.StoredKey) {
 				return false, nil, nil, a.failed("bad password")
 			}

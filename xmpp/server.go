@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -54,6 +55,10 @@ type Server struct {
 
 	// AllowPlaintextAuth offers SASL before TLS; off by default.
 	AllowPlaintextAuth bool
+	// SCRAMIterations is the PBKDF2 iteration count new credentials get
+	// (auth.scram_iterations); an account that does not exist appears to
+	// have it. Zero: DefaultIterations.
+	SCRAMIterations int
 	// Tokens, when set, lets users sign in with a token their app issued,
 	// sent as the SASL PLAIN password (so only over TLS); a password that is
 	// not shaped like a JWT is checked as a password. Nil: passwords only.
@@ -134,15 +139,17 @@ type Server struct {
 	streamFeatures []mxmpp.StreamFeature
 	hooks          hooks
 	dialbackSecret []byte
-	s2sMu          sync.Mutex
-	outgoingConns  map[string]*s2sOut
-	admission      admission
-	failures       failureTracker
-	wg             sync.WaitGroup
-	mu             sync.Mutex
-	lns            []net.Listener
-	closing        bool
-	started        time.Time
+	// authSecret keys what unknown accounts appear to have (scram.go).
+	authSecret    []byte
+	s2sMu         sync.Mutex
+	outgoingConns map[string]*s2sOut
+	admission     admission
+	failures      failureTracker
+	wg            sync.WaitGroup
+	mu            sync.Mutex
+	lns           []net.Listener
+	closing       bool
+	started       time.Time
 }
 
 func (s *Server) init() {
@@ -174,6 +181,8 @@ func (s *Server) init() {
 		if s.Version == "" {
 			s.Version = "dev"
 		}
+		s.SCRAMIterations = positive(s.SCRAMIterations, DefaultIterations)
+		s.authSecret = s.secret("scram-unknown-accounts")
 		s.initS2S()
 		s.registerCore()
 		for _, m := range s.Modules {
@@ -189,6 +198,21 @@ func (s *Server) setup() {
 		s.handlers = make(map[handlerKey]IQHandler)
 		s.features = make(map[Target][]string)
 	})
+}
+
+// secret is the store's secret called name, the same on every node and
+// across restarts; if the store cannot give it, a random one for this
+// process, with a warning.
+func (s *Server) secret(name string) []byte {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	b, err := s.Store.Secret(ctx, name, 32)
+	if err != nil {
+		s.log.Warn("no stored secret; using one for this process only", "name", name, "err", err)
+		b = make([]byte, 32)
+		rand.Read(b)
+	}
+	return b
 }
 
 // positive is orDefault for settings that cannot be switched off.

@@ -225,6 +225,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 		Logger:                log,
 		Version:               buildVersion,
 		AllowPlaintextAuth:    cfg.Auth.AllowPlaintext,
+		SCRAMIterations:       cfg.Auth.Iterations,
 		MaxStanzaSize:         l.MaxStanzaSize,
 		ReadRate:              l.ReadRate,
 		ReadBurst:             l.ReadBurst,

@@ -85,9 +85,9 @@ func TestGoSendxmpp(t *testing.T) {
 	})
 }
 
-// availableClient logs user in with testenv's client and sends initial presence,
-// so that a message to the bare JID is delivered to the session (RFC 6121
-// §8.5.2.1.1), and waits for the server's copy of it (§4.2.2).
+// availableClient logs user in with testenv's client and sends initial
+// presence, so that a message to the bare JID is delivered to the session
+// (RFC 6121 §8.5.2.1.1), and waits for the server's copy of it (§4.2.2).
 func availableClient(t *testing.T, s *testenv.Server, user jid.JID, password string) *testenv.Client {
 	t.Helper()
 	c := s.Dial(t, user, password, "")
@@ -96,4 +96,44 @@ func availableClient(t *testing.T, s *testenv.Server, user jid.JID, password str
 		return el.Local == "presence" && el.Get("from") == c.JID.String() && el.Get("type") == ""
 	})
 	return c
+}
+
+// TestSendxmppPerl: Debian's sendxmpp, the Perl client (Net::XMPP) that
+// go-sendxmpp imitates, sends a message over STARTTLS and over direct TLS,
+// and fails on a wrong password.
+func TestSendxmppPerl(t *testing.T) {
+	testenv.NeedSendxmpp(t)
+	s := testenv.Start(t, "sqlite")
+	alice := s.AddUser(t, "alice", "alice pw")
+	bob := s.AddUser(t, "bob", "bob pw")
+	for _, tc := range []struct {
+		name      string
+		addr      string
+		directTLS bool
+	}{
+		{"starttls", s.C2S, false},
+		{"direct TLS", s.DirectTLS, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := availableClient(t, s, bob, "bob pw")
+			body := "hi from perl over " + tc.name + " <&> ünïcode"
+			code, out := s.SendSendxmpp(t, tc.addr, tc.directTLS, alice, "alice pw", body, bob.String())
+			if code != 0 {
+				t.Fatalf("sendxmpp exited %d; output:\n%s", code, out)
+			}
+			msg := b.Expect(t, "message from sendxmpp", func(el *xmpp.Element) bool { return el.Local == "message" })
+			if got := msg.Child("", "body"); got == nil || got.Text() != body {
+				t.Fatalf("bob got %s, want body %q", msg, body)
+			}
+			if from, err := jid.Parse(msg.Get("from")); err != nil || !from.Bare().Equal(alice) {
+				t.Fatalf("message from %q, want %s", msg.Get("from"), alice)
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		if code, out := s.SendSendxmpp(t, s.C2S, false, alice, "not it", "never", bob.String()); code == 0 {
+			t.Fatalf("sendxmpp with a wrong password exited 0; output:\n%s", out)
+		}
+		s.Others(t)
+	})
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, and only those that are
 # missing: python3-slixmpp (interop client, run with /usr/bin/python3),
-# postgresql and redis-server (storage integration tests), prosody with
-# lua-unbound (the federation peer; unbound reads /etc/hosts).
+# go-sendxmpp and sendxmpp (command-line interop clients), postgresql and
+# redis-server (storage integration tests), prosody with lua-unbound (the
+# federation peer; unbound reads /etc/hosts).
 #
 # Idempotent: with everything present it neither touches apt nor needs root.
 set -euo pipefail
 
-packages=(python3-slixmpp postgresql redis-server prosody lua-unbound)
+packages=(python3-slixmpp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound)
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 

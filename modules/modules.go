@@ -32,6 +32,9 @@ type Options struct {
 	// conference.<domain>).
 	MUC       bool
 	MUCDomain string
+	// MUCMaxRoomsPerOwner is muc.Service.MaxRoomsPerOwner: zero selects
+	// its default, a negative value means no limit.
+	MUCMaxRoomsPerOwner int
 }
 
 // Default returns the modules of a default server.
@@ -46,7 +49,7 @@ func Default(o Options) []xmpp.Module {
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages},
 	}
 	if o.MUC {
-		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store})
+		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})
 	}
 	return mods
 }

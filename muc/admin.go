@@ -28,26 +28,27 @@ func rank(aff string) int {
 
 // admin handles the muc#admin namespace: kicking, voice, moderator
 // status, affiliations (bans among them) and the lists (§8, §9, §10.3-10.8).
-func (r *room) admin(ctx context.Context, st, q *xmpp.Element, typ string, from jid.JID) {
-	r.mu.Lock()
+// r.mu is held.
+func (r *room) admin(st, q *xmpp.Element, typ string, from jid.JID) {
 	var err *xmpp.StanzaError
 	var res *xmpp.Element
 	if typ == "get" {
 		res, err = r.adminList(q, from)
 	} else {
-		err = r.adminSet(ctx, q, from)
+		err = r.adminSet(q, from)
 	}
-	stored, affs := r.stored(), r.affList()
-	r.mu.Unlock()
 	if err != nil {
-		r.svc.reply(ctx, st, *err)
+		r.reply(st, *err)
 		return
 	}
-	if typ == "set" && stored.Config.Persistent {
-		r.svc.save(ctx, stored, nil)
-		r.syncAffiliations(ctx, affs)
+	if typ == "set" && r.cfg.Persistent {
+		stored, affs := r.stored(), r.affList()
+		r.later(func(ctx context.Context) {
+			r.svc.save(ctx, stored, nil)
+			r.syncAffiliations(ctx, affs)
+		})
 	}
-	r.svc.result(ctx, st, res)
+	r.result(st, res)
 }
 
 // syncAffiliations writes a persistent room's affiliations: those it has,
@@ -135,7 +136,7 @@ func (r *room) adminList(q *xmpp.Element, from jid.JID) (*xmpp.Element, *xmpp.St
 
 // adminSet applies every item, or none: each is checked before any is
 // applied.
-func (r *room) adminSet(ctx context.Context, q *xmpp.Element, from jid.JID) *xmpp.StanzaError {
+func (r *room) adminSet(q *xmpp.Element, from jid.JID) *xmpp.StanzaError {
 	items := q.Elements()
 	if len(items) == 0 {
 		return &xmpp.StanzaError{Condition: xmpp.BadRequest}
@@ -227,11 +228,7 @@ func (r *room) adminSet(ctx context.Context, q *xmpp.Element, from jid.JID) *xmp
 			r.broadcastPresence(c.o, nil)
 			continue
 		}
-		if c.aff == storage.AffNone {
-			delete(r.affs, c.bare)
-		} else {
-			r.affs[c.bare] = storage.Affiliation{JID: c.bare, Affiliation: c.aff, Reason: c.reason}
-		}
+		r.setAffiliation(storage.Affiliation{JID: c.bare, Affiliation: c.aff, Reason: c.reason})
 		for _, o := range r.byNick {
 			if o.bare != c.bare {
 				continue
@@ -261,7 +258,7 @@ func (r *room) owners() int {
 }
 
 // remove takes an occupant out of the room (kick 307, ban 301, membership
-// lost 321): every session and every occupant learns why.
+// lost 321): every session and every occupant learns why. r.mu is held.
 func (r *room) remove(o *occupant, code, actor, reason string) {
 	delete(r.byNick, o.nick)
 	o.role = roleNone
@@ -284,7 +281,7 @@ func (r *room) remove(o *occupant, code, actor, reason string) {
 	}
 	self := build(true, true)
 	for _, s := range o.sessions {
-		r.svc.deliver(s, self)
+		r.deliver(s, self)
 		delete(r.byFull, s.full)
 		r.svc.track(s.full, r, false)
 	}

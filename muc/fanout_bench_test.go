@@ -1,7 +1,6 @@
 package muc
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,10 +45,12 @@ func BenchmarkGroupchatFanout(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		r.message(ctx, msg, rj, sender)
+		// As room.handle does: queued under the lock, delivered after.
+		r.mu.Lock()
+		r.message(msg, rj, sender)
+		r.unlock()
 	}
 	if delivered != b.N*occupants {
 		b.Fatalf("%d deliveries for %d messages to %d occupants", delivered, b.N, occupants)

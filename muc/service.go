@@ -14,6 +14,7 @@ import (
 
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
+	"github.com/xmppd/xmppd/xmpp/form"
 )
 
 // Namespaces of XEP-0045 and the XEPs it uses.
@@ -22,7 +23,7 @@ const (
 	NSUser    = NS + "#user"
 	NSOwner   = NS + "#owner"
 	NSAdmin   = NS + "#admin"
-	NSData    = "jabber:x:data"
+	NSData    = form.NS
 	NSDelay   = "urn:xmpp:delay"
 	NSPing    = "urn:xmpp:ping"
 	NSInfo    = "http://jabber.org/protocol/disco#info"
@@ -30,10 +31,19 @@ const (
 	NSConfig  = NS + "#roomconfig"
 	NSRoomInf = NS + "#roominfo"
 	NSRSM     = "http://jabber.org/protocol/rsm"
+	// NSVCard is vcard-temp (XEP-0054), whose requests to an occupant go
+	// to its bare JID.
+	NSVCard = "vcard-temp"
+	// NSConference marks a direct invitation (XEP-0249).
+	NSConference = "jabber:x:conference"
 )
 
 // DefaultHistory is how many messages a new room keeps for newcomers.
 const DefaultHistory = 20
+
+// DefaultMaxRoomsPerOwner is how many rooms one account may own before
+// the service refuses to create another for it.
+const DefaultMaxRoomsPerOwner = 100
 
 // Service is the multi-user chat service. It is an xmpp.Module that adds
 // itself as the component for Domain.
@@ -42,15 +52,26 @@ type Service struct {
 	Domain string
 	// Store keeps persistent rooms; nil keeps every room in memory only.
 	Store storage.Rooms
+	// MaxRoomsPerOwner bounds the rooms an account owns: joining a room
+	// that does not exist creates one only while the account owns fewer
+	// (XEP-0045 §10.1.1 refuses with not-allowed; §14.6 suggests the
+	// limit). Rooms made in storage by the server's administrators
+	// (xmppctl, the admin API) are never refused, but count for their
+	// owners. Zero means DefaultMaxRoomsPerOwner; negative, no limit.
+	MaxRoomsPerOwner int
 
 	srv *xmpp.Server
 	log *slog.Logger
 
 	mu    sync.Mutex
 	rooms map[string]*room // by bare room JID
+	// owned counts, per bare JID, the rooms in rooms that it owns.
+	owned map[string]int
 	// joined is, per occupant's full JID, the rooms it is in, so that a
 	// session that ends leaves them.
 	joined map[string]map[*room]struct{}
+	// forwards are the IQs forwarded to occupants, waiting for answers.
+	forwards *forwards
 	// deliverTo replaces delivery to sessions in benchmarks.
 	deliverTo func(m member, b []byte) bool
 }
@@ -62,8 +83,13 @@ func (s *Service) Register(srv *xmpp.Server) {
 	if s.Domain == "" {
 		s.Domain = "conference." + srv.Domain
 	}
+	if s.MaxRoomsPerOwner == 0 {
+		s.MaxRoomsPerOwner = DefaultMaxRoomsPerOwner
+	}
 	s.rooms = make(map[string]*room)
+	s.owned = make(map[string]int)
 	s.joined = make(map[string]map[*room]struct{})
+	s.forwards = newForwards()
 	srv.AddComponent(s.Domain, s)
 	srv.OnSessionEnded(s.sessionEnded)
 	srv.OnShutdown(s.shutdown)
@@ -78,7 +104,9 @@ func (s *Service) Register(srv *xmpp.Server) {
 				s.log.Error("loading room", "room", r.JID, "err", err)
 				continue
 			}
-			s.rooms[r.JID] = rm
+			s.mu.Lock()
+			s.adopt(rm)
+			s.mu.Unlock()
 		}
 	}
 }
@@ -86,7 +114,16 @@ func (s *Service) Register(srv *xmpp.Server) {
 // HandleStanza implements xmpp.Component.
 func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) {
 	from, err := jid.Parse(st.Get("from"))
-	if err != nil || st.Get("type") == "error" {
+	if err != nil {
+		return
+	}
+	switch st.Get("type") {
+	case "result", "error":
+		// Answers to IQs forwarded to occupants come to the sender's
+		// occupant JID; other answers and errors end here.
+		if st.Local == "iq" && to.Resourcepart() != "" {
+			s.answer(ctx, st, to, from)
+		}
 		return
 	}
 	if to.Localpart() == "" {
@@ -96,20 +133,20 @@ func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID
 	bare := to.Bare().String()
 	r := s.lookup(ctx, bare)
 	if r == nil {
-		if st.Local == "presence" && to.Resourcepart() != "" && st.Get("type") == "" {
-			r = s.create(to.Bare(), from)
-			if r == nil {
-				s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound})
-				return
-			}
-		} else {
-			if st.Local != "presence" {
-				s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound})
-			}
+		if st.Local != "presence" {
+			s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound})
+			return
+		}
+		if to.Resourcepart() == "" || st.Get("type") != "" {
+			return
+		}
+		var serr *xmpp.StanzaError
+		if r, serr = s.create(to.Bare(), from); serr != nil {
+			s.reply(ctx, st, *serr)
 			return
 		}
 	}
-	r.handle(ctx, st, to, from, origin)
+	r.handle(st, to, from, origin)
 }
 
 // lookup finds a room in memory or, failing that, in storage: a room
@@ -138,25 +175,40 @@ func (s *Service) lookup(ctx context.Context, bare string) *room {
 	if r := s.rooms[bare]; r != nil {
 		return r
 	}
-	s.rooms[bare] = loaded
+	s.adopt(loaded)
 	return loaded
 }
 
+// adopt adds a room that is not yet served, counting its owners. s.mu is
+// held; nobody else knows the room yet.
+func (s *Service) adopt(r *room) {
+	s.rooms[r.bare] = r
+	for _, o := range r.ownerJIDs() {
+		s.owned[o]++
+	}
+}
+
 // create makes a new, locked room owned by from, unless another was made
-// meanwhile.
-func (s *Service) create(room, owner jid.JID) *room {
+// meanwhile; an account that owns MaxRoomsPerOwner rooms already is
+// refused (§10.1.1: room creation is restricted).
+func (s *Service) create(room, creator jid.JID) (*room, *xmpp.StanzaError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	bare := room.String()
 	if r := s.rooms[bare]; r != nil {
-		return r
+		return r, nil
+	}
+	owner := creator.Bare().String()
+	if max := s.MaxRoomsPerOwner; max > 0 && s.owned[owner] >= max {
+		return nil, &xmpp.StanzaError{Condition: xmpp.NotAllowed,
+			Text: "you own " + strconv.Itoa(s.owned[owner]) + " rooms, the most this service allows (muc.max_rooms_per_owner): destroy one first"}
 	}
 	r := newRoom(s, room)
 	r.locked = true
 	r.created = time.Now().UTC()
-	r.affs[owner.Bare().String()] = storage.Affiliation{JID: owner.Bare().String(), Affiliation: storage.AffOwner}
-	s.rooms[bare] = r
-	return r
+	r.affs[owner] = storage.Affiliation{JID: owner, Affiliation: storage.AffOwner}
+	s.adopt(r)
+	return r, nil
 }
 
 func (s *Service) load(ctx context.Context, st storage.Room) (*room, error) {
@@ -176,12 +228,39 @@ func (s *Service) load(ctx context.Context, st storage.Room) (*room, error) {
 	return r, nil
 }
 
-// remove forgets a room (destroyed, or temporary and empty).
-func (s *Service) remove(r *room) {
+// forget stops serving a room (destroyed, or temporary and empty) and
+// its owners own one room less. r.mu is held (lock order: r.mu, then s.mu).
+func (s *Service) forget(r *room) {
+	r.gone = true
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.rooms[r.bare] == r {
-		delete(s.rooms, r.bare)
+	if s.rooms[r.bare] != r {
+		return
+	}
+	delete(s.rooms, r.bare)
+	for _, o := range r.ownerJIDs() {
+		s.uncount(o)
+	}
+}
+
+// countOwner follows a change of ownership in a room the service serves.
+// r.mu is held.
+func (s *Service) countOwner(r *room, bare string, delta int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.bare] != r {
+		return
+	}
+	if delta > 0 {
+		s.owned[bare]++
+	} else {
+		s.uncount(bare)
+	}
+}
+
+func (s *Service) uncount(bare string) {
+	if s.owned[bare]--; s.owned[bare] <= 0 {
+		delete(s.owned, bare)
 	}
 }
 
@@ -214,7 +293,9 @@ func (s *Service) sessionEnded(sess *xmpp.Session) {
 	}
 	s.mu.Unlock()
 	for _, r := range rooms {
-		r.leave(s.srv.Context(), sess.JID(), "")
+		r.mu.Lock()
+		r.leave(sess.JID(), "")
+		r.unlock()
 	}
 }
 
@@ -232,7 +313,7 @@ func (s *Service) shutdown() {
 		for _, o := range r.byNick {
 			r.remove(o, "332", "", "the service is shutting down")
 		}
-		r.mu.Unlock()
+		r.unlock()
 	}
 }
 
@@ -264,29 +345,39 @@ func (s *Service) deliver(m member, f xmpp.Fanout) bool {
 	return true
 }
 
-// reply answers st with an error from its addressee.
+// reply answers st with an error from its addressee. Rooms queue theirs
+// with room.reply.
 func (s *Service) reply(ctx context.Context, st *xmpp.Element, e xmpp.StanzaError) {
+	if el := errorReply(st, e); el != nil {
+		s.send(ctx, el)
+	}
+}
+
+// errorReply is the error answering st, with the <x/> that presence
+// errors carry (as in every example of one in XEP-0045 §7.2), or nil when
+// st is itself an answer.
+func errorReply(st *xmpp.Element, e xmpp.StanzaError) *xmpp.Element {
 	if t := st.Get("type"); t == "error" || t == "result" {
-		return
+		return nil
 	}
 	r := xmpp.ErrorReply(st, e)
 	if st.Local == "presence" {
 		r.Add(xmpp.NewElement(NS, "x"))
 	}
-	s.send(ctx, r)
+	return r
 }
 
 // result answers an IQ with payload (nil for an empty result).
 func (s *Service) result(ctx context.Context, iq *xmpp.Element, payload *xmpp.Element) {
-	r := xmpp.NewElement(xmpp.NSClient, "iq", "type", "result", "id", iq.Get("id"), "from", iq.Get("to"), "to", iq.Get("from"))
-	if payload != nil {
-		r.Add(payload)
-	}
-	s.send(ctx, r)
+	s.send(ctx, xmpp.ResultReply(iq, payload))
 }
 
 // toService handles stanzas to the service's own domain: discovery.
 func (s *Service) toService(ctx context.Context, st *xmpp.Element, from jid.JID) {
+	if st.Local == "message" && (directInvitation(st) || st.Child(NSUser, "x") != nil) {
+		s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound, Text: "invitations go to users, not to this service"})
+		return
+	}
 	if st.Local != "iq" {
 		return
 	}
@@ -308,11 +399,7 @@ func (s *Service) toService(ctx context.Context, st *xmpp.Element, from jid.JID)
 		}
 		res := xmpp.NewElement(NSItems, "query")
 		for _, r := range page {
-			it := xmpp.NewElement(NSItems, "item", "jid", r.bare)
-			if name := r.name(); name != "" {
-				it.Set("name", name)
-			}
-			res.Add(it)
+			res.Add(xmpp.NewElement(NSItems, "item", "jid", r.bare, "name", r.title()))
 		}
 		if set != nil {
 			res.Add(set)

@@ -106,6 +106,10 @@ type MUC struct {
 	Enabled bool `yaml:"enabled"`
 	// Domain is the service's domain; default "conference." + Domain.
 	Domain string `yaml:"domain"`
+	// MaxRoomsPerOwner bounds the rooms one account owns: creating
+	// another by joining is refused (muc.Service.MaxRoomsPerOwner).
+	// Negative: no limit.
+	MaxRoomsPerOwner int `yaml:"max_rooms_per_owner"`
 }
 
 // Presence selects where the presence and session registry lives.
@@ -249,7 +253,7 @@ func Default() Config {
 			MaxRosterItems:        1000,
 			MaxOfflineMessages:    500,
 		},
-		MUC: MUC{Enabled: true},
+		MUC: MUC{Enabled: true, MaxRoomsPerOwner: 100},
 		S2S: S2S{
 			Enabled:        true,
 			Routes:         map[string]string{},

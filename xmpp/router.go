@@ -132,6 +132,17 @@ func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
 	}
 	if tj.Domainpart() != r.srv.Domain {
 		if c := r.srv.component(tj.Domainpart()); c != nil {
+			if origin == nil {
+				// A stanza the server or a component made: it may come
+				// back here only so many times, so that no module can
+				// make a routing loop (a room inviting itself once hung
+				// the server).
+				var ok bool
+				if ctx, ok = deeper(ctx); !ok || sameDomain(st.Get("from"), tj.Domainpart()) {
+					r.srv.log.Warn("routing loop: stanza dropped", "from", st.Get("from"), "to", to, "name", st.Local)
+					return
+				}
+			}
 			c.HandleStanza(ctx, st, tj, origin)
 			return
 		}
@@ -151,6 +162,29 @@ func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
 		return
 	}
 	r.toBare(ctx, st, origin, tj)
+}
+
+// maxRouteDepth is how deeply stanzas that the server and its components
+// make may cause one another within one call.
+const maxRouteDepth = 8
+
+type routeDepthKey struct{}
+
+// deeper counts one more nested hand-over to a component in ctx; false
+// past maxRouteDepth.
+func deeper(ctx context.Context) (context.Context, bool) {
+	d, _ := ctx.Value(routeDepthKey{}).(int)
+	if d >= maxRouteDepth {
+		return ctx, false
+	}
+	return context.WithValue(ctx, routeDepthKey{}, d+1), true
+}
+
+// sameDomain reports whether the JID from is at domain: a component
+// addressing itself through the router, which nothing needs.
+func sameDomain(from, domain string) bool {
+	fj, err := jid.Parse(from)
+	return err == nil && fj.Domainpart() == domain
 }
 
 // toSelf handles a stanza without 'to' (RFC 6120 §10.3): it is addressed to

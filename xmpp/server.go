@@ -291,8 +291,12 @@ func (s *Server) serve(l net.Listener, mode connMode) error {
 // ErrServerClosed is returned by the Serve methods after Shutdown.
 var ErrServerClosed = errors.New("xmpp: server closed")
 
-// Shutdown stops accepting connections, closes every stream with
-// <system-shutdown/>, and waits for the connections to end or ctx to expire.
+// Shutdown stops accepting connections, runs the modules' shutdown hooks,
+// closes every stream with <system-shutdown/>, and waits for the
+// connections to end or ctx to expire. It returns by ctx's deadline
+// whatever a module is doing: the hooks get at most half the time left, and
+// what still runs after the deadline is left behind (the process is about
+// to exit).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
@@ -301,7 +305,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	s.mu.Unlock()
-	s.hooks.shutdown()
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		s.hooks.shutdown()
+	}()
+	hctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+		defer cancel()
+	}
+	select {
+	case <-hooksDone:
+	case <-hctx.Done():
+		s.log.Warn("shutdown: modules' shutdown hooks still running; closing the streams anyway")
+	}
 	s.cancel()
 	s.router.each(func(sess *Session) {
 		sess.Close(&StreamError{Condition: SystemShutdown})

@@ -84,10 +84,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer srv.Store.Close()
+	defer closeWithin(log, "storage", srv.Store.Close)
 	// Closed after the server has stopped, so that the sessions' entries
 	// are gone from a shared registry at once rather than after its TTL.
-	defer registry.Close()
+	defer closeWithin(log, "presence registry", registry.Close)
 
 	errc := make(chan error, 2)
 	listen := func(addr, kind string, serve func(net.Listener) error) error {
@@ -143,7 +143,7 @@ func run(args []string) error {
 		}
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	// After the streams: BOSH clients still get their system-shutdown.
@@ -153,6 +153,30 @@ func run(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// shutdownTimeout bounds closing the streams at SIGTERM, and closeTimeout
+// each store after that (docs/configuration.md: a stopped server is gone
+// within 20 s).
+const (
+	shutdownTimeout = 10 * time.Second
+	closeTimeout    = 5 * time.Second
+)
+
+// closeWithin closes a store and waits for it at most closeTimeout: a pool
+// that waits for a connection something stuck still holds must not keep
+// the process alive.
+func closeWithin(log *slog.Logger, what string, close func() error) {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn("closing "+what, "err", err)
+		}
+	case <-time.After(closeTimeout):
+		log.Warn("closing "+what+" takes too long; exiting anyway", "after", closeTimeout)
+	}
 }
 
 func setIf(dst *string, v string) {

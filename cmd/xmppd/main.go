@@ -244,6 +244,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 			MaxOfflineMessages: l.MaxOfflineMessages,
 			MUC:                cfg.MUC.Enabled,
 			MUCDomain:          cfg.MUC.Domain,
+
+			MaxOfflineBytes:      l.MaxOfflineBytes,
+			MaxDirectedPresences: l.MaxDirectedPresences,
 		}),
 	}
 	if secret != nil {

@@ -197,6 +197,12 @@ type Limits struct {
 	QueueSize          int           `yaml:"queue_size"`
 	MaxRosterItems     int           `yaml:"max_roster_items"`
 	MaxOfflineMessages int           `yaml:"max_offline_messages"`
+	// MaxOfflineBytes bounds all offline queues together, across every
+	// node sharing the storage.
+	MaxOfflineBytes int64 `yaml:"max_offline_bytes"`
+	// MaxDirectedPresences bounds the entities one session may send
+	// directed presence to (RFC 6121 §4.6).
+	MaxDirectedPresences int `yaml:"max_directed_presences"`
 }
 
 // Log configures logging.
@@ -235,6 +241,9 @@ func Default() Config {
 			QueueSize:          1024,
 			MaxRosterItems:     1000,
 			MaxOfflineMessages: 500,
+
+			MaxOfflineBytes:      1 << 30,
+			MaxDirectedPresences: 100,
 		},
 		MUC: MUC{Enabled: true},
 		S2S: S2S{

@@ -25,9 +25,13 @@ type Options struct {
 	// Node names this process in the registry.
 	Node string
 	// MaxRosterItems and MaxOfflineMessages bound each account's roster
-	// and offline queue; zero selects the modules' defaults, a negative
-	// value means no limit.
+	// and offline queue, MaxOfflineBytes all offline queues together, and
+	// MaxDirectedPresences the entities one session may send directed
+	// presence to; zero selects the modules' defaults, a negative value
+	// means no limit.
 	MaxRosterItems, MaxOfflineMessages int
+	MaxOfflineBytes                    int64
+	MaxDirectedPresences               int
 	// MUC runs the multi-user chat service on MUCDomain (default
 	// conference.<domain>).
 	MUC       bool
@@ -45,8 +49,9 @@ func Default(o Options) []xmpp.Module {
 		version.Module{},
 		entitytime.Module{},
 		lastactivity.Module{},
-		&roster.Module{Store: o.Store, Registry: o.Registry, Node: o.Node, MaxItems: o.MaxRosterItems},
-		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages},
+		&roster.Module{Store: o.Store, Registry: o.Registry, Node: o.Node, MaxItems: o.MaxRosterItems,
+			MaxDirected: o.MaxDirectedPresences},
+		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})

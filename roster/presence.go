@@ -2,6 +2,7 @@ package roster
 
 import (
 	"context"
+	"strconv"
 
 	"mellium.im/xmpp/jid"
 
@@ -62,7 +63,20 @@ func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.
 		p.Set("from", s.JID().Bare().String())
 		m.srv.Router().Route(ctx, p, s)
 	case "", "unavailable":
-		m.directed(ctx, s, p, tj, typ == "")
+		if !m.directed(ctx, s, p, tj, typ == "") {
+			// RFC 6121 §4.6.3 has the server deliver directed presence,
+			// and §4.5.2 send unavailable later to every entity that got
+			// it, which means remembering each one. Delivering without remembering
+			// would break the second MUST, and remembering without bound
+			// lets one session hold any amount of memory; so past the
+			// limit the stanza is refused whole and the client told why
+			// (RFC 6120 §8.3.3.12): it can send unavailable to someone
+			// and try again.
+			s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.PolicyViolationCond,
+				Text: "this session has sent directed presence to " + strconv.Itoa(m.MaxDirected) +
+					" entities, the most it may; send unavailable presence to one of them first"}))
+			return
+		}
 		m.srv.Router().Route(ctx, p, s)
 	case "error":
 		m.srv.Router().Route(ctx, p, s)
@@ -73,33 +87,57 @@ func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.
 
 // directed tracks directed presence (RFC 6121 §4.6): an entity that got
 // available presence from an available resource, and is not a subscriber,
-// gets that resource's unavailable presence too.
-func (m *Module) directed(ctx context.Context, s *xmpp.Session, p *xmpp.Element, to jid.JID, available bool) {
+// gets that resource's unavailable presence too. It returns false, and
+// tracks nothing, when the presence would add an entity past MaxDirected.
+func (m *Module) directed(ctx context.Context, s *xmpp.Session, p *xmpp.Element, to jid.JID, available bool) bool {
 	st := m.state(s)
 	key := to.String()
 	if !available {
 		st.mu.Lock()
 		delete(st.directed, key)
 		st.mu.Unlock()
-		return
+		return true
 	}
 	if ok, _ := s.Available(); !ok {
-		return
+		// Not tracked, so not bounded either: a resource that never was
+		// available owes nobody unavailable presence.
+		return true
 	}
 	owner := s.JID().Bare().String()
 	if to.Bare().String() == owner {
-		return
+		return true
 	}
 	// Read the roster without holding the session's lock.
 	if it, err := m.lookup(ctx, owner, to.Bare().String()); err == nil && it.hasFrom() {
-		return
+		return true
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.directed[key] {
+		return true // an update to an entity already tracked
+	}
+	if m.MaxDirected > 0 && len(st.directed) >= m.MaxDirected {
+		return false
+	}
 	if st.directed == nil {
 		st.directed = make(map[string]bool)
 	}
 	st.directed[key] = true
+	return true
+}
+
+// DirectedPresences returns how many entities the session is tracked as
+// having sent directed available presence to (RFC 6121 §4.6), for whom it
+// owes unavailable presence when it goes.
+func (m *Module) DirectedPresences(s *xmpp.Session) int {
+	v, ok := m.sessions.Load(s)
+	if !ok {
+		return 0
+	}
+	st := v.(*sessionState)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.directed)
 }
 
 // subscribers returns the contacts that receive owner's presence.

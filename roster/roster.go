@@ -39,6 +39,16 @@ const (
 // DefaultMaxItems bounds a roster when Module.MaxItems is zero.
 const DefaultMaxItems = 1000
 
+// DefaultMaxDirected bounds the directed presences a session tracks when
+// Module.MaxDirected is zero. Each room a client joins (XEP-0045) is one,
+// as is each entity it shows itself to outside its roster. Prosody and
+// ejabberd track them without a bound; ejabberd and MongooseIM let a user
+// sit in 10 rooms of their MUC service by default (max_user_conferences).
+// 100 leaves room for ten times that, at about 10 KiB a session with
+// JIDs of a usual length and 300 KiB with the longest (3,071 bytes, RFC
+// 7622 §3.1).
+const DefaultMaxDirected = 100
+
 // Store is what the module needs from storage.
 type Store interface {
 	storage.Rosters
@@ -56,6 +66,12 @@ type Module struct {
 	Node string
 	// MaxItems bounds each roster; negative means no limit.
 	MaxItems int
+	// MaxDirected bounds the entities one session may send directed
+	// presence to while available (RFC 6121 §4.6), each of which the server
+	// must remember to send unavailable presence to later; negative means
+	// no limit. Past it, directed available presence to a further entity is
+	// refused (see OutboundPresence).
+	MaxDirected int
 
 	srv       *xmpp.Server
 	log       *slog.Logger
@@ -94,6 +110,9 @@ func (m *Module) Register(s *xmpp.Server) {
 	m.accounts = make(map[string]*account)
 	if m.MaxItems == 0 {
 		m.MaxItems = DefaultMaxItems
+	}
+	if m.MaxDirected == 0 {
+		m.MaxDirected = DefaultMaxDirected
 	}
 	if m.Registry == nil {
 		m.Registry = memory.NewRegistry(m.Node)

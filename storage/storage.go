@@ -18,6 +18,10 @@ var (
 	// ErrLimit says a per-account quota (roster items, offline messages)
 	// is full.
 	ErrLimit = errors.New("storage: limit reached")
+	// ErrTotalLimit says a server-wide quota (the bytes of every offline
+	// queue together) is full. It is an ErrLimit too, so that a caller that
+	// only asks whether a quota refused the write still finds out.
+	ErrTotalLimit = fmt.Errorf("%w: server-wide", ErrLimit)
 )
 
 // SCRAMKeys are the RFC 5802 §3 keys derived for one hash function.
@@ -125,16 +129,39 @@ type OfflineMessage struct {
 	Data []byte
 }
 
+// OfflineLimits bound what StoreOffline keeps; a field that is zero or
+// negative sets no limit.
+type OfflineLimits struct {
+	// PerAccount is the most messages one account's queue may hold.
+	PerAccount int
+	// TotalBytes is the most bytes (of OfflineMessage.Data) that all queues
+	// together may hold: everything in the database, whichever node stored
+	// it.
+	TotalBytes int64
+}
+
+// OfflineUsage is what all offline queues hold together.
+type OfflineUsage struct {
+	Messages int64
+	Bytes    int64
+}
+
 // Offline stores messages for accounts that are offline, in order.
 type Offline interface {
 	// StoreOffline appends a message to owner's queue, durably, before it
-	// returns. When the queue already holds max messages (max > 0) it fails
-	// with ErrLimit and stores nothing.
-	StoreOffline(ctx context.Context, owner string, data []byte, max int) error
+	// returns. When owner's queue already holds lim.PerAccount messages it
+	// fails with ErrLimit; when the message would take the bytes of all
+	// queues past lim.TotalBytes it fails with ErrTotalLimit; either way it
+	// stores nothing.
+	StoreOffline(ctx context.Context, owner string, data []byte, lim OfflineLimits) error
 	// OfflineMessages returns owner's queue in arrival order.
 	OfflineMessages(ctx context.Context, owner string) ([]OfflineMessage, error)
 	// DeleteOffline removes owner's messages with ID <= upTo.
 	DeleteOffline(ctx context.Context, owner string, upTo int64) error
+	// OfflineUsage returns what all queues hold, as the TotalBytes limit
+	// counts it: every message that is stored, however it came or went
+	// (DeleteUser, or an operator's SQL, included).
+	OfflineUsage(ctx context.Context) (OfflineUsage, error)
 }
 
 // Group kinds.

@@ -274,13 +274,15 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 		S2SIdleTimeout:        cfg.S2S.IdleTimeout,
 		S2SConnectTimeout:     cfg.S2S.ConnectTimeout,
 		Modules: modules.Default(modules.Options{
-			Store:               store,
-			Registry:            registry,
-			MaxRosterItems:      l.MaxRosterItems,
-			MaxOfflineMessages:  l.MaxOfflineMessages,
-			MUC:                 cfg.MUC.Enabled,
-			MUCDomain:           cfg.MUC.Domain,
-			MUCMaxRoomsPerOwner: cfg.MUC.MaxRoomsPerOwner,
+			Store:                store,
+			Registry:             registry,
+			MaxRosterItems:       l.MaxRosterItems,
+			MaxOfflineMessages:   l.MaxOfflineMessages,
+			MUC:                  cfg.MUC.Enabled,
+			MUCDomain:            cfg.MUC.Domain,
+			MUCMaxRoomsPerOwner:  cfg.MUC.MaxRoomsPerOwner,
+			MaxOfflineBytes:      l.MaxOfflineBytes,
+			MaxDirectedPresences: l.MaxDirectedPresences,
 		}),
 	}
 	if secret != nil {

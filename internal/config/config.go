@@ -209,6 +209,12 @@ type Limits struct {
 	QueueBytes         int           `yaml:"queue_bytes"`
 	MaxRosterItems     int           `yaml:"max_roster_items"`
 	MaxOfflineMessages int           `yaml:"max_offline_messages"`
+	// MaxOfflineBytes bounds all offline queues together, across every
+	// node sharing the storage.
+	MaxOfflineBytes int64 `yaml:"max_offline_bytes"`
+	// MaxDirectedPresences bounds the entities one session may send
+	// directed presence to (RFC 6121 §4.6).
+	MaxDirectedPresences int `yaml:"max_directed_presences"`
 }
 
 // Log configures logging.
@@ -252,6 +258,8 @@ func Default() Config {
 			QueueBytes:            1 << 20,
 			MaxRosterItems:        1000,
 			MaxOfflineMessages:    500,
+			MaxOfflineBytes:       1 << 30,
+			MaxDirectedPresences:  100,
 		},
 		MUC: MUC{Enabled: true, MaxRoomsPerOwner: 100},
 		S2S: S2S{

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xmppd/xmppd/storage"
@@ -26,14 +27,28 @@ const (
 // DefaultMax is the queue limit per account when Module.Max is zero.
 const DefaultMax = 500
 
+// DefaultMaxTotalBytes is the limit on all queues together when
+// Module.MaxTotalBytes is zero: 1 GiB. Max alone bounds one account (500
+// messages of up to the largest stanza, 256 KiB by default: 125 MiB), not
+// the disk, since anyone may write to every offline account. 1 GiB is about
+// a million messages of a typical size (1 KiB), and 4,096 of the largest.
+const DefaultMaxTotalBytes = 1 << 30
+
 // Module stores and delivers offline messages.
 type Module struct {
 	Store storage.Offline
 	// Max bounds each account's queue; negative means no limit.
 	Max int
+	// MaxTotalBytes bounds the bytes of all accounts' queues together,
+	// counted in the storage, so that every node sharing it counts what the
+	// others stored; negative means no limit.
+	MaxTotalBytes int64
 
 	srv *xmpp.Server
 	log *slog.Logger
+	// full is set while the total limit refuses messages, so that the
+	// operator hears of it once, not at every message.
+	full atomic.Bool
 	// locks serialise storing and delivering per account: two sessions
 	// becoming available together must not both deliver the queue, and a
 	// message must not be stored just after the queue was delivered to a
@@ -55,6 +70,9 @@ func (m *Module) Register(s *xmpp.Server) {
 	m.log = slog.Default().With("module", "offline")
 	if m.Max == 0 {
 		m.Max = DefaultMax
+	}
+	if m.MaxTotalBytes == 0 {
+		m.MaxTotalBytes = DefaultMaxTotalBytes
 	}
 	s.AddFeature(xmpp.ToServer, NSFeature)
 	s.OnUndeliverable(m.store)
@@ -91,13 +109,28 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 	el := st.ShallowCopy()
 	el.Children = append(append([]xmpp.Node(nil), st.Children...),
 		xmpp.NewElement(NSDelay, "delay", "from", m.srv.Domain, "stamp", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")))
-	err := m.Store.StoreOffline(ctx, to, el.Bytes(xmpp.NSClient), m.Max)
-	if errors.Is(err, storage.ErrLimit) {
+	// Limits of zero or less are none, for the storage as here.
+	lim := storage.OfflineLimits{PerAccount: m.Max, TotalBytes: m.MaxTotalBytes}
+	err := m.Store.StoreOffline(ctx, to, el.Bytes(xmpp.NSClient), lim)
+	// A message that cannot be stored goes back to its sender, never
+	// silently away: <service-unavailable/>, as XEP-0160 §2 (step 3) says
+	// when the server cannot store for the recipient, and RFC 6121
+	// §8.5.2.2.1 when it does not store.
+	switch {
+	case errors.Is(err, storage.ErrTotalLimit):
+		if m.full.CompareAndSwap(false, true) {
+			m.log.Warn("offline storage is full: messages to offline accounts bounce", "max_bytes", m.MaxTotalBytes)
+		}
+		return false, xmpp.StanzaError{Condition: xmpp.ServiceUnavailable,
+			Text: "the recipient is offline and the server's offline storage is full"}
+	case errors.Is(err, storage.ErrLimit):
 		return false, xmpp.StanzaError{Condition: xmpp.ServiceUnavailable,
 			Text: "the recipient is offline and their offline storage is full (" + strconv.Itoa(m.Max) + " messages)"}
-	}
-	if err != nil {
+	case err != nil:
 		return false, err
+	}
+	if m.full.CompareAndSwap(true, false) {
+		m.log.Info("offline storage has room again")
 	}
 	return true, nil
 }

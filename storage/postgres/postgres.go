@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,10 @@ type Store struct {
 	// onListen, if set (by tests), is called with the backend PID of every
 	// connection a watch starts listening on.
 	onListen func(pid uint32)
+	// offlineNear says that the last store found the offline total near its
+	// limit, so the next one takes the exclusive lock at once (see
+	// StoreOffline).
+	offlineNear atomic.Bool
 }
 
 var _ storage.Store = (*Store)(nil)

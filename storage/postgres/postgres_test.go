@@ -19,7 +19,7 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func open(t *testing.T, dsn string) *Store {
+func open(t testing.TB, dsn string) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), dsn)
 	if err != nil {

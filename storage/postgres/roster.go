@@ -22,10 +22,12 @@ const (
 // COMMITTED two transactions could otherwise both count max-1 rows and both
 // insert.
 func lockOwner(ctx context.Context, tx pgx.Tx, kind int32, owner string) error {
-	_, err := tx.Exec(ctx,
-		`SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '') || ' ' || $2::text))`, kind, owner)
+	_, err := tx.Exec(ctx, lockOwnerSQL, kind, owner)
 	return err
 }
+
+// lockOwnerSQL is what lockOwner runs, for callers that batch it.
+const lockOwnerSQL = `SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '') || ' ' || $2::text))`
 
 // Roster implements storage.Rosters.
 func (s *Store) Roster(ctx context.Context, owner string) ([]storage.RosterItem, error) {

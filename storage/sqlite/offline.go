@@ -8,9 +8,10 @@ import (
 )
 
 // StoreOffline implements storage.Offline. The transaction takes the write
-// lock at BEGIN (see Open), so no other writer can add to the queue between
-// the count and the insert; synchronous=FULL makes the commit durable.
-func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, max int) error {
+// lock at BEGIN (see Open), so no other writer, in this process or another,
+// can add to any queue between the counts and the insert: both limits are
+// exact. synchronous=FULL makes the commit durable.
+func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, lim storage.OfflineLimits) error {
 	if data == nil {
 		data = []byte{} // NOT NULL
 	}
@@ -19,14 +20,20 @@ func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, max
 		return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
 	}
 	defer tx.Rollback()
-	if max > 0 {
+	if lim.PerAccount > 0 || lim.TotalBytes > 0 {
+		// offline_usage is kept by triggers (migration 0006).
 		var n int
-		if err := tx.QueryRowContext(ctx,
-			`SELECT count(*) FROM offline_messages WHERE owner = ?`, owner).Scan(&n); err != nil {
+		var used int64
+		if err := tx.QueryRowContext(ctx, `SELECT
+			(SELECT count(*) FROM offline_messages WHERE owner = ?),
+			(SELECT bytes FROM offline_usage)`, owner).Scan(&n, &used); err != nil {
 			return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
 		}
-		if n >= max {
+		if lim.PerAccount > 0 && n >= lim.PerAccount {
 			return fmt.Errorf("sqlite: store offline for %s: %d messages: %w", owner, n, storage.ErrLimit)
+		}
+		if lim.TotalBytes > 0 && used+int64(len(data)) > lim.TotalBytes {
+			return fmt.Errorf("sqlite: store offline for %s: %d bytes stored: %w", owner, used, storage.ErrTotalLimit)
 		}
 	}
 	if _, err := tx.ExecContext(ctx,
@@ -68,4 +75,13 @@ func (s *Store) DeleteOffline(ctx context.Context, owner string, upTo int64) err
 		return fmt.Errorf("sqlite: delete offline of %s: %w", owner, err)
 	}
 	return nil
+}
+
+// OfflineUsage implements storage.Offline.
+func (s *Store) OfflineUsage(ctx context.Context) (storage.OfflineUsage, error) {
+	var u storage.OfflineUsage
+	if err := s.queryRow(ctx, `SELECT messages, bytes FROM offline_usage`).Scan(&u.Messages, &u.Bytes); err != nil {
+		return storage.OfflineUsage{}, fmt.Errorf("sqlite: offline usage: %w", err)
+	}
+	return u, nil
 }

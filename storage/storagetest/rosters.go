@@ -223,7 +223,7 @@ func runRosters(t *testing.T, open func(t *testing.T) storage.Store) {
 			if err := s.PutRosterItem(ctx, u, storage.RosterItem{Contact: "carol@example.com", Subscription: storage.SubBoth}, 0); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.StoreOffline(ctx, u, []byte("<message/>"), 0); err != nil {
+			if err := s.StoreOffline(ctx, u, []byte("<message/>"), storage.OfflineLimits{}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -52,6 +53,8 @@ func (s *Server) initS2S() {
 	}
 	s.S2SIdleTimeout = positive(s.S2SIdleTimeout, DefaultS2SIdleTimeout)
 	s.S2SConnectTimeout = positive(s.S2SConnectTimeout, DefaultS2SConnectTimeout)
+	s.S2SQueueSize = positive(s.S2SQueueSize, DefaultS2SQueueSize)
+	s.s2sDials.init(s)
 	s.outgoingConns = make(map[string]*s2sOut)
 }
 
@@ -141,8 +144,9 @@ type s2sAddr struct {
 // s2sAddrs are the addresses to try for a remote domain: a static route
 // ("host:port", or "tls://host:port" for direct TLS), else the DNS SRV
 // records _xmpps-server._tcp (direct TLS) then _xmpp-server._tcp, else the
-// domain itself on 5269 (RFC 6120 §3.2, XEP-0368).
-func (s *Server) s2sAddrs(domain string) []s2sAddr {
+// domain itself on 5269 (RFC 6120 §3.2, XEP-0368). The lookups end with
+// ctx, the attempt's connect timeout.
+func (s *Server) s2sAddrs(ctx context.Context, domain string) []s2sAddr {
 	if a, ok := s.S2SRoutes[domain]; ok {
 		if rest, ok := strings.CutPrefix(a, "tls://"); ok {
 			return []s2sAddr{{rest, true}}
@@ -154,7 +158,7 @@ func (s *Server) s2sAddrs(domain string) []s2sAddr {
 		name   string
 		direct bool
 	}{{"xmpps-server", true}, {"xmpp-server", false}} {
-		_, srvs, err := net.LookupSRV(svc.name, "tcp", domain)
+		_, srvs, err := net.DefaultResolver.LookupSRV(ctx, svc.name, "tcp", domain)
 		if err != nil {
 			continue
 		}

@@ -9,10 +9,9 @@ import (
 	"os"
 	"sync"
 	"time"
-)
 
-// maxS2SQueue bounds the stanzas waiting for a connection to be set up.
-const maxS2SQueue = 1000
+	"mellium.im/xmpp/jid"
+)
 
 // An s2sOut is the connection on which one of our domains sends to one
 // remote domain (RFC 6120 §4: a stream is one direction). Stanzas queue
@@ -21,6 +20,16 @@ const maxS2SQueue = 1000
 type s2sOut struct {
 	srv           *Server
 	local, remote string
+	// sender is whom the limiter counts the attempt against: the account
+	// whose stanza started it, or the local domain (s2s_limit.go).
+	sender string
+	// ctx ends at the connect timeout, counted from the first stanza so
+	// that time spent waiting for a slot counts too; cancel ends it early.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// dial and stopWait belong to the limiter, under its lock.
+	dial     dialState
+	stopWait func() bool
 
 	mu sync.Mutex
 	// out holds the stanzas for the remote server, from the start: they
@@ -44,20 +53,50 @@ type s2sOut struct {
 func pairKey(local, remote string) string { return local + " " + remote }
 
 // outgoing returns the connection from local to remote, starting one if
-// there is none.
+// there is none; a new one counts against the local domain's budget, as
+// the dialback checks that incoming streams ask for do.
 func (s *Server) outgoing(local, remote string) *s2sOut {
+	return s.outgoingFrom(local, remote, local)
+}
+
+// outgoingFrom is outgoing for a stanza of sender. The connection it
+// returns may have failed already (done): when there is no room even to
+// wait for a slot, it is failed at once and not kept, so that the next
+// stanza tries again.
+func (s *Server) outgoingFrom(local, remote, sender string) *s2sOut {
 	k := pairKey(local, remote)
 	s.s2sMu.Lock()
-	defer s.s2sMu.Unlock()
 	if o := s.outgoingConns[k]; o != nil {
+		s.s2sMu.Unlock()
 		return o
 	}
-	o := &s2sOut{srv: s, local: local, remote: remote, verifies: make(map[string]chan bool),
-		established: make(chan struct{}), out: make(chan *Element, maxS2SQueue)}
+	o := &s2sOut{srv: s, local: local, remote: remote, sender: sender, verifies: make(map[string]chan bool),
+		established: make(chan struct{}), out: make(chan *Element, s.S2SQueueSize)}
+	o.ctx, o.cancel = context.WithTimeout(s.ctx, s.S2SConnectTimeout)
+	// Known before it may start, so that its failure finds and forgets it.
 	s.outgoingConns[k] = o
-	s.wg.Add(1)
-	go o.run()
+	err := s.s2sDials.admit(o)
+	if err != nil {
+		delete(s.outgoingConns, k)
+	}
+	s.s2sMu.Unlock()
+	if err != nil {
+		o.fail(&s2sError{ResourceConstraintC, err})
+	}
 	return o
+}
+
+// senderOf is whom an outgoing stanza is counted against: the local
+// account that sent it, else the bare form of its (server-stamped) from,
+// else the local domain.
+func senderOf(st *Element, origin *Session, local string) string {
+	if origin != nil {
+		return origin.bare
+	}
+	if j, err := jid.Parse(st.Get("from")); err == nil {
+		return j.Bare().String()
+	}
+	return local
 }
 
 // sendRemote routes a stanza to another server.
@@ -66,11 +105,12 @@ func (s *Server) sendRemote(st *Element, local, remote string, origin *Session) 
 		s.router.bounce(st, origin, StanzaError{Condition: RemoteServerNotFound, Text: "federation with " + remote + " is not allowed"})
 		return
 	}
-	o := s.outgoing(local, remote)
+	o := s.outgoingFrom(local, remote, senderOf(st, origin, local))
 	o.mu.Lock()
 	if o.done {
+		err := o.err
 		o.mu.Unlock()
-		s.router.bounce(st, origin, StanzaError{Condition: RemoteServerTimeout})
+		s.router.bounce(st, origin, s2sBounce(err, remote))
 		return
 	}
 	o.touch()
@@ -156,11 +196,10 @@ func (o *s2sOut) open(conn net.Conn) (*s2sStream, *Element, error) {
 
 func (o *s2sOut) connect() (external bool, err error) {
 	s := o.srv
-	ctx, cancel := context.WithTimeout(s.ctx, s.S2SConnectTimeout)
-	defer cancel()
+	ctx := o.ctx
 	var raw net.Conn
 	var direct bool
-	for _, a := range s.s2sAddrs(o.remote) {
+	for _, a := range s.s2sAddrs(ctx, o.remote) {
 		var d net.Dialer
 		raw, err = d.DialContext(ctx, "tcp", a.addr)
 		if err == nil {
@@ -172,9 +211,20 @@ func (o *s2sOut) connect() (external bool, err error) {
 		if err == nil {
 			err = errors.New("no address")
 		}
+		// The dial's own timer may go off just before ctx's.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return false, &s2sError{RemoteServerTimeout, err}
+		}
 		return false, &s2sError{RemoteServerNotFound, err}
 	}
 	o.mu.Lock()
+	if o.done {
+		// Failed meanwhile (shutdown): fail has closed what it knew of.
+		o.mu.Unlock()
+		raw.Close()
+		return false, o.err
+	}
 	o.raw = raw
 	o.mu.Unlock()
 	deadline, _ := ctx.Deadline()
@@ -308,6 +358,9 @@ func (o *s2sOut) authenticated(how string) {
 	o.srv.wg.Add(1)
 	go o.write(o.w, o.out)
 	o.mu.Unlock()
+	// Set up: the slot goes to the next attempt.
+	o.cancel()
+	o.srv.s2sDials.release(o)
 	o.srv.log.Info("s2s connection ready", "from", o.local, "to", o.remote, "auth", how)
 }
 
@@ -429,20 +482,50 @@ func (o *s2sOut) fail(err error) {
 	}
 	raw := o.raw
 	o.mu.Unlock()
+	o.cancel()
 	if raw != nil {
 		raw.Close()
 	}
-	cond := RemoteServerNotFound
-	var se *s2sError
-	if errors.As(err, &se) {
-		cond = se.cond
-	}
-	if !errors.Is(err, errIdle) {
+	// After the close: the next attempt's socket replaces this one.
+	s.s2sDials.release(o)
+	switch {
+	case errors.Is(err, errIdle):
+	case errors.Is(err, errDialQueueFull), errors.Is(err, errDialSenderQueueFull):
+		// One per stanza refused: the sender's flood, not news.
+		s.log.Debug("s2s connection refused", "from", o.local, "to", o.remote, "sender", o.sender, "err", err)
+	default:
 		s.log.Info("s2s connection ended", "from", o.local, "to", o.remote, "err", err)
 	}
+	e := s2sBounce(err, o.remote)
 	for st := range o.out {
-		s.router.bounce(st, nil, StanzaError{Condition: cond})
+		s.router.bounce(st, nil, e)
 	}
 }
 
 var errIdle = errors.New("idle")
+
+// s2sBounce is the error returned for stanzas that a connection to remote
+// could not carry: the condition the failure calls for (RFC 6120 §8.3.3.16,
+// §8.3.3.17, §8.3.3.18), with a text for the user that names no address.
+func s2sBounce(err error, remote string) StanzaError {
+	var se *s2sError
+	if !errors.As(err, &se) {
+		return StanzaError{Condition: RemoteServerNotFound, Text: "the server of " + remote + " could not be reached"}
+	}
+	e := StanzaError{Condition: se.cond}
+	switch {
+	case errors.Is(err, errDialQueueFull):
+		e.Text = "too many connections to other servers are being set up; try again later"
+	case errors.Is(err, errDialSenderQueueFull):
+		e.Text = "you have too many connections to other servers being set up; try again later"
+	case errors.Is(err, errDialWaitTimeout):
+		e.Text = "the connection to " + remote + " could not start within the connect timeout: too many are being set up"
+	case errors.Is(err, errIdle):
+		e.Text = "the connection to " + remote + " was closed"
+	case se.cond == RemoteServerTimeout:
+		e.Text = "the server of " + remote + " did not answer in time"
+	default:
+		e.Text = "the server of " + remote + " could not be reached"
+	}
+	return e
+}

@@ -123,6 +123,19 @@ type Server struct {
 	// dialback. Nil: the system's roots.
 	S2SRootCAs *x509.CertPool
 
+	// Bounds on outgoing federation (s2s_limit.go, defaults there).
+	// S2SMaxConnecting bounds the outgoing streams being set up at once
+	// (DNS lookups, connecting, TLS, authentication), server-wide, and
+	// S2SMaxConnectingPerSender those one sender starts (a local account;
+	// the server itself for its own stanzas and dialback checks). Attempts
+	// past them wait, S2SMaxWaiting in all and S2SMaxWaitingPerSender per
+	// sender; past that the stanza bounces at once. S2SQueueSize bounds the
+	// stanzas queued on one outgoing stream.
+	S2SMaxConnecting, S2SMaxConnectingPerSender int
+	S2SMaxWaiting, S2SMaxWaitingPerSender       int
+	S2SQueueSize                                int
+	s2sDials                                    dialLimiter
+
 	once      sync.Once
 	setupOnce sync.Once
 	ctx       context.Context

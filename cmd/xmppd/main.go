@@ -273,6 +273,12 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 		DialbackSecret:        []byte(cfg.S2S.DialbackSecret),
 		S2SIdleTimeout:        cfg.S2S.IdleTimeout,
 		S2SConnectTimeout:     cfg.S2S.ConnectTimeout,
+
+		S2SMaxConnecting:          cfg.S2S.MaxConnecting,
+		S2SMaxConnectingPerSender: cfg.S2S.MaxConnectingPerSender,
+		S2SMaxWaiting:             cfg.S2S.MaxWaiting,
+		S2SMaxWaitingPerSender:    cfg.S2S.MaxWaitingPerSender,
+		S2SQueueSize:              cfg.S2S.QueueSize,
 		Modules: modules.Default(modules.Options{
 			Store:                store,
 			Registry:             registry,

@@ -153,6 +153,15 @@ type S2S struct {
 	DialbackSecret string        `yaml:"dialback_secret"`
 	IdleTimeout    time.Duration `yaml:"idle_timeout"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxConnecting bounds the outgoing streams being set up at once, and
+	// MaxConnectingPerSender those of one sender; MaxWaiting and
+	// MaxWaitingPerSender bound the attempts waiting for their turn.
+	// QueueSize bounds the stanzas queued for one outgoing stream.
+	MaxConnecting          int `yaml:"max_connecting"`
+	MaxConnectingPerSender int `yaml:"max_connecting_per_sender"`
+	MaxWaiting             int `yaml:"max_waiting"`
+	MaxWaitingPerSender    int `yaml:"max_waiting_per_sender"`
+	QueueSize              int `yaml:"queue_size"`
 }
 
 // TLS names the certificate and key (PEM files).
@@ -269,6 +278,12 @@ func Default() Config {
 			Deny:           []string{},
 			IdleTimeout:    10 * time.Minute,
 			ConnectTimeout: 30 * time.Second,
+
+			MaxConnecting:          xmpp.DefaultS2SMaxConnecting,
+			MaxConnectingPerSender: xmpp.DefaultS2SMaxConnectingPerSender,
+			MaxWaiting:             xmpp.DefaultS2SMaxWaiting,
+			MaxWaitingPerSender:    xmpp.DefaultS2SMaxWaitingPerSender,
+			QueueSize:              xmpp.DefaultS2SQueueSize,
 		},
 		HTTP: HTTP{
 			AllowedOrigins: []string{},

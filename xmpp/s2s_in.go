@@ -246,7 +246,7 @@ func (c *s2sIn) handle(el *Element, streamID string) error {
 			defer c.verifying.Add(-1)
 			ctx, cancel := context.WithTimeout(c.ctx, s.S2SConnectTimeout)
 			defer cancel()
-			ok, err := s.outgoing(to, from).verify(ctx, streamID, el.Text())
+			ok, err := s.outgoingFrom(to, from, "dialback "+c.addr).verify(ctx, streamID, el.Text())
 			typ := "invalid"
 			if ok {
 				typ = "valid"

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"mellium.im/sasl"
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/xmpp"
@@ -215,4 +217,64 @@ func isTimeout(err error) bool {
 func restartRaw(t *testing.T, st *testenv.TLSStream) *xml.Decoder {
 	t.Helper()
 	return open(t, st, "")
+}
+
+// Guessing one account's password from many addresses, each below its own
+// failure limit, locks the account for new addresses: even the right
+// password from one is refused, so guesses test nothing, while the owner
+// signs in from the address they used before, and other accounts are not
+// affected.
+func TestDistributedGuessingLocksAccount(t *testing.T) {
+	const max = 5
+	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) {
+		s.MaxAuthFailures = 2
+		s.MaxAccountAuthFailures = max
+	})
+	alice := s.AddUser(t, "alice", "right")
+	bob := s.AddUser(t, "bob", "pw")
+	if _, err := s.DialFrom(t, "127.0.0.50", alice, "right", "home"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < max; i++ {
+		if _, err := s.DialFrom(t, fmt.Sprintf("127.0.0.%d", 60+i), alice, "guess", ""); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+	}
+	// Locked: the right password from a new address fails as a wrong one.
+	if _, err := s.DialFrom(t, "127.0.0.70", alice, "right", ""); err == nil || !strings.Contains(err.Error(), "not-authorized") {
+		t.Fatalf("right password from a new address while locked: %v", err)
+	}
+	if err := s.DialMech(alice, "right", sasl.ScramSha256); err == nil {
+		t.Fatal("SCRAM from a new address while locked succeeded")
+	}
+	// The owner, from where they signed in before.
+	if _, err := s.DialFrom(t, "127.0.0.50", alice, "right", "laptop"); err != nil {
+		t.Fatalf("owner from a known address: %v", err)
+	}
+	// Another account, from a new address.
+	if _, err := s.DialFrom(t, "127.0.0.71", bob, "pw", ""); err != nil {
+		t.Fatalf("another account: %v", err)
+	}
+	s.Others(t)
+}
+
+// Guesses on an account that does not exist are not counted per account:
+// there is nothing to lock, and a flood of made-up names must not fill
+// memory.
+func TestGuessingUnknownAccountsLocksNothing(t *testing.T) {
+	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) {
+		s.MaxAuthFailures = -1
+		s.MaxAccountAuthFailures = 1
+	})
+	ghost := jid.MustParse("ghost@localhost")
+	for i := 0; i < 3; i++ {
+		if _, err := s.DialFrom(t, "127.0.0.80", ghost, "x", ""); err == nil {
+			t.Fatal("an unknown account signed in")
+		}
+	}
+	// ghost now gets an account: nothing was held against it.
+	s.AddUser(t, "ghost", "pw")
+	if _, err := s.DialFrom(t, "127.0.0.81", ghost, "pw", ""); err != nil {
+		t.Fatalf("new account after guesses on its name: %v", err)
+	}
 }

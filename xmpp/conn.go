@@ -102,9 +102,15 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		domain:  s.Domain,
 		lookup:  s.Store.Credentials,
 		unknown: s.unknownCredentials,
+		locked:  func(bare string) bool { return s.accountLocked(bare, addr) },
 		tokens:  s.Tokens,
 		fail: func() {
 			n := s.failures.record(addr, s.AuthFailureWindow)
+			if acct := c.auth.attempted; acct != "" && s.MaxAccountAuthFailures >= 0 {
+				if m := s.accountFailures.record(acct, s.AuthFailureWindow); m == s.MaxAccountAuthFailures {
+					c.logger().Warn("account locked for new addresses after failed authentications", "jid", acct, "failures", m, "window", s.AuthFailureWindow)
+				}
+			}
 			c.logger().Info("authentication failed", "failures", n, "reason", c.auth.reason)
 			time.Sleep(s.authDelay(n))
 		},
@@ -445,6 +451,7 @@ func (c *conn) bind(resource string) (jid.JID, error) {
 	if err != nil {
 		return jid.JID{}, StanzaError{Condition: BadRequest, Text: "the resource is not valid (RFC 7622)"}
 	}
+	c.srv.knownAddrs.add(c.auth.user.String(), c.addr)
 	// Route to the session from now on: a contact may write the moment the
 	// client learns its JID. Stanzas wait in its queue until it is served.
 	c.bound = j

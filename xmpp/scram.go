@@ -98,6 +98,12 @@ type authenticator struct {
 	// the same for every attempt, so that SCRAM's salt and iteration count
 	// do not tell whether it does.
 	unknown func(bare string) storage.Credentials
+	// locked reports whether attempts on an account are refused without a
+	// look at the password (Server.accountLocked); nil: never.
+	locked func(bare string) bool
+	// attempted is the existing account the last attempt was on, or "",
+	// for counting failures per account.
+	attempted string
 	// tls is the stream's TLS state, nil on a plain connection.
 	tls *tls.ConnectionState
 	// plusOffered records that -PLUS mechanisms were advertised, so a client
@@ -243,10 +249,12 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 		return nil, a.refused("authorization identity differs")
 	}
 	st.user = user
+	a.attempted = ""
 	creds, err := a.lookup(context.Background(), user.String())
 	switch {
 	case err == nil:
 		st.known = true
+		a.attempted = user.String()
 		if h().Size() == sha1.Size {
 			st.keys = creds.SHA1
 		} else {
@@ -293,6 +301,11 @@ func (a *authenticator) scramFinal(h func() hash.Hash, st *scramState, msg strin
 	if err != nil || len(proof) != h().Size() || !st.known {
 		return nil, a.failed("bad proof")
 	}
+	if a.locked != nil && a.locked(st.user.String()) {
+		// Answered as a wrong password would be, after the same delay:
+		// the guess is not checked, and nothing tells the account apart.
+		return nil, a.failed("account locked after failures from many addresses")
+	}
 	authMessage := []byte(st.clientBare + "," + st.serverFirst + "," + withoutProof)
 	clientKey := hmacSum(h, st.keys.StoredKey, authMessage)
 	subtle.XORBytes(clientKey, clientKey, proof)
@@ -328,6 +341,7 @@ func (a *authenticator) plain() sasl.Mechanism {
 			if len(parts[0]) > 0 && string(parts[0]) != user.String() {
 				return false, nil, nil, a.refused("authorization identity differs")
 			}
+			a.attempted = ""
 			if a.tokens != nil && tokenShaped(string(parts[2])) {
 				if err := a.tokens.VerifyToken(context.Background(), user.String(), string(parts[2])); err != nil {
 					return false, nil, nil, a.failed("token: " + err.Error())
@@ -352,6 +366,10 @@ func (a *authenticator) plain() sasl.Mechanism {
 			keys, err := scramKeys(sha256.New, password, creds.Salt, creds.Iterations)
 			if !known {
 				return false, nil, nil, a.failed("unknown account")
+			}
+			a.attempted = user.String()
+			if a.locked != nil && a.locked(user.String()) {
+				return false, nil, nil, a.failed("account locked after failures from many addresses")
 			}
 			if err != nil || !hmac.Equal(keys.StoredKey, creds.SHA256.StoredKey) {
 				return false, nil, nil, a.failed("bad password")

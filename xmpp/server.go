@@ -19,20 +19,21 @@ import (
 
 // Defaults for the zero values of Server's fields.
 const (
-	DefaultMaxStanzaSize         = 256 << 10
-	DefaultNegotiationTimeout    = 30 * time.Second
-	DefaultPingInterval          = 2 * time.Minute
-	DefaultPingTimeout           = 30 * time.Second
-	DefaultQueueSize             = 1024
-	DefaultQueueBytes            = 1 << 20
-	DefaultMaxUnauthPerIP        = 32
-	DefaultConnRatePerIP         = 10
-	DefaultConnBurstPerIP        = 100
-	DefaultTLSHandshakeTimeout   = 10 * time.Second
-	DefaultMaxSessionsPerAccount = 10
-	DefaultAuthFailureDelay      = time.Second
-	DefaultMaxAuthFailures       = 5
-	DefaultAuthFailureWindow     = 10 * time.Minute
+	DefaultMaxStanzaSize          = 256 << 10
+	DefaultNegotiationTimeout     = 30 * time.Second
+	DefaultPingInterval           = 2 * time.Minute
+	DefaultPingTimeout            = 30 * time.Second
+	DefaultQueueSize              = 1024
+	DefaultQueueBytes             = 1 << 20
+	DefaultMaxUnauthPerIP         = 32
+	DefaultConnRatePerIP          = 10
+	DefaultConnBurstPerIP         = 100
+	DefaultTLSHandshakeTimeout    = 10 * time.Second
+	DefaultMaxSessionsPerAccount  = 10
+	DefaultAuthFailureDelay       = time.Second
+	DefaultMaxAuthFailures        = 5
+	DefaultMaxAccountAuthFailures = 10
+	DefaultAuthFailureWindow      = 10 * time.Minute
 )
 
 // A Server serves XMPP client streams for one domain. Set its fields, then
@@ -101,6 +102,12 @@ type Server struct {
 	// attempts from it until the window has passed.
 	MaxAuthFailures   int
 	AuthFailureWindow time.Duration
+	// MaxAccountAuthFailures on one existing account within
+	// AuthFailureWindow, from any addresses, lock it: further attempts
+	// fail without the password being checked, except from the addresses
+	// its owner last signed in from, until the window has passed. It
+	// bounds guessing spread over many addresses.
+	MaxAccountAuthFailures int
 
 	// Version is reported by software version queries.
 	Version string
@@ -157,12 +164,16 @@ type Server struct {
 	s2sMu         sync.Mutex
 	outgoingConns map[string]*s2sOut
 	admission     admission
-	failures      failureTracker
-	wg            sync.WaitGroup
-	mu            sync.Mutex
-	lns           []net.Listener
-	closing       bool
-	started       time.Time
+	failures      failureTracker // by address
+	// accountFailures counts failed attempts on existing accounts, from
+	// anywhere; knownAddrs are where each account signed in from.
+	accountFailures failureTracker
+	knownAddrs      knownAddrs
+	wg              sync.WaitGroup
+	mu              sync.Mutex
+	lns             []net.Listener
+	closing         bool
+	started         time.Time
 }
 
 func (s *Server) init() {
@@ -176,7 +187,6 @@ func (s *Server) init() {
 		s.domainJID, _ = jid.New("", s.Domain, "")
 		s.router = newRouter(s)
 		s.setup()
-		s.failures.byAddr = make(map[string]*failureRecord)
 		s.MaxStanzaSize = orDefault(s.MaxStanzaSize, DefaultMaxStanzaSize)
 		s.MaxUnauthPerIP = orDefault(s.MaxUnauthPerIP, DefaultMaxUnauthPerIP)
 		s.ConnRatePerIP = orDefault(s.ConnRatePerIP, DefaultConnRatePerIP)
@@ -191,6 +201,7 @@ func (s *Server) init() {
 		s.PingTimeout = positive(s.PingTimeout, DefaultPingTimeout)
 		s.AuthFailureDelay = orDefault(s.AuthFailureDelay, DefaultAuthFailureDelay)
 		s.AuthFailureWindow = orDefault(s.AuthFailureWindow, DefaultAuthFailureWindow)
+		s.MaxAccountAuthFailures = orDefault(s.MaxAccountAuthFailures, DefaultMaxAccountAuthFailures)
 		if s.Version == "" {
 			s.Version = "dev"
 		}
@@ -347,48 +358,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// failureTracker counts failed authentications per address.
-type failureTracker struct {
-	mu     sync.Mutex
-	byAddr map[string]*failureRecord
-}
-
-type failureRecord struct {
-	count int
-	first time.Time
-}
-
-// blocked reports whether addr has used up its failures in the window.
-func (t *failureTracker) blocked(addr string, max int, window time.Duration) bool {
-	if max < 0 {
-		return false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	r := t.byAddr[addr]
-	if r == nil {
-		return false
-	}
-	if time.Since(r.first) > window {
-		delete(t.byAddr, addr)
-		return false
-	}
-	return r.count >= max
-}
-
-// record counts a failure and returns how many there were in the window.
-func (t *failureTracker) record(addr string, window time.Duration) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	r := t.byAddr[addr]
-	if r == nil || time.Since(r.first) > window {
-		r = &failureRecord{first: time.Now()}
-		t.byAddr[addr] = r
-	}
-	r.count++
-	return r.count
 }
 
 // delay is the growing delay before answering the n-th failure.

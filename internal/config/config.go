@@ -183,8 +183,11 @@ type Auth struct {
 	Iterations     int           `yaml:"scram_iterations"`
 	FailureDelay   time.Duration `yaml:"failure_delay"`
 	MaxFailures    int           `yaml:"max_failures"`
-	FailureWindow  time.Duration `yaml:"failure_window"`
-	Tokens         Tokens        `yaml:"tokens"`
+	// MaxAccountFailures on one account, from any addresses, lock it for
+	// addresses its owner has not signed in from.
+	MaxAccountFailures int           `yaml:"max_account_failures"`
+	FailureWindow      time.Duration `yaml:"failure_window"`
+	Tokens             Tokens        `yaml:"tokens"`
 }
 
 // Tokens configures sign-in with tokens the app issues (JWT, HS256).
@@ -246,10 +249,11 @@ func Default() Config {
 			TTL:     30 * time.Second,
 		},
 		Auth: Auth{
-			Iterations:    4096,
-			FailureDelay:  time.Second,
-			MaxFailures:   5,
-			FailureWindow: 10 * time.Minute,
+			Iterations:         4096,
+			FailureDelay:       time.Second,
+			MaxFailures:        5,
+			MaxAccountFailures: 10,
+			FailureWindow:      10 * time.Minute,
 		},
 		Limits: Limits{
 			MaxStanzaSize:         256 << 10,

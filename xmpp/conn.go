@@ -269,17 +269,8 @@ func (c *conn) refuseSASL(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 			return true, nil, d.Skip()
 		},
 		Negotiate: func(_ context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
-			r := ms.TokenReader()
-			defer r.Close()
-			d := xml.NewTokenDecoder(r)
-			tok, err := d.Token()
-			if err != nil {
+			if _, err := negotiationElement(ms); err != nil {
 				return 0, nil, err
-			}
-			if _, ok := tok.(xml.StartElement); ok {
-				if err := d.Skip(); err != nil {
-					return 0, nil, err
-				}
 			}
 			b := []byte(`<failure xmlns="` + NSSASL + `"><encryption-required/><text xml:lang="en">`)
 			b = appendEscaped(b, errInsecureWeb.Error())
@@ -290,6 +281,23 @@ func (c *conn) refuseSASL(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 			return 0, nil, errInsecureWeb
 		},
 	}
+}
+
+// negotiationElement reads the element a client sent to negotiate a
+// feature of ours, in full.
+func negotiationElement(ms *mxmpp.Session) (*Element, error) {
+	r := ms.TokenReader()
+	defer r.Close()
+	d := xml.NewTokenDecoder(r)
+	tok, err := d.Token()
+	if err != nil {
+		return nil, err
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return nil, StreamError{Condition: StreamInvalidXML}
+	}
+	return ReadElement(d, start)
 }
 
 // refuseHost makes negotiation fail before any feature is offered, once the
@@ -309,14 +317,17 @@ func informational(space, local string) mxmpp.StreamFeature {
 		Necessary:  mxmpp.Authn,
 		Prohibited: mxmpp.Ready,
 		List: func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			for _, t := range []xml.Token{start, start.End()} {
-				if err := w.EncodeToken(t); err != nil {
-					return false, err
-				}
-			}
-			return false, nil
+			return false, listEmpty(w, start)
 		},
 	}
+}
+
+// listEmpty announces a feature as an empty element.
+func listEmpty(w xmlstream.TokenWriter, start xml.StartElement) error {
+	if err := w.EncodeToken(start); err != nil {
+		return err
+	}
+	return w.EncodeToken(start.End())
 }
 
 // legacySession advertises RFC 3921's session establishment as optional
@@ -343,10 +354,7 @@ func (c *conn) startTLS() mxmpp.StreamFeature {
 	if c.srv.AllowPlaintextAuth {
 		// TLS is offered, not required (RFC 6120 §5.3.1).
 		f.List = func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			if err := w.EncodeToken(start); err != nil {
-				return false, err
-			}
-			return false, w.EncodeToken(start.End())
+			return false, listEmpty(w, start)
 		}
 	}
 	f.Negotiate = func(ctx context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
@@ -382,29 +390,13 @@ func (c *conn) bindFeature() mxmpp.StreamFeature {
 		Necessary:  mxmpp.Authn,
 		Prohibited: mxmpp.Ready,
 		List: func(_ context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
-			for _, t := range []xml.Token{start, start.End()} {
-				if err := w.EncodeToken(t); err != nil {
-					return false, err
-				}
-			}
-			return true, nil
+			return true, listEmpty(w, start)
 		},
 		Parse: func(_ context.Context, d *xml.Decoder, _ *xml.StartElement) (bool, interface{}, error) {
 			return true, nil, d.Skip()
 		},
 		Negotiate: func(_ context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
-			r := ms.TokenReader()
-			defer r.Close()
-			d := xml.NewTokenDecoder(r)
-			tok, err := d.Token()
-			if err != nil {
-				return 0, nil, err
-			}
-			start, ok := tok.(xml.StartElement)
-			if !ok {
-				return 0, nil, StreamError{Condition: StreamInvalidXML}
-			}
-			iq, err := ReadElement(d, start)
+			iq, err := negotiationElement(ms)
 			if err != nil {
 				return 0, nil, err
 			}

@@ -23,31 +23,9 @@ func TestGoSendxmpp(t *testing.T) {
 		s := testenv.Start(t, backend)
 		alice := s.AddUser(t, "alice", "alice pw")
 		bob := s.AddUser(t, "bob", "bob pw")
-		for _, tc := range []struct {
-			name      string
-			addr      string
-			directTLS bool
-		}{
-			{"starttls", s.C2S, false},
-			{"direct TLS", s.DirectTLS, true},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				b := availableClient(t, s, bob, "bob pw")
-				body := "hi over " + tc.name + " <&> ünïcode"
-				code, out := s.SendGoSendxmpp(t, tc.addr, tc.directTLS, alice, "alice pw", body, bob.String())
-				if code != 0 {
-					t.Fatalf("go-sendxmpp exited %d; output:\n%s", code, out)
-				}
-				msg := b.Expect(t, "message from go-sendxmpp", func(el *xmpp.Element) bool { return el.Local == "message" })
-				if got := msg.Child("", "body"); got == nil || got.Text() != body {
-					t.Fatalf("bob got %s, want body %q", msg, body)
-				}
-				from, err := jid.Parse(msg.Get("from"))
-				if err != nil || !from.Bare().Equal(alice) || from.Resourcepart() == "" {
-					t.Fatalf("message from %q, want a full JID of %s", msg.Get("from"), alice)
-				}
-			})
-		}
+		sendsOverBothTLS(t, s, alice, bob, "go-sendxmpp", func(addr string, directTLS bool, body string) (int, string) {
+			return s.SendGoSendxmpp(t, addr, directTLS, alice, "alice pw", body, bob.String())
+		})
 		t.Run("wrong password", func(t *testing.T) {
 			for _, tc := range []struct {
 				addr      string
@@ -85,6 +63,37 @@ func TestGoSendxmpp(t *testing.T) {
 	})
 }
 
+// sendsOverBothTLS runs a command-line client's send (through send) over
+// STARTTLS and over direct TLS, and checks that bob, online, receives the
+// exact body from a full JID of alice.
+func sendsOverBothTLS(t *testing.T, s *testenv.Server, alice, bob jid.JID, client string, send func(addr string, directTLS bool, body string) (int, string)) {
+	t.Helper()
+	for _, tc := range []struct {
+		name      string
+		addr      string
+		directTLS bool
+	}{
+		{"starttls", s.C2S, false},
+		{"direct TLS", s.DirectTLS, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := availableClient(t, s, bob, "bob pw")
+			body := "hi from " + client + " over " + tc.name + " <&> ünïcode"
+			if code, out := send(tc.addr, tc.directTLS, body); code != 0 {
+				t.Fatalf("%s exited %d; output:\n%s", client, code, out)
+			}
+			msg := b.Expect(t, "message from "+client, func(el *xmpp.Element) bool { return el.Local == "message" })
+			if got := msg.Child("", "body"); got == nil || got.Text() != body {
+				t.Fatalf("bob got %s, want body %q", msg, body)
+			}
+			from, err := jid.Parse(msg.Get("from"))
+			if err != nil || !from.Bare().Equal(alice) || from.Resourcepart() == "" {
+				t.Fatalf("message from %q, want a full JID of %s", msg.Get("from"), alice)
+			}
+		})
+	}
+}
+
 // availableClient logs user in with testenv's client and sends initial
 // presence, so that a message to the bare JID is delivered to the session
 // (RFC 6121 §8.5.2.1.1), and waits for the server's copy of it (§4.2.2).
@@ -106,30 +115,9 @@ func TestSendxmppPerl(t *testing.T) {
 	s := testenv.Start(t, "sqlite")
 	alice := s.AddUser(t, "alice", "alice pw")
 	bob := s.AddUser(t, "bob", "bob pw")
-	for _, tc := range []struct {
-		name      string
-		addr      string
-		directTLS bool
-	}{
-		{"starttls", s.C2S, false},
-		{"direct TLS", s.DirectTLS, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			b := availableClient(t, s, bob, "bob pw")
-			body := "hi from perl over " + tc.name + " <&> ünïcode"
-			code, out := s.SendSendxmpp(t, tc.addr, tc.directTLS, alice, "alice pw", body, bob.String())
-			if code != 0 {
-				t.Fatalf("sendxmpp exited %d; output:\n%s", code, out)
-			}
-			msg := b.Expect(t, "message from sendxmpp", func(el *xmpp.Element) bool { return el.Local == "message" })
-			if got := msg.Child("", "body"); got == nil || got.Text() != body {
-				t.Fatalf("bob got %s, want body %q", msg, body)
-			}
-			if from, err := jid.Parse(msg.Get("from")); err != nil || !from.Bare().Equal(alice) {
-				t.Fatalf("message from %q, want %s", msg.Get("from"), alice)
-			}
-		})
-	}
+	sendsOverBothTLS(t, s, alice, bob, "sendxmpp", func(addr string, directTLS bool, body string) (int, string) {
+		return s.SendSendxmpp(t, addr, directTLS, alice, "alice pw", body, bob.String())
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		if code, out := s.SendSendxmpp(t, s.C2S, false, alice, "not it", "never", bob.String()); code == 0 {
 			t.Fatalf("sendxmpp with a wrong password exited 0; output:\n%s", out)

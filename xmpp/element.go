@@ -149,6 +149,9 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 	if depth > maxDepth {
 		return nil, errDepth
 	}
+	if err := uniqueAttrs(start.Attr); err != nil {
+		return nil, err
+	}
 	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
 	if len(start.Attr) > 0 {
 		e.Attr = make([]Attr, 0, len(start.Attr))
@@ -195,6 +198,34 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 			return nil, errRestricted
 		}
 	}
+}
+
+// uniqueAttrs enforces XML 1.0 §3.1 (WFC: Unique Att Spec) with Namespaces
+// in XML §6.3: no two attributes of a start tag, namespace declarations
+// included, have the same expanded name (a:x and b:x with a and b bound to
+// one namespace are the same attribute). encoding/xml does not check it, and
+// an element with a 'to' or 'from' twice must never reach the router.
+// encoding/xml has resolved the names already; a tag has a handful of
+// attributes, so a linear scan costs less than a set.
+func uniqueAttrs(attrs []xml.Attr) error {
+	for i := 1; i < len(attrs); i++ {
+		for _, b := range attrs[:i] {
+			if attrs[i].Name == b.Name {
+				return dupAttrError(attrs[i].Name)
+			}
+		}
+	}
+	return nil
+}
+
+func dupAttrError(n xml.Name) error {
+	switch n.Space {
+	case "":
+		return &xml.SyntaxError{Msg: "attribute " + n.Local + " given twice"}
+	case "xmlns":
+		return &xml.SyntaxError{Msg: "attribute xmlns:" + n.Local + " given twice"}
+	}
+	return &xml.SyntaxError{Msg: "attribute " + n.Local + " in namespace " + n.Space + " given twice"}
 }
 
 // Append serialises e onto b as it appears inside a stream whose default

@@ -5,7 +5,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // NSXML is the namespace bound to the xml: prefix (xml:lang).
@@ -149,7 +151,7 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 	if depth > maxDepth {
 		return nil, errDepth
 	}
-	if err := uniqueAttrs(start.Attr); err != nil {
+	if err := checkStartTag(start); err != nil {
 		return nil, err
 	}
 	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
@@ -200,22 +202,56 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 	}
 }
 
-// uniqueAttrs enforces XML 1.0 §3.1 (WFC: Unique Att Spec) with Namespaces
-// in XML §6.3: no two attributes of a start tag, namespace declarations
-// included, have the same expanded name (a:x and b:x with a and b bound to
-// one namespace are the same attribute). encoding/xml does not check it, and
-// an element with a 'to' or 'from' twice must never reach the router.
-// encoding/xml has resolved the names already; a tag has a handful of
-// attributes, so a linear scan costs less than a set.
-func uniqueAttrs(attrs []xml.Attr) error {
-	for i := 1; i < len(attrs); i++ {
+// checkStartTag holds a start tag from encoding/xml to two rules it does not
+// check itself.
+//
+// Names: encoding/xml checks p:l as a whole and then splits it, so it lets
+// through <p:0/>, whose local part cannot start a name, and <:a/> or <a:/>.
+// Namespaces in XML §3 makes a local part an NCName. Kept, such an element
+// would be written out as <0 xmlns="..."/> to the stanza's recipient, whose
+// stream would end on it.
+//
+// Attributes: XML 1.0 §3.1 (WFC: Unique Att Spec) with Namespaces in XML
+// §6.3: no two attributes of a start tag, namespace declarations included,
+// have the same expanded name (a:x and b:x with a and b bound to one
+// namespace are the same attribute). A stanza with 'to' or 'from' twice
+// must never reach the router. encoding/xml has resolved the names
+// already; a tag has a handful of attributes, so a linear scan costs less
+// than a set.
+func checkStartTag(start xml.StartElement) error {
+	if !localNameOK(start.Name.Local) {
+		return badName(start.Name.Local)
+	}
+	attrs := start.Attr
+	for i, a := range attrs {
+		if !localNameOK(a.Name.Local) {
+			return badName(a.Name.Local)
+		}
 		for _, b := range attrs[:i] {
-			if attrs[i].Name == b.Name {
-				return dupAttrError(attrs[i].Name)
+			if a.Name == b.Name {
+				return dupAttrError(a.Name)
 			}
 		}
 	}
 	return nil
+}
+
+// localNameOK reports whether the local part encoding/xml split off a name,
+// all of whose characters it has checked, is an NCName.
+func localNameOK(s string) bool {
+	if s == "" || strings.IndexByte(s, ':') >= 0 {
+		return false
+	}
+	if c := s[0]; c < utf8.RuneSelf {
+		return isNameStart(c)
+	}
+	// Rare: encoding/xml's tables say which characters start a name.
+	_, err := xml.NewDecoder(strings.NewReader("<" + s + "/>")).RawToken()
+	return err == nil
+}
+
+func badName(local string) error {
+	return &xml.SyntaxError{Msg: "invalid local name " + strconv.Quote(local)}
 }
 
 func dupAttrError(n xml.Name) error {

@@ -242,7 +242,7 @@ func (p *fastParser) element(depth int) (*Element, error) {
 	}
 	// XML 1.0 §3.1 (WFC: Unique Att Spec) and Namespaces in XML §6.3: no
 	// two attributes of a tag, namespace declarations included, have the
-	// same (expanded) name. encoding/xml does not check it; uniqueAttrs
+	// same (expanded) name. encoding/xml does not check it; checkStartTag
 	// does on the slow path, and this is the same rule.
 	for i := scope + 1; i < len(p.ns); i++ {
 		for j := scope; j < i; j++ {

@@ -72,7 +72,7 @@ func duplicateAttr(data []byte) error {
 			expanded := map[[2]string]xml.Name{}
 			for _, a := range t.Attr {
 				if literal[a.Name] {
-					return fmt.Errorf("<%s>: attribute %s:%s twice", t.Name.Local, a.Name.Space, a.Name.Local)
+					return fmt.Errorf("<%s>: attribute %s twice", rawName(t.Name), rawName(a.Name))
 				}
 				literal[a.Name] = true
 				var key [2]string
@@ -87,7 +87,7 @@ func duplicateAttr(data []byte) error {
 					key = [2]string{resolve(a.Name.Space), a.Name.Local}
 				}
 				if first, ok := expanded[key]; ok {
-					return fmt.Errorf("<%s>: attributes %s:%s and %s:%s have one expanded name", t.Name.Local, first.Space, first.Local, a.Name.Space, a.Name.Local)
+					return fmt.Errorf("<%s>: attributes %s and %s have one expanded name", rawName(t.Name), rawName(first), rawName(a.Name))
 				}
 				expanded[key] = a.Name
 			}
@@ -98,6 +98,14 @@ func duplicateAttr(data []byte) error {
 			}
 		}
 	}
+}
+
+// rawName is a name from RawToken as it was written.
+func rawName(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return n.Space + ":" + n.Local
 }
 
 // parseFast runs the one-pass parser alone, without falling back to
@@ -215,5 +223,46 @@ func TestDuplicateAttrChecker(t *testing.T) {
 	}
 	if err := checkStanzaXML([]byte(`<a><b></a></b>`)); err == nil {
 		t.Error("checkStanzaXML accepted mismatched tags")
+	}
+}
+
+// TestParseRejectsBadLocalNames: a prefixed name whose local part is not a
+// name of its own (Namespaces in XML §3), which encoding/xml lets through
+// (FuzzParse found <A:0/>), is a syntax error on both paths; it used to be
+// kept and written out as <0 xmlns="..."/> to the stanza's recipient.
+func TestParseRejectsBadLocalNames(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{`<A:0 A=''A00=''/>`, false},
+		{`<message><A:0 xmlns:A='urn:a'/></message>`, false},
+		{`<message><a:-b xmlns:a='urn:a'/></message>`, false},
+		{`<message><a:.b xmlns:a='urn:a'/></message>`, false},
+		{"<message><a:\u0660 xmlns:a='urn:a'/></message>", false},  // a digit
+		{"<message><a:\u0301b xmlns:a='urn:a'/></message>", false}, // a combining mark
+		{`<message><:a/></message>`, false},
+		{`<message><a:/></message>`, false},
+		{`<message xmlns:0='urn:a'/>`, false},
+		{`<message xmlns:='urn:a'/>`, false},
+		{`<message xmlns:a='urn:a' a:0='1'/>`, false},
+		{`<message :a='1'/>`, false},
+		{`<message><a:b0-.x xmlns:a='urn:a' a:_0='1'/></message>`, true},
+		{"<message><a:\u00e9t\u00e9 xmlns:a='urn:a'/></message>", true},
+		{"<message><\u00e9t\u00e9/></message>", true},
+	} {
+		in := tc.in
+		el, err := parseStanza([]byte(in), NSClient)
+		checkResult(t, "parseStanza "+in, el, err, tc.ok)
+		el, err = parseStanzaStd([]byte(in), NSClient)
+		checkResult(t, "encoding/xml path "+in, el, err, tc.ok)
+		el, err = ParseElement([]byte(in))
+		checkResult(t, "ParseElement "+in, el, err, tc.ok)
+		if tc.ok {
+			// What is kept serialises to XML that parses back.
+			if _, err := ParseElement(el.Bytes("")); err != nil {
+				t.Fatalf("%s serialised as %s: %v", in, el.Bytes(""), err)
+			}
+		}
 	}
 }

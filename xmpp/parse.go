@@ -275,9 +275,13 @@ func (p *fastParser) element(depth int) (*Element, error) {
 				e.Attr[i].Space = sp
 			}
 			// A stanza has a handful of attributes: a linear scan costs
-			// less than any set.
-			for _, b := range e.Attr[:i] {
-				if b.Local == e.Attr[i].Local && b.Space == e.Attr[i].Space {
+			// less than any set. Names (never empty) mostly differ in
+			// length or first letter, which is cheaper to test first.
+			cur := &e.Attr[i]
+			for j := range i {
+				b := &e.Attr[j]
+				if len(b.Local) == len(cur.Local) && b.Local[0] == cur.Local[0] &&
+					b.Local == cur.Local && b.Space == cur.Space {
 					return nil, p.dupAttr(a)
 				}
 			}

@@ -223,13 +223,15 @@ func checkStartTag(start xml.StartElement) error {
 		return badName(start.Name.Local)
 	}
 	attrs := start.Attr
-	for i, a := range attrs {
-		if !localNameOK(a.Name.Local) {
-			return badName(a.Name.Local)
+	for i := range attrs {
+		a := &attrs[i].Name
+		if !localNameOK(a.Local) {
+			return badName(a.Local)
 		}
-		for _, b := range attrs[:i] {
-			if a.Name == b.Name {
-				return dupAttrError(a.Name)
+		for j := range i {
+			// Names mostly differ in length: cheaper to test first.
+			if b := &attrs[j].Name; len(b.Local) == len(a.Local) && *a == *b {
+				return dupAttrError(*a)
 			}
 		}
 	}
@@ -237,9 +239,11 @@ func checkStartTag(start xml.StartElement) error {
 }
 
 // localNameOK reports whether the local part encoding/xml split off a name,
-// all of whose characters it has checked, is an NCName.
+// all of whose characters it has checked, is an NCName. It splits at the
+// only colon it allows, and leaves one in the local part only when there is
+// nothing before it (:a) or after it (a:).
 func localNameOK(s string) bool {
-	if s == "" || strings.IndexByte(s, ':') >= 0 {
+	if s == "" || s[len(s)-1] == ':' {
 		return false
 	}
 	if c := s[0]; c < utf8.RuneSelf {

@@ -324,6 +324,11 @@ func (p *fastParser) content(e *Element, qname []byte, depth int) error {
 			if c == '<' {
 				break
 			}
+			// XML 1.0 §2.4: ]]> in text must have its > escaped. A
+			// reference in between breaks it up, for encoding/xml too.
+			if c == '>' && p.i-start >= 2 && p.b[p.i-1] == ']' && p.b[p.i-2] == ']' {
+				return p.syntax("unescaped ]]> not in CDATA section")
+			}
 			if c == '&' || c < 0x20 && c != '\t' && c != '\n' || c >= utf8.RuneSelf {
 				simple = false
 			}

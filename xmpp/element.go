@@ -5,7 +5,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // NSXML is the namespace bound to the xml: prefix (xml:lang).
@@ -149,6 +151,9 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 	if depth > maxDepth {
 		return nil, errDepth
 	}
+	if err := checkStartTag(start); err != nil {
+		return nil, err
+	}
 	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
 	if len(start.Attr) > 0 {
 		e.Attr = make([]Attr, 0, len(start.Attr))
@@ -195,6 +200,72 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 			return nil, errRestricted
 		}
 	}
+}
+
+// checkStartTag holds a start tag from encoding/xml to two rules it does not
+// check itself.
+//
+// Names: encoding/xml checks p:l as a whole and then splits it, so it lets
+// through <p:0/>, whose local part cannot start a name, and <:a/> or <a:/>.
+// Namespaces in XML §3 makes a local part an NCName. Kept, such an element
+// would be written out as <0 xmlns="..."/> to the stanza's recipient, whose
+// stream would end on it.
+//
+// Attributes: XML 1.0 §3.1 (WFC: Unique Att Spec) with Namespaces in XML
+// §6.3: no two attributes of a start tag, namespace declarations included,
+// have the same expanded name (a:x and b:x with a and b bound to one
+// namespace are the same attribute). A stanza with 'to' or 'from' twice
+// must never reach the router. encoding/xml has resolved the names
+// already; a tag has a handful of attributes, so a linear scan costs less
+// than a set.
+func checkStartTag(start xml.StartElement) error {
+	if !localNameOK(start.Name.Local) {
+		return badName(start.Name.Local)
+	}
+	attrs := start.Attr
+	for i := range attrs {
+		a := &attrs[i].Name
+		if !localNameOK(a.Local) {
+			return badName(a.Local)
+		}
+		for j := range i {
+			// Names mostly differ in length: cheaper to test first.
+			if b := &attrs[j].Name; len(b.Local) == len(a.Local) && *a == *b {
+				return dupAttrError(*a)
+			}
+		}
+	}
+	return nil
+}
+
+// localNameOK reports whether the local part encoding/xml split off a name,
+// all of whose characters it has checked, is an NCName. It splits at the
+// only colon it allows, and leaves one in the local part only when there is
+// nothing before it (:a) or after it (a:).
+func localNameOK(s string) bool {
+	if s == "" || s[len(s)-1] == ':' {
+		return false
+	}
+	if c := s[0]; c < utf8.RuneSelf {
+		return isNameStart(c)
+	}
+	// Rare: encoding/xml's tables say which characters start a name.
+	_, err := xml.NewDecoder(strings.NewReader("<" + s + "/>")).RawToken()
+	return err == nil
+}
+
+func badName(local string) error {
+	return &xml.SyntaxError{Msg: "invalid local name " + strconv.Quote(local)}
+}
+
+func dupAttrError(n xml.Name) error {
+	switch n.Space {
+	case "":
+		return &xml.SyntaxError{Msg: "attribute " + n.Local + " given twice"}
+	case "xmlns":
+		return &xml.SyntaxError{Msg: "attribute xmlns:" + n.Local + " given twice"}
+	}
+	return &xml.SyntaxError{Msg: "attribute " + n.Local + " in namespace " + n.Space + " given twice"}
 }
 
 // Append serialises e onto b as it appears inside a stream whose default

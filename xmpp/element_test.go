@@ -56,6 +56,9 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range duplicateAttrSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var l lexer
 		l.limit = 1 << 20
@@ -64,7 +67,13 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if err := duplicateAttr(data); err != nil {
+			t.Fatalf("%q parsed, but %v", data, err)
+		}
 		out := el.Bytes("")
+		if err := duplicateAttr(out); err != nil {
+			t.Fatalf("%q serialised as %q: %v", data, out, err)
+		}
 		again, err := ParseElement(out)
 		if err != nil {
 			t.Fatalf("serialised %q from %q does not parse: %v", out, data, err)
@@ -158,16 +167,44 @@ func FuzzParseStanza(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range duplicateAttrSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fast, errFast := parseStanza(data, NSClient)
 		std, errStd := parseStanzaStd(data, NSClient)
 		if (errFast == nil) != (errStd == nil) {
 			t.Fatalf("%q: fast parser error %v, encoding/xml error %v", data, errFast, errStd)
 		}
-		if errFast == nil && !sameElement(fast, std) {
+		if errFast != nil {
+			return
+		}
+		if !sameElement(fast, std) {
 			t.Fatalf("%q:\nfast %s\nstd  %s", data, dump(fast), dump(std))
 		}
+		// Agreeing is not enough: encoding/xml accepts an attribute given
+		// twice, so the parsers must be stricter than it, never looser.
+		if err := checkStanzaXML(data); err != nil {
+			t.Fatalf("%q accepted, but %v", data, err)
+		}
 	})
+}
+
+// duplicateAttrSeeds give the fuzzers attributes twice in every form, and
+// near misses that are fine (XML 1.0 §3.1, Namespaces in XML §6.3).
+var duplicateAttrSeeds = []string{
+	`<message to='a' to='b' type='chat' type='normal'/>`,
+	`<message from='a@localhost/r' from='b@localhost/r'><body>x</body></message>`,
+	`<message><body xml:lang='en' xml:lang='de'>x</body></message>`,
+	`<message><x xmlns='urn:x' id='1' id='2'/></message>`,
+	`<message xmlns:a='u' a:x='1' a:x='2'/>`,
+	`<message xmlns:a='u' xmlns:b='u' a:x='1' b:x='2'/>`,
+	`<message xmlns:a='u'><x xmlns:b='u' a:k='1' b:k='2'/></message>`,
+	`<message xmlns='jabber:client' xmlns='jabber:client'/>`,
+	`<message><x xmlns='urn:x' xmlns:a='urn:a' xmlns:a='urn:b'/></message>`,
+	`<message p:x='1' p:x='2'/>`,
+	`<message xmlns:a='u' xmlns:b='v' a:x='1' b:x='2' x='3'/>`,
+	`<message xmlns:p="xmlns" p:q="1"/>`,
 }
 
 // sameElement compares parsed trees; no attributes is no attributes,
@@ -210,21 +247,28 @@ func dump(e *Element) string {
 }
 
 // BenchmarkParseStanza parses a typical chat message as a session does, with
-// the one-pass parser and, for comparison, with encoding/xml.
+// the one-pass parser and, for comparison, with encoding/xml; the -8attrs
+// runs parse a message with eight attributes on its start tag, more than
+// most, for what the duplicate check costs as attributes grow.
 func BenchmarkParseStanza(b *testing.B) {
-	data := []byte(chatMessage)
-	for _, p := range []struct {
-		name  string
-		parse func([]byte, string) (*Element, error)
-	}{{"fast", parseStanza}, {"encoding-xml", parseStanzaStd}} {
-		b.Run(p.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(data)))
-			for b.Loop() {
-				if _, err := p.parse(data, NSClient); err != nil {
-					b.Fatal(err)
+	const manyAttrs = `<message xmlns="jabber:client" xmlns:x="urn:example:x" to="bob@example.com/phone" from="alice@example.com/desk" type="chat" id="a1b2c3" xml:lang="en" x:a="1" x:b="2" x:id="3"><body>hi</body><origin-id xmlns="urn:xmpp:sid:0" id="e6f7" by="bob@example.com" x:c="4"/></message>`
+	for _, in := range []struct {
+		suffix string
+		data   []byte
+	}{{"", []byte(chatMessage)}, {"-8attrs", []byte(manyAttrs)}} {
+		for _, p := range []struct {
+			name  string
+			parse func([]byte, string) (*Element, error)
+		}{{"fast", parseStanza}, {"encoding-xml", parseStanzaStd}} {
+			b.Run(p.name+in.suffix, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in.data)))
+				for b.Loop() {
+					if _, err := p.parse(in.data, NSClient); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

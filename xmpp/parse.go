@@ -15,7 +15,8 @@ import (
 // faster than encoding/xml. Whatever the fast path does not handle exactly
 // as encoding/xml would (CDATA sections, carriage returns, non-ASCII names,
 // undeclared prefixes) is parsed by encoding/xml instead, so the result does
-// not depend on which path was taken: FuzzParseStanza checks that.
+// not depend on which path was taken: FuzzParseStanza checks that. Both
+// paths reject an attribute given twice, which encoding/xml alone accepts.
 func parseStanza(b []byte, defaultNS string) (*Element, error) {
 	if bytes.IndexByte(b, '\r') >= 0 {
 		// encoding/xml normalises line ends; leave that to it.
@@ -239,6 +240,17 @@ func (p *fastParser) element(depth int) (*Element, error) {
 			raw = append(raw, rawAttr{prefix: ap, local: al, value: v})
 		}
 	}
+	// XML 1.0 §3.1 (WFC: Unique Att Spec) and Namespaces in XML §6.3: no
+	// two attributes of a tag, namespace declarations included, have the
+	// same (expanded) name. encoding/xml does not check it; checkStartTag
+	// does on the slow path, and this is the same rule.
+	for i := scope + 1; i < len(p.ns); i++ {
+		for j := scope; j < i; j++ {
+			if p.ns[i].prefix == p.ns[j].prefix {
+				return nil, p.dupDecl(p.ns[i].prefix)
+			}
+		}
+	}
 	e := &Element{Local: string(local)}
 	space, ok := p.lookup(prefix)
 	if !ok {
@@ -255,10 +267,23 @@ func (p *fastParser) element(depth int) (*Element, error) {
 				e.Attr[i].Space = NSXML
 			default:
 				sp, ok := p.lookup(a.prefix)
-				if !ok || a.prefix == nil {
+				// encoding/xml cannot tell an attribute in the namespace
+				// "xmlns" from a declaration, and drops it as one.
+				if !ok || sp == "xmlns" {
 					return nil, errSlowPath
 				}
 				e.Attr[i].Space = sp
+			}
+			// A stanza has a handful of attributes: a linear scan costs
+			// less than any set. Names (never empty) mostly differ in
+			// length or first letter, which is cheaper to test first.
+			cur := &e.Attr[i]
+			for j := range i {
+				b := &e.Attr[j]
+				if len(b.Local) == len(cur.Local) && b.Local[0] == cur.Local[0] &&
+					b.Local == cur.Local && b.Space == cur.Space {
+					return nil, p.dupAttr(a)
+				}
 			}
 		}
 	}
@@ -269,6 +294,22 @@ func (p *fastParser) element(depth int) (*Element, error) {
 	}
 	p.ns = p.ns[:scope]
 	return e, nil
+}
+
+// dupDecl and dupAttr report an attribute given twice in a start tag;
+// the error is a syntax error, so the stream ends with <not-well-formed/>.
+func (p *fastParser) dupDecl(prefix string) error {
+	if prefix == "" {
+		return p.syntax("attribute xmlns given twice")
+	}
+	return p.syntax("attribute xmlns:" + prefix + " given twice")
+}
+
+func (p *fastParser) dupAttr(a rawAttr) error {
+	if a.prefix == nil {
+		return p.syntax("attribute " + string(a.local) + " given twice")
+	}
+	return p.syntax("attribute " + string(a.prefix) + ":" + string(a.local) + " repeats another's namespace and name")
 }
 
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
@@ -282,6 +323,11 @@ func (p *fastParser) content(e *Element, qname []byte, depth int) error {
 			c := p.b[p.i]
 			if c == '<' {
 				break
+			}
+			// XML 1.0 §2.4: ]]> in text must have its > escaped. A
+			// reference in between breaks it up, for encoding/xml too.
+			if c == '>' && p.i-start >= 2 && p.b[p.i-1] == ']' && p.b[p.i-2] == ']' {
+				return p.syntax("unescaped ]]> not in CDATA section")
 			}
 			if c == '&' || c < 0x20 && c != '\t' && c != '\n' || c >= utf8.RuneSelf {
 				simple = false

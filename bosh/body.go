@@ -80,6 +80,9 @@ func parseBody(data []byte) (*body, error) {
 				if seen || t.Name.Space != NS || t.Name.Local != "body" {
 					return nil, errNotBody
 				}
+				if err := xmpp.CheckStartTag(t); err != nil {
+					return nil, err
+				}
 				seen = true
 				for _, a := range t.Attr {
 					switch a.Name.Space {

@@ -246,6 +246,7 @@ func TestBadRequests(t *testing.T) {
 		{"not a body", `<iq xmlns="jabber:client" rid="5"/>`, "bad-request", 400},
 		{"no rid", `<body xmlns="http://jabber.org/protocol/httpbind" to="localhost" wait="60" hold="1"/>`, "bad-request", 400},
 		{"unknown host", `<body xmlns="http://jabber.org/protocol/httpbind" to="example.org" rid="5" wait="60" hold="1"/>`, "host-unknown", 200},
+		{"attribute twice", `<body xmlns="http://jabber.org/protocol/httpbind" to="localhost" to="example.org" rid="5" wait="60" hold="1"/>`, "bad-request", 400},
 		{"too large", `<body xmlns="http://jabber.org/protocol/httpbind" sid="x" rid="5">` + strings.Repeat(" ", 64<<10) + `</body>`, "policy-violation", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -98,6 +98,11 @@ func TestEarlyStreamErrorsWellFormed(t *testing.T) {
 		{"oversized", testenv.Header + `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls" pad="` + strings.Repeat("x", 8000) + `"/>`, "policy-violation"},
 		{"auth before TLS", testenv.Header + testenv.PlainAuth("alice", "pw"), "policy-violation"},
 		{"unknown feature", testenv.Header + `<compress xmlns="http://jabber.org/protocol/compress"/>`, "policy-violation"},
+		// Attributes given twice, which encoding/xml (and so mellium)
+		// would take, the last one winning (XML 1.0 §3.1).
+		{"header attribute twice", strings.Replace(testenv.Header, `to="localhost"`, `to="localhost" to="example.org"`, 1), "not-well-formed"},
+		{"starttls attribute twice", testenv.Header + `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls" a="1" a="2"/>`, "not-well-formed"},
+		{"auth attribute twice", testenv.Header + `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN" mechanism="SCRAM-SHA-1">AA==</auth>`, "not-well-formed"},
 	} {
 		t.Run("tcp/"+tc.name, func(t *testing.T) {
 			r := s.DialRaw(t, "127.0.0.1")
@@ -141,6 +146,14 @@ func TestEarlyStreamErrorsWellFormed(t *testing.T) {
 		}
 		io.WriteString(tc, wrongHost)
 		check(t, readAll(t, tc), "host-unknown")
+	})
+
+	t.Run("starttls/auth attribute twice after TLS", func(t *testing.T) {
+		tc, _ := startTLSRaw(t, s)
+		io.WriteString(tc, testenv.Header)
+		readUntil(t, tc, "</stream:features>")
+		io.WriteString(tc, `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN" mechanism="SCRAM-SHA-1">`+strings.TrimPrefix(testenv.PlainAuth("alice", "pw"), `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">`))
+		check(t, testenv.Header+readAll(t, tc), "not-well-formed")
 	})
 
 	// A TLS handshake that fails after <proceed/> gets no stream error in

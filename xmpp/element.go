@@ -218,6 +218,10 @@ func readElement(r xml.TokenReader, start xml.StartElement, depth int) (*Element
 // must never reach the router. encoding/xml has resolved the names
 // already; a tag has a handful of attributes, so a linear scan costs less
 // than a set.
+// CheckStartTag is checkStartTag for the web transports' framing elements
+// (BOSH's <body/>), which are parsed outside this package.
+func CheckStartTag(start xml.StartElement) error { return checkStartTag(start) }
+
 func checkStartTag(start xml.StartElement) error {
 	if !localNameOK(start.Name.Local) {
 		return badName(start.Name.Local)

@@ -99,6 +99,7 @@ func (g *guard) ReadByte() (byte, error) {
 				return 0, err
 			}
 		}
+		g.lex.attrCheck = true
 		if _, err := g.lex.scan(g.buf[g.r : g.r+1]); err != nil {
 			g.err = err
 			return 0, err
@@ -141,6 +142,7 @@ func (g *guard) next() ([]byte, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
+	g.lex.attrCheck = false // parseStanza checks, with namespaces
 	if g.accTaken {
 		g.accTaken = false
 		g.acc = g.acc[:0]
@@ -306,6 +308,44 @@ type lexer struct {
 	// topStart is where in the bytes of the last scan a top-level element
 	// began, or -1.
 	topStart int
+	// attrCheck makes the lexer reject an attribute name given twice in a
+	// start tag, literally. It is on while mellium's decoder reads (stream
+	// headers, STARTTLS, SASL, bind), which, like encoding/xml, accepts
+	// duplicates; stanzas are checked by their parser, with namespaces.
+	attrCheck bool
+	inAttr    bool
+	ahash     uint32
+	attrs     [16]uint32 // hashes of the current tag's attribute names
+	nattrs    int
+}
+
+// errDupAttr is an attribute given twice in one start tag (XML 1.0 §3.1,
+// WFC: Unique Att Spec).
+var errDupAttr = &xml.SyntaxError{Msg: "attribute given twice in a start tag"}
+
+// attrName follows attribute names inside a start tag and fails on one
+// seen before in the same tag. Names are compared by hash: a collision can
+// only refuse the sender's own, strangely named, tag.
+func (l *lexer) attrName(c byte) error {
+	switch {
+	case c != '=' && c != '"' && c != '\'' && c != '/' && c != '>' && !isSpace(c):
+		if !l.inAttr {
+			l.inAttr, l.ahash = true, fnvOffset
+		}
+		l.ahash = (l.ahash ^ uint32(c)) * fnvPrime
+	case l.inAttr:
+		l.inAttr = false
+		for _, h := range l.attrs[:l.nattrs] {
+			if h == l.ahash {
+				return errDupAttr
+			}
+		}
+		if l.nattrs < len(l.attrs) {
+			l.attrs[l.nattrs] = l.ahash
+			l.nattrs++
+		}
+	}
+	return nil
 }
 
 // scanStanza scans like scan but stops after the end of a top-level
@@ -361,6 +401,7 @@ func (l *lexer) scan(p []byte) (int, error) {
 				l.state, l.nameLen = lxPITarget, 0
 			default:
 				l.state, l.selfClose = lxName, false
+				l.nattrs, l.inAttr = 0, false
 				l.name[0], l.nameLen = c, 1
 				l.hash = (fnvOffset ^ uint32(c)) * fnvPrime
 			}
@@ -386,6 +427,11 @@ func (l *lexer) scan(p []byte) (int, error) {
 				}
 			}
 		case lxAttrs:
+			if l.attrCheck {
+				if err := l.attrName(c); err != nil {
+					return i, err
+				}
+			}
 			switch c {
 			case '"', '\'':
 				l.state, l.quote = lxValue, c

@@ -193,7 +193,7 @@ func readHeader(d *xml.Decoder) (xml.StartElement, error) {
 			if t.Name.Space != NSStream || t.Name.Local != "stream" {
 				return t, StreamError{Condition: InvalidNamespace}
 			}
-			return t, nil
+			return t, checkStartTag(t)
 		case xml.ProcInst, xml.CharData:
 		default:
 			return xml.StartElement{}, StreamError{Condition: NotWellFormed}

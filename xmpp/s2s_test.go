@@ -282,6 +282,7 @@ func TestFederationBadInput(t *testing.T) {
 		{"unknown host", header("nowhere.test"), "host-unknown"},
 		{"stanza before STARTTLS", header("localhost") + `<message from="a@peer.test" to="b@localhost"/>`, "policy-violation"},
 		{"client namespace", strings.Replace(header("localhost"), "jabber:server", "jabber:client", 1), "invalid-namespace"},
+		{"attribute twice", strings.Replace(header("localhost"), `to="localhost"`, `to="localhost" to="nowhere.test"`, 1), "not-well-formed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", s.S2S)

@@ -187,6 +187,9 @@ func translateFrame(msg []byte) ([]byte, error) {
 	if start.Name.Space != NSFraming {
 		return nil, StreamError{Condition: InvalidNamespace, Text: "<open/> and <close/> are in " + NSFraming + " (RFC 7395 §3.3.2)"}
 	}
+	if err := checkStartTag(start); err != nil {
+		return nil, err
+	}
 	if isClose {
 		return []byte("</stream:stream>"), nil
 	}

@@ -199,6 +199,9 @@ func TestWebSocketBadInput(t *testing.T) {
 		{"binary message", "bad-format", func(ws *websocket.Conn) {
 			ws.WriteMessage(websocket.BinaryMessage, []byte(`<presence/>`))
 		}},
+		{"open with an attribute twice", "not-well-formed", func(ws *websocket.Conn) {
+			ws.WriteMessage(websocket.TextMessage, []byte(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" to="example.org" version="1.0"/>`))
+		}},
 		{"open in the wrong namespace", "invalid-namespace", func(ws *websocket.Conn) {
 			ws.WriteMessage(websocket.TextMessage, []byte(`<open xmlns="jabber:client" to="localhost"/>`))
 		}},

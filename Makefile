@@ -29,7 +29,8 @@ web:
 run: build web
 	./bin/xmppd
 
-# Installs missing Debian test deps (slixmpp, chromium) and the npm packages
+# Installs missing Debian test deps (slixmpp, go-sendxmpp, sendxmpp, Prosody,
+# chromium) and the npm packages
 # of web/, uses or starts Postgres and Redis, then vets, checks formatting and
 # runs every test under the race detector (fuzz seed corpora included).
 test:

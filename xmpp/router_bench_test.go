@@ -49,7 +49,7 @@ func BenchmarkRouteMessage(b *testing.B) {
 				if len(bob.queue) != 1 {
 					b.Fatalf("%d stanzas queued for bob, want 1", len(bob.queue))
 				}
-				bob.queue = bob.queue[:0]
+				bob.queue, bob.queued = bob.queue[:0], 0
 				bob.wmu.Unlock()
 			}
 		})

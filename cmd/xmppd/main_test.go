@@ -386,6 +386,99 @@ func TestSIGTERM(t *testing.T) {
 	}
 }
 
+// TestSIGTERMAfterSelfInvite is issue 15's hang, from outside: an occupant
+// has a room invite the room itself (which once deadlocked the room and the
+// inviter's session, and left SIGTERM waiting forever). The inviter is
+// still served afterwards, and SIGTERM ends the process within the
+// documented 20 s.
+func TestSIGTERMAfterSelfInvite(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	if code, out := xmppctl(t, "-data", data, "user", "add", "alice@localhost", "pw"); code != 0 {
+		t.Fatalf("xmppctl user add: exit %d: %s", code, out)
+	}
+	ms, conn, err := s.login(t, "alice@localhost", "pw")
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Timeout)
+	defer cancel()
+	send := func(raw string) {
+		t.Helper()
+		if _, err := io.WriteString(ms.Conn(), raw); err != nil {
+			t.Fatalf("send %s: %v", raw, err)
+		}
+	}
+	// What the server sends: elements with an id, and the room's
+	// self-presence, until the stream ends.
+	ids := make(chan string, 64)
+	go func() {
+		defer close(ids)
+		r := ms.TokenReader()
+		defer r.Close()
+		for {
+			tok, err := r.Token()
+			if err != nil {
+				return
+			}
+			st, ok := tok.(xml.StartElement)
+			if !ok {
+				continue
+			}
+			for _, a := range st.Attr {
+				ev := ""
+				switch {
+				case a.Name.Local == "id":
+					ev = st.Name.Local + " " + a.Value
+				case st.Name.Local == "status" && a.Name.Local == "code" && a.Value == "110":
+					ev = "self-presence" // XEP-0045 §7.2.3: in the room
+				}
+				select {
+				case ids <- ev:
+				default: // nobody waits any more
+				}
+			}
+		}
+	}()
+	waitFor := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case id, ok := <-ids:
+				if !ok {
+					t.Fatalf("stream ended while waiting for %s", want)
+				}
+				if id == want {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s", want)
+			}
+		}
+	}
+	const room = "loop@conference.localhost"
+	send(`<presence id="join" to="` + room + `/alice"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	waitFor("self-presence")
+	send(`<message id="inv" to="` + room + `"><x xmlns="http://jabber.org/protocol/muc#user"><invite to="` + room + `"/></x></message>`)
+	send(`<iq type="get" id="ping1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	waitFor("iq ping1")
+
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+		if s.waitErr != nil {
+			t.Fatalf("xmppd exited with %v after SIGTERM, want status 0", s.waitErr)
+		}
+		t.Logf("xmppd exited %v after SIGTERM", time.Since(start))
+	case <-time.After(20 * time.Second):
+		t.Fatal("xmppd still running 20s after SIGTERM")
+	}
+}
+
 // TestDocumentedConfig keeps docs/configuration.md honest: every YAML example
 // in it loads, and the first, documented as "every option with its default
 // value", is exactly the built-in default.

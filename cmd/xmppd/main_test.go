@@ -434,6 +434,9 @@ func TestSIGTERMAfterSelfInvite(t *testing.T) {
 				case st.Name.Local == "status" && a.Name.Local == "code" && a.Value == "110":
 					ev = "self-presence" // XEP-0045 §7.2.3: in the room
 				}
+				if ev == "" {
+					continue
+				}
 				select {
 				case ids <- ev:
 				default: // nobody waits any more

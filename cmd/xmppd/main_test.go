@@ -328,9 +328,10 @@ func TestXmppctlWhileRunning(t *testing.T) {
 	}
 }
 
-// TestSIGTERM checks the graceful shutdown: a connected client is told
-// <system-shutdown/> and the process exits with status 0.
-func TestSIGTERM(t *testing.T) {
+// startWithAlice runs xmppd with an account alice@localhost (password
+// "pw", added by xmppctl) and signs her in.
+func startWithAlice(t *testing.T) (*server, *mxmpp.Session, net.Conn) {
+	t.Helper()
 	data := t.TempDir()
 	s := startServer(t, data)
 	if code, out := xmppctl(t, "-data", data, "user", "add", "alice@localhost", "pw"); code != 0 {
@@ -340,6 +341,13 @@ func TestSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
+	return s, ms, conn
+}
+
+// TestSIGTERM checks the graceful shutdown: a connected client is told
+// <system-shutdown/> and the process exits with status 0.
+func TestSIGTERM(t *testing.T) {
+	s, ms, conn := startWithAlice(t)
 
 	// The reader goroutine ends when the stream does; closing conn on the
 	// way out makes sure it does even if the test fails first.
@@ -392,15 +400,7 @@ func TestSIGTERM(t *testing.T) {
 // still served afterwards, and SIGTERM ends the process within the
 // documented 20 s.
 func TestSIGTERMAfterSelfInvite(t *testing.T) {
-	data := t.TempDir()
-	s := startServer(t, data)
-	if code, out := xmppctl(t, "-data", data, "user", "add", "alice@localhost", "pw"); code != 0 {
-		t.Fatalf("xmppctl user add: exit %d: %s", code, out)
-	}
-	ms, conn, err := s.login(t, "alice@localhost", "pw")
-	if err != nil {
-		t.Fatalf("login: %v", err)
-	}
+	s, ms, conn := startWithAlice(t)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Timeout)
 	defer cancel()

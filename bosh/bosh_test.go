@@ -22,13 +22,7 @@ func eachBackend(t *testing.T, f func(t *testing.T, backend string)) {
 
 // online reports whether a session is bound to full.
 func online(s *testenv.Server, full jid.JID) bool {
-	found := false
-	s.Router().Each(func(sess *xmpp.Session) {
-		if sess.JID().Equal(full) {
-			found = true
-		}
-	})
-	return found
+	return s.SessionOf(full) != nil
 }
 
 // waitFor polls cond until it holds.

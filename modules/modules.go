@@ -19,11 +19,6 @@ import (
 type Options struct {
 	// Store is the server's storage.
 	Store storage.Store
-	// Registry is the presence and session registry; nil means one in
-	// memory for this process.
-	Registry storage.Registry
-	// Node names this process in the registry.
-	Node string
 	// MaxRosterItems and MaxOfflineMessages bound each account's roster
 	// and offline queue, MaxOfflineBytes all offline queues together, and
 	// MaxDirectedPresences the entities one session may send directed
@@ -49,7 +44,7 @@ func Default(o Options) []xmpp.Module {
 		version.Module{},
 		entitytime.Module{},
 		lastactivity.Module{},
-		&roster.Module{Store: o.Store, Registry: o.Registry, Node: o.Node, MaxItems: o.MaxRosterItems,
+		&roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
 			MaxDirected: o.MaxDirectedPresences},
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 	}

@@ -25,7 +25,7 @@ func TestMaxRoomsPerOwner(t *testing.T) {
 		startLimited := func() *testenv.Server {
 			return testenv.Start(t, backend, func(s *xmpp.Server) {
 				s.Store = store
-				s.Modules = modules.Default(modules.Options{Store: store, Node: "test", MUC: true, MUCMaxRoomsPerOwner: 2})
+				s.Modules = modules.Default(modules.Options{Store: store, MUC: true, MUCMaxRoomsPerOwner: 2})
 			})
 		}
 		refused := func(c *testenv.Client, name string) {

@@ -29,7 +29,7 @@ func startOn(t *testing.T, backend string, store storage.Store) *testenv.Server 
 		if store != nil {
 			s.Store = store
 		}
-		s.Modules = modules.Default(modules.Options{Store: s.Store, Node: "test", MUC: true})
+		s.Modules = modules.Default(modules.Options{Store: s.Store, MUC: true})
 	})
 }
 

@@ -91,7 +91,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 	s.joined = make(map[string]map[*room]struct{})
 	s.forwards = newForwards()
 	srv.AddComponent(s.Domain, s)
-	srv.OnSessionEnded(s.sessionEnded)
+	srv.HookSession(xmpp.SessionEnded, 0, s.sessionEnded)
 	srv.OnShutdown(s.shutdown)
 	if s.Store != nil {
 		stored, err := s.Store.ListRooms(srv.Context())
@@ -284,7 +284,7 @@ func (s *Service) track(full string, r *room, in bool) {
 
 // sessionEnded takes a session whose stream ended out of its rooms, as if it
 // had sent unavailable presence (XEP-0045 §7.14 allows no less).
-func (s *Service) sessionEnded(sess *xmpp.Session) {
+func (s *Service) sessionEnded(_ context.Context, sess *xmpp.Session) {
 	full := sess.JID().String()
 	s.mu.Lock()
 	var rooms []*room
@@ -322,27 +322,14 @@ func (s *Service) send(ctx context.Context, el *xmpp.Element) {
 	s.srv.Router().Route(ctx, el, nil)
 }
 
-// deliver addresses f to one occupant session and queues it there: to its
-// local session directly, else through the router's lookup (a session that
-// was not local when it joined). False when it is gone.
+// deliver hands f to the router for one occupant session: through its
+// local session when it joined from one, else by its address (a session
+// elsewhere, or an occupant on another server). False when it is gone.
 func (s *Service) deliver(m member, f xmpp.Fanout) bool {
 	if s.deliverTo != nil {
 		return s.deliverTo(m, f.For(m.full))
 	}
-	sess := m.sess
-	if sess == nil {
-		sess = s.srv.Router().Session(m.jid)
-	}
-	if sess != nil {
-		return sess.SendBytes(f.For(m.full))
-	}
-	if m.jid.Domainpart() == s.srv.Domain {
-		return false
-	}
-	// An occupant on another server: the router takes the stanza to
-	// federation, whose writer serialises it.
-	s.srv.Router().Route(s.srv.Context(), f.Element(m.full), nil)
-	return true
+	return s.srv.Router().DeliverFanout(s.srv.Context(), m.jid, m.sess, f)
 }
 
 // reply answers st with an error from its addressee. Rooms queue theirs

@@ -144,7 +144,7 @@ func TestOfflineRaceWithLogin(t *testing.T) {
 		// Wait until bob's session is gone, so that the next round starts
 		// offline.
 		deadline := time.Now().Add(testenv.Timeout)
-		for len(s.Router().Sessions(bj.String())) > 0 {
+		for len(s.SessionsOf(bj)) > 0 {
 			if time.Now().After(deadline) {
 				t.Fatal("bob's session did not end")
 			}

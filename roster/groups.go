@@ -140,7 +140,7 @@ func (m *Module) diffShared(ctx context.Context, owner string, old, fresh map[st
 			for _, r := range m.availableResources(ctx, c) {
 				f, err := jid.Parse(c + "/" + r)
 				if err == nil {
-					m.deliver(owner, presence(f, owner, "unavailable"))
+					m.deliver(ctx, owner, presence(f, owner, "unavailable"))
 				}
 			}
 		}
@@ -148,7 +148,7 @@ func (m *Module) diffShared(ctx context.Context, owner string, old, fresh map[st
 }
 
 func (m *Module) availableResources(ctx context.Context, bare string) []string {
-	rs, err := m.Registry.Resources(ctx, bare)
+	rs, err := m.srv.Registry().Resources(ctx, bare)
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", bare, "err", err)
 	}

@@ -113,7 +113,7 @@ func TestMembershipBySQL(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	s := testenv.Start(t, "postgres", func(srv *xmpp.Server) {
 		srv.Store = store
-		srv.Modules = modules.Default(modules.Options{Store: store, Node: "test"})
+		srv.Modules = modules.Default(modules.Options{Store: store})
 	})
 	watching(t, s)
 	sql := func(q string) {

@@ -19,7 +19,7 @@ func startDirected(t *testing.T, backend string, max int) (*testenv.Server, *ros
 	t.Helper()
 	var rm *roster.Module
 	s := testenv.Start(t, backend, func(srv *xmpp.Server) {
-		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test", MaxDirectedPresences: max})
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store, MaxDirectedPresences: max})
 		for _, m := range srv.Modules {
 			if r, ok := m.(*roster.Module); ok {
 				rm = r
@@ -36,13 +36,11 @@ func startDirected(t *testing.T, backend string, max int) (*testenv.Server, *ros
 // owing unavailable presence.
 func directedCount(t *testing.T, s *testenv.Server, rm *roster.Module, full jid.JID) int {
 	t.Helper()
-	for _, sess := range s.Router().Sessions(full.Bare().String()) {
-		if sess.JID().Equal(full) {
-			return rm.DirectedPresences(sess)
-		}
+	sess := s.SessionOf(full)
+	if sess == nil {
+		t.Fatalf("no session %s", full)
 	}
-	t.Fatalf("no session %s", full)
-	return 0
+	return rm.DirectedPresences(sess)
 }
 
 func isPolicyViolation(id string) func(*xmpp.Element) bool {

@@ -45,13 +45,13 @@ func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.
 			m.broadcastUnavailable(ctx, s, m.state(s), p, wasAvailable)
 		default:
 			// Subscriptions and probes need an addressee.
-			s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "presence of type " + typ + " needs a 'to'"}))
+			m.reply(ctx, p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "presence of type " + typ + " needs a 'to'"})
 		}
 		return
 	}
 	tj, err := jid.Parse(to)
 	if err != nil {
-		s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.JIDMalformed}))
+		m.reply(ctx, p, xmpp.StanzaError{Condition: xmpp.JIDMalformed})
 		return
 	}
 	switch typ {
@@ -72,16 +72,16 @@ func (m *Module) OutboundPresence(ctx context.Context, s *xmpp.Session, p *xmpp.
 			// limit the stanza is refused whole and the client told why
 			// (RFC 6120 §8.3.3.12): it can send unavailable to someone
 			// and try again.
-			s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.PolicyViolationCond,
+			m.reply(ctx, p, xmpp.StanzaError{Condition: xmpp.PolicyViolationCond,
 				Text: "this session has sent directed presence to " + strconv.Itoa(m.MaxDirected) +
-					" entities, the most it may; send unavailable presence to one of them first"}))
+					" entities, the most it may; send unavailable presence to one of them first"})
 			return
 		}
 		m.srv.Router().Route(ctx, p, s)
 	case "error":
 		m.srv.Router().Route(ctx, p, s)
 	default:
-		s.Send(xmpp.ErrorReply(p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "unknown presence type"}))
+		m.reply(ctx, p, xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "unknown presence type"})
 	}
 }
 
@@ -162,8 +162,8 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	full := s.JID()
 	owner := full.Bare().String()
 	_, prio := s.Available() // parsed once, by the core
-	err := m.Registry.SetResource(ctx, owner, storage.Resource{
-		Resource: full.Resourcepart(), Node: m.Node, Available: true, Priority: prio,
+	err := m.srv.Registry().SetResource(ctx, owner, storage.Resource{
+		Resource: full.Resourcepart(), Node: m.srv.Node(), Available: true, Priority: prio,
 		Presence: p.Bytes(""), // with its xmlns, so that it parses back whole
 	})
 	if err != nil {
@@ -179,11 +179,12 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		}
 	}
 	// Every available resource of the account, the sender included (§4.2.2).
-	for _, o := range m.srv.Router().Sessions(owner) {
+	m.srv.Router().DeliverEach(ctx, full.Bare(), func(o *xmpp.Session) *xmpp.Element {
 		if ok, _ := o.Available(); ok {
-			o.Send(addressed(p, o.JID().String()))
+			return p
 		}
-	}
+		return nil
+	})
 	if !initial {
 		return
 	}
@@ -194,14 +195,16 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		}
 	}
 	// The new resource learns about the account's other resources.
-	for _, o := range m.srv.Router().Sessions(owner) {
-		if o == s {
+	rs, err := m.srv.Registry().Resources(ctx, owner)
+	if err != nil {
+		m.warn(ctx, "presence registry", "jid", owner, "err", err)
+	}
+	for _, r := range rs {
+		if r.Resource == full.Resourcepart() || !r.Available || r.Presence == nil {
 			continue
 		}
-		if ok, _ := o.Available(); ok {
-			if last := m.lastPresence(ctx, owner, o.JID().Resourcepart()); last != nil {
-				s.Send(addressed(last, full.String()))
-			}
+		if last, err := xmpp.ParseElement(r.Presence); err == nil {
+			m.srv.Router().Deliver(ctx, addressed(last, full.String()))
 		}
 	}
 	// Subscription requests not yet answered, again at each login (§3.1.3).
@@ -213,29 +216,10 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		if it.PendingIn {
 			c, err := jid.Parse(it.Contact)
 			if err == nil {
-				s.Send(presence(c, full.String(), "subscribe"))
+				m.srv.Router().Deliver(ctx, presence(c, full.String(), "subscribe"))
 			}
 		}
 	}
-}
-
-// lastPresence is the last broadcast presence of owner/resource from the
-// registry, or nil.
-func (m *Module) lastPresence(ctx context.Context, owner, resource string) *xmpp.Element {
-	rs, err := m.Registry.Resources(ctx, owner)
-	if err != nil {
-		m.warn(ctx, "presence registry", "jid", owner, "err", err)
-		return nil
-	}
-	for _, r := range rs {
-		if r.Resource == resource && r.Available && r.Presence != nil {
-			p, err := xmpp.ParseElement(r.Presence)
-			if err == nil {
-				return p
-			}
-		}
-	}
-	return nil
 }
 
 // broadcastUnavailable handles unavailable presence without 'to', or its
@@ -249,7 +233,7 @@ func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *
 	st.mu.Unlock()
 	full := s.JID()
 	owner := full.Bare().String()
-	err := m.Registry.SetResource(ctx, owner, storage.Resource{Resource: full.Resourcepart(), Node: m.Node})
+	err := m.srv.Registry().SetResource(ctx, owner, storage.Resource{Resource: full.Resourcepart(), Node: m.srv.Node()})
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", full.String(), "err", err)
 	}
@@ -271,18 +255,19 @@ func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *
 			m.route(ctx, addressed(p, to))
 		}
 	}
-	for _, o := range m.srv.Router().Sessions(owner) {
+	m.srv.Router().DeliverEach(ctx, full.Bare(), func(o *xmpp.Session) *xmpp.Element {
 		if ok, _ := o.Available(); ok && o != s {
-			o.Send(addressed(p, o.JID().String()))
+			return p
 		}
-	}
+		return nil
+	})
 }
 
 // sendPresenceTo sends the current presence of each of owner's available
 // resources to a contact, or unavailable from the bare JID when none is
 // available and unavailableIfNone is set.
 func (m *Module) sendPresenceTo(ctx context.Context, owner, to string, unavailableIfNone bool) {
-	rs, err := m.Registry.Resources(ctx, owner)
+	rs, err := m.srv.Registry().Resources(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", owner, "err", err)
 	}
@@ -308,7 +293,7 @@ func (m *Module) sendPresenceTo(ctx context.Context, owner, to string, unavailab
 // sendUnavailableTo tells a contact that lost its subscription that every
 // resource of owner is gone (RFC 6121 §3.2.2, §3.3.3).
 func (m *Module) sendUnavailableTo(ctx context.Context, owner, to string) {
-	rs, err := m.Registry.Resources(ctx, owner)
+	rs, err := m.srv.Registry().Resources(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", owner, "err", err)
 	}
@@ -324,16 +309,23 @@ func (m *Module) sendUnavailableTo(ctx context.Context, owner, to string) {
 }
 
 // deliver sends a stanza to every available resource of owner.
-func (m *Module) deliver(owner string, el *xmpp.Element) {
-	var b []byte
-	for _, s := range m.srv.Router().Sessions(owner) {
-		if ok, _ := s.Available(); ok {
-			if b == nil {
-				b = el.Bytes(xmpp.NSClient)
-			}
-			s.SendBytes(b)
-		}
+func (m *Module) deliver(ctx context.Context, owner string, el *xmpp.Element) {
+	ob, err := jid.Parse(owner)
+	if err != nil {
+		return
 	}
+	m.srv.Router().DeliverEach(ctx, ob, func(s *xmpp.Session) *xmpp.Element {
+		if ok, _ := s.Available(); ok {
+			return el
+		}
+		return nil
+	})
+}
+
+// reply answers a stanza from a local client with an error, from its
+// addressee.
+func (m *Module) reply(ctx context.Context, st *xmpp.Element, e xmpp.StanzaError) {
+	m.srv.Router().Deliver(ctx, xmpp.ErrorReply(st, e))
 }
 
 // InboundPresence implements xmpp.PresenceHandler: presence addressed to a
@@ -352,12 +344,10 @@ func (m *Module) InboundPresence(ctx context.Context, p *xmpp.Element, to jid.JI
 	default:
 		if to.Resourcepart() != "" {
 			// §8.5.3: to that resource if it exists, else nowhere.
-			if s := m.srv.Router().Session(to); s != nil {
-				s.Send(p)
-			}
+			m.srv.Router().Deliver(ctx, p)
 			return
 		}
-		m.deliver(to.String(), p)
+		m.deliver(ctx, to.String(), p)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"hash/maphash"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/storage"
-	"github.com/xmppd/xmppd/storage/memory"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -59,11 +57,6 @@ type Store interface {
 // starts.
 type Module struct {
 	Store Store
-	// Registry records sessions and their presence; nil means an in-memory
-	// registry for this process alone.
-	Registry storage.Registry
-	// Node names this process in the registry.
-	Node string
 	// MaxItems bounds each roster; negative means no limit.
 	MaxItems int
 	// MaxDirected bounds the entities one session may send directed
@@ -75,8 +68,6 @@ type Module struct {
 
 	srv       *xmpp.Server
 	log       *slog.Logger
-	seed      maphash.Seed
-	locks     [64]sync.Mutex
 	pushID    atomic.Uint64
 	mu        sync.Mutex
 	accounts  map[string]*account // online accounts by bare JID
@@ -106,7 +97,6 @@ type sessionState struct {
 func (m *Module) Register(s *xmpp.Server) {
 	m.srv = s
 	m.log = slog.Default().With("module", "roster")
-	m.seed = maphash.MakeSeed()
 	m.accounts = make(map[string]*account)
 	if m.MaxItems == 0 {
 		m.MaxItems = DefaultMaxItems
@@ -114,19 +104,22 @@ func (m *Module) Register(s *xmpp.Server) {
 	if m.MaxDirected == 0 {
 		m.MaxDirected = DefaultMaxDirected
 	}
-	if m.Registry == nil {
-		m.Registry = memory.NewRegistry(m.Node)
-	}
-	if n, ok := m.Registry.(interface{ Node() string }); ok && m.Node == "" {
-		m.Node = n.Node()
-	}
 	s.HandleIQ(xmpp.ToAccount, "get", NSRoster, "query", m.get)
 	s.HandleIQ(xmpp.ToAccount, "set", NSRoster, "query", m.set)
-	s.AddStreamFeature(NSRosterVer, "ver")
-	s.AddStreamFeature(NSPreApprov, "sub")
-	s.SetPresenceHandler(m)
-	s.OnSessionStarted(m.sessionStarted)
-	s.OnSessionEnded(m.sessionEnded)
+	s.AddStreamFeature(xmpp.Informational(NSRosterVer, "ver"))
+	s.AddStreamFeature(xmpp.Informational(NSPreApprov, "sub"))
+	// The roster is the presence handler of RFC 6121: it takes presence
+	// from local clients and to local accounts.
+	s.Hook(xmpp.PresenceOut, 0, func(ctx context.Context, ev *xmpp.StanzaEvent) bool {
+		m.OutboundPresence(ctx, ev.Session, ev.Stanza, ev.WasAvailable)
+		return true
+	})
+	s.Hook(xmpp.PresenceIn, 0, func(ctx context.Context, ev *xmpp.StanzaEvent) bool {
+		m.InboundPresence(ctx, ev.Stanza, ev.To, ev.Origin)
+		return true
+	})
+	s.HookSession(xmpp.SessionBound, 0, m.sessionStarted)
+	s.HookSession(xmpp.SessionEnded, 0, m.sessionEnded)
 	go m.watchGroups(s.Context())
 }
 
@@ -137,10 +130,10 @@ func (m *Module) Watching() <-chan struct{} {
 	return m.watching
 }
 
-func (m *Module) lock(owner string) func() {
-	mu := &m.locks[maphash.String(m.seed, owner)%uint64(len(m.locks))]
-	mu.Lock()
-	return mu.Unlock
+// lock takes the server's lock on owner's roster: read-modify-write of an
+// item must not interleave, on this node or another.
+func (m *Module) lock(ctx context.Context, owner string) (func(), error) {
+	return m.srv.Lock(ctx, "roster:"+owner)
 }
 
 func (m *Module) state(s *xmpp.Session) *sessionState {
@@ -151,7 +144,7 @@ func (m *Module) state(s *xmpp.Session) *sessionState {
 	return v.(*sessionState)
 }
 
-func (m *Module) sessionStarted(s *xmpp.Session) {
+func (m *Module) sessionStarted(_ context.Context, s *xmpp.Session) {
 	m.state(s)
 	bare := s.JID().Bare().String()
 	m.mu.Lock()
@@ -168,13 +161,13 @@ func (m *Module) sessionStarted(s *xmpp.Session) {
 		a.shared = m.loadShared(ctx, bare)
 	}
 	a.mu.Unlock()
-	err := m.Registry.SetResource(ctx, bare, storage.Resource{Resource: s.JID().Resourcepart(), Node: m.Node})
+	err := m.srv.Registry().SetResource(ctx, bare, storage.Resource{Resource: s.JID().Resourcepart(), Node: m.srv.Node()})
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", s.JID().String(), "err", err)
 	}
 }
 
-func (m *Module) sessionEnded(s *xmpp.Session) {
+func (m *Module) sessionEnded(_ context.Context, s *xmpp.Session) {
 	ctx := m.srv.Context()
 	st := m.state(s)
 	if was, _ := s.Available(); was {
@@ -184,7 +177,7 @@ func (m *Module) sessionEnded(s *xmpp.Session) {
 		m.broadcastUnavailable(ctx, s, st, p, true)
 	}
 	bare := s.JID().Bare().String()
-	if err := m.Registry.RemoveResource(ctx, bare, s.JID().Resourcepart()); err != nil {
+	if err := m.srv.Registry().RemoveResource(ctx, bare, s.JID().Resourcepart()); err != nil {
 		m.warn(ctx, "presence registry", "jid", s.JID().String(), "err", err)
 	}
 	m.sessions.Delete(s)
@@ -414,7 +407,10 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 		return nil, xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "an item may be in at most " + strconv.Itoa(maxGroups) + " groups"}
 	}
 	slices.Sort(groups)
-	unlock := m.lock(owner)
+	unlock, err := m.lock(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
 	it, err := m.lookup(ctx, owner, contact)
 	if err != nil {
 		unlock()
@@ -447,7 +443,10 @@ func (m *Module) save(ctx context.Context, owner string, it *item) error {
 // remove deletes an item (RFC 6121 §2.5), cancelling the subscriptions in
 // both directions first.
 func (m *Module) remove(ctx context.Context, owner, contact string) error {
-	unlock := m.lock(owner)
+	unlock, err := m.lock(ctx, owner)
+	if err != nil {
+		return err
+	}
 	it, err := m.lookup(ctx, owner, contact)
 	if err != nil {
 		unlock()
@@ -487,22 +486,6 @@ func (m *Module) push(ctx context.Context, owner string, it item) {
 	if it.hidden() {
 		return
 	}
-	sessions := m.srv.Router().Sessions(owner)
-	var targets []*xmpp.Session
-	for _, s := range sessions {
-		if st, ok := m.sessions.Load(s); ok {
-			st := st.(*sessionState)
-			st.mu.Lock()
-			ok = st.interested
-			st.mu.Unlock()
-			if ok {
-				targets = append(targets, s)
-			}
-		}
-	}
-	if len(targets) == 0 {
-		return
-	}
 	items, err := m.roster(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "roster push", "jid", owner, "err", err)
@@ -514,12 +497,28 @@ func (m *Module) push(ctx context.Context, owner string, it item) {
 	} else {
 		q.Add(it.element())
 	}
-	for _, s := range targets {
+	ob, _ := jid.Parse(owner)
+	m.srv.Router().DeliverEach(ctx, ob, func(s *xmpp.Session) *xmpp.Element {
+		if !m.interested(s) {
+			return nil
+		}
 		iq := xmpp.NewElement(xmpp.NSClient, "iq", "type", "set",
 			"id", "push"+strconv.FormatUint(m.pushID.Add(1), 36), "to", s.JID().String())
-		iq.Add(q)
-		s.Send(iq)
+		return iq.Add(q)
+	})
+}
+
+// interested reports whether the session asked for the roster, and so gets
+// roster pushes (RFC 6121 §2.1.6).
+func (m *Module) interested(s *xmpp.Session) bool {
+	v, ok := m.sessions.Load(s)
+	if !ok {
+		return false
 	}
+	st := v.(*sessionState)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.interested
 }
 
 // warn logs a failure, unless it is only the server shutting down.

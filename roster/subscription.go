@@ -51,13 +51,28 @@ func dropTo(sub string) string {
 // it when change says so, all under owner's lock. It returns the item as
 // stored, and whether the client's view of it changed (a push is due):
 // Pending In, for one, is not part of that view.
-func (m *Module) update(ctx context.Context, owner, contact string, change func(*item) bool) (item, bool, error) {
-	unlock := m.lock(owner)
+func (m *Module) update(ctx context.Context, owner, contact string, change func(*item) bool) (res item, changed bool, err error) {
+	unlock, err := m.lock(ctx, owner)
+	if err != nil {
+		return item{}, false, err
+	}
 	defer unlock()
 	it, err := m.lookup(ctx, owner, contact)
 	if err != nil {
 		return it, false, err
 	}
+	oldSub := it.Subscription
+	defer func() {
+		// Other modules learn of the change once it is stored (PEP sends
+		// the last items to a new subscriber, for one).
+		if err == nil && res.Subscription != oldSub {
+			o, oerr := jid.Parse(owner)
+			c, cerr := jid.Parse(contact)
+			if oerr == nil && cerr == nil {
+				m.srv.SubscriptionChanged(ctx, o, c, oldSub, it.Subscription)
+			}
+		}
+	}()
 	wasHidden := it.hidden()
 	before := it.element().String()
 	if !change(&it) {
@@ -150,7 +165,7 @@ func (m *Module) outboundSubscription(ctx context.Context, s *xmpp.Session, p *x
 			m.warn(ctx, "subscription", "jid", owner, "contact", c, "err", err)
 			se = xmpp.StanzaError{Condition: xmpp.InternalError}
 		}
-		s.Send(xmpp.ErrorReply(p, se))
+		m.reply(ctx, p, se)
 		return
 	}
 	if changed {
@@ -247,7 +262,7 @@ func (m *Module) inboundSubscription(ctx context.Context, p *xmpp.Element, to, c
 	}
 	// The stanza first, then the roster push (RFC 6121 §3.1.6).
 	if deliver {
-		m.deliver(owner, p)
+		m.deliver(ctx, owner, p)
 	}
 	if changed {
 		m.push(ctx, owner, it) // not for a hidden item

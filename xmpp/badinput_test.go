@@ -1,6 +1,7 @@
 package xmpp_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
@@ -194,7 +195,7 @@ func TestSlowReaderIsDisconnectedAlone(t *testing.T) {
 	sender := s.Dial(t, s.AddUser(t, "sender", "pw"), "pw", "r")
 	ended := make(chan struct{})
 	var once sync.Once
-	s.OnSessionEnded(func(sess *xmpp.Session) {
+	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
 		if sess.JID().Equal(slow.JID) {
 			once.Do(func() { close(ended) })
 		}
@@ -279,7 +280,7 @@ func TestAbruptDisconnect(t *testing.T) {
 	s := testenv.Start(t, "sqlite")
 	ended := make(chan struct{})
 	gone := s.Dial(t, s.AddUser(t, "gone", "pw"), "pw", "r")
-	s.OnSessionEnded(func(sess *xmpp.Session) {
+	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
 		if sess.JID().Equal(gone.JID) {
 			close(ended)
 		}

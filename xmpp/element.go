@@ -432,3 +432,8 @@ func (f Fanout) For(to string) []byte {
 	b = append(b, '"')
 	return append(b, f.tail...)
 }
+
+// ParseStanza parses a stanza as a client stream carries it, in the
+// jabber:client namespace unless it declares another: what Bytes(NSClient)
+// wrote (a stored offline message, a last presence).
+func ParseStanza(b []byte) (*Element, error) { return parseStanza(b, NSClient) }

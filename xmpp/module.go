@@ -2,10 +2,11 @@ package xmpp
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"sort"
-	"sync"
 
+	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 )
 
@@ -50,166 +51,139 @@ type handlerKey struct {
 }
 
 // HandleIQ registers h for IQs of type typ ("get" or "set") whose payload is
-// the element space/local, addressed to target.
+// the element space/local, addressed to target. Each may have one handler:
+// a second registration is a programming error and panics, rather than
+// silently replace the first.
 func (s *Server) HandleIQ(target Target, typ, space, local string, h IQHandler) {
 	s.setup()
-	s.handlers[handlerKey{target, typ, space, local}] = h
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	k := handlerKey{target, typ, space, local}
+	if s.handlers[k] != nil {
+		panic("xmpp: a second handler for IQ " + typ + " {" + space + "}" + local)
+	}
+	s.handlers[k] = h
+}
+
+// iqHandler returns the handler for k; handlers are only added while the
+// modules register, before any IQ is read.
+func (s *Server) iqHandler(k handlerKey) IQHandler {
+	s.regMu.RLock()
+	defer s.regMu.RUnlock()
+	return s.handlers[k]
 }
 
 // AddFeature adds a service discovery feature for target.
 func (s *Server) AddFeature(target Target, feature string) {
 	s.setup()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
 	s.features[target] = append(s.features[target], feature)
-}
-
-// AddStreamFeature announces an empty element space/local among the stream
-// features after authentication; it must be called from Register.
-func (s *Server) AddStreamFeature(space, local string) {
-	s.streamFeatures = append(s.streamFeatures, informational(space, local))
 }
 
 // Features returns the sorted service discovery features of target.
 func (s *Server) Features(target Target) []string {
 	s.setup()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
 	f := append([]string(nil), s.features[target]...)
 	sort.Strings(f)
 	return f
 }
 
-// OnSessionStarted registers fn to run when a session is bound and routed.
-func (s *Server) OnSessionStarted(fn func(*Session)) {
-	s.hooks.add(&s.hooks.started, fn)
+// An Identity is a service discovery identity (XEP-0030 §3.1).
+type Identity struct {
+	Category, Type, Name string
 }
 
-// OnSessionEnded registers fn to run when a session has ended.
-func (s *Server) OnSessionEnded(fn func(*Session)) {
-	s.hooks.add(&s.hooks.ended, fn)
+// AddIdentity adds a service discovery identity for target: the server's
+// (server/im) or every account's (account/registered, pubsub/pep).
+func (s *Server) AddIdentity(target Target, id Identity) {
+	s.setup()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	s.identities[target] = append(s.identities[target], id)
 }
 
-// A PresenceHandler takes over presence beyond delivery: rosters,
-// subscriptions, broadcasts and probes (RFC 6121 §3, §4). Without one the
-// router delivers presence addressed to an account to its available
-// resources and drops the rest.
-type PresenceHandler interface {
-	// OutboundPresence handles presence a local client sent, 'from'
-	// already stamped: broadcast presence when it has no 'to', directed
-	// presence or a subscription stanza otherwise. s.Available() already
-	// reflects a broadcast presence; wasAvailable is the state before it,
-	// so that initial presence and the end of availability can be told.
-	OutboundPresence(ctx context.Context, s *Session, st *Element, wasAvailable bool)
-	// InboundPresence handles presence addressed to a local account, bare
-	// or full JID, from anyone; origin is the sending session when it is
-	// local, else nil.
-	InboundPresence(ctx context.Context, st *Element, to jid.JID, origin *Session)
+// Identities returns target's identities in the order they were added.
+func (s *Server) Identities(target Target) []Identity {
+	s.setup()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	return append([]Identity(nil), s.identities[target]...)
 }
 
-// SetPresenceHandler installs the presence handler (one at most).
-func (s *Server) SetPresenceHandler(h PresenceHandler) {
-	s.hooks.mu.Lock()
-	defer s.hooks.mu.Unlock()
-	s.hooks.presenceHandler = h
+// A DiscoItem is a service discovery item (XEP-0030 §4).
+type DiscoItem struct {
+	JID, Node, Name string
 }
 
-// OnAvailable registers fn to run when a session sends its initial presence
-// (RFC 6121 §4.2), after the presence handler has broadcast it.
-func (s *Server) OnAvailable(fn func(context.Context, *Session)) {
-	s.hooks.mu.Lock()
-	defer s.hooks.mu.Unlock()
-	s.hooks.availableFns = append(s.hooks.availableFns, fn)
+// ItemsSource lists items of an entity: the server (owner is the domain)
+// or an account (owner is its bare JID); requester asks.
+type ItemsSource func(ctx context.Context, owner, requester jid.JID) []DiscoItem
+
+// AddItems adds a source of service discovery items for target.
+func (s *Server) AddItems(target Target, src ItemsSource) {
+	s.setup()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	s.items[target] = append(s.items[target], src)
 }
 
-// OnUndeliverable registers fn for messages to an existing account that has
-// no available resource with a non-negative priority (RFC 6121 §8.5.2.2).
-// fn returns true when it took the message (offline storage); an error is
-// returned to the sender, as it is when it is a StanzaError.
-func (s *Server) OnUndeliverable(fn func(context.Context, *Element) (bool, error)) {
-	s.hooks.mu.Lock()
-	defer s.hooks.mu.Unlock()
-	s.hooks.undeliverableFns = append(s.hooks.undeliverableFns, fn)
-}
-
-type hooks struct {
-	mu               sync.RWMutex
-	started, ended   []func(*Session)
-	presenceHandler  PresenceHandler
-	availableFns     []func(context.Context, *Session)
-	undeliverableFns []func(context.Context, *Element) (bool, error)
-	shutdownFns      []func()
-}
-
-// OnShutdown runs fn when Shutdown begins, after the listeners close and
-// before the sessions are: what fn sends to sessions is still written (the
-// multi-user chat service says goodbye to occupants with status 332).
-func (s *Server) OnShutdown(fn func()) {
-	s.hooks.mu.Lock()
-	defer s.hooks.mu.Unlock()
-	s.hooks.shutdownFns = append(s.hooks.shutdownFns, fn)
-}
-
-func (h *hooks) shutdown() {
-	h.mu.RLock()
-	fns := h.shutdownFns
-	h.mu.RUnlock()
-	for _, fn := range fns {
-		fn()
+// Items returns the items every source lists for owner.
+func (s *Server) Items(ctx context.Context, target Target, owner, requester jid.JID) []DiscoItem {
+	s.setup()
+	s.regMu.Lock()
+	srcs := append([]ItemsSource(nil), s.items[target]...)
+	s.regMu.Unlock()
+	var out []DiscoItem
+	for _, src := range srcs {
+		out = append(out, src(ctx, owner, requester)...)
 	}
+	return out
 }
 
-func (h *hooks) add(list *[]func(*Session), fn func(*Session)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	*list = append(*list, fn)
-}
+// An ElementHandler handles a top-level element other than a stanza that a
+// bound session sent, such as stream management's <r/> or client state
+// indication's <active/>. An error ends the stream (a StreamError is sent
+// as it is).
+type ElementHandler func(ctx context.Context, s *Session, el *Element) error
 
-func (h *hooks) run(list []func(*Session), s *Session) {
-	for _, fn := range list {
-		fn(s)
+// HandleElement registers h for top-level elements space/local from bound
+// sessions; it must be called from Register. Elements nobody handles end
+// the stream with <unsupported-stanza-type/>.
+func (s *Server) HandleElement(space, local string, h ElementHandler) {
+	s.setup()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	k := xml.Name{Space: space, Local: local}
+	if s.elements[k] != nil {
+		panic("xmpp: a second handler for element {" + space + "}" + local)
 	}
+	s.elements[k] = h
 }
 
-func (h *hooks) sessionStarted(s *Session) {
-	h.mu.RLock()
-	l := h.started
-	h.mu.RUnlock()
-	h.run(l, s)
+func (s *Server) elementHandler(space, local string) ElementHandler {
+	s.regMu.RLock()
+	defer s.regMu.RUnlock()
+	return s.elements[xml.Name{Space: space, Local: local}]
 }
 
-func (h *hooks) sessionEnded(s *Session) {
-	h.mu.RLock()
-	l := h.ended
-	h.mu.RUnlock()
-	h.run(l, s)
+// AddStreamFeature offers f in the stream features of client streams (RFC
+// 6120 §4.3), where its Necessary and Prohibited states allow: after
+// authentication and before binding for a feature negotiated instead of
+// binding (stream management's <resume/>). Use Informational for one
+// that is only announced. It must be called from Register.
+func (s *Server) AddStreamFeature(f mxmpp.StreamFeature) {
+	s.streamFeatures = append(s.streamFeatures, f)
 }
 
-func (h *hooks) presence() PresenceHandler {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.presenceHandler
-}
-
-func (h *hooks) available(ctx context.Context, s *Session) {
-	h.mu.RLock()
-	l := h.availableFns
-	h.mu.RUnlock()
-	for _, fn := range l {
-		fn(ctx, s)
-	}
-}
-
-func (h *hooks) undeliverable(ctx context.Context, st *Element) (bool, error) {
-	h.mu.RLock()
-	l := h.undeliverableFns
-	h.mu.RUnlock()
-	for _, fn := range l {
-		if ok, err := fn(ctx, st); ok || err != nil {
-			return ok, err
-		}
-	}
-	return false, nil
+// Informational is a stream feature announced after authentication as an
+// empty element space/local, and never negotiated: roster versioning (RFC
+// 6121 §2.6.1), or stream management, whose <enable/> comes after binding
+// and goes to an ElementHandler.
+func Informational(space, local string) mxmpp.StreamFeature {
+	return informational(space, local)
 }
 
 // handleIQ answers an IQ addressed to target; false when no handler exists
@@ -235,7 +209,7 @@ func (s *Server) handleIQ(ctx context.Context, st *Element, origin *Session, tar
 		return true
 	}
 	payload := kids[0]
-	h := s.handlers[handlerKey{target, typ, payload.Space, payload.Local}]
+	h := s.iqHandler(handlerKey{target, typ, payload.Space, payload.Local})
 	if h == nil {
 		if target == ToServer {
 			s.router.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})

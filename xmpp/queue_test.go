@@ -2,6 +2,7 @@ package xmpp_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -37,7 +38,7 @@ func TestSlowReaderBytesBound(t *testing.T) {
 	slowJID := s.AddUser(t, "slow", "pw")
 	ended := make(chan struct{})
 	var once sync.Once
-	s.OnSessionEnded(func(sess *xmpp.Session) {
+	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
 		if sess.JID().Bare().Equal(slowJID) {
 			once.Do(func() { close(ended) })
 		}

@@ -80,27 +80,25 @@ func (r *Router) unregister(s *Session) {
 	}
 }
 
-// Sessions returns the sessions of a bare JID; the slice must not be changed.
-func (r *Router) Sessions(bare string) []*Session {
+// sessions returns the sessions of a bare JID; the slice must not be
+// changed.
+func (r *Router) sessions(bare string) []*Session {
 	sh := r.shard(bare)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	return sh.accounts[bare]
 }
 
-// Session returns the session bound to a full JID, or nil.
-func (r *Router) Session(full jid.JID) *Session {
+// session returns the session bound to a full JID, or nil.
+func (r *Router) session(full jid.JID) *Session {
 	f := full.String()
-	for _, s := range r.Sessions(full.Bare().String()) {
+	for _, s := range r.sessions(full.Bare().String()) {
 		if s.full == f {
 			return s
 		}
 	}
 	return nil
 }
-
-// Each calls fn for every session.
-func (r *Router) Each(fn func(*Session)) { r.each(fn) }
 
 func (r *Router) each(fn func(*Session)) {
 	for i := range r.shards {
@@ -157,34 +155,7 @@ func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
 		r.toServer(ctx, st, origin)
 		return
 	}
-	if tj.Resourcepart() != "" {
-		r.toFull(ctx, st, origin, tj)
-		return
-	}
-	r.toBare(ctx, st, origin, tj)
-}
-
-// maxRouteDepth is how deeply stanzas that the server and its components
-// make may cause one another within one call.
-const maxRouteDepth = 8
-
-type routeDepthKey struct{}
-
-// deeper counts one more nested hand-over to a component in ctx; false
-// past maxRouteDepth.
-func deeper(ctx context.Context) (context.Context, bool) {
-	d, _ := ctx.Value(routeDepthKey{}).(int)
-	if d >= maxRouteDepth {
-		return ctx, false
-	}
-	return context.WithValue(ctx, routeDepthKey{}, d+1), true
-}
-
-// sameDomain reports whether the JID from is at domain: a component
-// addressing itself through the router, which nothing needs.
-func sameDomain(from, domain string) bool {
-	fj, err := jid.Parse(from)
-	return err == nil && fj.Domainpart() == domain
+	r.toAccount(ctx, st, origin, tj)
 }
 
 // toSelf handles a stanza without 'to' (RFC 6120 §10.3): it is addressed to
@@ -192,14 +163,14 @@ func sameDomain(from, domain string) bool {
 func (r *Router) toSelf(ctx context.Context, st *Element, origin *Session) {
 	switch st.Local {
 	case "presence":
-		// Broadcast presence is the presence handler's (Session.handle).
+		// Broadcast presence is the presence hooks' (Session.handle).
 	case "iq":
 		if !r.srv.handleIQ(ctx, st, origin, ToAccount) {
 			r.srv.handleIQ(ctx, st, origin, ToServer)
 		}
 	case "message":
 		if origin != nil {
-			r.toBare(ctx, st, origin, origin.jid.Bare())
+			r.toAccount(ctx, st, origin, origin.jid.Bare())
 		}
 	}
 }
@@ -212,16 +183,30 @@ func (r *Router) toServer(ctx context.Context, st *Element, origin *Session) {
 	// are dropped, as Prosody and ejabberd do.
 }
 
-// toFull implements RFC 6121 §8.5.3.
-func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to jid.JID) {
-	if st.Local == "presence" {
-		if h := r.srv.hooks.presence(); h != nil {
-			h.InboundPresence(ctx, st, to, origin)
+// toAccount handles a stanza to a local account, bare or full JID, after
+// the stage hooks for messages and presence.
+func (r *Router) toAccount(ctx context.Context, st *Element, origin *Session, to jid.JID) {
+	switch st.Local {
+	case "message":
+		if r.srv.hooks.has(MessageIn) && r.srv.hooks.runStanza(ctx, MessageIn, &StanzaEvent{Stanza: st, To: to, Origin: origin}) {
+			return
+		}
+	case "presence":
+		if r.srv.hooks.has(PresenceIn) && r.srv.hooks.runStanza(ctx, PresenceIn, &StanzaEvent{Stanza: st, To: to, Origin: origin}) {
 			return
 		}
 	}
-	if s := r.Session(to); s != nil {
-		s.SendBytes(st.Bytes(NSClient))
+	if to.Resourcepart() != "" {
+		r.toFull(ctx, st, origin, to)
+		return
+	}
+	r.toBare(ctx, st, origin, to)
+}
+
+// toFull implements RFC 6121 §8.5.3.
+func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to jid.JID) {
+	if s := r.session(to); s != nil {
+		r.deliver(ctx, s, st)
 		return
 	}
 	switch st.Local {
@@ -242,7 +227,7 @@ func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to ji
 // toBare implements RFC 6121 §8.5.2.
 func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to jid.JID) {
 	bare := to.String()
-	sessions := r.Sessions(bare)
+	sessions := r.sessions(bare)
 	switch st.Local {
 	case "iq":
 		if !r.srv.accountExists(ctx, bare, sessions) {
@@ -251,16 +236,12 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 		}
 		r.srv.handleIQ(ctx, st, origin, ToAccount)
 	case "presence":
-		if h := r.srv.hooks.presence(); h != nil {
-			h.InboundPresence(ctx, st, to, origin)
-			return
-		}
 		// Presence to an account goes to each available resource
-		// (§8.5.2.1.1); subscriptions are the roster's business.
-		b := st.Bytes(NSClient)
+		// (§8.5.2.1.1); subscriptions are the roster's business, in its
+		// PresenceIn hook.
 		for _, s := range sessions {
 			if ok, _ := s.Available(); ok {
-				s.SendBytes(b)
+				r.deliver(ctx, s, st)
 			}
 		}
 	case "message":
@@ -277,9 +258,8 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 			r.undeliverable(ctx, st, origin, bare, sessions)
 			return
 		}
-		b := st.Bytes(NSClient)
 		for _, s := range targets {
-			s.SendBytes(b)
+			r.deliver(ctx, s, st)
 		}
 	}
 }
@@ -287,7 +267,7 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 // Reachable reports whether a message to the bare JID would reach a
 // session now: one that is available with a non-negative priority.
 func (r *Router) Reachable(bare string) bool {
-	return len(highestPriority(r.Sessions(bare), false)) > 0
+	return len(highestPriority(r.sessions(bare), false)) > 0
 }
 
 // highestPriority picks the available resources with non-negative priority
@@ -322,17 +302,11 @@ func (r *Router) undeliverable(ctx context.Context, st *Element, origin *Session
 		r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
 		return
 	}
-	taken, err := r.srv.hooks.undeliverable(ctx, st)
-	if err != nil {
-		var se StanzaError
-		if !errors.As(err, &se) {
-			r.srv.log.Warn("storing an undeliverable message failed", "to", bare, "err", err)
-			se = StanzaError{Condition: InternalError}
+	ev := &StanzaEvent{Stanza: st, To: jid.MustParse(bare), Origin: origin}
+	if r.srv.hooks.runStanza(ctx, Undeliverable, ev) {
+		if ev.Bounce != nil {
+			r.bounce(st, origin, *ev.Bounce)
 		}
-		r.bounce(st, origin, se)
-		return
-	}
-	if taken {
 		return
 	}
 	if st.Get("type") != "headline" {
@@ -368,7 +342,7 @@ func (s *Server) replyFrom(origin *Session) string {
 // deliverReply sends a reply generated by the server to the stanza's sender.
 func (r *Router) deliverReply(reply *Element, origin *Session) {
 	if origin != nil {
-		origin.Send(reply)
+		r.deliver(r.srv.ctx, origin, reply)
 		return
 	}
 	r.Route(r.srv.ctx, reply, nil)

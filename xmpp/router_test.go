@@ -203,7 +203,7 @@ func TestKeepalivePing(t *testing.T) {
 		p := good.Expect(t, "next ping", func(el *xmpp.Element) bool { return el.Child("urn:xmpp:ping", "ping") != nil })
 		good.SendRaw(t, `<iq type="result" id="`+p.Get("id")+`" to="localhost"/>`)
 	}
-	if s.Router().Session(good.JID) == nil {
+	if s.SessionOf(good.JID) == nil {
 		t.Fatal("a client that answers pings was dropped")
 	}
 }

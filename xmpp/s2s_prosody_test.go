@@ -36,7 +36,7 @@ func TestFederationProsody(t *testing.T) {
 	p.Register(t, "bob", "bob pw")
 	s := testenv.StartWithS2S(t, "sqlite", l, func(srv *xmpp.Server) {
 		srv.S2SRoutes = map[string]string{peer: p.S2S, "conference." + peer: p.S2S}
-		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test", MUC: true})
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store, MUC: true})
 	})
 	alice := s.Dial(t, s.AddUser(t, "alice", "alice pw"), "alice pw", "a")
 	alice.SendRaw(t, `<presence/>`)

@@ -152,7 +152,7 @@ func TestFederationSubscription(t *testing.T) {
 // TestFederationMUC: a remote user joins one of our rooms and chats in it.
 func TestFederationMUC(t *testing.T) {
 	local, remote := testenv.StartPair(t, "sqlite", remoteDomain, func(srv *xmpp.Server) {
-		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test", MUC: true})
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store, MUC: true})
 	})
 	alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
 	bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")

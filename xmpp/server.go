@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"log/slog"
 	"net"
@@ -53,6 +54,14 @@ type Server struct {
 	Logger *slog.Logger
 	// Modules add features; each is registered once, when serving starts.
 	Modules []Module
+	// SessionRegistry records sessions and their presence: nil means one in
+	// memory for this process; a Redis one is shared by several nodes.
+	// NodeName names this process in it (default: the registry's own).
+	SessionRegistry storage.Registry
+	NodeName        string
+	// Locker serialises work on one account (its roster, its offline
+	// queue); nil means locks in this process.
+	Locker Locker
 
 	// AllowPlaintextAuth offers SASL before TLS; off by default.
 	AllowPlaintextAuth bool
@@ -151,8 +160,14 @@ type Server struct {
 	router    *Router
 	// domainJID is Domain as a JID, parsed once.
 	domainJID jid.JID
-	handlers  map[handlerKey]IQHandler
-	features  map[Target][]string
+	// regMu guards what modules register: IQ and element handlers, disco
+	// features, identities and items.
+	regMu      sync.RWMutex
+	handlers   map[handlerKey]IQHandler
+	elements   map[xml.Name]ElementHandler
+	features   map[Target][]string
+	identities map[Target][]Identity
+	items      map[Target][]ItemsSource
 	// components serve domains of their own (AddComponent).
 	components map[string]Component
 	// streamFeatures are announced after authentication.
@@ -161,6 +176,9 @@ type Server struct {
 	dialbackSecret []byte
 	// authSecret keys what unknown accounts appear to have (scram.go).
 	authSecret    []byte
+	registry      storage.Registry
+	node          string
+	locker        Locker
 	s2sMu         sync.Mutex
 	outgoingConns map[string]*s2sOut
 	admission     admission
@@ -187,6 +205,7 @@ func (s *Server) init() {
 		s.domainJID, _ = jid.New("", s.Domain, "")
 		s.router = newRouter(s)
 		s.setup()
+		s.initShared()
 		s.MaxStanzaSize = orDefault(s.MaxStanzaSize, DefaultMaxStanzaSize)
 		s.MaxUnauthPerIP = orDefault(s.MaxUnauthPerIP, DefaultMaxUnauthPerIP)
 		s.ConnRatePerIP = orDefault(s.ConnRatePerIP, DefaultConnRatePerIP)
@@ -212,6 +231,10 @@ func (s *Server) init() {
 		for _, m := range s.Modules {
 			m.Register(s)
 		}
+		if s.PingInterval > 0 {
+			s.wg.Add(1)
+			go s.keepalive()
+		}
 	})
 }
 
@@ -220,7 +243,10 @@ func (s *Server) init() {
 func (s *Server) setup() {
 	s.setupOnce.Do(func() {
 		s.handlers = make(map[handlerKey]IQHandler)
+		s.elements = make(map[xml.Name]ElementHandler)
 		s.features = make(map[Target][]string)
+		s.identities = make(map[Target][]Identity)
+		s.items = make(map[Target][]ItemsSource)
 	})
 }
 
@@ -337,7 +363,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	hooksDone := make(chan struct{})
 	go func() {
 		defer close(hooksDone)
-		s.hooks.shutdown()
+		s.hooks.runShutdown()
 	}()
 	hctx := ctx
 	if d, ok := ctx.Deadline(); ok {

@@ -40,8 +40,10 @@ type Session struct {
 	mu        sync.Mutex
 	available bool
 	priority  int
-	pending   map[string]chan *Element
-	nextID    uint64
+	// wasAvailable is available before the last presence change.
+	wasAvailable bool
+	pending      map[string]chan *Element
+	nextID       uint64
 }
 
 func newSession(s *Server, c *conn) *Session {
@@ -75,6 +77,15 @@ func (s *Session) Available() (bool, int) {
 	return s.available, s.priority
 }
 
+// WasAvailable reports whether the session was available before its last
+// broadcast presence: with Available, PresenceChanged hooks tell initial
+// presence (false, then true) from an update.
+func (s *Session) WasAvailable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wasAvailable
+}
+
 // Idle is how long the client has been silent.
 func (s *Session) Idle() time.Duration {
 	return time.Since(time.Unix(0, s.c.guard.lastRead.Load()))
@@ -106,12 +117,12 @@ func (s *Session) serve() {
 func (s *Session) start() {
 	s.c.auth = nil
 	s.logger().Info("session started")
-	s.srv.hooks.sessionStarted(s)
+	s.srv.hooks.runSession(s.srv.ctx, SessionBound, s)
 }
 
 func (s *Session) end(err error) {
 	s.srv.router.unregister(s)
-	s.srv.hooks.sessionEnded(s)
+	s.srv.hooks.runSession(s.srv.ctx, SessionEnded, s)
 	if err != nil {
 		if se, ok := streamErrorFor(err); ok {
 			s.Close(&se)
@@ -152,9 +163,13 @@ func (s *Session) readLoop() error {
 	}
 }
 
-// handle checks and stamps one stanza from the client and routes it.
+// handle checks and stamps one stanza from the client and routes it; other
+// top-level elements go to the module that handles them.
 func (s *Session) handle(el *Element) error {
 	if el.Space != NSClient {
+		if h := s.srv.elementHandler(el.Space, el.Local); h != nil {
+			return h(s.srv.ctx, s, el)
+		}
 		return StreamError{Condition: UnsupportedStanza}
 	}
 	switch el.Local {
@@ -171,29 +186,47 @@ func (s *Session) handle(el *Element) error {
 		}
 	}
 	el.Set("from", s.full)
-	if el.Local != "presence" {
-		s.srv.router.Route(s.srv.ctx, el, s)
-		return nil
-	}
-	was, _ := s.Available()
-	if el.Get("to") == "" {
-		s.setPresence(el)
-	}
-	if h := s.srv.hooks.presence(); h != nil {
-		h.OutboundPresence(s.srv.ctx, s, el, was)
-	} else if el.Get("to") != "" {
-		s.srv.router.Route(s.srv.ctx, el, s)
-	}
-	if now, _ := s.Available(); now && !was {
-		s.srv.hooks.available(s.srv.ctx, s)
+	ctx, r := s.srv.ctx, s.srv.router
+	switch el.Local {
+	case "iq":
+		r.Route(ctx, el, s)
+	case "message":
+		if s.srv.hooks.has(MessageOut) {
+			ev := &StanzaEvent{Stanza: el, Session: s}
+			if s.srv.hooks.runStanza(ctx, MessageOut, ev) {
+				if ev.Bounce != nil {
+					r.bounce(el, s, *ev.Bounce)
+				}
+				return nil
+			}
+		}
+		r.Route(ctx, el, s)
+	case "presence":
+		was, _ := s.Available()
+		broadcast := el.Get("to") == ""
+		if broadcast {
+			s.setPresence(el, was)
+		}
+		ev := &StanzaEvent{Stanza: el, Session: s, WasAvailable: was}
+		if s.srv.hooks.runStanza(ctx, PresenceOut, ev) {
+			if ev.Bounce != nil {
+				r.bounce(el, s, *ev.Bounce)
+			}
+		} else if !broadcast {
+			r.Route(ctx, el, s)
+		}
+		if broadcast {
+			s.srv.hooks.runSession(ctx, PresenceChanged, s)
+		}
 	}
 	return nil
 }
 
 // setPresence records the client's broadcast presence (RFC 6121 §4.2, §4.5).
-func (s *Session) setPresence(el *Element) {
+func (s *Session) setPresence(el *Element, was bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.wasAvailable = was
 	switch el.Get("type") {
 	case "":
 		s.available = true
@@ -208,14 +241,15 @@ func (s *Session) setPresence(el *Element) {
 	}
 }
 
-// Send queues a stanza for the client.
-func (s *Session) Send(el *Element) bool {
-	return s.SendBytes(el.Bytes(NSClient))
+// send queues a stanza for the client, without the Deliver hooks: for the
+// core's own stream-level answers.
+func (s *Session) send(el *Element) bool {
+	return s.sendBytes(el.Bytes(NSClient))
 }
 
-// SendBytes queues serialised stanzas. When the queue is full the client is
+// sendBytes queues serialised stanzas. When the queue is full the client is
 // not keeping up; it alone is disconnected, so that nobody else waits for it.
-func (s *Session) SendBytes(b []byte) bool {
+func (s *Session) sendBytes(b []byte) bool {
 	s.wmu.Lock()
 	if s.closed {
 		s.wmu.Unlock()
@@ -369,7 +403,7 @@ func (s *Session) Request(ctx context.Context, iq *Element) (*Element, error) {
 	if iq.Get("from") == "" {
 		iq.Set("from", s.srv.Domain)
 	}
-	if !s.Send(iq) {
+	if !s.srv.router.deliver(ctx, s, iq) {
 		return nil, errSessionClosed
 	}
 	select {

@@ -28,7 +28,7 @@ func TestShutdownWithStuckModule(t *testing.T) {
 	defer close(stuck.release)
 	var srv *xmpp.Server
 	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) {
-		s.Modules = append(modules.Default(modules.Options{Store: s.Store, Node: "test"}), stuck)
+		s.Modules = append(modules.Default(modules.Options{Store: s.Store}), stuck)
 		srv = s
 	})
 	c := s.Dial(t, s.AddUser(t, "alice", "pw"), "pw", "r")
@@ -78,7 +78,7 @@ func TestRoutingLoopsAreCut(t *testing.T) {
 	a := &echo{domain: "a.localhost", peer: "b.localhost"}
 	b := &echo{domain: "b.localhost", peer: "a.localhost"}
 	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) {
-		s.Modules = append(modules.Default(modules.Options{Store: s.Store, Node: "test"}), a, b)
+		s.Modules = append(modules.Default(modules.Options{Store: s.Store}), a, b)
 	})
 	c := s.Dial(t, s.AddUser(t, "alice", "pw"), "pw", "r")
 	c.SendRaw(t, `<message to="loop@a.localhost"><body>round and round</body></message>`)

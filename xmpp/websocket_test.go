@@ -11,8 +11,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/xmppd/xmppd/internal/testenv"
-	"github.com/xmppd/xmppd/modules"
-	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -221,13 +219,8 @@ func TestWebSocketKeepalive(t *testing.T) {
 	s := testenv.Start(t, "sqlite", func(srv *xmpp.Server) {
 		srv.PingInterval = 300 * time.Millisecond
 		srv.PingTimeout = 300 * time.Millisecond
-		// XMPP pings off: only the WebSocket's own pings keep watch.
-		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test"})
-		for i, m := range srv.Modules {
-			if _, ok := m.(ping.Module); ok {
-				srv.Modules[i] = ping.Module{Interval: -1}
-			}
-		}
+		// The core sends web sessions no XMPP pings: only the
+		// WebSocket's own pings keep watch.
 	})
 	alice := s.AddUser(t, "alice", "alice pw")
 	bob := s.AddUser(t, "bob", "bob pw")

@@ -107,7 +107,7 @@ func users(t *testing.T, s *testenv.Server, n int) {
 // message arrives.
 func TestScenarios(t *testing.T) {
 	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) {
-		s.Modules = modules.Default(modules.Options{Store: s.Store, Node: "test", MUC: true})
+		s.Modules = modules.Default(modules.Options{Store: s.Store, MUC: true})
 	})
 	users(t, s, 10)
 	common := []string{"-addr", s.C2S, "-domain", testenv.Domain, "-clients", "10", "-concurrency", "4", "-server", "test"}

@@ -280,9 +280,10 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 		S2SMaxWaiting:             cfg.S2S.MaxWaiting,
 		S2SMaxWaitingPerSender:    cfg.S2S.MaxWaitingPerSender,
 		S2SQueueSize:              cfg.S2S.QueueSize,
+		SessionRegistry:           registry,
+		NodeName:                  cfg.Presence.Node,
 		Modules: modules.Default(modules.Options{
 			Store:                store,
-			Registry:             registry,
 			MaxRosterItems:       l.MaxRosterItems,
 			MaxOfflineMessages:   l.MaxOfflineMessages,
 			MUC:                  cfg.MUC.Enabled,

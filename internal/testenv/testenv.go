@@ -152,7 +152,7 @@ func start(t testing.TB, backend string, s2s net.Listener, configure ...func(*xm
 		f(srv)
 	}
 	if srv.Modules == nil {
-		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test"})
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store})
 	}
 	s := &Server{Server: srv, Roots: roots, CertPEM: certPEM}
 	l1 := listen(t)

@@ -21,7 +21,7 @@ import (
 // subscription.
 func start(t *testing.T, backend string) (s *testenv.Server, alice, bob jid.JID) {
 	s = testenv.Start(t, backend, func(srv *xmpp.Server) {
-		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test", MUC: true})
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store, MUC: true})
 	})
 	alice = s.AddUser(t, "alice", "alice pw")
 	bob = s.AddUser(t, "bob", "bob pw")

@@ -1,9 +1,12 @@
 // Package disco answers service discovery (XEP-0030) for the server and for
-// accounts, from the features the other modules declare.
+// accounts, from the identities, features and items the other modules
+// declare (Server.AddIdentity, AddFeature, AddItems).
 package disco
 
 import (
 	"context"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -29,43 +32,54 @@ func (m Module) Register(s *xmpp.Server) {
 	if name == "" {
 		name = "xmppd"
 	}
-	s.HandleIQ(xmpp.ToServer, "get", NSInfo, "query", func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
-		return info(iq, s.Features(xmpp.ToServer), "server", "im", name)
+	s.AddIdentity(xmpp.ToServer, xmpp.Identity{Category: "server", Type: "im", Name: name})
+	s.AddIdentity(xmpp.ToAccount, xmpp.Identity{Category: "account", Type: "registered"})
+	// The server's items are its components (the chat room service), and
+	// what modules add.
+	s.AddItems(xmpp.ToServer, func(context.Context, jid.JID, jid.JID) []xmpp.DiscoItem {
+		var items []xmpp.DiscoItem
+		for _, d := range s.Components() {
+			items = append(items, xmpp.DiscoItem{JID: d})
+		}
+		return items
 	})
-	s.HandleIQ(xmpp.ToAccount, "get", NSInfo, "query", func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
-		return info(iq, s.Features(xmpp.ToAccount), "account", "registered", "")
-	})
-	// The server's items are its components (the MUC service); an
-	// account's are none yet.
-	items := func(components bool) xmpp.IQHandler {
-		return func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+	for _, t := range []xmpp.Target{xmpp.ToServer, xmpp.ToAccount} {
+		s.HandleIQ(t, "get", NSInfo, "query", func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+			return info(iq, s.Identities(t), s.Features(t))
+		})
+		s.HandleIQ(t, "get", NSItems, "query", func(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 			if node := iq.Payload.Get("node"); node != "" {
 				return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
 			}
 			q := xmpp.NewElement(NSItems, "query")
-			if components {
-				for _, d := range s.Components() {
-					q.Add(xmpp.NewElement(NSItems, "item", "jid", d))
+			for _, it := range s.Items(ctx, t, iq.To, iq.From) {
+				el := xmpp.NewElement(NSItems, "item", "jid", it.JID)
+				if it.Node != "" {
+					el.Set("node", it.Node)
 				}
+				if it.Name != "" {
+					el.Set("name", it.Name)
+				}
+				q.Add(el)
 			}
 			return q, nil
-		}
+		})
 	}
-	s.HandleIQ(xmpp.ToServer, "get", NSItems, "query", items(true))
-	s.HandleIQ(xmpp.ToAccount, "get", NSItems, "query", items(false))
 }
 
-func info(iq *xmpp.IQ, features []string, category, typ, name string) (*xmpp.Element, error) {
+func info(iq *xmpp.IQ, ids []xmpp.Identity, features []string) (*xmpp.Element, error) {
 	if node := iq.Payload.Get("node"); node != "" {
 		// No nodes yet (XEP-0030 §3.1).
 		return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
 	}
 	q := xmpp.NewElement(NSInfo, "query")
-	id := xmpp.NewElement(NSInfo, "identity", "category", category, "type", typ)
-	if name != "" {
-		id.Set("name", name)
+	for _, id := range ids {
+		el := xmpp.NewElement(NSInfo, "identity", "category", id.Category, "type", id.Type)
+		if id.Name != "" {
+			el.Set("name", id.Name)
+		}
+		q.Add(el)
 	}
-	q.Add(id)
 	for _, f := range features {
 		q.Add(xmpp.NewElement(NSInfo, "feature", "var", f))
 	}

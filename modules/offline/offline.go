@@ -6,11 +6,9 @@ package offline
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,24 +47,19 @@ type Module struct {
 	// full is set while the total limit refuses messages, so that the
 	// operator hears of it once, not at every message.
 	full atomic.Bool
-	// locks serialise storing and delivering per account: two sessions
-	// becoming available together must not both deliver the queue, and a
-	// message must not be stored just after the queue was delivered to a
-	// session that is now available.
-	seed  maphash.Seed
-	locks [64]sync.Mutex
 }
 
-func (m *Module) lock(bare string) func() {
-	mu := &m.locks[maphash.String(m.seed, bare)%uint64(len(m.locks))]
-	mu.Lock()
-	return mu.Unlock
+// lock takes the server's lock on bare's queue: two sessions becoming
+// available together must not both deliver the queue, and a message must
+// not be stored just after the queue was delivered to a session that is
+// now available; on this node or another.
+func (m *Module) lock(ctx context.Context, bare string) (func(), error) {
+	return m.srv.Lock(ctx, "offline:"+bare)
 }
 
 // Register implements xmpp.Module.
 func (m *Module) Register(s *xmpp.Server) {
 	m.srv = s
-	m.seed = maphash.MakeSeed()
 	m.log = slog.Default().With("module", "offline")
 	if m.Max == 0 {
 		m.Max = DefaultMax
@@ -75,8 +68,24 @@ func (m *Module) Register(s *xmpp.Server) {
 		m.MaxTotalBytes = DefaultMaxTotalBytes
 	}
 	s.AddFeature(xmpp.ToServer, NSFeature)
-	s.OnUndeliverable(m.store)
-	s.OnAvailable(m.deliver)
+	s.Hook(xmpp.Undeliverable, 0, func(ctx context.Context, ev *xmpp.StanzaEvent) bool {
+		taken, err := m.store(ctx, ev.Stanza)
+		if err != nil {
+			var se xmpp.StanzaError
+			if !errors.As(err, &se) {
+				m.log.Warn("storing an offline message", "to", ev.To.String(), "err", err)
+				se = xmpp.StanzaError{Condition: xmpp.InternalError}
+			}
+			ev.Bounce = &se
+			return true
+		}
+		return taken
+	})
+	s.HookSession(xmpp.PresenceChanged, 0, func(ctx context.Context, s *xmpp.Session) {
+		if now, _ := s.Available(); now && !s.WasAvailable() {
+			m.deliver(ctx, s)
+		}
+	})
 }
 
 // store keeps a chat or normal message (RFC 6121 §8.5.2.2.1). It returns
@@ -97,7 +106,10 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 	if i := strings.IndexByte(to, '/'); i >= 0 {
 		to = to[:i]
 	}
-	unlock := m.lock(to)
+	unlock, err := m.lock(ctx, to)
+	if err != nil {
+		return false, err
+	}
 	if m.srv.Router().Reachable(to) {
 		// A session became available after the router looked: the queue
 		// was delivered already, so this message goes straight to it.
@@ -111,7 +123,7 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 		xmpp.NewElement(NSDelay, "delay", "from", m.srv.Domain, "stamp", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")))
 	// Limits of zero or less are none, for the storage as here.
 	lim := storage.OfflineLimits{PerAccount: m.Max, TotalBytes: m.MaxTotalBytes}
-	err := m.Store.StoreOffline(ctx, to, el.Bytes(xmpp.NSClient), lim)
+	err = m.Store.StoreOffline(ctx, to, el.Bytes(xmpp.NSClient), lim)
 	// A message that cannot be stored goes back to its sender, never
 	// silently away: <service-unavailable/>, as XEP-0160 §2 (step 3) says
 	// when the server cannot store for the recipient, and RFC 6121
@@ -142,7 +154,11 @@ func (m *Module) deliver(ctx context.Context, s *xmpp.Session) {
 		return
 	}
 	bare := s.JID().Bare().String()
-	defer m.lock(bare)()
+	unlock, err := m.lock(ctx, bare)
+	if err != nil {
+		return
+	}
+	defer unlock()
 	msgs, err := m.Store.OfflineMessages(ctx, bare)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -155,7 +171,13 @@ func (m *Module) deliver(ctx context.Context, s *xmpp.Session) {
 	}
 	var last int64
 	for _, msg := range msgs {
-		if !s.SendBytes(msg.Data) {
+		el, err := xmpp.ParseStanza(msg.Data)
+		if err != nil {
+			m.log.Warn("stored offline message does not parse; dropped", "jid", bare, "id", msg.ID, "err", err)
+			last = msg.ID
+			continue
+		}
+		if !m.srv.Router().DeliverSession(ctx, s, el) {
 			break
 		}
 		last = msg.ID

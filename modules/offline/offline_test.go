@@ -20,7 +20,7 @@ import (
 func TestOfflineTotalLimit(t *testing.T) {
 	testenv.EachBackend(t, func(t *testing.T, backend string) {
 		s := testenv.Start(t, backend, func(srv *xmpp.Server) {
-			srv.Modules = modules.Default(modules.Options{Store: srv.Store, Node: "test", MaxOfflineBytes: 4000})
+			srv.Modules = modules.Default(modules.Options{Store: srv.Store, MaxOfflineBytes: 4000})
 		})
 		aj, bj, cj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "carol", "pw")
 		a := s.Dial(t, aj, "pw", "a")

@@ -465,6 +465,11 @@ func (s *session) Close() error {
 func (s *session) LocalAddr() net.Addr  { return s.h.local }
 func (s *session) RemoteAddr() net.Addr { return s.addr }
 
+// StreamManagement tells the server not to offer stream management
+// (XEP-0198) on this stream: BOSH acknowledges requests itself (XEP-0124
+// §9), and a BOSH session outlives its HTTP connections anyway.
+func (s *session) StreamManagement() bool { return false }
+
 func (s *session) SetDeadline(t time.Time) error {
 	s.readDL.set(t)
 	s.writeDL.set(t)

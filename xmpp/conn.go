@@ -35,6 +35,10 @@ type conn struct {
 	mode   connMode
 	// deadline is when negotiation must be over.
 	deadline time.Time
+	// noSM is set for transports that have acknowledgements of their own
+	// (BOSH): stream management is not offered. resumed is set when the
+	// stream resumed an existing session (XEP-0198) instead of binding.
+	noSM, resumed bool
 }
 
 // connMode says how a client connection is carried.
@@ -92,6 +96,10 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		layer = tc
 	}
 	c.guard = newGuard(layer, s.MaxStanzaSize, newRateLimiter(s.ReadRate, s.ReadBurst))
+	c.guard.owner = c
+	if t, ok := raw.(interface{ StreamManagement() bool }); ok && !t.StreamManagement() {
+		c.noSM = true
+	}
 
 	if s.failures.blocked(addr, s.MaxAuthFailures, s.AuthFailureWindow) {
 		c.fail(StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"})
@@ -130,7 +138,7 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 	if err != nil && strings.Contains(err.Error(), "does not match previously set location") {
 		err = errHostChanged
 	}
-	if err != nil && c.sess != nil {
+	if err != nil && c.sess != nil && !c.resumed {
 		s.router.unregister(c.sess)
 	}
 	if err != nil {
@@ -150,7 +158,7 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 	raw.SetReadDeadline(time.Time{})
 	handedOver = true
 	s.wg.Add(1)
-	go c.sess.serve()
+	go c.sess.serve(c, c.resumed)
 }
 
 // handshakeDeadline is when a TLS handshake must be done: within the
@@ -206,7 +214,12 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 		}
 	}
 	features = append(features, c.bindFeature(), legacySession)
-	features = append(features, c.srv.streamFeatures...)
+	for _, f := range c.srv.streamFeatures {
+		if c.noSM && f.Name.Space == NSSM {
+			continue
+		}
+		features = append(features, f)
+	}
 	return mxmpp.StreamConfig{Lang: "en", Features: features}
 }
 
@@ -371,6 +384,7 @@ func (c *conn) startTLS() mxmpp.StreamFeature {
 			return 0, nil, err
 		}
 		c.guard = newGuard(tc, c.srv.MaxStanzaSize, c.guard.rate)
+		c.guard.owner = c
 		return mxmpp.Secure, c.guard, nil
 	}
 	return f

@@ -50,7 +50,10 @@ type guard struct {
 	// last stream header answered.
 	headersOut int
 	closed     bool // the stream was closed: nothing more is written
-	mu         sync.Mutex
+	// owner is the client connection being negotiated, for stream features
+	// that need it (stream management's resumption); nil elsewhere.
+	owner *conn
+	mu    sync.Mutex
 }
 
 // guardBufSize is the read buffer of one connection. Stanzas larger than it
@@ -182,6 +185,12 @@ func (g *guard) next() ([]byte, error) {
 		}
 		g.acc = append(g.acc, g.buf[start:g.r]...)
 		if err := g.fill(); err != nil {
+			if err == io.EOF {
+				// The connection ended without the stream's end: io.EOF
+				// stays the clean close's, for stream management to tell
+				// a lost connection from a client that is done.
+				err = io.ErrUnexpectedEOF
+			}
 			return nil, err
 		}
 		start = 0

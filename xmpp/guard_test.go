@@ -66,7 +66,7 @@ func TestGuardKeepalives(t *testing.T) {
 	if len(els) != 2 || els[1] != `<presence/>` {
 		t.Fatalf("got %q (%v)", els, err)
 	}
-	if !errors.Is(err, io.EOF) || g.streamClosed() {
+	if !errors.Is(err, io.ErrUnexpectedEOF) || g.streamClosed() {
 		t.Errorf("a connection that ends without </stream:stream> gave %v, streamClosed %v", err, g.streamClosed())
 	}
 	if cap(g.acc) > 256 { // the stream header, read a byte at a time, is all it holds
@@ -95,7 +95,7 @@ func TestGuardErrors(t *testing.T) {
 	// End tags may have space before '>'.
 	els, _, err := framed(t, testHeader+`<message ><body >x</body ></message
 >`, 3)
-	if len(els) != 1 || !errors.Is(err, io.EOF) {
+	if len(els) != 1 || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("end tags with space: %q, %v", els, err)
 	}
 }

@@ -29,7 +29,8 @@ func (s *Server) keepalive() {
 			s.router.each(func(sess *Session) {
 				// Web transports watch their connections themselves
 				// (WebSocket pings, BOSH's inactivity timeout).
-				if inFlight[sess] || sess.c.mode == webSecure || sess.c.mode == webInsecure || sess.Idle() < s.PingInterval {
+				mode := sess.c().mode
+				if inFlight[sess] || mode == webSecure || mode == webInsecure || sess.Hibernated() || sess.Idle() < s.PingInterval {
 					return
 				}
 				inFlight[sess] = true
@@ -51,6 +52,13 @@ func (s *Server) ping(ctx context.Context, sess *Session) {
 	iq := NewElement(NSClient, "iq", "type", "get")
 	iq.Add(NewElement(NSPing, "ping"))
 	if _, err := sess.Request(ctx, iq); errors.Is(err, context.DeadlineExceeded) {
+		if sess.resumable() {
+			// The connection is dead; the session may be resumed on
+			// another (XEP-0198).
+			sess.logger().Info("no answer to ping: connection dropped")
+			sess.c().raw.Close()
+			return
+		}
 		sess.Close(&StreamError{Condition: ConnectionTimeout, Text: "no answer to ping"})
 	}
 }

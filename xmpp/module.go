@@ -256,4 +256,5 @@ func (s *Server) registerCore() {
 	ok := func(context.Context, *IQ) (*Element, error) { return nil, nil }
 	s.handlers[handlerKey{ToAccount, "set", NSSession, "session"}] = ok
 	s.handlers[handlerKey{ToServer, "set", NSSession, "session"}] = ok
+	s.registerSM()
 }

@@ -16,8 +16,9 @@ func benchSession(b *testing.B, s *Server, full string) *Session {
 	j := jid.MustParse(full)
 	sess := &Session{
 		srv: s, jid: j, full: j.String(), bare: j.Bare().String(),
-		closing: make(chan struct{}), c: &conn{srv: s},
+		closing: make(chan struct{}), live: true,
 	}
+	sess.cur.Store(&conn{srv: s})
 	sess.available = true
 	sess.writing = true // no writer: the benchmark empties the queue itself
 	s.router.register(sess, 0)

@@ -62,6 +62,12 @@ type Server struct {
 	// Locker serialises work on one account (its roster, its offline
 	// queue); nil means locks in this process.
 	Locker Locker
+	// SMResumeTimeout is how long a session whose connection broke waits
+	// for its client to resume it (XEP-0198); negative: no resumption.
+	// SMMaxUnacked bounds the stanzas a session keeps for its client to
+	// acknowledge; past it the session ends with <resource-constraint/>.
+	SMResumeTimeout time.Duration
+	SMMaxUnacked    int
 
 	// AllowPlaintextAuth offers SASL before TLS; off by default.
 	AllowPlaintextAuth bool
@@ -175,7 +181,8 @@ type Server struct {
 	hooks          hooks
 	dialbackSecret []byte
 	// authSecret keys what unknown accounts appear to have (scram.go).
-	authSecret    []byte
+	authSecret []byte
+	smTables
 	registry      storage.Registry
 	node          string
 	locker        Locker
@@ -212,6 +219,10 @@ func (s *Server) init() {
 		s.ConnBurstPerIP = orDefault(s.ConnBurstPerIP, DefaultConnBurstPerIP)
 		s.TLSHandshakeTimeout = positive(s.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
 		s.MaxSessionsPerAccount = orDefault(s.MaxSessionsPerAccount, DefaultMaxSessionsPerAccount)
+		s.SMResumeTimeout = orDefault(s.SMResumeTimeout, DefaultSMResumeTimeout)
+		s.SMMaxUnacked = positive(s.SMMaxUnacked, DefaultSMMaxUnacked)
+		s.smSessions = make(map[string]*Session)
+		s.smGone = make(map[string]smGone)
 		s.QueueSize = positive(s.QueueSize, DefaultQueueSize)
 		s.QueueBytes = positive(s.QueueBytes, DefaultQueueBytes)
 		s.MaxAuthFailures = orDefault(s.MaxAuthFailures, DefaultMaxAuthFailures)

@@ -7,26 +7,32 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
 )
 
-// A Session is one negotiated client stream bound to a full JID. One
-// goroutine reads and parses stanzas and hands them to the router. Writes are
-// queued; while the queue is not empty a goroutine writes it out, many
-// stanzas per system call, and ends when it is drained, so that an idle
-// session has no writer and no write buffer.
+// A Session is one client stream bound to a full JID. One goroutine reads
+// and parses stanzas and hands them to the router. Writes are queued; while
+// the queue is not empty a goroutine writes it out, many stanzas per system
+// call, and ends when it is drained, so that an idle session has no writer
+// and no write buffer.
+//
+// With stream management (XEP-0198, sm.go) a session outlives its
+// connection: it counts stanzas both ways, keeps what the client has not
+// acknowledged, hibernates when the connection breaks, and goes on with a
+// new connection that resumes it, or ends when nobody does in time.
 type Session struct {
 	srv  *Server
-	c    *conn
+	cur  atomic.Pointer[conn] // the connection; a resumed session gets another
 	jid  jid.JID
 	full string
 	bare string
 
-	closing   chan struct{}
+	closing   chan struct{} // closed when the session is to end for good
 	closeOnce sync.Once
-	writerEnd chan struct{}
+	endOnce   sync.Once
 
 	wmu   sync.Mutex
 	queue [][]byte // waiting to be written
@@ -36,6 +42,19 @@ type Session struct {
 	writing bool // a writer goroutine runs
 	closed  bool // Close was called; final is the last write
 	final   []byte
+	// live is true while a connection is attached and usable; the writer
+	// writes only then. writerDone is closed when the writer has written
+	// final (or found the connection gone) after Close.
+	live       bool
+	writerDone chan struct{}
+	// sm is stream management's state once the client enabled it, and
+	// hibernation its wait for a resumption (sm.go).
+	sm          *smState
+	hibernation *time.Timer
+	// smIn counts the stanzas handled from the client once stream
+	// management is on (XEP-0198 §4); the reader alone adds to it.
+	smIn       atomic.Uint32
+	smCounting atomic.Bool
 
 	mu        sync.Mutex
 	available bool
@@ -49,28 +68,32 @@ type Session struct {
 func newSession(s *Server, c *conn) *Session {
 	j := c.bound
 	sess := &Session{
-		srv:       s,
-		c:         c,
-		jid:       j,
-		full:      j.String(),
-		bare:      j.Bare().String(),
-		closing:   make(chan struct{}),
-		writerEnd: make(chan struct{}),
+		srv:        s,
+		jid:        j,
+		full:       j.String(),
+		bare:       j.Bare().String(),
+		closing:    make(chan struct{}),
+		live:       true,
+		writerDone: make(chan struct{}),
 	}
+	sess.cur.Store(c)
 	return sess
 }
+
+// c is the session's current connection.
+func (s *Session) c() *conn { return s.cur.Load() }
 
 // logger is the server's, with the session's addresses. It is made when
 // something is logged rather than kept: an idle session should not hold it.
 func (s *Session) logger() *slog.Logger {
-	return s.srv.log.With("remote", s.c.remote, "jid", s.full)
+	return s.srv.log.With("remote", s.c().remote, "jid", s.full)
 }
 
 // JID is the session's full JID.
 func (s *Session) JID() jid.JID { return s.jid }
 
 // Available reports whether the client has sent available presence, and its
-// priority (RFC 6121 §4.7.2.3).
+// priority (RFC 6121 §4.7.2.3). A hibernated session stays available.
 func (s *Session) Available() (bool, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,7 +111,15 @@ func (s *Session) WasAvailable() bool {
 
 // Idle is how long the client has been silent.
 func (s *Session) Idle() time.Duration {
-	return time.Since(time.Unix(0, s.c.guard.lastRead.Load()))
+	return time.Since(time.Unix(0, s.c().guard.lastRead.Load()))
+}
+
+// Hibernated reports whether the session waits for its client to resume it
+// (XEP-0198 §5).
+func (s *Session) Hibernated() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.hibernation != nil
 }
 
 // register makes the session routable, replacing an older session bound to
@@ -102,44 +133,68 @@ func (s *Session) register() bool {
 	return ok
 }
 
-// serve runs the negotiated session until its stream ends. The
-// negotiation's mellium session is not kept: the guard frames stanzas, with
-// whatever the client sent after binding, and parseStanza parses them.
+// serve runs the negotiated session on connection c until c's stream ends.
+// The negotiation's mellium session is not kept: the guard frames stanzas,
+// with whatever the client sent after binding, and parseStanza parses them.
 //
-// It is the goroutine the session runs on, and it owns the connection: end
-// releases it.
-func (s *Session) serve() {
-	s.start()
-	err := s.readLoop()
-	s.end(err)
-}
-
-func (s *Session) start() {
-	s.c.auth = nil
-	s.logger().Info("session started")
-	s.srv.hooks.runSession(s.srv.ctx, SessionBound, s)
-}
-
-func (s *Session) end(err error) {
-	s.srv.router.unregister(s)
-	s.srv.hooks.runSession(s.srv.ctx, SessionEnded, s)
-	if err != nil {
-		if se, ok := streamErrorFor(err); ok {
-			s.Close(&se)
-		} else {
-			s.Close(nil)
-		}
+// It is the goroutine the session runs on while c is its connection (the
+// caller added it to the server's wait group): it ends the session, or
+// hibernates it, or, when a resumption took c's place, just returns.
+func (s *Session) serve(c *conn, resumed bool) {
+	if resumed {
+		s.logger().Info("session resumed")
+		s.srv.hooks.runSession(s.srv.ctx, SessionResumed, s)
 	} else {
-		s.Close(nil)
+		s.logger().Info("session started")
+		s.srv.hooks.runSession(s.srv.ctx, SessionBound, s)
 	}
-	<-s.writerEnd
-	s.logger().Info("session ended", "err", err)
-	s.c.raw.Close()
+	c.auth = nil
+	err := s.readLoop(c)
+	switch {
+	case s.c() != c:
+		// A resumption took over on another connection.
+		c.raw.Close()
+		s.srv.wg.Done()
+	case s.hibernate(c, err):
+		s.srv.wg.Done()
+	default:
+		s.end(err)
+	}
+}
+
+// end ends the session for good: it is no longer routable, the modules
+// learn it, the stream is closed (with the stream error err calls for), and
+// what the client never acknowledged goes elsewhere (stream management).
+// It runs once, on a goroutine the server's wait group counts.
+func (s *Session) end(err error) {
+	s.endOnce.Do(func() {
+		s.srv.router.unregister(s)
+		s.srv.forgetResumable(s)
+		s.srv.hooks.runSession(s.srv.ctx, SessionEnded, s)
+		var se *StreamError
+		if err != nil {
+			if e, ok := streamErrorFor(err); ok {
+				se = &e
+			}
+		}
+		s.Close(se)
+		s.wmu.Lock()
+		live := s.live
+		s.wmu.Unlock()
+		if live {
+			<-s.writerDone
+		}
+		s.c().raw.Close()
+		s.redeliver()
+		s.logger().Info("session ended", "err", err)
+	})
 	s.srv.wg.Done()
 }
 
-func (s *Session) readLoop() error {
-	g := s.c.guard
+// readLoop reads and handles what the client sends on c until its stream
+// ends: nil when the client closed it, else why it ended.
+func (s *Session) readLoop(c *conn) error {
+	g := c.guard
 	for {
 		b, err := g.next()
 		if err != nil {
@@ -176,6 +231,9 @@ func (s *Session) handle(el *Element) error {
 	case "message", "presence", "iq":
 	default:
 		return StreamError{Condition: UnsupportedStanza}
+	}
+	if s.smCounting.Load() {
+		s.smIn.Add(1) // handled, whatever becomes of it (XEP-0198 §4)
 	}
 	// RFC 6120 §8.1.2.1: the server stamps 'from'; a client that claims to be
 	// someone else has its stream closed.
@@ -247,13 +305,36 @@ func (s *Session) send(el *Element) bool {
 	return s.sendBytes(el.Bytes(NSClient))
 }
 
-// sendBytes queues serialised stanzas. When the queue is full the client is
-// not keeping up; it alone is disconnected, so that nobody else waits for it.
+// sendBytes queues a serialised stanza. When the queue is full the client is
+// not keeping up; it alone is disconnected, so that nobody else waits for
+// it. With stream management the stanza is counted and kept until the
+// client acknowledges it, also while the session hibernates.
 func (s *Session) sendBytes(b []byte) bool {
+	return s.enqueue(b, true)
+}
+
+// sendNonza queues a top-level element that is not a stanza (stream
+// management's own), which stream management does not count.
+func (s *Session) sendNonza(b []byte) bool {
+	return s.enqueue(b, false)
+}
+
+func (s *Session) enqueue(b []byte, stanza bool) bool {
 	s.wmu.Lock()
 	if s.closed {
 		s.wmu.Unlock()
 		return false
+	}
+	if stanza && s.sm != nil {
+		if err := s.sm.sent(s, b); err != nil {
+			s.wmu.Unlock()
+			s.Close(err)
+			return false
+		}
+		if !s.live {
+			s.wmu.Unlock()
+			return true // kept for the resumption
+		}
 	}
 	if len(s.queue) >= s.srv.QueueSize {
 		s.wmu.Unlock()
@@ -270,18 +351,28 @@ func (s *Session) sendBytes(b []byte) bool {
 	}
 	s.queued += len(b)
 	s.queue = append(s.queue, b)
-	start := !s.writing
-	s.writing = true
+	if stanza && s.sm != nil {
+		if r := s.sm.requestAck(); r != nil {
+			s.queue = append(s.queue, r)
+		}
+	}
+	s.startWriter()
 	s.wmu.Unlock()
-	if start {
+	return true
+}
+
+// startWriter starts a writer unless one runs; called with wmu held.
+func (s *Session) startWriter() {
+	if !s.writing && s.live {
+		s.writing = true
 		go s.writeQueue()
 	}
-	return true
 }
 
 // Close ends the session with an optional stream error; it may be called
 // from any goroutine, any number of times. What was queued before is still
-// written, then the stream's end, then the connection is closed.
+// written, then the stream's end, then the connection is closed. A
+// hibernated session ends at once.
 func (s *Session) Close(se *StreamError) {
 	s.closeOnce.Do(func() {
 		var final []byte
@@ -292,15 +383,27 @@ func (s *Session) Close(se *StreamError) {
 		final = append(final, "</stream:stream>"...)
 		s.wmu.Lock()
 		s.closed, s.final = true, final
-		// A writer stuck on a client that does not read gives up soon. Set
-		// under wmu, so that a writer cannot put its longer deadline back.
-		s.c.raw.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		start := !s.writing
-		s.writing = true
+		hibernated := s.hibernation != nil
+		if hibernated {
+			s.hibernation.Stop()
+			s.hibernation = nil
+		}
+		live := s.live
+		if live {
+			// A writer stuck on a client that does not read gives up soon.
+			// Set under wmu, so that a writer cannot put its longer
+			// deadline back.
+			s.c().raw.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			if !s.writing {
+				s.writing = true
+				go s.writeQueue()
+			}
+		}
 		s.wmu.Unlock()
 		close(s.closing)
-		if start {
-			go s.writeQueue()
+		if hibernated {
+			s.srv.wg.Add(1)
+			go s.end(nil)
 		}
 	})
 }
@@ -314,34 +417,38 @@ var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch);
 
 // writeQueue writes until the queue is empty; after Close, it writes the
 // stream's end and closes the connection. It writes below the guard, whose
-// bookkeeping only matters while negotiating.
+// bookkeeping only matters while negotiating, to the current connection:
+// after a resumption, the new one.
 func (s *Session) writeQueue() {
-	conn := s.c.guard.Conn
 	bp := writeBuffers.Get().(*[]byte)
 	buf := (*bp)[:0]
-	failed := false
-	write := func(b []byte) {
-		if failed {
-			return
-		}
-		if _, err := conn.Write(b); err != nil {
-			failed = true
-			s.c.raw.Close() // the reader ends too
-		}
-	}
 	defer func() {
 		*bp = buf[:0]
 		writeBuffers.Put(bp)
 	}()
 	for {
 		s.wmu.Lock()
+		c := s.c()
 		batch, closed := s.queue, s.closed
+		if !s.live {
+			// The connection broke: what is counted waits for a
+			// resumption, the rest is moot.
+			s.queue, s.queued, s.writing = s.queue[:0], 0, false
+			if closed {
+				s.closeWriterDone()
+			}
+			s.wmu.Unlock()
+			return
+		}
 		if len(batch) == 0 {
 			if closed {
 				s.wmu.Unlock()
-				write(s.final)
-				s.c.raw.Close()
-				close(s.writerEnd)
+				c.guard.Conn.Write(s.final)
+				c.raw.Close()
+				s.wmu.Lock()
+				s.closeWriterDone()
+				s.writing = false
+				s.wmu.Unlock()
 				return
 			}
 			s.writing = false
@@ -350,9 +457,19 @@ func (s *Session) writeQueue() {
 		}
 		s.queue, s.spare = s.spare[:0], nil
 		if !closed {
-			s.c.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
+			c.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
 		s.wmu.Unlock()
+		failed := false
+		write := func(b []byte) {
+			if failed {
+				return
+			}
+			if _, err := c.guard.Conn.Write(b); err != nil {
+				failed = true
+				c.raw.Close() // the reader ends too, and decides what follows
+			}
+		}
 		size := 0
 		for _, b := range batch {
 			size += len(b)
@@ -372,11 +489,28 @@ func (s *Session) writeQueue() {
 		}
 		clear(batch)
 		s.wmu.Lock()
-		s.queued -= size
+		if s.c() == c {
+			s.queued -= size
+		}
 		if cap(batch) <= 64 {
 			s.spare = batch[:0]
 		}
+		if failed && s.c() == c {
+			// Nothing more can be written here; the reader will find the
+			// connection closed and end or hibernate the session.
+			s.live = false
+		}
 		s.wmu.Unlock()
+	}
+}
+
+// closeWriterDone signals end that the final write is over; called with
+// wmu held.
+func (s *Session) closeWriterDone() {
+	select {
+	case <-s.writerDone:
+	default:
+		close(s.writerDone)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/xmppd/xmppd/internal/web"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/redis"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -258,6 +259,8 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 		ConnBurstPerIP:         l.ConnBurstPerIP,
 		TLSHandshakeTimeout:    l.TLSHandshakeTimeout,
 		MaxSessionsPerAccount:  l.MaxSessionsPerAccount,
+		SMResumeTimeout:        l.SMResumeTimeout,
+		SMMaxUnacked:           l.SMMaxUnacked,
 		NegotiationTimeout:     l.NegotiationTimeout,
 		PingInterval:           l.PingInterval,
 		PingTimeout:            l.PingTimeout,
@@ -292,6 +295,10 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 			MaxOfflineBytes:      l.MaxOfflineBytes,
 			MaxDirectedPresences: l.MaxDirectedPresences,
 		}),
+	}
+	if rr, ok := registry.(*redis.Registry); ok {
+		// Nodes sharing the registry share locks on accounts too.
+		srv.Locker = rr.Locker()
 	}
 	if secret != nil {
 		aud := cmp.Or(cfg.Auth.Tokens.Audience, cfg.Domain)

@@ -209,6 +209,10 @@ type Limits struct {
 	ConnBurstPerIP        int           `yaml:"connection_burst_per_ip"`
 	TLSHandshakeTimeout   time.Duration `yaml:"tls_handshake_timeout"`
 	MaxSessionsPerAccount int           `yaml:"max_sessions_per_account"`
+	// SMResumeTimeout is how long a session whose connection broke waits to
+	// be resumed (XEP-0198); SMMaxUnacked bounds what it keeps for that.
+	SMResumeTimeout time.Duration `yaml:"sm_resume_timeout"`
+	SMMaxUnacked    int           `yaml:"sm_max_unacked"`
 	// MaxConnsPerIP is the old name of MaxUnauthPerIP, which it sets when
 	// that is not set; it once counted signed-in sessions too.
 	MaxConnsPerIP      int           `yaml:"max_connections_per_ip"`
@@ -262,6 +266,8 @@ func Default() Config {
 			ConnBurstPerIP:        100,
 			TLSHandshakeTimeout:   10 * time.Second,
 			MaxSessionsPerAccount: 10,
+			SMResumeTimeout:       5 * time.Minute,
+			SMMaxUnacked:          500,
 			ReadRate:              100 << 10,
 			ReadBurst:             512 << 10,
 			NegotiationTimeout:    30 * time.Second,

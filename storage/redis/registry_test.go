@@ -2,12 +2,14 @@ package redis
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,4 +384,73 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestLocker: two nodes on one Redis take turns on a key: increments of a
+// shared counter made under the lock from both are never lost, a waiter
+// gives up when its context ends, and a holder whose lock expired and was
+// taken does not free the new holder's.
+func TestLocker(t *testing.T) {
+	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
+	open := func(node string) *Registry {
+		r, err := Open(t.Context(), Options{Addr: addr, Prefix: prefix, Node: node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	a, b := open("a").Locker(), open("b").Locker()
+	// Load and Store, not Add: the lock alone must keep the read and the
+	// write together (atomics only keep the race detector quiet).
+	var counter atomic.Int64
+	var wg sync.WaitGroup
+	for _, l := range []*Locker{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				unlock, err := l.Lock(t.Context(), "roster:alice@example.com")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				v := counter.Load()
+				time.Sleep(10 * time.Microsecond) // a read-modify-write that takes time
+				counter.Store(v + 1)
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := counter.Load(); n != 200 {
+		t.Fatalf("counter %d after 200 locked increments: the lock let two in", n)
+	}
+	unlock, err := a.Lock(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.Lock(ctx, "k"); err == nil {
+		t.Fatal("a second holder got a held lock")
+	}
+	// a's lock expires and b takes it: a's unlock must leave b's alone.
+	a.client.Del(t.Context(), a.prefix+"k")
+	unlockB, err := b.Lock(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := a.Lock(ctx2, "k"); err == nil {
+		t.Fatal("a stale holder freed the new holder's lock")
+	}
+	unlockB()
+	if unlock, err := a.Lock(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	} else {
+		unlock()
+	}
 }

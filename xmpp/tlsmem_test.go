@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"io"
+	"math"
 	"net"
 	"runtime"
 	"testing"
@@ -274,13 +275,18 @@ func idleServerConnHeap(t *testing.T, s *tlsTestServer, n int, curves []tls.Curv
 // alone; without, it costs about 2.7 KB more.
 func TestIdleTLSConnHeap(t *testing.T) {
 	if testing.Short() {
-		t.Skip("opens 600 TLS connections")
+		t.Skip("opens 1,200 TLS connections")
 	}
 	s := newTLSTestServer(t)
 	const n = 200
-	classic := idleServerConnHeap(t, s, n, classicCurves, true)
-	hybrid := idleServerConnHeap(t, s, n, hybridCurves, true)
-	kept := idleServerConnHeap(t, s, n, hybridCurves, false)
+	// The least of two rounds: whatever else allocates meanwhile (an
+	// earlier test's server winding down) only ever adds.
+	classic, hybrid, kept := math.Inf(1), math.Inf(1), math.Inf(1)
+	for range 2 {
+		classic = min(classic, idleServerConnHeap(t, s, n, classicCurves, true))
+		hybrid = min(hybrid, idleServerConnHeap(t, s, n, hybridCurves, true))
+		kept = min(kept, idleServerConnHeap(t, s, n, hybridCurves, false))
+	}
 	t.Logf("heap per idle server connection: classic %.0f bytes, hybrid %.0f, hybrid without release %.0f", classic, hybrid, kept)
 	if hybrid-classic > 512 {
 		t.Errorf("a hybrid client's connection keeps %.0f bytes more than a classic one's; want at most 512", hybrid-classic)

@@ -20,6 +20,11 @@
 #	MUC_OCCUPANTS=200 MUC_SENDERS=10 MUC_RATES=25,50,100,150,200,300,400
 #	(messages/s to one room; deliveries/s are that times the occupants)
 #	CONCURRENCY=50 TIMEOUT=5m (per scenario)
+#	SCENARIOS="login idle chat muc": which to run, in this order
+#	IDLE_CURVES=classic: the key exchange the idle scenario's clients offer
+#	(xmppbench -curves), one idle run per word: classic (X25519, P-256, as
+#	OpenSSL 3.0) and/or default (Go's default, X25519MLKEM768 first), e.g.
+#	IDLE_CURVES="classic default"
 # Other knobs: BENCH_DIR (/tmp/xmppd-bench: state and results), FRESH=1
 # (default: delete each server's state first; 0 keeps accounts between runs),
 # SOURCES (client addresses, default 127.0.0.1-127.0.0.8).
@@ -45,7 +50,8 @@ else
 	# Messages/s sent to one room; each is delivered to every occupant.
 	: "${MUC_OCCUPANTS:=200}" "${MUC_SENDERS:=10}" "${MUC_RATES:=25,50,100,150,200,300,400}"
 fi
-: "${CONCURRENCY:=50}" "${FRESH:=1}" "${SERVERS:=prosody ejabberd xmppd}"
+: "${CONCURRENCY:=50}" "${FRESH:=1}" "${SERVERS:=prosody ejabberd xmppd}" "${IDLE_CURVES:=classic}"
+: "${SCENARIOS:=login idle chat muc}"
 : "${SOURCES:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8}"
 load_cpu=${LOAD_CPU:-0}
 export SERVER_CPU=${SERVER_CPU:-1}
@@ -143,11 +149,23 @@ run_server() {
 		return
 	fi
 
-	scenario "$server" login -mech SCRAM-SHA-1 -clients "$LOGIN_CLIENTS"
-	scenario "$server" login -mech PLAIN -clients "$LOGIN_CLIENTS"
-	scenario "$server" idle -clients "$IDLE_SESSIONS"
-	scenario "$server" chat -clients "$CHAT_CLIENTS" -rates "$CHAT_RATES" -step "$CHAT_STEP"
-	scenario "$server" muc -clients "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rates "$MUC_RATES" -step "$CHAT_STEP"
+	local what curves
+	for what in ${SCENARIOS//,/ }; do
+		case $what in
+		login)
+			scenario "$server" login -mech SCRAM-SHA-1 -clients "$LOGIN_CLIENTS"
+			scenario "$server" login -mech PLAIN -clients "$LOGIN_CLIENTS"
+			;;
+		idle)
+			for curves in ${IDLE_CURVES//,/ }; do
+				scenario "$server" idle -clients "$IDLE_SESSIONS" -curves "$curves"
+			done
+			;;
+		chat) scenario "$server" chat -clients "$CHAT_CLIENTS" -rates "$CHAT_RATES" -step "$CHAT_STEP" ;;
+		muc) scenario "$server" muc -clients "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rates "$MUC_RATES" -step "$CHAT_STEP" ;;
+		*) die "unknown scenario '$what' in SCENARIOS (known: login idle chat muc)" ;;
+		esac
+	done
 	"$here/$server.sh" stop
 }
 

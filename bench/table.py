@@ -100,17 +100,22 @@ def build_rows(results):
             errors_note(notes, server, base, r)
         elif scenario == "idle":
             sessions = r.get("sessions")
-            what = "idle: KiB per session%s" % (" (%s sessions)" % sessions if sessions else "")
+            # xmppbench -curves: classic (X25519, P-256) is the plain "idle"
+            # row; any other offer gets rows of its own.
+            curves = r.get("curves") or "classic"
+            base = "idle" if curves == "classic" else "idle, client offers %s curves" % curves
+            k = (1, 0 if curves == "classic" else 1, curves)
+            what = "%s: KiB per session%s" % (base, " (%s sessions)" % sessions if sessions else "")
             if error:
-                put((1, 0, "", 0), what, LOWER, server, "n/a")
-                notes.append("%s, idle: %s" % (server, error))
+                put(k + (0,), what, LOWER, server, "n/a")
+                notes.append("%s, %s: %s" % (server, base, error))
                 continue
-            put((1, 0, "", 0), what, LOWER, server, r.get("kib_per_session"))
+            put(k + (0,), what, LOWER, server, r.get("kib_per_session"))
             after = r.get("rss_after_kib")
-            put((1, 0, "", 1), "idle: server RSS with the sessions, MiB", LOWER, server,
+            put(k + (1,), "%s: server RSS with the sessions, MiB" % base, LOWER, server,
                 after / 1024 if isinstance(after, (int, float)) else None)
-            put((1, 0, "", 2), "idle: failed logins", LOWER, server, r.get("failed"), digits=0, ratio=False)
-            errors_note(notes, server, "idle", r)
+            put(k + (2,), "%s: failed logins" % base, LOWER, server, r.get("failed"), digits=0, ratio=False)
+            errors_note(notes, server, base, r)
         elif scenario in ("chat", "muc"):
             rank = 2 if scenario == "chat" else 3
             clients = r.get("clients")

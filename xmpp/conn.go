@@ -92,6 +92,7 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 			c.logger().Debug("TLS handshake failed", "err", err)
 			return
 		}
+		releaseHandshakeBuffers(tc)
 		raw.SetDeadline(time.Time{})
 		layer = tc
 	}
@@ -383,6 +384,7 @@ func (c *conn) startTLS() mxmpp.StreamFeature {
 			c.guard.closeWrite()
 			return 0, nil, err
 		}
+		releaseHandshakeBuffers(tc)
 		c.guard = newGuard(tc, c.srv.MaxStanzaSize, c.guard.rate)
 		c.guard.owner = c
 		return mxmpp.Secure, c.guard, nil

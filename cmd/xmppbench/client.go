@@ -35,6 +35,8 @@ type client struct {
 	conn net.Conn // raw, then TLS
 	f    *framer
 	web  bool // over a WebSocket: its TLS is the transport's, no STARTTLS
+	// curve is the key exchange STARTTLS negotiated (0 without STARTTLS).
+	curve tls.CurveID
 	// watch, when set, sees every element the reader gets (the muc
 	// scenario's joins).
 	watch atomic.Pointer[func(el []byte)]
@@ -201,6 +203,7 @@ func (c *client) startTLS(cfg *config, feat *node) (*node, error) {
 		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	c.conn = tc
+	c.curve = tc.ConnectionState().CurveID
 	return c.open(cfg.domain)
 }
 

@@ -172,14 +172,18 @@ func runLogin(ctx context.Context, cfg *config) (any, error) {
 
 // idleResult is the JSON result of the idle scenario.
 type idleResult struct {
-	Scenario     string         `json:"scenario"`
-	Server       string         `json:"server"`
-	Sessions     int            `json:"sessions"`
-	Failed       int            `json:"failed"`
-	RSSBefore    int            `json:"rss_before_kib"`
-	RSSAfter     int            `json:"rss_after_kib"`
-	KiBPerSesson float64        `json:"kib_per_session"`
-	Errors       map[string]int `json:"errors,omitempty"`
+	Scenario     string  `json:"scenario"`
+	Server       string  `json:"server"`
+	Sessions     int     `json:"sessions"`
+	Failed       int     `json:"failed"`
+	RSSBefore    int     `json:"rss_before_kib"`
+	RSSAfter     int     `json:"rss_after_kib"`
+	KiBPerSesson float64 `json:"kib_per_session"`
+	Curves       string  `json:"curves"`
+	// KeyExchange counts the sessions by the group their TLS handshake
+	// negotiated, so that a result says what the server actually chose.
+	KeyExchange map[string]int `json:"key_exchange,omitempty"`
+	Errors      map[string]int `json:"errors,omitempty"`
 }
 
 func runIdle(ctx context.Context, cfg *config) (any, error) {
@@ -203,7 +207,15 @@ func runIdle(ctx context.Context, cfg *config) (any, error) {
 	}
 	ok := int(l.ok.Load())
 	res := &idleResult{Scenario: "idle", Server: cfg.server, Sessions: ok, Failed: int(l.failed.Load()),
-		RSSBefore: before, RSSAfter: after}
+		RSSBefore: before, RSSAfter: after, Curves: cfg.curves}
+	for _, c := range l.online() {
+		if c.curve != 0 {
+			if res.KeyExchange == nil {
+				res.KeyExchange = map[string]int{}
+			}
+			res.KeyExchange[c.curve.String()]++
+		}
+	}
 	if ok > 0 {
 		res.KiBPerSesson = round(float64(after-before)/float64(ok), 2)
 	}

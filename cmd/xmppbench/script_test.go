@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,12 +24,12 @@ func TestBenchScript(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cmd := exec.Command("bash", filepath.Join("..", "..", "bench", "run.sh"))
-	cmd.Env = append(os.Environ(), "SERVERS=xmppd", "QUICK=1", "BENCH_DIR="+dir)
+	cmd.Env = append(os.Environ(), "SERVERS=xmppd", "QUICK=1", "BENCH_DIR="+dir, "IDLE_CURVES=classic default")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench/run.sh: %v\n%s", err, out)
 	}
-	for _, want := range []string{"| login SCRAM-SHA-1: logins/s", "| idle: KiB per session", "| chat: best msgs/s delivered", "| muc: best deliveries/s", "xmppd"} {
+	for _, want := range []string{"| login SCRAM-SHA-1: logins/s", "| idle: KiB per session", "| idle, client offers default curves: KiB per session", "| chat: best msgs/s delivered", "| muc: best deliveries/s", "xmppd"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the table has no %q:\n%s", want, out)
 		}
@@ -59,6 +60,10 @@ func TestBenchScript(t *testing.T) {
 			if r["failed"] != 0.0 || r["sessions"] != 500.0 || r["kib_per_session"].(float64) <= 0 {
 				t.Errorf("idle: %v", r)
 			}
+			want := map[string]string{"classic": "map[X25519:500]", "default": "map[X25519MLKEM768:500]"}
+			if got := fmt.Sprint(r["key_exchange"]); got != want[fmt.Sprint(r["curves"])] {
+				t.Errorf("idle with %v curves: key exchanges %s", r["curves"], got)
+			}
 		case "chat":
 			if r["best_delivered_per_s"].(float64) <= 0 {
 				t.Errorf("chat: %v", r)
@@ -71,7 +76,7 @@ func TestBenchScript(t *testing.T) {
 			t.Errorf("unexpected result %v", r)
 		}
 	}
-	if seen["login"] != 2 || seen["idle"] != 1 || seen["chat"] != 1 || seen["muc"] != 1 {
+	if seen["login"] != 2 || seen["idle"] != 2 || seen["chat"] != 1 || seen["muc"] != 1 {
 		t.Errorf("results per scenario: %v", seen)
 	}
 }

@@ -134,6 +134,9 @@ func TestScenarios(t *testing.T) {
 	if idle["sessions"] != 10.0 || idle["rss_after_kib"].(float64) <= 0 {
 		t.Errorf("idle: %v", idle)
 	}
+	if idle["curves"] != "classic" || fmt.Sprint(idle["key_exchange"]) != "map[X25519:10]" {
+		t.Errorf("idle offers X25519 and P-256 by default, and the server takes X25519: %v", idle)
+	}
 	steps := chat["steps"].([]any)
 	if len(steps) != 2 {
 		t.Fatalf("chat: %d steps, want 2: %v", len(steps), chat)
@@ -157,6 +160,18 @@ func TestScenarios(t *testing.T) {
 		if sent < 20 || st["delivered"] != sent*10 || st["loss"] != 0.0 {
 			t.Errorf("muc step: every message should reach all 10 occupants: %v", st)
 		}
+	}
+}
+
+// TestIdleCurves offers Go's default key exchange with -curves default: the
+// server takes the hybrid X25519MLKEM768, and the result says so.
+func TestIdleCurves(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	users(t, s, 4)
+	res := bench(t, 0, "-addr", s.C2S, "-domain", testenv.Domain, "-clients", "4", "-scenario", "idle",
+		"-pid", strconv.Itoa(os.Getpid()), "-settle", "10ms", "-curves", "default")
+	if r := res[0]; r["sessions"] != 4.0 || r["curves"] != "default" || fmt.Sprint(r["key_exchange"]) != "map[X25519MLKEM768:4]" {
+		t.Errorf("idle -curves default: %v", r)
 	}
 }
 
@@ -197,6 +212,7 @@ func TestFlags(t *testing.T) {
 		{"-sources", "localhost"},
 		{"-rates", "10,x"},
 		{"-clients", "0"},
+		{"-curves", "X25519"},
 		{"extra"},
 	} {
 		var out, errs bytes.Buffer

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +15,15 @@ import (
 )
 
 // Prosody is a private Prosody (Debian's package) that a test runs as a
-// federation peer: its own config, data and certificate in a temporary
-// folder, c2s and s2s on free loopback ports.
+// federation peer or as a reference server for client interop: its own
+// config, data and certificate in a temporary folder, c2s (and s2s, HTTP
+// when asked for) on free loopback ports.
 type Prosody struct {
-	Domain   string
-	C2S, S2S string
+	Domain string
+	// C2S is the STARTTLS client port; S2S the federation port, "" with
+	// ProsodyOptions.NoS2S; HTTP the HTTP port (mod_http, for
+	// mod_websocket and mod_bosh), "" without ProsodyOptions.HTTP.
+	C2S, S2S, HTTP string
 	// CertPEM is its self-signed certificate (valid for Domain, not
 	// trusted by anyone: dialback is what authenticates it).
 	CertPEM []byte
@@ -55,7 +60,35 @@ func freePort(t testing.TB) int {
 // (Lua, before the VirtualHost), and stops it when t ends.
 func StartProsody(t testing.TB, domain, extra string) *Prosody {
 	t.Helper()
+	return StartProsodyWith(t, ProsodyOptions{Domain: domain, Extra: extra})
+}
+
+// ProsodyOptions say how StartProsodyWith sets Prosody up; the zero value
+// (with a Domain) is StartProsody's: c2s and s2s, the modules a federation
+// peer needs.
+type ProsodyOptions struct {
+	Domain string
+	// Extra is Lua config, written before the VirtualHost (global
+	// options, Components).
+	Extra string
+	// Modules are enabled beside the defaults (roster, saslauth, tls,
+	// disco, ping, version; dialback unless NoS2S), e.g. "smacks" or
+	// "websocket".
+	Modules []string
+	// NoS2S leaves federation out: no s2s port, no dialback, mod_s2s
+	// disabled, so this Prosody neither listens for nor opens server
+	// connections (and can run beside a test that holds port 5269).
+	NoS2S bool
+	// HTTP opens mod_http on a free loopback port (Prosody.HTTP), with
+	// the VirtualHost as the default HTTP host.
+	HTTP bool
+}
+
+// StartProsodyWith runs Prosody as o says and stops it when t ends.
+func StartProsodyWith(t testing.TB, o ProsodyOptions) *Prosody {
+	t.Helper()
 	NeedProsody(t)
+	domain := o.Domain
 	dir := t.TempDir()
 	certPEM, keyPEM, err := xmpp.SelfSignedCert(domain)
 	if err != nil {
@@ -66,11 +99,30 @@ func StartProsody(t testing.TB, domain, extra string) *Prosody {
 			t.Fatal(err)
 		}
 	}
-	c2s, s2s := freePort(t), freePort(t)
+	c2s := freePort(t)
 	p := &Prosody{
 		Domain: domain, CertPEM: certPEM, dir: dir,
-		C2S: fmt.Sprintf("127.0.0.1:%d", c2s), S2S: fmt.Sprintf("127.0.0.1:%d", s2s),
+		C2S:    fmt.Sprintf("127.0.0.1:%d", c2s),
 		config: filepath.Join(dir, "prosody.cfg.lua"), log: filepath.Join(dir, "prosody.log"),
+	}
+	modules := []string{"roster", "saslauth", "tls", "dialback", "disco", "ping", "version"}
+	disabled := []string{"posix"}
+	s2sPorts := ""
+	if o.NoS2S {
+		modules = slices.DeleteFunc(modules, func(m string) bool { return m == "dialback" })
+		disabled = append(disabled, "s2s")
+	} else {
+		s2s := freePort(t)
+		p.S2S = fmt.Sprintf("127.0.0.1:%d", s2s)
+		s2sPorts = fmt.Sprint(s2s)
+	}
+	modules = append(modules, o.Modules...)
+	httpPorts, httpHost := "", ""
+	if o.HTTP {
+		port := freePort(t)
+		p.HTTP = fmt.Sprintf("127.0.0.1:%d", port)
+		httpPorts = fmt.Sprint(port)
+		httpHost = fmt.Sprintf("http_interfaces = { \"127.0.0.1\" }\nhttp_default_host = %q\n", domain)
 	}
 	cfg := fmt.Sprintf(`-- written by testenv.StartProsody
 run_as_root = true
@@ -81,13 +133,13 @@ log = { debug = %[2]q }
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 c2s_ports = { %[3]d }
-s2s_ports = { %[4]d }
+s2s_ports = { %[4]s }
 c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { }
-http_ports = { }
+http_ports = { %[9]s }
 https_ports = { }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "version" }
-modules_disabled = { "posix" }
+%[10]smodules_enabled = { %[11]s }
+modules_disabled = { %[12]s }
 c2s_require_encryption = true
 s2s_require_encryption = true
 -- The test certificates are valid for nobody: federation must fall back
@@ -99,7 +151,8 @@ ssl = { certificate = %[5]q, key = %[6]q }
 %[7]s
 VirtualHost %[8]q
 ssl = { certificate = %[5]q, key = %[6]q }
-`, dir, p.log, c2s, s2s, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), extra, domain)
+`, dir, p.log, c2s, s2sPorts, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), o.Extra, domain,
+		httpPorts, httpHost, luaStrings(modules), luaStrings(disabled))
 	if err := os.WriteFile(p.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +169,15 @@ ssl = { certificate = %[5]q, key = %[6]q }
 		}
 	})
 	return p
+}
+
+// luaStrings is the body of a Lua table of the given strings.
+func luaStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
 }
 
 func (p *Prosody) start(t testing.TB) {

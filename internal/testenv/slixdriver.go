@@ -73,6 +73,15 @@ type DriverEvent struct {
 	Reason    string `json:"reason"`
 	// XML is the received stanza as slixmpp serialises it.
 	XML string `json:"xml"`
+
+	// Stream management (--sm; XEP-0198): Resume and Max of sm_enabled
+	// (whose ID is the stream's resumption id, as it is resumed's), H of
+	// resumed (the server's count of handled stanzas) and cut (the
+	// client's), Bytes of held and cut (the data kept aside by hold).
+	Resume bool   `json:"resume"`
+	Max    string `json:"max"`
+	H      int    `json:"h"`
+	Bytes  int    `json:"bytes"`
 }
 
 // Driver is a running slixmpp_driver.py: a real client that sends only what
@@ -92,8 +101,8 @@ type Driver struct {
 
 // StartDriver runs slixmpp_driver.py as user (with resource, if not empty)
 // against s and waits for its session to start; opts are more command-line
-// flags, e.g. "--mode", "directtls" (which also selects s.DirectTLS) or
-// "--mech", "PLAIN". It fails t if the session does not start. The client
+// flags, e.g. "--mode", "directtls" (which also selects s.DirectTLS),
+// "--mech", "PLAIN" or "--sm" (XEP-0198 stream management). It fails t if the session does not start. The client
 // is stopped when t ends.
 func (s *Server) StartDriver(t testing.TB, user jid.JID, password, resource string, opts ...string) *Driver {
 	t.Helper()
@@ -230,6 +239,21 @@ func (d *Driver) Expect(t testing.TB, event string, match func(DriverEvent) bool
 		case <-timer.C:
 			t.Fatalf("slixmpp driver %s: no matching %q in time; stderr:\n%s", d.JID, event, d.stderr)
 		}
+	}
+}
+
+// Next returns the next event, whatever its kind, failing t when none
+// comes within timeout; ok is false when the client has ended.
+func (d *Driver) Next(t testing.TB, timeout time.Duration) (ev DriverEvent, ok bool) {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case ev, ok = <-d.events:
+		return ev, ok
+	case <-timer.C:
+		t.Fatalf("slixmpp driver %s: no event within %v; stderr:\n%s", d.JID, timeout, d.stderr)
+		return DriverEvent{}, false
 	}
 }
 

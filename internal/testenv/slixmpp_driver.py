@@ -23,12 +23,31 @@ without it slixmpp makes one up, as it does for any stanza it sends.
         name, groups and remove are optional. -> iq_result or iq_error.
     {"cmd":"message","to":"...","body":"...","type":"chat"} -> sent
     {"cmd":"raw","xml":"<presence/>"}      the text, unchanged, in order
+    {"cmd":"ping","to":"..."}   XEP-0199 ping (to optional: the server)
+        -> iq_result, iq_error or iq_timeout
     {"cmd":"abort"}   drop the TCP connection: no </stream>, no presence
     {"cmd":"quit"}    close the stream (</stream:stream>) and exit
 
+With --sm the client enables XEP-0198 stream management with resumption
+(slixmpp's xep_0198 plugin, after binding) and these commands are there too:
+
+    {"cmd":"hold"}    stop handling received data: what arrives from now on
+                      is kept aside unparsed, so its stanzas are neither
+                      counted nor acknowledged (the client hangs) -> holding
+    {"cmd":"wait_held","text":"..."}   wait until the held data contains
+                      text (a message id, say: the server has written that
+                      stanza and it is unacknowledged)           -> held
+    {"cmd":"cut"}     drop the TCP connection (no </stream>, no TLS
+                      close_notify) but keep the session's state, held data
+                      dropped                                     -> cut
+    {"cmd":"resume"}  connect again; the plugin sends <resume/> (XEP-0198
+                      §5) after authentication -> resumed, or resume_failed
+                      followed by a new session_start (a new session)
+
 Events:
 
-    {"event":"session_start","jid":"<bound full JID>"}
+    {"event":"session_start","jid":"<bound full JID>"}   once, or again
+                                        after a failed resumption
     {"event":"presence","from","to","type","show","status","priority","id","xml"}
     {"event":"roster_result","id","ver","has_ver","empty","items":[item...]}
     {"event":"roster_push","id","from","ver","has_ver","jid","name",
@@ -48,6 +67,12 @@ Events:
     {"event":"ignored","text","xml"}    a message, presence or iq outside
                                         jabber:client (e.g. xmlns=""), which
                                         the client did not process
+    With --sm:
+    {"event":"sm_enabled","id","resume","max"}   <enabled/> (XEP-0198 §3)
+    {"event":"sm_failed","condition","text"}     <failed/> to <enable/>
+    {"event":"resumed","id","h"}   <resumed/>: id is the previd
+    {"event":"resume_failed","condition","text"}   <failed/> to <resume/>
+    {"event":"holding"}  {"event":"held","bytes"}  {"event":"cut","bytes","h"}
 
     item = {"jid","name","subscription","ask","approved","groups"}
 
@@ -59,7 +84,7 @@ the account itself (or have no from), else with service-unavailable (RFC 6121
 
 Exit status: 0 after quit, abort or the end of stdin; 1 when authentication
 fails; 2 when the session does not start within --timeout; 3 when the server
-ends the connection.
+ends the connection (not after cut).
 
 slixmpp logs go to stderr (--debug for the XML).
 """
@@ -84,6 +109,7 @@ NS_CLIENT = "jabber:client"
 NS_ROSTER = "jabber:iq:roster"
 NS_DELAY = "urn:xmpp:delay"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_PING = "urn:xmpp:ping"
 
 
 def child_text(elem, name, ns=NS_CLIENT):
@@ -153,6 +179,13 @@ class Driver(BaseClient):
         super().__init__(jid, args, done)
         self.commands = asyncio.Queue()
         self.pending = set()  # IQ tasks in flight
+        self.serving = False  # the command loop runs (from the first session_start)
+        # Stream management (--sm).
+        self.cutting = False  # the test cut the connection: no disconnected event
+        self.resuming = False  # <resume/> sent on the new connection
+        self.holding = False  # received data is kept aside, not parsed
+        self.held = b""
+        self.held_waiter = None  # (text, future) of a wait_held
 
         # The test answers subscription requests itself.
         self.roster.auto_authorize = None
@@ -173,11 +206,62 @@ class Driver(BaseClient):
         self.add_event_handler("session_start", self.on_session_start)
         self.add_event_handler("stream_error", self.on_stream_error)
 
+        if args.sm:
+            # XEP-0198: enable after binding, ask for resumption (§5).
+            self.register_plugin("xep_0198")
+            self["xep_0198"].allow_resume = True
+            self.add_event_handler("sm_enabled", self.on_sm_enabled)
+            self.add_event_handler("sm_failed", self.on_sm_failed)
+            self.add_event_handler("session_resumed", self.on_sm_resumed)
+
     # Incoming.
 
     def on_session_start(self, _event):
+        # A second one follows a failed resumption: a new session on the
+        # connection the test asked for, with the same command loop.
+        self.resuming = False
         emit("session_start", jid=str(self.boundjid.full))
-        asyncio.ensure_future(self.serve_commands())
+        if not self.serving:
+            self.serving = True
+            asyncio.ensure_future(self.serve_commands())
+
+    def on_sm_enabled(self, enabled):
+        x = enabled.xml
+        emit("sm_enabled", id=x.get("id", ""), resume=xs_bool(x.get("resume", "")), max=x.get("max", ""))
+
+    def on_sm_failed(self, failed):
+        # <failed/> carries a stanza error condition (XEP-0198 §3, §5).
+        condition, text = "", child_text(failed.xml, "text", NS_STANZAS)
+        for c in failed.xml:
+            if c.tag.startswith("{%s}" % NS_STANZAS) and not c.tag.endswith("}text"):
+                condition = c.tag.split("}", 1)[1]
+                break
+        if self.resuming:
+            self.resuming = False
+            emit("resume_failed", condition=condition, text=text)
+        else:
+            emit("sm_failed", condition=condition, text=text)
+
+    def on_sm_resumed(self, resumed):
+        self.resuming = False
+        emit("resumed", id=resumed.xml.get("previd", ""), h=int(resumed.xml.get("h", "0") or 0))
+
+    def data_received(self, data):
+        # hold: bytes that arrive are the server's written stanzas, which
+        # the client neither parses, counts nor acknowledges.
+        if self.holding:
+            self.held += data
+            if self.held_waiter is not None and self.held_waiter[0] in self.held:
+                if not self.held_waiter[1].done():
+                    self.held_waiter[1].set_result(None)
+                self.held_waiter = None
+            return
+        super().data_received(data)
+
+    def on_disconnected(self, reason):
+        if self.cutting:
+            return
+        super().on_disconnected(reason)
 
     def on_presence(self, pres):
         x = pres.xml
@@ -374,6 +458,63 @@ class Driver(BaseClient):
         if cmd.get("id"):
             stanza["id"] = cmd["id"]
 
+    async def cmd_ping(self, cmd):
+        iq = self.Iq(stype="get")
+        self.set_common(iq, cmd)
+        ET.SubElement(iq.xml, "{%s}ping" % NS_PING)
+        self.track(self.ping(iq))
+
+    async def ping(self, iq):
+        result = await self.iq_result(iq)
+        if result is not None:
+            emit("iq_result", id=result["id"])
+
+    def need_sm(self, name):
+        if not self.args.sm:
+            raise RuntimeError("%s needs --sm" % name)
+
+    async def cmd_hold(self, _cmd):
+        self.need_sm("hold")
+        self.holding = True
+        emit("holding")
+
+    async def cmd_wait_held(self, cmd):
+        self.need_sm("wait_held")
+        if not self.holding:
+            raise RuntimeError("wait_held needs hold first")
+        text = cmd["text"].encode()
+        if text not in self.held:
+            fut = asyncio.get_running_loop().create_future()
+            self.held_waiter = (text, fut)
+            await fut
+        emit("held", bytes=len(self.held))
+
+    async def cmd_cut(self, _cmd):
+        self.need_sm("cut")
+        if self.transport is None:
+            raise RuntimeError("not connected")
+        # What the test sent before is written first, as with abort.
+        await self.flush()
+        self.cutting = True
+        held = len(self.held)
+        self.holding, self.held, self.held_waiter = False, b"", None
+        # abort() closes the socket at once: no </stream:stream>, no TLS
+        # close_notify. The plugin keeps sm_id and its counters because it
+        # turned end_session_on_disconnect off when stream management was
+        # enabled.
+        lost = self.disconnected  # set (and replaced) by connection_lost
+        self.transport.abort()
+        await asyncio.wait_for(lost, 5)
+        emit("cut", bytes=held, h=self["xep_0198"].handled)
+
+    async def cmd_resume(self, _cmd):
+        self.need_sm("resume")
+        if self.transport is not None:
+            raise RuntimeError("resume while connected")
+        self.cutting = False
+        self.resuming = bool(self["xep_0198"].sm_id)
+        self.connect_to_target()
+
     async def cmd_abort(self, _cmd):
         self.closing = True
         # What came before the abort is written first; then the TCP
@@ -423,6 +564,7 @@ def parse_args(argv):
         timeout_help="seconds for the session to start and for each IQ (default 20)",
     )
     p.add_argument("--resource", default="", help="resource to ask for (default: the JID's, else the server's choice)")
+    p.add_argument("--sm", action="store_true", help="enable XEP-0198 stream management with resumption")
     return p.parse_args(argv)
 
 

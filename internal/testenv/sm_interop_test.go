@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/xmpp"
 )
 
 // SMServer is a server the XEP-0198 (stream management) interop tests run
@@ -82,6 +83,24 @@ func TestSMInteropProsody(t *testing.T) {
 	testenv.NeedSlixmpp(t)
 	testenv.NeedNodeModule(t, "@xmpp/client")
 	runSMInterop(t, prosodySMServer(t))
+}
+
+// TestSMInteropXmppd runs the same cases against xmppd (issue 16): slixmpp
+// and xmpp.js over TCP, xmpp.js over WebSocket, each cut off without a
+// close, resumed, and left to expire; on both storage backends, since the
+// expired cases go through offline storage.
+func TestSMInteropXmppd(t *testing.T) {
+	testenv.NeedSlixmpp(t)
+	testenv.NeedNodeModule(t, "@xmpp/client")
+	const resume = 3 * time.Second
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend, func(srv *xmpp.Server) { srv.SMResumeTimeout = resume })
+		runSMInterop(t, SMServer{
+			Domain: s.Server.Domain, C2S: s.C2S, WebSocket: s.WebSocketURL(),
+			CertPEM: s.CertPEM, ResumeTimeout: resume,
+			AddUser: func(t testing.TB, name, pw string) { s.AddUser(t, name, pw) },
+		})
+	})
 }
 
 // smMessages is how many messages are sent while a client is cut off.

@@ -25,6 +25,8 @@
 #	(xmppbench -curves), one idle run per word: classic (X25519, P-256, as
 #	OpenSSL 3.0) and/or default (Go's default, X25519MLKEM768 first), e.g.
 #	IDLE_CURVES="classic default"
+#	IDLE_SM=0: whether the idle scenario's clients enable stream management
+#	(XEP-0198, xmppbench -sm), one idle run per word: 0 and/or 1
 # Other knobs: BENCH_DIR (/tmp/xmppd-bench: state and results), FRESH=1
 # (default: delete each server's state first; 0 keeps accounts between runs),
 # SOURCES (client addresses, default 127.0.0.1-127.0.0.8).
@@ -50,7 +52,7 @@ else
 	# Messages/s sent to one room; each is delivered to every occupant.
 	: "${MUC_OCCUPANTS:=200}" "${MUC_SENDERS:=10}" "${MUC_RATES:=25,50,100,150,200,300,400}"
 fi
-: "${CONCURRENCY:=50}" "${FRESH:=1}" "${SERVERS:=prosody ejabberd xmppd}" "${IDLE_CURVES:=classic}"
+: "${CONCURRENCY:=50}" "${FRESH:=1}" "${SERVERS:=prosody ejabberd xmppd}" "${IDLE_CURVES:=classic}" "${IDLE_SM:=0}"
 : "${SCENARIOS:=login idle chat muc}"
 : "${SOURCES:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8}"
 load_cpu=${LOAD_CPU:-0}
@@ -149,7 +151,7 @@ run_server() {
 		return
 	fi
 
-	local what curves
+	local what curves sm
 	for what in ${SCENARIOS//,/ }; do
 		case $what in
 		login)
@@ -158,7 +160,13 @@ run_server() {
 			;;
 		idle)
 			for curves in ${IDLE_CURVES//,/ }; do
-				scenario "$server" idle -clients "$IDLE_SESSIONS" -curves "$curves"
+				for sm in ${IDLE_SM//,/ }; do
+					if [[ $sm == 1 ]]; then
+						scenario "$server" idle -clients "$IDLE_SESSIONS" -curves "$curves" -sm
+					else
+						scenario "$server" idle -clients "$IDLE_SESSIONS" -curves "$curves"
+					fi
+				done
 			done
 			;;
 		chat) scenario "$server" chat -clients "$CHAT_CLIENTS" -rates "$CHAT_RATES" -step "$CHAT_STEP" ;;

@@ -103,8 +103,11 @@ def build_rows(results):
             # xmppbench -curves: classic (X25519, P-256) is the plain "idle"
             # row; any other offer gets rows of its own.
             curves = r.get("curves") or "classic"
+            sm = bool(r.get("stream_management"))
             base = "idle" if curves == "classic" else "idle, client offers %s curves" % curves
-            k = (1, 0 if curves == "classic" else 1, curves)
+            if sm:
+                base += ", stream management on"
+            k = (1, 0 if curves == "classic" else 1, curves, sm)
             what = "%s: KiB per session%s" % (base, " (%s sessions)" % sessions if sessions else "")
             if error:
                 put(k + (0,), what, LOWER, server, "n/a")

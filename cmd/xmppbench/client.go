@@ -21,6 +21,7 @@ const (
 	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
 	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
 	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSM      = "urn:xmpp:sm:3"
 	nsRoster  = "jabber:iq:roster"
 	nsPing    = "urn:xmpp:ping"
 	nsStreams = "http://etherx.jabber.org/streams"
@@ -159,15 +160,35 @@ func (c *client) login(cfg *config, user string) error {
 		return fmt.Errorf("bind failed: %s", res)
 	}
 	c.full = j.Text
+	if cfg.sm {
+		if _, err := io.WriteString(c.conn, "<enable xmlns='"+nsSM+"' resume='true'/>"); err != nil {
+			return err
+		}
+		if n, err := c.expect("enabled"); err != nil {
+			return err
+		} else if n.attr("id") == "" {
+			return fmt.Errorf("stream management not resumable: %s", n)
+		}
+	}
 	_, err = io.WriteString(c.conn, "<iq type='get' id='r'><query xmlns='"+nsRoster+"'/></iq><presence/>"+
 		"<iq type='get' id='p' to='"+cfg.domain+"'><ping xmlns='"+nsPing+"'/></iq>")
 	if err != nil {
 		return err
 	}
+	handled := 0 // stanzas received since <enabled/> (XEP-0198 §4)
 	for roster := false; ; {
 		n, err := c.element()
 		if err != nil {
 			return err
+		}
+		switch n.XMLName.Local {
+		case "r":
+			if _, err := fmt.Fprintf(c.conn, "<a xmlns='%s' h='%d'/>", nsSM, handled); err != nil {
+				return err
+			}
+			continue
+		case "message", "presence", "iq":
+			handled++
 		}
 		if n.XMLName.Local != "iq" {
 			continue // our own presence, or anything else the server sends
@@ -181,6 +202,12 @@ func (c *client) login(cfg *config, user string) error {
 		case "p":
 			if !roster {
 				return errors.New("the ping was answered before the roster")
+			}
+			if cfg.sm {
+				// Everything so far is acknowledged, as a client does before
+				// it goes quiet, so that the server keeps nothing for it.
+				_, err := fmt.Fprintf(c.conn, "<a xmlns='%s' h='%d'/>", nsSM, handled)
+				return err
 			}
 			return nil
 		}

@@ -180,6 +180,8 @@ type idleResult struct {
 	RSSAfter     int     `json:"rss_after_kib"`
 	KiBPerSesson float64 `json:"kib_per_session"`
 	Curves       string  `json:"curves"`
+	// StreamManagement is set when the clients enabled it (-sm).
+	StreamManagement bool `json:"stream_management,omitempty"`
 	// KeyExchange counts the sessions by the group their TLS handshake
 	// negotiated, so that a result says what the server actually chose.
 	KeyExchange map[string]int `json:"key_exchange,omitempty"`
@@ -207,7 +209,7 @@ func runIdle(ctx context.Context, cfg *config) (any, error) {
 	}
 	ok := int(l.ok.Load())
 	res := &idleResult{Scenario: "idle", Server: cfg.server, Sessions: ok, Failed: int(l.failed.Load()),
-		RSSBefore: before, RSSAfter: after, Curves: cfg.curves}
+		RSSBefore: before, RSSAfter: after, Curves: cfg.curves, StreamManagement: cfg.sm}
 	for _, c := range l.online() {
 		if c.curve != 0 {
 			if res.KeyExchange == nil {

@@ -46,6 +46,7 @@ type config struct {
 	timeout     time.Duration
 	tls         *tls.Config
 	curves      string // -curves: which key exchange the client offers
+	sm          bool   // -sm: clients enable stream management (XEP-0198)
 	saltCache   *saltCache
 	progress    io.Writer
 }
@@ -129,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "upper bound on the whole run (and on one login)")
 	insecure := fs.Bool("insecure", true, "accept any server certificate (the targets are loopback servers with self-signed certificates)")
 	ca := fs.String("ca", "", "PEM file of the certificate authority to trust (turns -insecure off)")
+	fs.BoolVar(&cfg.sm, "sm", false, "clients enable stream management (XEP-0198) with resumption after binding, and acknowledge what the server sends")
 	fs.StringVar(&cfg.curves, "curves", "classic", "key exchange the client offers: classic (X25519 and P-256, as OpenSSL 3.0) or default (Go's default: the hybrid X25519MLKEM768 first, as Go, Chrome and OpenSSL 3.5 clients)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: xmppbench [flags]\n\nLoad generator for XMPP servers; one JSON result per scenario on stdout.\n\nFlags:")

@@ -96,23 +96,19 @@ func (m *Module) sent(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 		return false
 	}
 	bare := from.JID().Bare()
-	var direct []*xmpp.Session
-	if t := st.Get("to"); t == "" {
-		direct = m.srv.Router().Recipients(bare, st)
-	} else if to, err := jid.Parse(t); err != nil {
-		return false // the router answers <jid-malformed/>
-	} else if to.Bare().Equal(bare) {
-		direct = m.srv.Router().Recipients(to, st)
+	to := bare // no 'to': to the account itself (RFC 6120 §10.3)
+	if t := st.Get("to"); t != "" {
+		var err error
+		if to, err = jid.Parse(t); err != nil {
+			return false // the router answers <jid-malformed/>
+		}
 	}
-	var carbon *xmpp.Element
-	m.srv.Router().DeliverEach(ctx, bare, func(s *xmpp.Session) *xmpp.Element {
-		if s == from || !m.Enabled(s) || slices.Contains(direct, s) {
-			return nil
+	self := to.Bare().Equal(bare)
+	m.copies(ctx, bare, "sent", st, to, func(s *xmpp.Session, direct func() []*xmpp.Session) bool {
+		if s == from {
+			return false
 		}
-		if carbon == nil {
-			carbon = wrap("sent", bare, st)
-		}
-		return carbon
+		return !self || !slices.Contains(direct(), s)
 	})
 	return false
 }
@@ -131,27 +127,50 @@ func (m *Module) received(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 	if !eligible(st, true) {
 		return false
 	}
-	direct := m.srv.Router().Recipients(ev.To, st)
-	var carbon *xmpp.Element
-	m.srv.Router().DeliverEach(ctx, ev.To.Bare(), func(s *xmpp.Session) *xmpp.Element {
-		if !m.Enabled(s) || slices.Contains(direct, s) {
-			return nil
+	m.copies(ctx, ev.To.Bare(), "received", st, ev.To, func(s *xmpp.Session, direct func() []*xmpp.Session) bool {
+		d := direct()
+		if slices.Contains(d, s) {
+			return false
 		}
-		if len(direct) == 0 {
+		if len(d) == 0 {
 			// Nobody gets the message now: it goes to offline storage
 			// (or back to its sender), and a session comes to it with its
 			// initial presence (XEP-0160). One that has not sent presence
 			// yet would get it twice.
-			if ok, _ := s.Available(); !ok {
-				return nil
-			}
+			ok, _ := s.Available()
+			return ok
+		}
+		return true
+	})
+	return false
+}
+
+// copies delivers a carbon of kind of st to the sessions of the account
+// bare that enabled carbons and that want accepts. The sessions that get
+// st itself, addressed to to (direct), are worked out only when a session
+// has carbons on: most accounts have none.
+func (m *Module) copies(ctx context.Context, bare jid.JID, kind string, st *xmpp.Element, to jid.JID,
+	want func(s *xmpp.Session, direct func() []*xmpp.Session) bool) {
+	var (
+		carbon  *xmpp.Element
+		direct  []*xmpp.Session
+		settled bool
+	)
+	recipients := func() []*xmpp.Session {
+		if !settled {
+			direct, settled = m.srv.Router().Recipients(to, st), true
+		}
+		return direct
+	}
+	m.srv.Router().DeliverEach(ctx, bare, func(s *xmpp.Session) *xmpp.Element {
+		if !m.Enabled(s) || !want(s, recipients) {
+			return nil
 		}
 		if carbon == nil {
-			carbon = wrap("received", ev.To.Bare(), st)
+			carbon = wrap(kind, bare, st)
 		}
 		return carbon
 	})
-	return false
 }
 
 // wrap makes the copy of st for the account bare: a message from the bare

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -214,6 +215,27 @@ func TestHeldBound(t *testing.T) {
 	got := barrier(t, alice)
 	if len(got) != 1 || got[0].Get("from") != cs[4].JID.String() {
 		t.Fatalf("after <active/>: %v, want c4's presence", got)
+	}
+}
+
+// TestHeldBytesBound: past MaxHeldBytes, what is held goes out at once.
+func TestHeldBytesBound(t *testing.T) {
+	s := start(t, &csi.Module{MaxHeldBytes: 2000})
+	aj, cj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "carol", "pw")
+	friends(t, s, aj, cj)
+	alice := online(t, s, aj, "a")
+	alice.SendRaw(t, inactive)
+	barrier(t, alice)
+	status := strings.Repeat("x", 800)
+	for i := range 3 {
+		c := s.Dial(t, cj, "pw", fmt.Sprintf("c%d", i))
+		c.SendRaw(t, `<presence><status>`+status+`</status></presence>`)
+		c.Expect(t, "own presence", isPresenceFrom(c.JID.String()))
+		got := barrier(t, alice)
+		// Two of about 900 bytes are held; the third goes past 2000.
+		if want := map[int]int{0: 0, 1: 0, 2: 3}[i]; len(got) != want {
+			t.Fatalf("after %d presences of %d bytes: got %d stanzas, want %d", i+1, len(status), len(got), want)
+		}
 	}
 }
 

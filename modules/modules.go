@@ -3,6 +3,8 @@
 package modules
 
 import (
+	"github.com/xmppd/xmppd/modules/carbons"
+	"github.com/xmppd/xmppd/modules/csi"
 	"github.com/xmppd/xmppd/modules/disco"
 	"github.com/xmppd/xmppd/modules/entitytime"
 	"github.com/xmppd/xmppd/modules/lastactivity"
@@ -47,6 +49,8 @@ func Default(o Options) []xmpp.Module {
 		&roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
 			MaxDirected: o.MaxDirectedPresences},
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
+		&carbons.Module{},
+		&csi.Module{},
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})

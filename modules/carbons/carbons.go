@@ -1,0 +1,252 @@
+package carbons
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/muc"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// Namespaces of this package and of the payloads it looks for.
+const (
+	NS = "urn:xmpp:carbons:2"
+	// NSRules says that the server copies by the rules of §6.1.
+	NSRules = "urn:xmpp:carbons:rules:0"
+	// NSForward wraps each copy (XEP-0297).
+	NSForward = "urn:xmpp:forward:0"
+	// NSHints carries <no-copy/> (XEP-0334 §4.3).
+	NSHints = "urn:xmpp:hints"
+	// Payloads of instant messaging that make a message worth copying
+	// whatever its type (XEP-0280 §6.1): chat states (XEP-0085), receipts
+	// (XEP-0184) and chat markers (XEP-0333).
+	NSChatStates = "http://jabber.org/protocol/chatstates"
+	NSReceipts   = "urn:xmpp:receipts"
+	NSMarkers    = "urn:xmpp:chat-markers:0"
+)
+
+// Priority is where the module's message hooks run: after the hooks of
+// priority 0 and above, so that a filter that drops a message (a block
+// list) or a module that takes it has done so before it is copied.
+const Priority = -100
+
+// Module is Message Carbons. Its zero value is ready to register.
+type Module struct {
+	srv *xmpp.Server
+	// enabled holds the sessions that enabled carbons (*xmpp.Session →
+	// struct{}). Keyed by the session, it survives a hibernation and
+	// resumption (XEP-0198), which keep the session; SessionEnded drops it.
+	enabled sync.Map
+}
+
+// Register implements xmpp.Module.
+func (m *Module) Register(s *xmpp.Server) {
+	m.srv = s
+	// §3: the server advertises carbons, and that it copies by the rules
+	// of §6.1; clients look at the server's features, some at their own
+	// account's.
+	s.AddFeature(xmpp.ToServer, NS)
+	s.AddFeature(xmpp.ToServer, NSRules)
+	s.AddFeature(xmpp.ToAccount, NS)
+	// §4, §5: clients send <enable/> and <disable/> with no 'to' (or to
+	// their bare JID): the account answers.
+	s.HandleIQ(xmpp.ToAccount, "set", NS, "enable", m.toggle(true))
+	s.HandleIQ(xmpp.ToAccount, "set", NS, "disable", m.toggle(false))
+	s.Hook(xmpp.MessageOut, Priority, m.sent)
+	s.Hook(xmpp.MessageIn, Priority, m.received)
+	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
+		m.enabled.Delete(sess)
+	})
+}
+
+// Enabled reports whether the session enabled carbons.
+func (m *Module) Enabled(s *xmpp.Session) bool {
+	_, ok := m.enabled.Load(s)
+	return ok
+}
+
+// toggle answers <enable/> (on) or <disable/>. Asking again what is
+// already so is answered with a result, not an error (§10.1).
+func (m *Module) toggle(on bool) xmpp.IQHandler {
+	return func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+		// §4.1, §5.1: only a client of the account itself, on this server,
+		// may turn its own carbons on or off.
+		if iq.Session == nil || !iq.Session.JID().Bare().Equal(iq.To.Bare()) {
+			return nil, xmpp.StanzaError{Condition: xmpp.NotAllowed, Text: "carbons are for the account's own clients"}
+		}
+		if on {
+			m.enabled.Store(iq.Session, struct{}{})
+		} else {
+			m.enabled.Delete(iq.Session)
+		}
+		return nil, nil
+	}
+}
+
+// sent copies a message a client sends to the account's other
+// carbons-enabled resources as <sent/> (§8), whether or not the sender
+// enabled carbons; never back to the sender. A message to the account
+// itself is not copied to the resources that get it anyway.
+func (m *Module) sent(ctx context.Context, ev *xmpp.StanzaEvent) bool {
+	st, from := ev.Stanza, ev.Session
+	if !eligible(st, false) {
+		return false
+	}
+	bare := from.JID().Bare()
+	to := bare // no 'to': to the account itself (RFC 6120 §10.3)
+	if t := st.Get("to"); t != "" {
+		var err error
+		if to, err = jid.Parse(t); err != nil {
+			return false // the router answers <jid-malformed/>
+		}
+	}
+	self := to.Bare().Equal(bare)
+	m.copies(ctx, bare, "sent", st, to, func(s *xmpp.Session, direct func() []*xmpp.Session) bool {
+		if s == from {
+			return false
+		}
+		return !self || !slices.Contains(direct(), s)
+	})
+	return false
+}
+
+// received copies a message to the account as <received/> to each
+// carbons-enabled resource that does not get the message itself by the
+// rules of RFC 6121 §8.5 (§7).
+func (m *Module) received(ctx context.Context, ev *xmpp.StanzaEvent) bool {
+	st := ev.Stanza
+	if stripPrivate(st) {
+		return false
+	}
+	if ev.Origin != nil && ev.Origin.JID().Bare().Equal(ev.To.Bare()) {
+		return false // from the account itself: copied when it was sent
+	}
+	if !eligible(st, true) {
+		return false
+	}
+	m.copies(ctx, ev.To.Bare(), "received", st, ev.To, func(s *xmpp.Session, direct func() []*xmpp.Session) bool {
+		d := direct()
+		if slices.Contains(d, s) {
+			return false
+		}
+		if len(d) == 0 {
+			// Nobody gets the message now: it goes to offline storage
+			// (or back to its sender), and a session comes to it with its
+			// initial presence (XEP-0160). One that has not sent presence
+			// yet would get it twice.
+			ok, _ := s.Available()
+			return ok
+		}
+		return true
+	})
+	return false
+}
+
+// copies delivers a carbon of kind of st to the sessions of the account
+// bare that enabled carbons and that want accepts. The sessions that get
+// st itself, addressed to to (direct), are worked out only when a session
+// has carbons on: most accounts have none.
+func (m *Module) copies(ctx context.Context, bare jid.JID, kind string, st *xmpp.Element, to jid.JID,
+	want func(s *xmpp.Session, direct func() []*xmpp.Session) bool) {
+	var (
+		carbon  *xmpp.Element
+		direct  []*xmpp.Session
+		settled bool
+	)
+	recipients := func() []*xmpp.Session {
+		if !settled {
+			direct, settled = m.srv.Router().Recipients(to, st), true
+		}
+		return direct
+	}
+	m.srv.Router().DeliverEach(ctx, bare, func(s *xmpp.Session) *xmpp.Element {
+		if !m.Enabled(s) || !want(s, recipients) {
+			return nil
+		}
+		if carbon == nil {
+			carbon = wrap(kind, bare, st)
+		}
+		return carbon
+	})
+}
+
+// wrap makes the copy of st for the account bare: a message from the bare
+// JID, of st's type, with st forwarded in a <sent/> or <received/> (§7,
+// §8). The copy of st shares its children, which nobody changes.
+func wrap(kind string, bare jid.JID, st *xmpp.Element) *xmpp.Element {
+	c := xmpp.NewElement(xmpp.NSClient, "message", "from", bare.String())
+	if t := st.Get("type"); t != "" {
+		c.Set("type", t)
+	}
+	fwd := xmpp.NewElement(NSForward, "forwarded").Add(st.ShallowCopy())
+	return c.Add(xmpp.NewElement(NS, kind).Add(fwd))
+}
+
+// stripPrivate removes <private/> from a message to the account, which
+// the receiving server SHOULD do (§9), and reports whether there was one:
+// such a message is not copied. The stanza gets a new list of children;
+// the old one, which others may hold, is not changed.
+func stripPrivate(st *xmpp.Element) bool {
+	i := slices.IndexFunc(st.Children, func(n xmpp.Node) bool {
+		el, ok := n.(*xmpp.Element)
+		return ok && el.Space == NS && el.Local == "private"
+	})
+	if i < 0 {
+		return false
+	}
+	st.Children = slices.Delete(slices.Clone(st.Children), i, i+1)
+	return true
+}
+
+// eligible tells whether a message is one of instant messaging, which
+// carbons copy, by the rules XEP-0280 §6.1 recommends; inbound is true for
+// a message to the account, false for one it sends.
+func eligible(st *xmpp.Element, inbound bool) bool {
+	typ := st.Get("type")
+	switch typ {
+	case "groupchat":
+		return false // the room sends it to every joined client (§6.1)
+	case "error":
+		// §6.1 would copy an error to a copied message, which needs
+		// tracking what was copied; none are.
+		return false
+	}
+	imPayload, body, invitation := false, false, false
+	for _, c := range st.Elements() {
+		switch c.Space {
+		case NS:
+			// <private/> (§9), or a carbon itself: never copied again.
+			return false
+		case NSHints:
+			if c.Local == "no-copy" {
+				return false // XEP-0334 §4.3: not copied to other addresses
+			}
+		case xmpp.NSClient:
+			body = body || c.Local == "body"
+		case NSChatStates, NSReceipts, NSMarkers:
+			imPayload = true
+		case muc.NSConference:
+			invitation = true // a direct invitation (XEP-0249)
+		case muc.NSUser:
+			if c.Child(muc.NSUser, "invite") != nil {
+				invitation = true // a mediated invitation (XEP-0045 §7.8.2)
+				continue
+			}
+			if inbound {
+				// A private message from an occupant: the room sends it
+				// to each of the user's clients that joined (§6.1).
+				return false
+			}
+		}
+	}
+	switch {
+	case invitation, imPayload, typ == "chat":
+		return true
+	case typ == "" || typ == "normal":
+		return body
+	}
+	return false
+}

@@ -112,9 +112,10 @@ func TestSlowReaderBytesBound(t *testing.T) {
 	if grew > bound {
 		t.Fatalf("resident set grew by %d MB, more than %d MB", grew>>20, bound>>20)
 	}
-	if n := sent.Load(); n >= senders*perSender {
-		t.Fatalf("all %d messages were sent before the reader was cut off", n)
-	}
+	// That it was cut off at all is the byte bound's doing: the 400
+	// messages are fewer than the queue's stanza bound (1,024). How many
+	// the senders wrote first says little: the kernel's socket buffers
+	// take a lot of them before the server reads any.
 	// The stream error says why; the slow reader gets it once it reads.
 	st.SetReadDeadline(time.Now().Add(testenv.Timeout))
 	rest, _ := io.ReadAll(st)

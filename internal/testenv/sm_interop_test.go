@@ -378,17 +378,41 @@ func startXmppjsSM(service string) func(t *testing.T, srv SMServer, user, passwo
 		if err := os.WriteFile(ca, srv.CertPEM, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		n := testenv.StartNodeCmd(t, "xmppjs-sm.mjs", "--service", service, "--domain", srv.Domain,
-			"--username", user, "--password", password, "--resource", "sm", "--cafile", ca)
-		c := &smClient{
-			name: "xmpp.js", do: n.Send, got: map[string]int{},
-			next: func(t testing.TB, timeout time.Duration) (smEvent, bool) {
-				ev, ok := n.Next(t, timeout)
-				return toSMEvent(t, ev), ok
-			},
+		// xmpp.js now and then fails its very first connection with an
+		// error it does not explain (seen against Prosody, once in about
+		// thirty runs, before any stream management): that attempt is
+		// logged and made again, once. Everything after "online" counts.
+		for attempt := 1; ; attempt++ {
+			n := testenv.StartNodeCmd(t, "xmppjs-sm.mjs", "--service", service, "--domain", srv.Domain,
+				"--username", user, "--password", password, "--resource", "sm", "--cafile", ca)
+			c := &smClient{
+				name: "xmpp.js", do: n.Send, got: map[string]int{},
+				next: func(t testing.TB, timeout time.Duration) (smEvent, bool) {
+					ev, ok := n.Next(t, timeout)
+					return toSMEvent(t, ev), ok
+				},
+			}
+			for {
+				ev, ok := c.next(t, testenv.Timeout)
+				if !ok {
+					t.Fatal("xmpp.js ended before it was online")
+				}
+				switch ev.Event {
+				case "online":
+					c.jid = ev.JID
+					return c
+				case "client_error":
+					if attempt > 1 {
+						t.Fatalf("xmpp.js could not connect twice: %+v", ev)
+					}
+					t.Logf("xmpp.js's first connection failed (%+v); trying once more", ev)
+					n.Send(t, map[string]any{"cmd": "quit"})
+				default:
+					continue
+				}
+				break
+			}
 		}
-		c.jid = c.expect(t, "online").JID
-		return c
 	}
 }
 

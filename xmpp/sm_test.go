@@ -2,9 +2,7 @@ package xmpp_test
 
 import (
 	"context"
-	"encoding/xml"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,120 +14,13 @@ import (
 	"github.com/xmppd/xmppd/xmpp"
 )
 
-// smClient is a client that speaks stream management (XEP-0198) by hand,
-// so that every count and every cut is the test's.
-type smClient struct {
-	t    *testing.T
-	st   *testenv.TLSStream
-	JID  jid.JID
-	in   chan *xmpp.Element
-	done chan error
-	// h counts the stanzas received since <enabled/> or <resumed/> (the
-	// test acknowledges them itself).
-	h uint32
-}
-
-// smConnect signs user in; with previd it resumes that session (h is what
-// it acknowledges) and returns the <resumed/> or <failed/>, else it binds.
-func smConnect(t *testing.T, s *testenv.Server, user jid.JID, password, previd string, h uint32) (*smClient, *xmpp.Element) {
+// smConnect signs user in with stream management on offer, binding or, with
+// previd, resuming (the answer is the <resumed/> or <failed/>).
+func smConnect(t *testing.T, s *testenv.Server, user jid.JID, password, previd string, h uint32) (*testenv.SMClient, *xmpp.Element) {
 	t.Helper()
-	st := s.StartTLS(t, "127.0.0.1")
-	io.WriteString(st, testenv.PlainAuth(user.Localpart(), password))
-	if el, err := st.Next(); err != nil || el.Local != "success" {
-		t.Fatalf("auth: %v %v", el, err)
-	}
-	send(t, st, testenv.Header)
-	d := xml.NewDecoder(st)
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "stream" {
-			break
-		}
-	}
-	features := expect(t, d, "features")
-	if features.Child(xmpp.NSSM, "sm") == nil {
-		t.Fatalf("no stream management offered: %s", features)
-	}
-	c := &smClient{t: t, st: st, in: make(chan *xmpp.Element, 1024), done: make(chan error, 1), JID: user}
-	var answer *xmpp.Element
-	if previd != "" {
-		send(t, st, fmt.Sprintf(`<resume xmlns="urn:xmpp:sm:3" previd="%s" h="%d"/>`, previd, h))
-		answer = next(t, d)
-		if answer.Local == "failed" {
-			return c, answer
-		}
-		if answer.Local != "resumed" {
-			t.Fatalf("resume: %s", answer)
-		}
-	} else {
-		send(t, st, `<iq type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>`)
-		res := next(t, d)
-		if res.Get("type") != "result" {
-			t.Fatalf("bind: %s", res)
-		}
-		c.JID = jid.MustParse(res.Child("", "bind").Child("", "jid").Text())
-	}
-	go func() {
-		for {
-			el, err := xmpp.NextElement(d)
-			if err != nil {
-				c.done <- err
-				close(c.in)
-				return
-			}
-			c.in <- el
-		}
-	}()
-	t.Cleanup(func() { st.Close() })
-	return c, answer
+	c := s.DialSM(t, user, password, "", previd, h)
+	return c, c.Answer
 }
-
-func (c *smClient) send(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.st, s); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// next returns the next element, counting stanzas.
-func (c *smClient) next() *xmpp.Element {
-	c.t.Helper()
-	select {
-	case el, ok := <-c.in:
-		if !ok {
-			c.t.Fatalf("%s: stream ended: %v", c.JID, <-c.done)
-		}
-		switch el.Local {
-		case "message", "presence", "iq":
-			if el.Space == xmpp.NSClient {
-				c.h++
-			}
-		}
-		return el
-	case <-time.After(testenv.Timeout):
-		c.t.Fatalf("%s: nothing arrived", c.JID)
-	}
-	return nil
-}
-
-// expect skips to the next element match accepts.
-func (c *smClient) expect(what string, match func(*xmpp.Element) bool) *xmpp.Element {
-	c.t.Helper()
-	for {
-		if el := c.next(); match(el) {
-			return el
-		} else if el.Local == "error" && el.Space == xmpp.NSStream {
-			c.t.Fatalf("%s: stream error while waiting for %s: %s", c.JID, what, el)
-		}
-	}
-}
-
-// cut drops the TCP connection without closing the stream or TLS, as a
-// phone losing its network does.
-func (c *smClient) cut() { c.st.NetConn().Close() }
 
 func isNS(space, local string) func(*xmpp.Element) bool {
 	return func(el *xmpp.Element) bool { return el.Space == space && el.Local == local }
@@ -142,41 +33,24 @@ func body(b string) func(*xmpp.Element) bool {
 	}
 }
 
-// enable turns stream management on with resumption and returns the id.
-func (c *smClient) enable() string {
-	c.t.Helper()
-	c.send(`<enable xmlns="urn:xmpp:sm:3" resume="true"/>`)
-	en := c.expect("enabled", func(el *xmpp.Element) bool {
-		if el.Space == xmpp.NSSM && el.Local == "failed" {
-			c.t.Fatalf("enable failed: %s", el)
-		}
-		return isNS(xmpp.NSSM, "enabled")(el)
-	})
-	c.h = 0
-	if en.Get("resume") != "true" || en.Get("id") == "" {
-		c.t.Fatalf("not resumable: %s", en)
-	}
-	return en.Get("id")
-}
-
 // TestStreamManagementCounts: <r/> and <a/> both ways, with the counts of
 // XEP-0198 §4, and an h beyond what was sent ends the stream.
 func TestStreamManagementCounts(t *testing.T) {
 	s := testenv.Start(t, "sqlite")
 	alice := s.AddUser(t, "alice", "pw")
 	c, _ := smConnect(t, s, alice, "pw", "", 0)
-	c.enable()
+	c.Enable()
 	// Three stanzas from the client, then a request: h is 3.
 	for i := 0; i < 3; i++ {
-		c.send(fmt.Sprintf(`<iq type="get" id="p%d" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`, i))
+		c.Send(fmt.Sprintf(`<iq type="get" id="p%d" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`, i))
 	}
-	c.send(`<r xmlns="urn:xmpp:sm:3"/>`)
+	c.Send(`<r xmlns="urn:xmpp:sm:3"/>`)
 	// The server asks for acknowledgements of what it sends, and answers
 	// the client's request: h is 3.
 	var a *xmpp.Element
 	asked := false
 	for a == nil || !asked {
-		el := c.next()
+		el := c.Next()
 		switch {
 		case isNS(xmpp.NSSM, "a")(el):
 			a = el
@@ -187,9 +61,9 @@ func TestStreamManagementCounts(t *testing.T) {
 	if a.Get("h") != "3" {
 		t.Fatalf("server handled %s stanzas, want 3", a.Get("h"))
 	}
-	c.send(fmt.Sprintf(`<a xmlns="urn:xmpp:sm:3" h="%d"/>`, c.h))
-	c.send(`<a xmlns="urn:xmpp:sm:3" h="99"/>`)
-	c.expect("stream error", func(el *xmpp.Element) bool {
+	c.Send(fmt.Sprintf(`<a xmlns="urn:xmpp:sm:3" h="%d"/>`, c.H))
+	c.Send(`<a xmlns="urn:xmpp:sm:3" h="99"/>`)
+	c.Expect("stream error", func(el *xmpp.Element) bool {
 		if el.Space == xmpp.NSStream && el.Local == "error" {
 			if el.Child(xmpp.NSStreams, "undefined-condition") == nil || !strings.Contains(el.String(), "handled-count-too-high") {
 				t.Fatalf("h too high: %s", el)
@@ -210,15 +84,15 @@ func TestStreamManagementResume(t *testing.T) {
 		alice := s.AddUser(t, "alice", "pw")
 		bob := s.Dial(t, s.AddUser(t, "bob", "pw"), "pw", "desk")
 		c, _ := smConnect(t, s, alice, "pw", "", 0)
-		id := c.enable()
-		c.send(`<presence/>`)
-		c.expect("own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
+		id := c.Enable()
+		c.Send(`<presence/>`)
+		c.Expect("own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
 		// A message written to the client, which it reads but never
 		// acknowledges before its connection dies.
 		bob.SendRaw(t, `<message type="chat" to="`+c.JID.String()+`"><body>in flight</body></message>`)
-		c.expect("in flight", body("in flight"))
-		acked := c.h - 1 // the client acknowledges all but the last
-		c.cut()
+		c.Expect("in flight", body("in flight"))
+		acked := c.H - 1 // the client acknowledges all but the last
+		c.Cut()
 		// Sent while the session hibernates.
 		for i := 0; i < 20; i++ {
 			bob.SendRaw(t, fmt.Sprintf(`<message type="chat" to="%s"><body>m%d</body></message>`, c.JID, i))
@@ -231,7 +105,7 @@ func TestStreamManagementResume(t *testing.T) {
 		}
 		got := map[string]int{}
 		for len(got) < 21 {
-			el := r.next()
+			el := r.Next()
 			if b := el.Child(xmpp.NSClient, "body"); el.Local == "message" && b != nil {
 				got[b.Text()]++
 			}
@@ -247,8 +121,8 @@ func TestStreamManagementResume(t *testing.T) {
 		}
 		// The session goes on: both ways, and nothing came twice.
 		bob.SendRaw(t, `<message type="chat" to="`+c.JID.String()+`"><body>after</body></message>`)
-		r.expect("after", body("after"))
-		r.send(`<message type="chat" to="` + bob.JID.String() + `"><body>back</body></message>`)
+		r.Expect("after", body("after"))
+		r.Send(`<message type="chat" to="` + bob.JID.String() + `"><body>back</body></message>`)
 		bob.Expect(t, "back", func(el *xmpp.Element) bool { return body("back")(el) })
 		s.Others(t)
 	})
@@ -266,11 +140,11 @@ func TestStreamManagementExpires(t *testing.T) {
 		bobJID := s.AddUser(t, "bob", "pw")
 		bob := s.Dial(t, bobJID, "pw", "desk")
 		c, _ := smConnect(t, s, alice, "pw", "", 0)
-		id := c.enable()
-		c.send(`<presence/>`)
-		c.expect("own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
-		c.send(`<iq type="get" id="s1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
-		c.expect("ping", byID("s1"))
+		id := c.Enable()
+		c.Send(`<presence/>`)
+		c.Expect("own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
+		c.Send(`<iq type="get" id="s1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+		c.Expect("ping", byID("s1"))
 		handled := "2" // the presence and the ping
 		ended := make(chan struct{})
 		hibernated := make(chan struct{})
@@ -284,7 +158,7 @@ func TestStreamManagementExpires(t *testing.T) {
 				close(ended)
 			}
 		})
-		c.cut()
+		c.Cut()
 		<-hibernated
 		if sess := s.SessionOf(c.JID); sess == nil {
 			t.Fatal("a hibernated session is not routable")
@@ -327,18 +201,18 @@ func TestStreamManagementTakeover(t *testing.T) {
 	alice := s.AddUser(t, "alice", "pw")
 	bob := s.Dial(t, s.AddUser(t, "bob", "pw"), "pw", "desk")
 	old, _ := smConnect(t, s, alice, "pw", "", 0)
-	id := old.enable()
+	id := old.Enable()
 	r, resumed := smConnect(t, s, alice, "pw", id, 0)
 	if resumed.Local != "resumed" {
 		t.Fatalf("takeover: %s", resumed)
 	}
 	select {
-	case <-old.done:
+	case <-old.Done:
 	case <-time.After(testenv.Timeout):
 		t.Fatal("the old connection was not closed")
 	}
 	bob.SendRaw(t, `<message type="chat" to="`+old.JID.String()+`"><body>to the new one</body></message>`)
-	r.expect("message", body("to the new one"))
+	r.Expect("message", body("to the new one"))
 }
 
 // TestStreamManagementRefusals: resuming a session that does not exist, or
@@ -349,9 +223,9 @@ func TestStreamManagementRefusals(t *testing.T) {
 	alice := s.AddUser(t, "alice", "pw")
 	mallory := s.AddUser(t, "mallory", "pw")
 	c, _ := smConnect(t, s, alice, "pw", "", 0)
-	id := c.enable()
-	c.send(`<enable xmlns="urn:xmpp:sm:3" resume="true"/>`)
-	if el := c.expect("failed", isNS(xmpp.NSSM, "failed")); el.Child(xmpp.NSStanzas, "unexpected-request") == nil {
+	id := c.Enable()
+	c.Send(`<enable xmlns="urn:xmpp:sm:3" resume="true"/>`)
+	if el := c.Expect("failed", isNS(xmpp.NSSM, "failed")); el.Child(xmpp.NSStanzas, "unexpected-request") == nil {
 		t.Fatalf("second enable: %s", el)
 	}
 	for _, tc := range []struct {
@@ -364,8 +238,8 @@ func TestStreamManagementRefusals(t *testing.T) {
 		}
 	}
 	// alice's session was not taken over by mallory.
-	c.send(`<iq type="get" id="still" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
-	c.expect("still served", byID("still"))
+	c.Send(`<iq type="get" id="still" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	c.Expect("still served", byID("still"))
 	// BOSH has acknowledgements of its own (XEP-0124 §9): no <sm/>.
 	b := s.NewBOSH()
 	b.Create(t, 1, 1, "")
@@ -387,11 +261,11 @@ func TestStreamManagementUnackedLimit(t *testing.T) {
 	alice := s.AddUser(t, "alice", "pw")
 	bob := s.Dial(t, s.AddUser(t, "bob", "pw"), "pw", "desk")
 	c, _ := smConnect(t, s, alice, "pw", "", 0)
-	c.enable()
+	c.Enable()
 	for i := 0; i < 12; i++ {
 		bob.SendRaw(t, fmt.Sprintf(`<message type="headline" to="%s"><body>n%d</body></message>`, c.JID, i))
 	}
-	c.expect("stream error", func(el *xmpp.Element) bool {
+	c.Expect("stream error", func(el *xmpp.Element) bool {
 		if el.Space == xmpp.NSStream && el.Local == "error" {
 			if el.Child(xmpp.NSStreams, "resource-constraint") == nil {
 				t.Fatalf("unacked limit: %s", el)

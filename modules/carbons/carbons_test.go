@@ -315,16 +315,16 @@ func TestCarbonsHibernated(t *testing.T) {
 		srv.Modules = append(defaultModules(srv), sessionWatch{hibernated})
 	})
 	aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
-	phone := smDial(t, s, aj, "phone", "", 0)
-	id := phone.enable()
-	phone.send(`<iq type="set" id="carbons"><enable xmlns="` + carbons.NS + `"/></iq>`)
-	phone.expect("carbons enabled", func(el *xmpp.Element) bool { return el.Get("id") == "carbons" && el.Get("type") == "result" })
-	phone.send(`<presence/>`)
-	phone.expect("own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
+	phone := s.DialSM(t, aj, "pw", "phone", "", 0)
+	id := phone.Enable()
+	phone.Send(`<iq type="set" id="carbons"><enable xmlns="` + carbons.NS + `"/></iq>`)
+	phone.Expect("carbons enabled", func(el *xmpp.Element) bool { return el.Get("id") == "carbons" && el.Get("type") == "result" })
+	phone.Send(`<presence/>`)
+	phone.Expect("own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
 	desk := online(t, s, aj, "desk", 1)
 	b := online(t, s, bj, "b", 0)
 
-	phone.cut()
+	phone.Cut()
 	select {
 	case sess := <-hibernated:
 		if !sess.JID().Equal(phone.JID) {
@@ -338,14 +338,14 @@ func TestCarbonsHibernated(t *testing.T) {
 	b.SendRaw(t, chat(aj.String(), "while asleep", ""))
 	expectDirect(t, desk, b.JID.String(), "while asleep")
 
-	resumed := smDial(t, s, aj, "", id, 0)
-	if resumed.answer == nil || resumed.answer.Local != "resumed" {
-		t.Fatalf("resume: %v", resumed.answer)
+	resumed := s.DialSM(t, aj, "pw", "", id, 0)
+	if resumed.Answer == nil || resumed.Answer.Local != "resumed" {
+		t.Fatalf("resume: %v", resumed.Answer)
 	}
-	resumed.expect("the copy made while hibernated", isCarbonOf("received", "while asleep"))
+	resumed.Expect("the copy made while hibernated", isCarbonOf("received", "while asleep"))
 	// Carbons are still on: what desk sends is copied at once.
 	desk.SendRaw(t, chat(bj.String(), "after resume", ""))
-	resumed.expect("a copy after resumption", isCarbonOf("sent", "after resume"))
+	resumed.Expect("a copy after resumption", isCarbonOf("sent", "after resume"))
 }
 
 // isCarbonOf matches a carbon of kind whose forwarded message has body.

@@ -2,13 +2,10 @@ package csi_test
 
 import (
 	"context"
-	"encoding/xml"
 	"fmt"
-	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -292,26 +289,9 @@ func TestRoomPresenceHeld(t *testing.T) {
 func TestFeature(t *testing.T) {
 	s := start(t, &csi.Module{})
 	aj := s.AddUser(t, "alice", "pw")
-	st := s.StartTLS(t, "127.0.0.1")
-	io.WriteString(st, testenv.PlainAuth("alice", "pw"))
-	if el, err := st.Next(); err != nil || el.Local != "success" {
-		t.Fatalf("auth: %v %v", el, err)
-	}
-	io.WriteString(st, testenv.Header)
-	st.SetReadDeadline(time.Now().Add(testenv.Timeout))
-	d := xml.NewDecoder(st)
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "stream" {
-			break
-		}
-	}
-	f, err := xmpp.NextElement(d)
-	if err != nil || f.Child(csi.NS, "csi") == nil {
-		t.Fatalf("features after authentication: %v %v", f, err)
+	f, _ := s.StartTLS(t, "127.0.0.1").Authenticate(t, "alice", "pw")
+	if f.Child(csi.NS, "csi") == nil {
+		t.Fatalf("features after authentication: %s", f)
 	}
 
 	c := online(t, s, aj, "a")

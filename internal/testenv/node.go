@@ -3,6 +3,7 @@ package testenv
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,9 +51,32 @@ type Node struct {
 // ends.
 func StartNode(t testing.TB, script string, args ...string) *Node {
 	t.Helper()
+	n, _ := startNode(t, script, args)
+	t.Cleanup(func() {
+		select {
+		case <-n.exited:
+		default:
+			n.cmd.Process.Kill()
+			<-n.exited
+		}
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", script, n.stderr)
+		}
+	})
+	return n
+}
+
+// startNode starts node with web/test/script and args, with a pipe to its
+// stdin, and a goroutine that hands each JSON line it prints to events.
+func startNode(t testing.TB, script string, args []string) (*Node, io.WriteCloser) {
+	t.Helper()
 	cmd := exec.Command("node", append([]string{filepath.Join(WebDir(), "test", script)}, args...)...)
-	n := &Node{cmd: cmd, events: make(chan map[string]any, 64), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	n := &Node{cmd: cmd, events: make(chan map[string]any, 256), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = n.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,18 +98,7 @@ func StartNode(t testing.TB, script string, args ...string) *Node {
 		close(n.events)
 		close(n.exited)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-n.exited:
-		default:
-			cmd.Process.Kill()
-			<-n.exited
-		}
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", script, n.stderr)
-		}
-	})
-	return n
+	return n, stdin
 }
 
 // Expect waits for the next event of the given kind, failing on an error

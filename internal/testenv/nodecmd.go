@@ -1,11 +1,9 @@
 package testenv
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -26,40 +24,13 @@ type NodeCmd struct {
 // and the script is killed if it has not exited a second later.
 func StartNodeCmd(t testing.TB, script string, args ...string) *NodeCmd {
 	t.Helper()
-	cmd := exec.Command("node", append([]string{filepath.Join(WebDir(), "test", script)}, args...)...)
-	n := &NodeCmd{Node: &Node{cmd: cmd, events: make(chan map[string]any, 256), stderr: &syncBuffer{}, exited: make(chan struct{})}}
-	cmd.Stderr = n.stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.stdin = stdin
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			ev := map[string]any{}
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				ev = map[string]any{"event": "bad_output", "text": sc.Text()}
-			}
-			n.events <- ev
-		}
-		n.err = cmd.Wait()
-		close(n.events)
-		close(n.exited)
-	}()
+	node, stdin := startNode(t, script, args)
+	n := &NodeCmd{Node: node, stdin: stdin}
 	t.Cleanup(func() {
 		n.mu.Lock()
 		n.stdin.Close()
 		n.mu.Unlock()
-		grace := time.AfterFunc(time.Second, func() { cmd.Process.Kill() })
+		grace := time.AfterFunc(time.Second, func() { n.cmd.Process.Kill() })
 		for range n.events {
 		}
 		<-n.exited

@@ -276,3 +276,26 @@ func TestStreamManagementUnackedLimit(t *testing.T) {
 	})
 	s.Others(t)
 }
+
+// A resumed session is the same session: with one session allowed per
+// account, a client that resumes is not refused as a second one, and a
+// hibernated session still counts, so another client cannot take its place.
+func TestStreamManagementCountsOnce(t *testing.T) {
+	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) { s.MaxSessionsPerAccount = 1 })
+	alice := s.AddUser(t, "alice", "pw")
+	c, _ := smConnect(t, s, alice, "pw", "", 0)
+	id := c.Enable()
+	hibernated := make(chan struct{})
+	s.HookSession(xmpp.SessionHibernated, 0, func(_ context.Context, sess *xmpp.Session) { close(hibernated) })
+	c.Cut()
+	<-hibernated
+	if _, err := s.DialFrom(t, "127.0.0.1", alice, "pw", "other"); err == nil || !strings.Contains(err.Error(), "resource-constraint") {
+		t.Fatalf("a second session beside a hibernated one: %v", err)
+	}
+	r, resumed := smConnect(t, s, alice, "pw", id, 0)
+	if resumed.Local != "resumed" {
+		t.Fatalf("resumption with one session allowed: %s", resumed)
+	}
+	r.Send(`<iq type="get" id="p" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	r.Expect("ping", byID("p"))
+}

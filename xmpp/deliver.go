@@ -17,7 +17,9 @@ func (r *Router) deliver(ctx context.Context, s *Session, st *Element) bool {
 	if !r.srv.hooks.has(Deliver) {
 		return s.sendBytes(st.Bytes(NSClient))
 	}
-	ev := &StanzaEvent{Stanza: st, Session: s, To: s.jid}
+	ev := newEvent()
+	defer ev.free()
+	ev.Stanza, ev.Session, ev.To = st, s, s.jid
 	if r.srv.hooks.runStanza(ctx, Deliver, ev) {
 		return true
 	}
@@ -30,7 +32,9 @@ func (r *Router) deliverFanout(ctx context.Context, s *Session, f Fanout) bool {
 	if !r.srv.hooks.has(Deliver) {
 		return s.sendBytes(f.For(s.full))
 	}
-	ev := &StanzaEvent{Stanza: f.el, Session: s, To: s.jid, fanout: &f}
+	ev := newEvent()
+	defer ev.free()
+	ev.Stanza, ev.Session, ev.To, ev.fanout, ev.isFanout = f.el, s, s.jid, f, true
 	if r.srv.hooks.runStanza(ctx, Deliver, ev) {
 		return true
 	}

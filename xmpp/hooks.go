@@ -47,7 +47,9 @@ const (
 	numStages
 )
 
-// A StanzaEvent is what a stanza hook gets.
+// A StanzaEvent is what a stanza hook gets. It is the hook's only while
+// the hook runs: the core reuses it afterwards, so a hook keeps what it
+// needs (the stanza, the session), never the event.
 type StanzaEvent struct {
 	Stanza *Element
 	// To is the stanza's 'to', parsed; the sender's bare JID when it had
@@ -66,22 +68,35 @@ type StanzaEvent struct {
 	// Bounce, set by a hook that handles the stanza, is returned to its
 	// sender as the error.
 	Bounce *StanzaError
-	// fanout is set when Stanza is a shared template, not yet addressed
-	// (Deliver of a Fanout); Replace makes it the session's own.
-	fanout   *Fanout
-	replaced bool
+	// fanout is set, with isFanout, when Stanza is a shared template, not
+	// yet addressed (Deliver of a Fanout); Replace makes it the session's
+	// own.
+	fanout             Fanout
+	isFanout, replaced bool
+}
+
+// events recycles StanzaEvents: several are made for every message
+// routed (MessageOut, MessageIn, Deliver), and hooks do not keep them.
+var events = sync.Pool{New: func() any { return new(StanzaEvent) }}
+
+// newEvent returns a zero StanzaEvent; free gives it back.
+func newEvent() *StanzaEvent { return events.Get().(*StanzaEvent) }
+
+func (ev *StanzaEvent) free() {
+	*ev = StanzaEvent{}
+	events.Put(ev)
 }
 
 // Replace substitutes el for the stanza (Deliver): the rest of the hooks
 // and the session get el.
 func (ev *StanzaEvent) Replace(el *Element) {
-	ev.Stanza, ev.fanout, ev.replaced = el, nil, true
+	ev.Stanza, ev.fanout, ev.isFanout, ev.replaced = el, Fanout{}, false, true
 }
 
 // Addressed returns the stanza as the session gets it, with its 'to': a
 // copy when the event carries a fanout's shared template.
 func (ev *StanzaEvent) Addressed() *Element {
-	if ev.fanout != nil {
+	if ev.isFanout {
 		return ev.fanout.Element(ev.Session.full)
 	}
 	return ev.Stanza

@@ -186,13 +186,16 @@ func (r *Router) toServer(ctx context.Context, st *Element, origin *Session) {
 // toAccount handles a stanza to a local account, bare or full JID, after
 // the stage hooks for messages and presence.
 func (r *Router) toAccount(ctx context.Context, st *Element, origin *Session, to jid.JID) {
-	switch st.Local {
-	case "message":
-		if r.srv.hooks.has(MessageIn) && r.srv.hooks.runStanza(ctx, MessageIn, &StanzaEvent{Stanza: st, To: to, Origin: origin}) {
-			return
-		}
-	case "presence":
-		if r.srv.hooks.has(PresenceIn) && r.srv.hooks.runStanza(ctx, PresenceIn, &StanzaEvent{Stanza: st, To: to, Origin: origin}) {
+	stage := MessageIn
+	if st.Local == "presence" {
+		stage = PresenceIn
+	}
+	if st.Local != "iq" && r.srv.hooks.has(stage) {
+		ev := newEvent()
+		ev.Stanza, ev.To, ev.Origin = st, to, origin
+		handled := r.srv.hooks.runStanza(ctx, stage, ev)
+		ev.free()
+		if handled {
 			return
 		}
 	}

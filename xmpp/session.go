@@ -250,10 +250,14 @@ func (s *Session) handle(el *Element) error {
 		r.Route(ctx, el, s)
 	case "message":
 		if s.srv.hooks.has(MessageOut) {
-			ev := &StanzaEvent{Stanza: el, Session: s}
-			if s.srv.hooks.runStanza(ctx, MessageOut, ev) {
-				if ev.Bounce != nil {
-					r.bounce(el, s, *ev.Bounce)
+			ev := newEvent()
+			ev.Stanza, ev.Session = el, s
+			handled := s.srv.hooks.runStanza(ctx, MessageOut, ev)
+			bounce := ev.Bounce
+			ev.free()
+			if handled {
+				if bounce != nil {
+					r.bounce(el, s, *bounce)
 				}
 				return nil
 			}
@@ -265,10 +269,14 @@ func (s *Session) handle(el *Element) error {
 		if broadcast {
 			s.setPresence(el, was)
 		}
-		ev := &StanzaEvent{Stanza: el, Session: s, WasAvailable: was}
-		if s.srv.hooks.runStanza(ctx, PresenceOut, ev) {
-			if ev.Bounce != nil {
-				r.bounce(el, s, *ev.Bounce)
+		ev := newEvent()
+		ev.Stanza, ev.Session, ev.WasAvailable = el, s, was
+		handled := s.srv.hooks.runStanza(ctx, PresenceOut, ev)
+		bounce := ev.Bounce
+		ev.free()
+		if handled {
+			if bounce != nil {
+				r.bounce(el, s, *bounce)
 			}
 		} else if !broadcast {
 			r.Route(ctx, el, s)

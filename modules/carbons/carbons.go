@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 
@@ -40,6 +41,10 @@ type Module struct {
 	// struct{}). Keyed by the session, it survives a hibernation and
 	// resumption (XEP-0198), which keep the session; SessionEnded drops it.
 	enabled sync.Map
+	// on counts the entries of enabled. While it is zero, which it is on a
+	// server whose clients do not use carbons, a message costs the hooks
+	// one atomic load.
+	on atomic.Int64
 }
 
 // Register implements xmpp.Module.
@@ -58,7 +63,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.Hook(xmpp.MessageOut, Priority, m.sent)
 	s.Hook(xmpp.MessageIn, Priority, m.received)
 	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
-		m.enabled.Delete(sess)
+		m.set(sess, false)
 	})
 }
 
@@ -77,12 +82,19 @@ func (m *Module) toggle(on bool) xmpp.IQHandler {
 		if iq.Session == nil || !iq.Session.JID().Bare().Equal(iq.To.Bare()) {
 			return nil, xmpp.StanzaError{Condition: xmpp.NotAllowed, Text: "carbons are for the account's own clients"}
 		}
-		if on {
-			m.enabled.Store(iq.Session, struct{}{})
-		} else {
-			m.enabled.Delete(iq.Session)
-		}
+		m.set(iq.Session, on)
 		return nil, nil
+	}
+}
+
+// set turns carbons on or off for s, keeping the count.
+func (m *Module) set(s *xmpp.Session, on bool) {
+	if on {
+		if _, was := m.enabled.Swap(s, struct{}{}); !was {
+			m.on.Add(1)
+		}
+	} else if _, was := m.enabled.LoadAndDelete(s); was {
+		m.on.Add(-1)
 	}
 }
 
@@ -92,7 +104,7 @@ func (m *Module) toggle(on bool) xmpp.IQHandler {
 // itself is not copied to the resources that get it anyway.
 func (m *Module) sent(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 	st, from := ev.Stanza, ev.Session
-	if !eligible(st, false) {
+	if m.on.Load() == 0 || !eligible(st, false) {
 		return false
 	}
 	bare := from.JID().Bare()
@@ -119,6 +131,9 @@ func (m *Module) sent(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 func (m *Module) received(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 	st := ev.Stanza
 	if stripPrivate(st) {
+		return false
+	}
+	if m.on.Load() == 0 {
 		return false
 	}
 	if ev.Origin != nil && ev.Origin.JID().Bare().Equal(ev.To.Bare()) {

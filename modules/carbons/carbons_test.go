@@ -366,3 +366,26 @@ func isCarbonOf(kind, body string) func(*xmpp.Element) bool {
 		return b != nil && strings.TrimSpace(b.Text()) == body
 	}
 }
+
+// TestCarbonsToggleCount: disabling twice counts once, so that the
+// module's shortcut for a server where nobody has carbons on (a count of
+// zero) does not turn off a session that has them.
+func TestCarbonsToggleCount(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+	a1 := online(t, s, aj, "a1", 0)
+	a2 := online(t, s, aj, "a2", 0)
+	b := online(t, s, bj, "b", 0)
+
+	enable(t, a1, true)
+	enable(t, a2, true)
+	enable(t, a2, true)
+	enable(t, a1, false)
+	enable(t, a1, false)
+	b.SendRaw(t, chat(a1.JID.String(), "copied", ""))
+	expectDirect(t, a1, b.JID.String(), "copied")
+	expectCarbon(t, a2, "received", b.JID.String(), a1.JID.String(), "copied")
+	b.SendRaw(t, chat(a2.JID.String(), "not copied", ""))
+	expectDirect(t, a2, b.JID.String(), "not copied")
+	quiet(t, a1, "a1 disabled carbons")
+}

@@ -151,9 +151,11 @@ write_config() {
 		    who: all
 		    what: "*"
 
-		# roster, offline storage and MUC; no register, carbons, stream
-		# management, vCard, PEP or HTTP modules.
+		# roster, offline storage, MUC and stream management (XEP-0198, for
+		# the idle scenario with -sm; clients that do not enable it pay
+		# nothing); no register, carbons, vCard, PEP or HTTP modules.
 		modules:
+		  mod_stream_mgmt: {}
 		  mod_disco: {}
 		  mod_ping: {}
 		  mod_roster: {}

@@ -61,10 +61,11 @@ write_config() {
 		$web_settings
 		https_ports = { }
 
-		-- roster and offline storage (offline is autoloaded); no limits
-		-- (no read rate cap), no register, no s2s, no HTTP. MUC is the
-		-- component below.
-		modules_enabled = { $web_modules "roster", "saslauth", "tls", "disco", "ping" }
+		-- roster and offline storage (offline is autoloaded), stream
+		-- management (XEP-0198, for the idle scenario with -sm; clients
+		-- that do not enable it pay nothing); no limits (no read rate cap),
+		-- no register, no s2s, no HTTP. MUC is the component below.
+		modules_enabled = { $web_modules "roster", "saslauth", "tls", "disco", "ping", "smacks" }
 		modules_disabled = { "posix", "s2s", "s2s_auth_certs" }
 
 		-- same: STARTTLS required, TLS 1.2 and later, the shared certificate.

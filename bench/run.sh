@@ -91,11 +91,22 @@ record() {
 	printf '%s\n' "$line" >>"$results"
 }
 
-# record_error SERVER SCENARIO MESSAGE records a scenario that gave no result.
+# record_error SERVER SCENARIO MESSAGE [XMPPBENCH FLAGS...] records a
+# scenario that gave no result, with the flags that tell its variants apart
+# (-mech, -curves, -sm), so that the table puts it in the variant's row.
 record_error() {
-	local msg=${3//\\/\\\\}
+	local server=$1 what=$2 msg=${3//\\/\\\\} extra=""
 	msg=${msg//\"/\\\"}
-	printf '{"scenario":"%s","server":"%s","error":"%s"}\n' "$2" "$1" "$msg" >>"$results"
+	shift 3
+	while (($#)); do
+		case $1 in
+		-mech) extra+=",\"mech\":\"$2\"" && shift ;;
+		-curves) extra+=",\"curves\":\"$2\"" && shift ;;
+		-sm) extra+=',"stream_management":true' ;;
+		esac
+		shift
+	done
+	printf '{"scenario":"%s","server":"%s","error":"%s"%s}\n' "$what" "$server" "$msg" "$extra" >>"$results"
 }
 
 # scenario SERVER SCENARIO [XMPPBENCH FLAGS...] restarts the server, runs
@@ -123,7 +134,7 @@ scenario() {
 		printf '%s\n' "$line" >&2
 	done <<<"$out"
 	if ((got == 0)); then
-		record_error "$server" "$what" "xmppbench exited with status $status and printed no result"
+		record_error "$server" "$what" "xmppbench exited with status $status and printed no result" "$@"
 	fi
 	alive "$pid" || log "warning: $server (pid $pid) is gone after the $what scenario"
 }

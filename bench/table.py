@@ -86,9 +86,10 @@ def build_rows(results):
             k = (0, MECH_ORDER.index(mech) if mech in MECH_ORDER else len(MECH_ORDER), mech)
             clients = r.get("clients")
             what = "%s: logins/s%s" % (base, " (%s clients)" % clients if clients else "")
-            if error:
+            if error or not r.get("ok"):
+                # No login went through: a rate of 0 would read as measured.
                 put(k + (0,), what, HIGHER, server, "n/a")
-                notes.append("%s, %s: %s" % (server, base, error))
+                failed(notes, server, base, r)
                 continue
             put(k + (0,), what, HIGHER, server, r.get("logins_per_s"))
             put(k + (1,), "%s: latency p50, ms" % base, LOWER, server, get(r, "latency_ms", "p50"))
@@ -109,9 +110,10 @@ def build_rows(results):
                 base += ", stream management on"
             k = (1, 0 if curves == "classic" else 1, curves, sm)
             what = "%s: KiB per session%s" % (base, " (%s sessions)" % sessions if sessions else "")
-            if error:
+            if error or not sessions:
+                # No session was held: nothing was measured.
                 put(k + (0,), what, LOWER, server, "n/a")
-                notes.append("%s, %s: %s" % (server, base, error))
+                failed(notes, server, base, r)
                 continue
             put(k + (0,), what, LOWER, server, r.get("kib_per_session"))
             after = r.get("rss_after_kib")
@@ -129,9 +131,9 @@ def build_rows(results):
                 unit = "deliveries/s"
                 who = ", one room, %s occupants, %s senders" % (clients, r.get("senders"))
             what = "%s: best %s (p99 < 100 ms, no loss)%s" % (scenario, unit, who)
-            if error:
+            if error or not clients:
                 put((rank, 0, "", 0), what, HIGHER, server, "n/a")
-                notes.append("%s, %s: %s" % (server, scenario, error))
+                failed(notes, server, scenario, r)
                 continue
             put((rank, 0, "", 0), what, HIGHER, server, r.get("best_delivered_per_s"))
             for step in r.get("steps") or []:
@@ -153,6 +155,16 @@ def build_rows(results):
             if error:
                 notes.append("%s, %s: %s" % (server, scenario, error))
     return [rows[k] for k in sorted(rows)], notes
+
+
+def failed(notes, server, what, r):
+    """Notes why a scenario gave no figure: its error, or its clients'."""
+    if r.get("error"):
+        notes.append("%s, %s: %s" % (server, what, r["error"]))
+    elif r.get("errors"):
+        errors_note(notes, server, what, r)
+    else:
+        notes.append("%s, %s: no client got through" % (server, what))
 
 
 def errors_note(notes, server, what, r):

@@ -87,12 +87,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "xmppbench: %s: %v\n", name, err)
 			status = 1
 			if res == nil {
-				res = map[string]any{"scenario": name, "server": cfg.server, "error": err.Error()}
+				res = errorResult(name, cfg, err)
 			}
 		}
 		enc.Encode(res)
 	}
 	return status
+}
+
+// errorResult is the line of a scenario that gave no result: its error,
+// and the settings that tell its variant apart, as in its result (the
+// table puts it in that variant's row).
+func errorResult(name string, cfg *config, err error) map[string]any {
+	res := map[string]any{"scenario": name, "server": cfg.server, "error": err.Error()}
+	switch name {
+	case "login":
+		res["mech"] = cfg.mech
+	case "idle":
+		res["curves"] = cfg.curves
+		if cfg.sm {
+			res["stream_management"] = true
+		}
+	}
+	return res
 }
 
 var scenarioFuncs = map[string]func(context.Context, *config) (any, error){

@@ -249,36 +249,16 @@ func (s *Session) handle(el *Element) error {
 	case "iq":
 		r.Route(ctx, el, s)
 	case "message":
-		if s.srv.hooks.has(MessageOut) {
-			ev := newEvent()
-			ev.Stanza, ev.Session = el, s
-			handled := s.srv.hooks.runStanza(ctx, MessageOut, ev)
-			bounce := ev.Bounce
-			ev.free()
-			if handled {
-				if bounce != nil {
-					r.bounce(el, s, *bounce)
-				}
-				return nil
-			}
+		if !s.runOut(ctx, MessageOut, el, false) {
+			r.Route(ctx, el, s)
 		}
-		r.Route(ctx, el, s)
 	case "presence":
 		was, _ := s.Available()
 		broadcast := el.Get("to") == ""
 		if broadcast {
 			s.setPresence(el, was)
 		}
-		ev := newEvent()
-		ev.Stanza, ev.Session, ev.WasAvailable = el, s, was
-		handled := s.srv.hooks.runStanza(ctx, PresenceOut, ev)
-		bounce := ev.Bounce
-		ev.free()
-		if handled {
-			if bounce != nil {
-				r.bounce(el, s, *bounce)
-			}
-		} else if !broadcast {
+		if !s.runOut(ctx, PresenceOut, el, was) && !broadcast {
 			r.Route(ctx, el, s)
 		}
 		if broadcast {
@@ -286,6 +266,24 @@ func (s *Session) handle(el *Element) error {
 		}
 	}
 	return nil
+}
+
+// runOut runs the hooks of a stage for a stanza the client sent (MessageOut,
+// PresenceOut), and sends the error a hook chose back to the client; true
+// when a hook handled the stanza.
+func (s *Session) runOut(ctx context.Context, stage Stage, el *Element, was bool) bool {
+	if !s.srv.hooks.has(stage) {
+		return false
+	}
+	ev := newEvent()
+	ev.Stanza, ev.Session, ev.WasAvailable = el, s, was
+	handled := s.srv.hooks.runStanza(ctx, stage, ev)
+	bounce := ev.Bounce
+	ev.free()
+	if handled && bounce != nil {
+		s.srv.router.bounce(el, s, *bounce)
+	}
+	return handled
 }
 
 // setPresence records the client's broadcast presence (RFC 6121 §4.2, §4.5).

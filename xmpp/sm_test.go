@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,16 +147,20 @@ func TestStreamManagementExpires(t *testing.T) {
 		c.Send(`<iq type="get" id="s1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
 		c.Expect("ping", byID("s1"))
 		handled := "2" // the presence and the ping
+		// Closed once: a later session of the same full JID (the next
+		// login) ends too.
 		ended := make(chan struct{})
 		hibernated := make(chan struct{})
+		endedOnce := sync.OnceFunc(func() { close(ended) })
+		hibernatedOnce := sync.OnceFunc(func() { close(hibernated) })
 		s.HookSession(xmpp.SessionHibernated, 0, func(_ context.Context, sess *xmpp.Session) {
 			if sess.JID().Equal(c.JID) {
-				close(hibernated)
+				hibernatedOnce()
 			}
 		})
 		s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
 			if sess.JID().Equal(c.JID) {
-				close(ended)
+				endedOnce()
 			}
 		})
 		c.Cut()
@@ -285,8 +290,15 @@ func TestStreamManagementCountsOnce(t *testing.T) {
 	alice := s.AddUser(t, "alice", "pw")
 	c, _ := smConnect(t, s, alice, "pw", "", 0)
 	id := c.Enable()
-	hibernated := make(chan struct{})
-	s.HookSession(xmpp.SessionHibernated, 0, func(_ context.Context, sess *xmpp.Session) { close(hibernated) })
+	// Buffered and never blocking: the resumed session hibernates again
+	// when the test's clean-up cuts its connection.
+	hibernated := make(chan struct{}, 1)
+	s.HookSession(xmpp.SessionHibernated, 0, func(_ context.Context, sess *xmpp.Session) {
+		select {
+		case hibernated <- struct{}{}:
+		default:
+		}
+	})
 	c.Cut()
 	<-hibernated
 	if _, err := s.DialFrom(t, "127.0.0.1", alice, "pw", "other"); err == nil || !strings.Contains(err.Error(), "resource-constraint") {

@@ -95,6 +95,8 @@ func (m *Module) resync(ctx context.Context, accounts []string) {
 		a.mu.Lock()
 		old := a.shared
 		a.shared = fresh
+		a.gen++
+		a.view = nil // the co-members are part of it
 		a.mu.Unlock()
 		m.diffShared(ctx, owner, old, fresh)
 	}

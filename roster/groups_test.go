@@ -14,6 +14,7 @@ import (
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/postgres"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
+	"github.com/xmppd/xmppd/storage/sqlite"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -96,59 +97,96 @@ func must(t *testing.T, err error) {
 }
 
 // TestMembershipBySQL changes membership the way the app would: plain SQL
-// from another program (psql), with two members online.
+// from another program (psql on Postgres, sqlite3 on the embedded
+// database), with two members online. Each change reaches the members'
+// cached rosters: a roster get shows it with the version of its push.
 func TestMembershipBySQL(t *testing.T) {
-	psql, err := exec.LookPath("psql")
+	for _, backend := range testenv.Backends {
+		t.Run(backend, func(t *testing.T) {
+			store, sql := sqlStore(t, backend)
+			s := testenv.Start(t, backend, func(srv *xmpp.Server) {
+				srv.Store = store
+				srv.Modules = modules.Default(modules.Options{Store: store})
+			})
+			watching(t, s)
+			aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+			sql(`INSERT INTO groups (id, kind, name) VALUES ('eng', 'team', 'Engineering')`)
+			a, b := online(t, s, aj, "a"), online(t, s, bj, "b")
+
+			sql(`INSERT INTO group_members (group_id, jid) VALUES ('eng', 'alice@localhost'), ('eng', 'bob@localhost')`)
+			a.expectAll(t, "bob pushed and present", pushGroups(bj.String(), "both", "Engineering"), isPresence(b.JID.String(), ""))
+			b.expectAll(t, "alice pushed and present", pushGroups(aj.String(), "both", "Engineering"), isPresence(a.JID.String(), ""))
+			a.rosterShows(t, bj.String(), "both", "")
+
+			// A rename is pushed too.
+			sql(`UPDATE groups SET name = 'R&D' WHERE id = 'eng'`)
+			ver := a.pushVer(t, "renamed group", pushGroups(bj.String(), "both", "R&D"))
+			b.Expect(t, "renamed group", pushGroups(aj.String(), "both", "R&D"))
+			if q := a.roster(t, ""); q.Get("ver") != ver || groups(item(q, bj.String())) != "R&D" {
+				t.Fatalf("alice's roster after the rename (push version %s): %s", ver, q)
+			}
+
+			sql(`DELETE FROM group_members WHERE group_id = 'eng' AND jid = 'bob@localhost'`)
+			a.expectAll(t, "bob removed and gone", isPush(bj.String(), "remove", ""), isPresence(b.JID.String(), "unavailable"))
+			b.expectAll(t, "alice removed and gone", isPush(aj.String(), "remove", ""), isPresence(a.JID.String(), "unavailable"))
+			a.rosterShows(t, bj.String(), "", "")
+			b.rosterShows(t, aj.String(), "", "")
+		})
+	}
+}
+
+// sqlStore opens a store of backend that the test can also reach with the
+// backend's own command-line client, and returns a function running SQL
+// there as another program would.
+func sqlStore(t *testing.T, backend string) (storage.Store, func(string)) {
+	t.Helper()
+	client := map[string]string{"postgres": "psql", "sqlite": "sqlite3"}[backend]
+	bin, err := exec.LookPath(client)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("psql is missing: scripts/test-deps.sh installs postgresql")
+			t.Fatalf("%s is missing: scripts/test-deps.sh installs it", client)
 		}
-		t.Skip("psql is missing")
+		t.Skipf("%s is missing", client)
 	}
-	dsn := pgtest.DSN(t)
-	store, err := postgres.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	s := testenv.Start(t, "postgres", func(srv *xmpp.Server) {
-		srv.Store = store
-		srv.Modules = modules.Default(modules.Options{Store: store})
-	})
-	watching(t, s)
-	sql := func(q string) {
-		t.Helper()
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatal(err)
+	ctx := context.Background()
+	var (
+		store storage.Store
+		cmd   func(q string) *exec.Cmd
+	)
+	switch backend {
+	case "postgres":
+		dsn := pgtest.DSN(t)
+		store, err = postgres.Open(ctx, dsn)
+		u, perr := url.Parse(dsn)
+		if perr != nil {
+			t.Fatal(perr)
 		}
 		qs := u.Query()
 		schema := qs.Get("search_path")
 		qs.Del("search_path")
 		u.RawQuery = qs.Encode()
-		cmd := exec.Command(psql, "-v", "ON_ERROR_STOP=1", "-Atq", u.String(), "-c", q)
-		cmd.Env = append(os.Environ(), "PGOPTIONS=-csearch_path="+schema)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("psql %q: %v\n%s", q, err, out)
+		cmd = func(q string) *exec.Cmd {
+			c := exec.Command(bin, "-v", "ON_ERROR_STOP=1", "-Atq", u.String(), "-c", q)
+			c.Env = append(os.Environ(), "PGOPTIONS=-csearch_path="+schema)
+			return c
+		}
+	case "sqlite":
+		path := t.TempDir() + "/xmppd.db"
+		store, err = sqlite.Open(ctx, path)
+		cmd = func(q string) *exec.Cmd {
+			// As an app would: wait for xmppd's own writes, enforce the
+			// foreign keys.
+			return exec.Command(bin, "-bail", "-cmd", ".timeout 5000", "-cmd", "PRAGMA foreign_keys = ON", path, q)
 		}
 	}
-	aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
-	sql(`INSERT INTO groups (id, kind, name) VALUES ('eng', 'team', 'Engineering')`)
-	a, b := online(t, s, aj, "a"), online(t, s, bj, "b")
-
-	sql(`INSERT INTO group_members (group_id, jid) VALUES ('eng', 'alice@localhost'), ('eng', 'bob@localhost')`)
-	a.expectAll(t, "bob pushed and present", pushGroups(bj.String(), "both", "Engineering"), isPresence(b.JID.String(), ""))
-	b.expectAll(t, "alice pushed and present", pushGroups(aj.String(), "both", "Engineering"), isPresence(a.JID.String(), ""))
-
-	// A rename is pushed too.
-	sql(`UPDATE groups SET name = 'R&D' WHERE id = 'eng'`)
-	a.Expect(t, "renamed group", pushGroups(bj.String(), "both", "R&D"))
-	b.Expect(t, "renamed group", pushGroups(aj.String(), "both", "R&D"))
-
-	sql(`DELETE FROM group_members WHERE group_id = 'eng' AND jid = 'bob@localhost'`)
-	a.expectAll(t, "bob removed and gone", isPush(bj.String(), "remove", ""), isPresence(b.JID.String(), "unavailable"))
-	b.expectAll(t, "alice removed and gone", isPush(aj.String(), "remove", ""), isPresence(a.JID.String(), "unavailable"))
-	if q := a.roster(t, ""); item(q, bj.String()) != nil {
-		t.Fatalf("bob still in alice's roster: %s", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store, func(q string) {
+		t.Helper()
+		if out, err := cmd(q).CombinedOutput(); err != nil {
+			t.Fatalf("%s %q: %v\n%s", client, q, err, out)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package roster
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
@@ -208,16 +209,20 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		}
 	}
 	// Subscription requests not yet answered, again at each login (§3.1.3).
-	stored, err := m.Store.Roster(ctx, owner)
+	stored, err := m.stored(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "reading roster", "jid", owner, "err", err)
 	}
-	for _, it := range stored {
+	var pending []string
+	for c, it := range stored {
 		if it.PendingIn {
-			c, err := jid.Parse(it.Contact)
-			if err == nil {
-				m.srv.Router().Deliver(ctx, presence(c, full.String(), "subscribe"))
-			}
+			pending = append(pending, c)
+		}
+	}
+	slices.Sort(pending) // in the order of the roster, as clients list them
+	for _, contact := range pending {
+		if c, err := jid.Parse(contact); err == nil {
+			m.srv.Router().Deliver(ctx, presence(c, full.String(), "subscribe"))
 		}
 	}
 }
@@ -358,7 +363,8 @@ func (m *Module) answerProbe(ctx context.Context, owner string, from jid.JID) {
 	ob, _ := jid.Parse(owner)
 	prober := from.Bare().String()
 	if prober != owner {
-		if !m.srv.AccountExists(ctx, owner) {
+		// An account with sessions here exists; others are looked up.
+		if m.account(owner) == nil && !m.srv.AccountExists(ctx, owner) {
 			m.route(ctx, presence(ob, from.String(), "unsubscribed"))
 			return
 		}

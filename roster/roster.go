@@ -82,6 +82,12 @@ type account struct {
 	mu       sync.Mutex
 	// shared maps each co-member to the names of the shared groups.
 	shared map[string][]string
+	// The roster cache (cache.go): the stored items by contact and the
+	// clients' view, nil until read; gen counts the changes that dropped
+	// them.
+	items map[string]storage.RosterItem
+	view  *view
+	gen   uint64
 }
 
 // sessionState is per-session presence bookkeeping.
@@ -282,60 +288,14 @@ func union(a, b []string) []string {
 	return slices.Compact(out)
 }
 
-// lookup returns owner's item for contact; a missing item is the zero item
-// with subscription none.
-func (m *Module) lookup(ctx context.Context, owner, contact string) (item, error) {
-	it := item{RosterItem: storage.RosterItem{Contact: contact, Subscription: storage.SubNone}}
-	stored, err := m.Store.RosterItem(ctx, owner, contact)
-	switch {
-	case err == nil:
-		it.RosterItem, it.stored = stored, true
-	case !errors.Is(err, storage.ErrNotFound):
-		return it, err
-	}
-	it.shared = m.shared(ctx, owner)[contact]
-	return it, nil
-}
-
-// roster returns owner's visible items sorted by contact.
-func (m *Module) roster(ctx context.Context, owner string) ([]item, error) {
-	stored, err := m.Store.Roster(ctx, owner)
-	if err != nil {
-		return nil, err
-	}
-	shared := m.shared(ctx, owner)
-	out := make([]item, 0, len(stored)+len(shared))
-	seen := make(map[string]bool, len(stored))
-	for _, s := range stored {
-		it := item{RosterItem: s, stored: true, shared: shared[s.Contact]}
-		seen[s.Contact] = true
-		if !it.hidden() {
-			out = append(out, it)
-		}
-	}
-	for c, groups := range shared {
-		if !seen[c] {
-			out = append(out, item{RosterItem: storage.RosterItem{Contact: c, Subscription: storage.SubNone}, shared: groups})
-		}
-	}
-	slices.SortFunc(out, func(a, b item) int {
-		switch {
-		case a.Contact < b.Contact:
-			return -1
-		case a.Contact > b.Contact:
-			return 1
-		}
-		return 0
-	})
-	return out, nil
-}
-
 // version is a digest of the roster as the client sees it, so that a
 // client holding it can be told "unchanged" (RFC 6121 §2.6).
-func version(items []item) string {
+func version(elems []xmpp.Node) string {
 	h := sha256.New()
-	for _, it := range items {
-		h.Write(it.element().Bytes(NSRoster))
+	var b []byte
+	for _, e := range elems {
+		b = e.(*xmpp.Element).Append(b[:0], NSRoster)
+		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
@@ -351,18 +311,17 @@ func (m *Module) get(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 	st.mu.Lock()
 	st.interested = true
 	st.mu.Unlock()
-	items, err := m.roster(ctx, owner)
+	v, err := m.view(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	ver := version(items)
-	if v := iq.Payload.Get("ver"); v != "" && v == ver {
+	if ver := iq.Payload.Get("ver"); ver != "" && ver == v.version {
 		return nil, nil
 	}
-	q := xmpp.NewElement(NSRoster, "query", "ver", ver)
-	for _, it := range items {
-		q.Add(it.element())
-	}
+	q := xmpp.NewElement(NSRoster, "query", "ver", v.version)
+	// The view's elements, shared with every get until the roster changes;
+	// nobody changes them.
+	q.Children = slices.Clip(v.elems)
 	return q, nil
 }
 
@@ -436,6 +395,7 @@ func (m *Module) save(ctx context.Context, owner string, it *item) error {
 	}
 	if err == nil {
 		it.stored = true
+		m.invalidate(owner)
 	}
 	return err
 }
@@ -461,6 +421,7 @@ func (m *Module) remove(ctx context.Context, owner, contact string) error {
 		return xmpp.StanzaError{Condition: xmpp.ItemNotFound}
 	}
 	err = m.Store.DeleteRosterItem(ctx, owner, contact)
+	m.invalidate(owner)
 	unlock()
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -486,12 +447,12 @@ func (m *Module) push(ctx context.Context, owner string, it item) {
 	if it.hidden() {
 		return
 	}
-	items, err := m.roster(ctx, owner)
+	v, err := m.view(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "roster push", "jid", owner, "err", err)
 		return
 	}
-	q := xmpp.NewElement(NSRoster, "query", "ver", version(items))
+	q := xmpp.NewElement(NSRoster, "query", "ver", v.version)
 	if it.Subscription == "remove" {
 		q.Add(xmpp.NewElement(NSRoster, "item", "jid", it.Contact, "subscription", "remove"))
 	} else {

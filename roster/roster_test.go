@@ -443,8 +443,9 @@ func TestOfflineMessages(t *testing.T) {
 	})
 }
 
-// TestDatabaseGone: with storage unreachable, roster requests fail with a
-// clear error, messages that cannot be stored come back to their sender
+// TestDatabaseGone: with storage unreachable, an online account's roster
+// is still answered from memory (the roster cache), changing it fails with
+// a clear error, messages that cannot be stored come back to their sender
 // rather than vanish, and online users keep talking.
 func TestDatabaseGone(t *testing.T) {
 	testenv.EachBackend(t, func(t *testing.T, backend string) {
@@ -455,8 +456,12 @@ func TestDatabaseGone(t *testing.T) {
 		s.Store.Close()
 
 		el := a.iq(t, "get", `<query xmlns="jabber:iq:roster"/>`)
+		if el.Get("type") != "result" || el.Child("jabber:iq:roster", "query") == nil {
+			t.Fatalf("roster get without a database, from the cache: %s", el)
+		}
+		el = a.iq(t, "set", `<query xmlns="jabber:iq:roster"><item jid="carol@localhost"/></query>`)
 		if e := el.Child("", "error"); el.Get("type") != "error" || e.Child("", "internal-server-error") == nil {
-			t.Fatalf("roster get without a database: %s", el)
+			t.Fatalf("roster set without a database: %s", el)
 		}
 		a.SendRaw(t, `<message id="lost" type="chat" to="carol@localhost"><body>for later</body></message>`)
 		el = a.Expect(t, "error for a message that cannot be stored", func(el *xmpp.Element) bool { return el.Get("id") == "lost" })

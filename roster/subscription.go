@@ -82,6 +82,7 @@ func (m *Module) update(ctx context.Context, owner, contact string, change func(
 		// A request that only the hidden item remembered is answered:
 		// nothing is left to keep.
 		err := m.Store.DeleteRosterItem(ctx, owner, contact)
+		m.invalidate(owner)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return it, false, err
 		}

@@ -3,12 +3,13 @@
 # missing: python3-slixmpp (interop client, run with /usr/bin/python3),
 # go-sendxmpp and sendxmpp (command-line interop clients), postgresql and
 # redis-server (storage integration tests), prosody with lua-unbound (the
-# federation peer; unbound reads /etc/hosts).
+# federation peer; unbound reads /etc/hosts), sqlite3 (plain SQL on the
+# embedded database, as an app would write its teams).
 #
 # Idempotent: with everything present it neither touches apt nor needs root.
 set -euo pipefail
 
-packages=(python3-slixmpp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound)
+packages=(python3-slixmpp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound sqlite3)
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 

@@ -176,6 +176,27 @@ func TestXmppctlGroupPush(t *testing.T) {
 	if it == nil || it.Get("jid") != "bob@localhost" || it.Get("subscription") != "both" || it.Child(xmpp.NSRoster, "group").Text() != "Design" {
 		t.Fatalf("push %s", push)
 	}
+	// Alice's roster is cached while she is online: a get shows what
+	// xmppctl changed, with the version of the push.
+	rosterGet := func(id string) *xmpp.Element {
+		if err := alice.Send(ctx, stanza.IQ{ID: id, Type: stanza.GetIQ}.Wrap(xmlstream.Wrap(nil,
+			xml.StartElement{Name: xml.Name{Space: xmpp.NSRoster, Local: "query"}}))); err != nil {
+			t.Fatal(err)
+		}
+		return expect(t, alice, func(el *xmpp.Element) bool { return el.Get("id") == id }).Child(xmpp.NSRoster, "query")
+	}
+	ver := push.Child(xmpp.NSRoster, "query").Get("ver")
+	if q := rosterGet("r2"); q == nil || q.Get("ver") != ver || q.Child(xmpp.NSRoster, "item") == nil {
+		t.Fatalf("roster after the push of version %s: %v", ver, q)
+	}
+	if code, out := xmppctl(t, "-data", data, "group", "remove-member", "design", "bob@localhost"); code != 0 {
+		t.Fatalf("xmppctl group remove-member: exit %d: %s", code, out)
+	}
+	push = expect(t, alice, func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("type") == "set" })
+	ver = push.Child(xmpp.NSRoster, "query").Get("ver")
+	if q := rosterGet("r3"); q == nil || q.Get("ver") != ver || q.Child(xmpp.NSRoster, "item") != nil {
+		t.Fatalf("roster after bob left (push of version %s): %v", ver, q)
+	}
 }
 
 // xmlPresence is initial presence.

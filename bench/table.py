@@ -200,6 +200,8 @@ def team_rows(put, notes, server, r):
     lo, hi = r.get("roster_items_min"), r.get("roster_items_max")
     items = "n/a" if lo is None or lo < 0 else ("%d" % lo if lo == hi else "%d–%d" % (lo, hi))
     put(k + (7,), "%s: roster items" % base, LOWER, server, items, ratio=False)
+    # Near the span itself, the load tool set the pace rather than the server.
+    put(k + (9,), "%s: load tool CPU, s" % base, LOWER, server, r.get("load_cpu_seconds"), digits=2, ratio=False)
     put(k + (8,), "%s: failed logins" % base, LOWER, server, r.get("failed"), digits=0, ratio=False)
     if r.get("error"):
         notes.append("%s, %s: %s" % (server, base, r["error"]))

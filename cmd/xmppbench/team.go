@@ -52,8 +52,11 @@ type teamResult struct {
 	CPUMsPerLogin float64 `json:"cpu_ms_per_login"`
 	// DBCPU is the same for the processes named -db-comm (the database
 	// the server uses, which its own figure leaves out).
-	DBCPU        *float64       `json:"db_cpu_seconds,omitempty"`
-	DBComm       string         `json:"db_comm,omitempty"`
+	DBCPU  *float64 `json:"db_cpu_seconds,omitempty"`
+	DBComm string   `json:"db_comm,omitempty"`
+	// LoadCPU is this tool's own CPU time over the same span: near the
+	// span itself, the tool rather than the server set the pace.
+	LoadCPU      float64        `json:"load_cpu_seconds"`
 	RSSBefore    int            `json:"rss_before_kib"`
 	RSSAfter     int            `json:"rss_after_kib"`
 	KiBPerSesson float64        `json:"kib_per_session"`
@@ -122,6 +125,10 @@ func runTeam(ctx context.Context, cfg *config) (any, error) {
 		return nil, err
 	}
 	dbBefore := commCPUSeconds(cfg.dbComm)
+	loadBefore, err := cpuSeconds(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
 
 	start := time.Now()
 	l := &logins{cfg: cfg, errs: map[string]int{}}
@@ -181,8 +188,11 @@ func runTeam(ctx context.Context, cfg *config) (any, error) {
 		v := round(commCPUSeconds(cfg.dbComm)-dbBefore, 2)
 		res.DBCPU = &v
 	}
-	fmt.Fprintf(cfg.progress, "team: %d/%d pairs seen after %.1f s, server CPU %.2f s\n",
-		res.PairsSeen, res.PairsWanted, end.Sub(start).Seconds(), res.ServerCPU)
+	if loadAfter, err := cpuSeconds(os.Getpid()); err == nil {
+		res.LoadCPU = round(loadAfter-loadBefore, 2)
+	}
+	fmt.Fprintf(cfg.progress, "team: %d/%d pairs seen after %.1f s, server CPU %.2f s, load tool CPU %.2f s\n",
+		res.PairsSeen, res.PairsWanted, end.Sub(start).Seconds(), res.ServerCPU, res.LoadCPU)
 
 	// Memory once the sessions are quiet, as the idle scenario reads it.
 	select {

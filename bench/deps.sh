@@ -23,7 +23,10 @@ for server in ${SERVERS:-prosody ejabberd xmppd}; do
 	ejabberd) packages+=(ejabberd) ;;
 	xmppd)
 		# The team scenario writes xmppd's team into PostgreSQL with psql.
-		[[ " ${SCENARIOS//,/ } " == *" team "* ]] && packages+=(postgresql-client)
+		scenarios=" ${SCENARIOS:-} "
+		if [[ ${scenarios//,/ } == *" team "* ]]; then
+			packages+=(postgresql-client)
+		fi
 		;;
 	esac
 done

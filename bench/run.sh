@@ -252,7 +252,7 @@ main() {
 	mkdir -p "$bench_dir"
 	[[ -f $results ]] && mv -f "$results" "$results.prev"
 	: >"$results"
-	log "servers: $SERVERS; scenarios: $SCENARIOS; login $LOGIN_CLIENTS, idle $IDLE_SESSIONS, chat $CHAT_CLIENTS clients at $CHAT_RATES/s for $CHAT_STEP each; teams of $TEAM_SIZES${TEAM_RATE:+ at $TEAM_RATE logins/s}"
+	log "servers: $SERVERS; scenarios: $SCENARIOS; login $LOGIN_CLIENTS, idle $IDLE_SESSIONS, chat $CHAT_CLIENTS clients at $CHAT_RATES/s for $CHAT_STEP each; team sizes $TEAM_SIZES${TEAM_RATE:+ at $TEAM_RATE logins/s}"
 
 	for server in $SERVERS; do
 		port_of "$server" >/dev/null

@@ -27,14 +27,7 @@ func TestTableVariants(t *testing.T) {
 		`{"scenario":"idle","server":"xmppd","sessions":100,"failed":0,"rss_after_kib":2048,"kib_per_session":22.6,"curves":"classic","stream_management":true}`,
 		`{"scenario":"idle","server":"xmppd","sessions":100,"failed":0,"rss_after_kib":2048,"kib_per_session":23.4,"curves":"classic"}`,
 	}
-	file := filepath.Join(t.TempDir(), "results.jsonl")
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("/usr/bin/python3", filepath.Join("..", "..", "bench", "table.py"), file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("table.py: %v\n%s", err, out)
-	}
+	out := table(t, lines)
 	row := func(prefix string) []string {
 		for _, l := range bytes.Split(out, []byte("\n")) {
 			if strings.HasPrefix(string(l), "| "+prefix) {
@@ -69,14 +62,7 @@ func TestTableTeam(t *testing.T) {
 		`{"scenario":"team","server":"xmppd","clients":20,"concurrency":50,"ok":20,"failed":0,"logins_per_s":178,"roster_items_min":19,"roster_items_max":19,"settled":true,"settle_seconds":0.13,"pairs_seen":380,"pairs_wanted":380,"presences_received":655,"server_cpu_seconds":0.06,"cpu_ms_per_login":3,"db_cpu_seconds":0.03,"kib_per_session":220}`,
 		`{"scenario":"team","server":"xmppd","clients":1000,"rate_per_s":100,"error":"context deadline exceeded"}`,
 	}
-	file := filepath.Join(t.TempDir(), "results.jsonl")
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("/usr/bin/python3", filepath.Join("..", "..", "bench", "table.py"), file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("table.py: %v\n%s", err, out)
-	}
+	out := table(t, lines)
 	// Columns: metric, better, prosody, ejabberd, xmppd, ratio.
 	for _, tc := range []struct{ row, prosody, ejabberd, xmppd string }{
 		{"team of 20, 50 logins at a time: logins/s", "190.0", "53.0", "178.0"},
@@ -102,4 +88,18 @@ func TestTableTeam(t *testing.T) {
 			t.Errorf("no note %q in\n%s", want, out)
 		}
 	}
+}
+
+// table runs bench/table.py on results.jsonl lines and returns its output.
+func table(t *testing.T, lines []string) []byte {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("/usr/bin/python3", filepath.Join("..", "..", "bench", "table.py"), file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("table.py: %v\n%s", err, out)
+	}
+	return out
 }

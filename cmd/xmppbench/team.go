@@ -240,20 +240,7 @@ func (t *team) loginAll(ctx context.Context, login func(i int)) {
 		}
 		return
 	}
-	var next atomic.Int64
-	for range min(t.cfg.concurrency, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				login(i)
-			}
-		}()
-	}
+	inTurn(ctx, n, t.cfg.concurrency, login)
 }
 
 // login signs a member in, asks for its roster and sends initial presence,

@@ -2,8 +2,8 @@
 # Installs what the load comparison needs from Debian, only what is missing:
 # prosody (0.12) with lua-unbound (the DNS library it recommends; without it
 # Prosody falls back to a slower resolver and says so at start), ejabberd
-# (23.01), openssl (the shared certificate) and python3 (bench/table.py,
-# bench/probe.py).
+# (23.01), openssl (the shared certificate), python3 (bench/table.py,
+# bench/probe.py) and, for xmppd's team scenario, postgresql-client (psql).
 #
 # The packages' system services must not run: bench/*.sh start private
 # instances. While apt runs, a temporary /usr/sbin/policy-rc.d forbids
@@ -21,6 +21,13 @@ for server in ${SERVERS:-prosody ejabberd xmppd}; do
 	case $server in
 	prosody) packages+=(prosody lua-unbound) ;;
 	ejabberd) packages+=(ejabberd) ;;
+	xmppd)
+		# The team scenario writes xmppd's team into PostgreSQL with psql.
+		scenarios=" ${SCENARIOS:-} "
+		if [[ ${scenarios//,/ } == *" team "* ]]; then
+			packages+=(postgresql-client)
+		fi
+		;;
 	esac
 done
 

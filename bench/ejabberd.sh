@@ -4,7 +4,7 @@
 # HTTP or MQTT listener, state under ${BENCH_DIR:-/tmp/xmppd-bench}/ejabberd,
 # pinned to CPU 1 ($SERVER_CPU), as the system user `ejabberd`.
 #
-#	bench/ejabberd.sh start | stop | provision N
+#	bench/ejabberd.sh start | stop | provision N | team N
 #
 # It is its own Erlang node (xmppdbench@localhost) with its own config, Mnesia
 # spool, logs and cookie; the system node, /etc/ejabberd and /var/lib/ejabberd
@@ -174,6 +174,19 @@ write_config() {
 		    max_users_admin_threshold: 10000
 		    min_message_interval: 0
 		    min_presence_interval: 0
+		$(team_modules)
+	EOF
+}
+
+# With BENCH_TEAM=1 (the team scenario), shared roster groups
+# (mod_shared_roster), and the srg_* commands that fill them
+# (mod_admin_extra). Not loaded otherwise: every roster get would go
+# through the shared roster's hooks.
+team_modules() {
+	[[ ${BENCH_TEAM:-0} == 1 ]] || return 0
+	cat <<-EOF
+		  mod_shared_roster: {}
+		  mod_admin_extra: {}
 	EOF
 }
 
@@ -302,6 +315,30 @@ provision() {
 	rm -rf "$export"
 	((scram >= n)) || die "only $scram bench accounts are stored as SCRAM-SHA-1 with 4096 iterations, want $n"
 	log "provisioned bench1..bench$n ($scram stored as SCRAM-SHA-1, 4096 iterations)"
+}
+
+# team N makes bench1..benchN the members of one shared roster group,
+# "team", displayed to its own members: each has the others in its roster
+# with subscription both (mod_shared_roster; BENCH_TEAM=1). The group is
+# made with ejabberdctl srg_create; the members are added with the
+# function behind ejabberdctl srg_user_add, called for all of them at once
+# through erl_call, since each ejabberdctl call starts an Erlang node (half
+# a second, 8 minutes for 1,000 members).
+team() {
+	local n=$1 out count
+	[[ ${BENCH_TEAM:-0} == 1 ]] || die "team needs BENCH_TEAM=1 (mod_shared_roster)"
+	if ! [[ -s $pidfile ]] || ! alive "$(cat "$pidfile")"; then
+		die "not running: run '$0 start' first"
+	fi
+	ctl srg_delete team "$bench_domain" >/dev/null 2>&1 || true
+	ctl srg_create team "$bench_domain" Team Team team >&2
+	out=$(printf '%s\n' "lists:usort([mod_admin_extra:srg_user_add(<<\"bench\", (integer_to_binary(I))/binary>>, <<\"$bench_domain\">>, <<\"team\">>, <<\"$bench_domain\">>) || I <- lists:seq(1, $n)])." |
+		runuser -u "$user" -- env HOME="$home" erl_call -address "127.0.0.1:$dist_port" -e) ||
+		die "erl_call failed: $out"
+	[[ $out == '{ok, [ok]}' ]] || die "adding the members said: $out"
+	count=$(ctl srg_get_members team "$bench_domain" | grep -c "^bench[0-9]*@$bench_domain\$" || true)
+	((count == n)) || die "the shared roster group has $count members, want $n"
+	log "bench1..bench$n are the shared roster group team"
 }
 
 server_main "$@"

@@ -143,19 +143,22 @@ wait_gone() {
 # usage_server prints the common usage of the three server scripts.
 usage_server() {
 	cat >&2 <<-EOF
-		usage: $0 start|stop|provision N
+		usage: $0 start|stop|provision N|team N
 
 		  start        start a private ${name} on 127.0.0.1:$1 (state in $2)
 		  stop         stop it and wait until it has exited
 		  provision N  create bench1..benchN@$bench_domain, password $bench_password
 		               (the server must be running)
+		  team N       make bench1..benchN the members of one team, each seeing
+		               the others (with BENCH_TEAM=1, as the server was started;
+		               takes effect at the next start)
 	EOF
 	exit 2
 }
 
-# server_main runs a server script's command line: start, stop or
-# provision N, with the script's own start, stop and provision functions
-# and its $port and $work.
+# server_main runs a server script's command line: start, stop,
+# provision N or team N, with the script's own start, stop, provision and
+# team functions and its $port and $work.
 # shellcheck disable=SC2154 # port and work are the sourcing script's
 server_main() {
 	case ${1:-} in
@@ -164,6 +167,10 @@ server_main() {
 	provision)
 		[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
 		provision "$2"
+		;;
+	team)
+		[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage_server "$port" "$work"
+		team "$2"
 		;;
 	*) usage_server "$port" "$work" ;;
 	esac

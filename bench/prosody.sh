@@ -5,7 +5,7 @@
 # ($SERVER_CPU), as the system user `prosody`. The system-wide service and
 # /var/lib/prosody are not touched.
 #
-#	bench/prosody.sh start | stop | provision N
+#	bench/prosody.sh start | stop | provision N | team N
 #
 # The settings that must match ejabberd.sh and xmppd.sh are marked "same:".
 set -euo pipefail
@@ -25,9 +25,11 @@ config=$work/prosody.cfg.lua
 data=$work/data
 logs=$work/log
 pidfile=$work/pid
+# With BENCH_TEAM=1, mod_groups reads the team from this file.
+groups_file=$work/groups.txt
 
 write_config() {
-	local web_modules="" web_settings="http_ports = { }"
+	local web_modules="" web_settings="http_ports = { }" team_modules="" team_settings=""
 	if [[ ${WEBSOCKET:-0} == 1 ]]; then
 		web_modules='"websocket",'
 		# Plain HTTP on loopback counts as secure, as for xmppd's
@@ -35,6 +37,11 @@ write_config() {
 		web_settings="http_ports = { $ws_port }
 		http_interfaces = { \"127.0.0.1\" }
 		consider_websocket_secure = true"
+	fi
+	if [[ ${BENCH_TEAM:-0} == 1 ]]; then
+		# The team scenario: shared roster groups from a file (team N).
+		team_modules='"groups",'
+		team_settings="groups_file = \"$groups_file\""
 	fi
 	cat >"$config" <<-EOF
 		-- Written by bench/prosody.sh; rewritten on every start.
@@ -65,7 +72,7 @@ write_config() {
 		-- management (XEP-0198, for the idle scenario with -sm; clients
 		-- that do not enable it pay nothing); no limits (no read rate cap),
 		-- no register, no s2s, no HTTP. MUC is the component below.
-		modules_enabled = { $web_modules "roster", "saslauth", "tls", "disco", "ping", "smacks" }
+		modules_enabled = { $web_modules $team_modules "roster", "saslauth", "tls", "disco", "ping", "smacks" }
 		modules_disabled = { "posix", "s2s", "s2s_auth_certs" }
 
 		-- same: STARTTLS required, TLS 1.2 and later, the shared certificate.
@@ -80,6 +87,7 @@ write_config() {
 		default_iteration_count = 4096
 		allow_unencrypted_plain_auth = false
 		storage = "internal"
+		$team_settings
 
 		-- same: 256 KiB stanzas.
 		c2s_stanza_size_limit = 262144
@@ -104,6 +112,9 @@ start() {
 	mkdir -p "$work"
 	install -d -m 0750 -o "$user" -g "$user" "$data" "$logs"
 	copy_cert "$work/tls" "$user"
+	if [[ ${BENCH_TEAM:-0} == 1 && ! -f $groups_file ]]; then
+		install -m 0644 -o "$user" /dev/null "$groups_file"
+	fi
 	write_config
 
 	local n
@@ -151,6 +162,23 @@ provision() {
 	done
 	chown "$user:$user" "$dir"/bench*.dat
 	log "provisioned bench1..bench$n"
+}
+
+# team N makes bench1..benchN the members of one group of mod_groups
+# (BENCH_TEAM=1), in its groups file: each has the others in its roster with
+# subscription both. Prosody reads the file when it starts.
+team() {
+	local n=$1 i
+	[[ ${BENCH_TEAM:-0} == 1 ]] || die "team needs BENCH_TEAM=1 (mod_groups)"
+	{
+		echo "[Team]"
+		for ((i = 1; i <= n; i++)); do
+			echo "bench$i@$bench_domain"
+		done
+	} >"$groups_file.tmp"
+	chown "$user" "$groups_file.tmp"
+	mv "$groups_file.tmp" "$groups_file"
+	log "bench1..bench$n are the group Team in $groups_file"
 }
 
 server_main "$@"

@@ -20,7 +20,15 @@
 #	MUC_OCCUPANTS=200 MUC_SENDERS=10 MUC_RATES=25,50,100,150,200,300,400
 #	(messages/s to one room; deliveries/s are that times the occupants)
 #	CONCURRENCY=50 TIMEOUT=5m (per scenario)
-#	SCENARIOS="login idle chat muc": which to run, in this order
+#	SCENARIOS="login idle chat muc": which to run, in this order; add
+#	team for the team scenario (SCENARIOS=team runs it alone)
+#	TEAM_SIZES="250 500 1000": team members, one team run per size, each
+#	from fresh state (accounts bench1..benchN, all in one team: xmppd on
+#	PostgreSQL with the groups tables, ejabberd with mod_shared_roster,
+#	Prosody with mod_groups; see BENCH_TEAM in bench/<server>.sh)
+#	TEAM_RATE: logins started per second (xmppbench -rate); empty: all at
+#	once, CONCURRENCY at a time. TEAM_SETTLE_TIMEOUT=60s: how long after
+#	the last login to wait until everyone has seen everyone's presence
 #	IDLE_CURVES=classic: the key exchange the idle scenario's clients offer
 #	(xmppbench -curves), one idle run per word: classic (X25519, P-256, as
 #	OpenSSL 3.0) and/or default (Go's default, X25519MLKEM768 first), e.g.
@@ -46,12 +54,15 @@ if [[ ${QUICK:-0} == 1 ]]; then
 	: "${LOGIN_CLIENTS:=100}" "${IDLE_SESSIONS:=500}" "${CHAT_CLIENTS:=20}"
 	: "${CHAT_RATES:=500,2000}" "${CHAT_STEP:=2s}" "${TIMEOUT:=1m}"
 	: "${MUC_OCCUPANTS:=20}" "${MUC_SENDERS:=5}" "${MUC_RATES:=20,50}"
+	: "${TEAM_SIZES:=50}"
 else
 	: "${LOGIN_CLIENTS:=4000}" "${IDLE_SESSIONS:=10000}" "${CHAT_CLIENTS:=500}"
 	: "${CHAT_RATES:=2000,5000,10000,20000,30000,40000,50000,60000}" "${CHAT_STEP:=10s}" "${TIMEOUT:=5m}"
 	# Messages/s sent to one room; each is delivered to every occupant.
 	: "${MUC_OCCUPANTS:=200}" "${MUC_SENDERS:=10}" "${MUC_RATES:=25,50,100,150,200,300,400}"
+	: "${TEAM_SIZES:=250 500 1000}"
 fi
+: "${TEAM_RATE:=}" "${TEAM_SETTLE_TIMEOUT:=60s}"
 : "${CONCURRENCY:=50}" "${FRESH:=1}" "${SERVERS:=prosody ejabberd xmppd}" "${IDLE_CURVES:=classic}" "${IDLE_SM:=0}"
 : "${SCENARIOS:=login idle chat muc}"
 : "${SOURCES:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8}"
@@ -93,19 +104,25 @@ record() {
 
 # record_error SERVER SCENARIO MESSAGE [XMPPBENCH FLAGS...] records a
 # scenario that gave no result, with the flags that tell its variants apart
-# (-mech, -curves, -sm), so that the table puts it in the variant's row.
+# (-mech, -curves, -sm; the team's -clients and -rate), so that the table
+# puts it in the variant's row.
 record_error() {
-	local server=$1 what=$2 msg=${3//\\/\\\\} extra=""
+	local server=$1 what=$2 msg=${3//\\/\\\\} extra="" rate=""
 	msg=${msg//\"/\\\"}
 	shift 3
 	while (($#)); do
 		case $1 in
 		-mech) extra+=",\"mech\":\"$2\"" && shift ;;
+		-clients) [[ $what == team ]] && extra+=",\"clients\":$2"; shift ;;
+		-rate) extra+=",\"rate_per_s\":$2" rate=$2 && shift ;;
 		-curves) extra+=",\"curves\":\"$2\"" && shift ;;
 		-sm) extra+=',"stream_management":true' ;;
 		esac
 		shift
 	done
+	if [[ $what == team && -z $rate ]]; then
+		extra+=",\"concurrency\":$CONCURRENCY"
+	fi
 	printf '{"scenario":"%s","server":"%s","error":"%s"%s}\n' "$what" "$server" "$msg" "$extra" >>"$results"
 }
 
@@ -140,7 +157,11 @@ scenario() {
 }
 
 run_server() {
-	local server=$1 port accounts
+	local server=$1 port accounts what others=()
+	for what in ${SCENARIOS//,/ }; do
+		[[ $what == team ]] || others+=("$what")
+	done
+	((${#others[@]} > 0)) || return 0
 	port=$(port_of "$server")
 	accounts=$LOGIN_CLIENTS
 	((IDLE_SESSIONS > accounts)) && accounts=$IDLE_SESSIONS
@@ -162,8 +183,8 @@ run_server() {
 		return
 	fi
 
-	local what curves sm
-	for what in ${SCENARIOS//,/ }; do
+	local curves sm
+	for what in "${others[@]}"; do
 		case $what in
 		login)
 			scenario "$server" login -mech SCRAM-SHA-1 -clients "$LOGIN_CLIENTS"
@@ -182,10 +203,42 @@ run_server() {
 			;;
 		chat) scenario "$server" chat -clients "$CHAT_CLIENTS" -rates "$CHAT_RATES" -step "$CHAT_STEP" ;;
 		muc) scenario "$server" muc -clients "$MUC_OCCUPANTS" -senders "$MUC_SENDERS" -rates "$MUC_RATES" -step "$CHAT_STEP" ;;
-		*) die "unknown scenario '$what' in SCENARIOS (known: login idle chat muc)" ;;
+		*) die "unknown scenario '$what' in SCENARIOS (known: login idle chat muc team)" ;;
 		esac
 	done
 	"$here/$server.sh" stop
+}
+
+# run_team SERVER runs the team scenario once per TEAM_SIZES, each time
+# from fresh state: accounts bench1..benchN and one team of all of them,
+# set up the way the server's own users would (BENCH_TEAM=1 in the server
+# scripts), then a fresh process for the run.
+run_team() {
+	local server=$1 port n pace=() db=()
+	port=$(port_of "$server")
+	if [[ -n $TEAM_RATE ]]; then
+		pace=(-rate "$TEAM_RATE")
+	fi
+	# xmppd's team lives in PostgreSQL, another process: its CPU is
+	# reported beside the server's (Prosody and ejabberd keep theirs in
+	# their own process).
+	[[ $server == xmppd ]] && db=(-db-comm postgres)
+	export BENCH_TEAM=1
+	for n in $TEAM_SIZES; do
+		"$here/$server.sh" stop
+		rm -rf "${bench_dir:?}/$server"
+		"$here/$server.sh" start
+		"$here/$server.sh" provision "$n"
+		"$here/$server.sh" team "$n"
+		if ! /usr/bin/python3 "$here/probe.py" -port "$port" -user bench1 >&2 ||
+			! /usr/bin/python3 "$here/probe.py" -port "$port" -user "bench$n" >&2; then
+			record_error "$server" team "the probe login with bench1/bench$n failed; not measured" -clients "$n" "${pace[@]}"
+			continue
+		fi
+		scenario "$server" team -clients "$n" -settle-timeout "$TEAM_SETTLE_TIMEOUT" "${pace[@]}" "${db[@]}"
+	done
+	"$here/$server.sh" stop
+	unset BENCH_TEAM
 }
 
 main() {
@@ -199,7 +252,7 @@ main() {
 	mkdir -p "$bench_dir"
 	[[ -f $results ]] && mv -f "$results" "$results.prev"
 	: >"$results"
-	log "servers: $SERVERS; login $LOGIN_CLIENTS, idle $IDLE_SESSIONS, chat $CHAT_CLIENTS clients at $CHAT_RATES/s for $CHAT_STEP each"
+	log "servers: $SERVERS; scenarios: $SCENARIOS; login $LOGIN_CLIENTS, idle $IDLE_SESSIONS, chat $CHAT_CLIENTS clients at $CHAT_RATES/s for $CHAT_STEP each; team sizes $TEAM_SIZES${TEAM_RATE:+ at $TEAM_RATE logins/s}"
 
 	for server in $SERVERS; do
 		port_of "$server" >/dev/null
@@ -207,6 +260,9 @@ main() {
 	for server in $SERVERS; do
 		log "=== $server"
 		run_server "$server"
+		if [[ " ${SCENARIOS//,/ } " == *" team "* ]]; then
+			run_team "$server"
+		fi
 	done
 
 	log "done in $((SECONDS - started))s; results in $results"

@@ -67,7 +67,7 @@ MECH_ORDER = ["SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"]
 
 def build_rows(results):
     """Turns the results into rows: login per mechanism, idle, chat (its
-    steps by rate), then the rest. A row's key is (scenario rank, number,
+    steps by rate), muc, team (by size), then the rest. A row's key is (scenario rank, number,
     name, position) so that sorting the keys orders the rows."""
     rows = {}  # key -> Row
     notes = []
@@ -149,12 +149,68 @@ def build_rows(results):
             dropped = r.get("dropped_clients")
             if dropped:
                 notes.append("%s, %s: %s clients were disconnected" % (server, scenario, dropped))
+        elif scenario == "team":
+            team_rows(put, notes, server, r)
         else:
             label = "%s" % scenario
-            put((4, 0, scenario, 0), label, HIGHER, server, "n/a" if error else "ok", ratio=False)
+            put((5, 0, scenario, 0), label, HIGHER, server, "n/a" if error else "ok", ratio=False)
             if error:
                 notes.append("%s, %s: %s" % (server, scenario, error))
     return [rows[k] for k in sorted(rows)], notes
+
+
+def team_rows(put, notes, server, r):
+    """The team scenario's rows, one group per team size and pace. Until
+    every member has seen every other's presence nothing past the logins
+    was measured: those rows say n/a."""
+    clients = r.get("clients") or 0
+    rate = r.get("rate_per_s") or 0
+    if rate:
+        pace = "%s logins/s" % rate
+    elif r.get("concurrency"):
+        pace = "%s logins at a time" % r["concurrency"]
+    else:
+        pace = "all at once"
+    base = "team of %s, %s" % (clients, pace)
+    k = (4, clients, rate)
+    login_ok = not r.get("error") and r.get("ok")
+    put(k + (0,), "%s: logins/s" % base, HIGHER, server, r.get("logins_per_s") if login_ok else "n/a")
+    settled = bool(r.get("settled"))
+    ok = r.get("ok") or 0
+
+    def measured(v):
+        return v if settled else "n/a"
+
+    put(k + (1,), "%s: seconds until everyone saw everyone online" % base, LOWER, server,
+        measured(r.get("settle_seconds")), digits=2)
+    put(k + (2,), "%s: server CPU, s" % base, LOWER, server, measured(r.get("server_cpu_seconds")), digits=2)
+    put(k + (3,), "%s: server CPU per login, ms" % base, LOWER, server, measured(r.get("cpu_ms_per_login")))
+    # The database's CPU counts too where it is a process of its own
+    # (xmppd's PostgreSQL); Mnesia and Prosody's groups file are in-process.
+    db = r.get("db_cpu_seconds")
+    with_db = r.get("cpu_ms_per_login")
+    if isinstance(db, (int, float)) and ok and isinstance(with_db, (int, float)):
+        with_db += 1000 * db / ok
+    put(k + (4,), "%s: CPU per login with the database's, ms" % base, LOWER, server, measured(with_db))
+    put(k + (5,), "%s: KiB per session" % base, LOWER, server, measured(r.get("kib_per_session")))
+    # Every pair needs one; more are repeats (a probe's answer and the
+    # broadcast, say).
+    put(k + (6,), "%s: available presences received" % base, LOWER, server,
+        measured(r.get("presences_received")), digits=0)
+    lo, hi = r.get("roster_items_min"), r.get("roster_items_max")
+    items = "n/a" if lo is None or lo < 0 else ("%d" % lo if lo == hi else "%d–%d" % (lo, hi))
+    put(k + (7,), "%s: roster items" % base, LOWER, server, items, ratio=False)
+    # Near the span itself, the load tool set the pace rather than the server.
+    put(k + (9,), "%s: load tool CPU, s" % base, LOWER, server, r.get("load_cpu_seconds"), digits=2, ratio=False)
+    put(k + (8,), "%s: failed logins" % base, LOWER, server, r.get("failed"), digits=0, ratio=False)
+    if r.get("error"):
+        notes.append("%s, %s: %s" % (server, base, r["error"]))
+    elif not settled:
+        notes.append("%s, %s: not settled, %s of %s pairs seen" % (
+            server, base, r.get("pairs_seen"), r.get("pairs_wanted")))
+    errors_note(notes, server, base, r)
+    if r.get("dropped_clients"):
+        notes.append("%s, %s: %s clients were disconnected" % (server, base, r["dropped_clients"]))
 
 
 def failed(notes, server, what, r):

@@ -5,7 +5,14 @@
 # CPU 1 ($SERVER_CPU). Go sizes GOMAXPROCS from the affinity, so it runs on
 # one P, as ejabberd runs one scheduler.
 #
-#	bench/xmppd.sh start | stop | provision N
+#	bench/xmppd.sh start | stop | provision N | team N
+#
+# With BENCH_TEAM=1 (the team scenario) it stores everything in PostgreSQL,
+# as a deployment with teams does: the database `test` on 127.0.0.1:5432
+# (user postgres, trust authentication; $XMPPD_TEST_POSTGRES may name another
+# server as a postgres:// URL), in a schema of its own, bench_team, which is
+# made afresh whenever the state directory is. `team N` writes the team with
+# plain SQL through psql, as docs/teams.md shows an app doing.
 #
 # Builds bin/ first when bin/xmppd or bin/xmppctl is missing. The settings that
 # must match prosody.sh and ejabberd.sh are marked "same:".
@@ -26,6 +33,10 @@ bin=${XMPPD_BIN_DIR:-$root/bin}
 config=$work/xmppd.yaml
 logs=$work/log
 pidfile=$work/pid
+pg_base=${XMPPD_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+pg_schema=bench_team
+# The marker says that the schema was made for this state directory.
+pg_marker=$work/postgres-schema
 
 write_config() {
 	cat >"$config" <<-EOF
@@ -46,9 +57,7 @@ write_config() {
 		  cert: $work/tls/cert.pem
 		  key: $work/tls/key.pem
 
-		# Embedded storage, as Prosody's files and ejabberd's Mnesia.
-		storage:
-		  backend: sqlite
+		$(storage_config)
 
 		# same: TLS required before authentication; SCRAM-SHA-1 (and -256) and
 		# PLAIN, PLAIN only over TLS; credentials hashed with 4096 iterations.
@@ -87,6 +96,51 @@ write_config() {
 	EOF
 }
 
+storage_config() {
+	if [[ ${BENCH_TEAM:-0} == 1 ]]; then
+		cat <<-EOF
+			# The team scenario: PostgreSQL, where an app writes its teams.
+			storage:
+			  backend: postgres
+			  postgres_dsn: "$(pg_dsn)"
+		EOF
+	else
+		cat <<-EOF
+			# Embedded storage, as Prosody's files and ejabberd's Mnesia.
+			storage:
+			  backend: sqlite
+		EOF
+	fi
+}
+
+# pg_dsn is pg_base with xmppd's schema as its search_path.
+pg_dsn() {
+	if [[ $pg_base == *'?'* ]]; then
+		printf '%s&search_path=%s' "$pg_base" "$pg_schema"
+	else
+		printf '%s?search_path=%s' "$pg_base" "$pg_schema"
+	fi
+}
+
+# psql_run runs SQL from stdin against pg_base; psql ignores the URL's
+# search_path, so the SQL names the schema.
+psql_run() {
+	PGOPTIONS="-c client_min_messages=warning" psql "$pg_base" -X -q -v ON_ERROR_STOP=1 "$@"
+}
+
+# fresh_schema drops and makes the schema, unless this state directory has
+# it already.
+fresh_schema() {
+	[[ -f $pg_marker ]] && return
+	command -v psql >/dev/null || die "psql is missing (apt-get install postgresql-client)"
+	log "making the schema $pg_schema afresh in $pg_base"
+	psql_run <<-EOF || die "could not make the schema $pg_schema in $pg_base"
+		DROP SCHEMA IF EXISTS $pg_schema CASCADE;
+		CREATE SCHEMA $pg_schema;
+	EOF
+	touch "$pg_marker"
+}
+
 ensure_built() {
 	[[ -x $bin/xmppd && -x $bin/xmppctl ]] && return
 	log "building $bin (go build ./cmd/...)"
@@ -101,6 +155,7 @@ start() {
 	ensure_built
 	install -d -m 0700 "$work" "$work/data" "$logs"
 	copy_cert "$work/tls" root
+	[[ ${BENCH_TEAM:-0} == 1 ]] && fresh_schema
 	write_config
 
 	local n
@@ -148,6 +203,25 @@ provision() {
 	count=$("$bin/xmppctl" -config "$config" user list | grep -c "^bench[0-9]*@$bench_domain\$" || true)
 	((count >= n)) || die "only $count bench accounts after provisioning, want $n"
 	log "provisioned bench1..bench$n"
+}
+
+# team N makes bench1..benchN the members of one team, the only group,
+# with plain SQL as an app would write it (docs/teams.md). xmppd must have
+# run once on the schema (start), which creates the tables.
+team() {
+	local n=$1 count
+	[[ ${BENCH_TEAM:-0} == 1 ]] || die "team needs BENCH_TEAM=1 (PostgreSQL)"
+	psql_run <<-EOF || die "could not write the team"
+		BEGIN;
+		DELETE FROM $pg_schema.groups;
+		INSERT INTO $pg_schema.groups (id, kind, name) VALUES ('team-bench', 'team', 'Team');
+		INSERT INTO $pg_schema.group_members (group_id, jid)
+		  SELECT 'team-bench', 'bench' || i || '@$bench_domain' FROM generate_series(1, $n) AS i;
+		COMMIT;
+	EOF
+	count=$(psql_run -A -t -c "SELECT count(*) FROM $pg_schema.group_members WHERE group_id = 'team-bench'")
+	((count == n)) || die "the team has $count members, want $n"
+	log "bench1..bench$n are the team team-bench"
 }
 
 server_main "$@"

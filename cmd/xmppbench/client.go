@@ -124,9 +124,59 @@ func (c *client) open(domain string) (*node, error) {
 // SASL, bind, roster get and initial presence, then a ping whose answer says
 // that the server has handled all of it.
 func (c *client) login(cfg *config, user string) error {
-	c.user = user
 	c.raw.SetDeadline(time.Now().Add(cfg.timeout))
 	defer c.raw.SetDeadline(time.Time{})
+	if err := c.signIn(cfg, user); err != nil {
+		return err
+	}
+	_, err := io.WriteString(c.conn, "<iq type='get' id='r'><query xmlns='"+nsRoster+"'/></iq><presence/>"+
+		"<iq type='get' id='p' to='"+cfg.domain+"'><ping xmlns='"+nsPing+"'/></iq>")
+	if err != nil {
+		return err
+	}
+	handled := 0 // stanzas received since <enabled/> (XEP-0198 §4)
+	for roster := false; ; {
+		n, err := c.element()
+		if err != nil {
+			return err
+		}
+		switch n.XMLName.Local {
+		case "r":
+			if _, err := fmt.Fprintf(c.conn, "<a xmlns='%s' h='%d'/>", nsSM, handled); err != nil {
+				return err
+			}
+			continue
+		case "message", "presence", "iq":
+			handled++
+		}
+		if n.XMLName.Local != "iq" {
+			continue // our own presence, or anything else the server sends
+		}
+		if n.attr("type") != "result" {
+			return fmt.Errorf("login IQ failed: %s", n)
+		}
+		switch n.attr("id") {
+		case "r":
+			roster = true
+		case "p":
+			if !roster {
+				return errors.New("the ping was answered before the roster")
+			}
+			if cfg.sm {
+				// Everything so far is acknowledged, as a client does before
+				// it goes quiet, so that the server keeps nothing for it.
+				_, err := fmt.Fprintf(c.conn, "<a xmlns='%s' h='%d'/>", nsSM, handled)
+				return err
+			}
+			return nil
+		}
+	}
+}
+
+// signIn is the start of a login: STARTTLS, SASL, bind, and stream
+// management with -sm. The caller sets the connection's deadline.
+func (c *client) signIn(cfg *config, user string) error {
+	c.user = user
 	feat, err := c.open(cfg.domain)
 	if err != nil {
 		return err
@@ -170,48 +220,7 @@ func (c *client) login(cfg *config, user string) error {
 			return fmt.Errorf("stream management not resumable: %s", n)
 		}
 	}
-	_, err = io.WriteString(c.conn, "<iq type='get' id='r'><query xmlns='"+nsRoster+"'/></iq><presence/>"+
-		"<iq type='get' id='p' to='"+cfg.domain+"'><ping xmlns='"+nsPing+"'/></iq>")
-	if err != nil {
-		return err
-	}
-	handled := 0 // stanzas received since <enabled/> (XEP-0198 §4)
-	for roster := false; ; {
-		n, err := c.element()
-		if err != nil {
-			return err
-		}
-		switch n.XMLName.Local {
-		case "r":
-			if _, err := fmt.Fprintf(c.conn, "<a xmlns='%s' h='%d'/>", nsSM, handled); err != nil {
-				return err
-			}
-			continue
-		case "message", "presence", "iq":
-			handled++
-		}
-		if n.XMLName.Local != "iq" {
-			continue // our own presence, or anything else the server sends
-		}
-		if n.attr("type") != "result" {
-			return fmt.Errorf("login IQ failed: %s", n)
-		}
-		switch n.attr("id") {
-		case "r":
-			roster = true
-		case "p":
-			if !roster {
-				return errors.New("the ping was answered before the roster")
-			}
-			if cfg.sm {
-				// Everything so far is acknowledged, as a client does before
-				// it goes quiet, so that the server keeps nothing for it.
-				_, err := fmt.Fprintf(c.conn, "<a xmlns='%s' h='%d'/>", nsSM, handled)
-				return err
-			}
-			return nil
-		}
-	}
+	return nil
 }
 
 // startTLS upgrades the stream and returns the new features.

@@ -45,10 +45,36 @@ func loginAll(ctx context.Context, cfg *config, label string, n int, keep bool) 
 	if keep {
 		l.clients = make([]*client, n)
 	}
+	stop := l.progress(label, n)
+	inTurn(ctx, n, cfg.concurrency, func(i int) {
+		start := time.Now()
+		c, err := dial(ctx, cfg, cfg.source(i))
+		if err == nil {
+			if err = c.login(cfg, cfg.user(i)); err != nil {
+				c.Close()
+			}
+		}
+		if err != nil {
+			l.fail(err)
+			return
+		}
+		l.hist.record(time.Since(start))
+		l.ok.Add(1)
+		if keep {
+			l.clients[i] = c
+		} else {
+			c.Close()
+		}
+	})
+	stop()
+	return l
+}
+
+// inTurn runs f for 0 to n-1, workers at a time, until ctx ends.
+func inTurn(ctx context.Context, n, workers int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	stop := l.progress(label, n)
-	for w := 0; w < min(cfg.concurrency, n); w++ {
+	for range min(workers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -57,30 +83,11 @@ func loginAll(ctx context.Context, cfg *config, label string, n int, keep bool) 
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				start := time.Now()
-				c, err := dial(ctx, cfg, cfg.source(i))
-				if err == nil {
-					if err = c.login(cfg, cfg.user(i)); err != nil {
-						c.Close()
-					}
-				}
-				if err != nil {
-					l.fail(err)
-					continue
-				}
-				l.hist.record(time.Since(start))
-				l.ok.Add(1)
-				if keep {
-					l.clients[i] = c
-				} else {
-					c.Close()
-				}
+				f(i)
 			}
 		}()
 	}
 	wg.Wait()
-	stop()
-	return l
 }
 
 func (l *logins) fail(err error) {

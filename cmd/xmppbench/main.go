@@ -1,8 +1,9 @@
 // Command xmppbench is a load generator for any XMPP server: it signs in
 // many clients over STARTTLS and SASL (SCRAM or PLAIN) and measures logins,
-// memory per idle session, and one-to-one chat throughput and latency. It
-// prints progress on standard error and one JSON object per scenario on
-// standard output. See docs/BENCHMARKS.md.
+// memory per idle session, one-to-one chat throughput and latency, and how
+// fast a team sees itself come online. It prints progress on standard error
+// and one JSON object per scenario on standard output. See
+// docs/BENCHMARKS.md.
 package main
 
 import (
@@ -49,6 +50,13 @@ type config struct {
 	sm          bool   // -sm: clients enable stream management (XEP-0198)
 	saltCache   *saltCache
 	progress    io.Writer
+
+	// team: logins started per second (0: -concurrency at a time), how
+	// long to wait for every presence after the last login, and the
+	// command name of the database's processes, whose CPU is reported too.
+	rate          int
+	settleTimeout time.Duration
+	dbComm        string
 }
 
 func (c *config) user(i int) string { return fmt.Sprintf(c.userPattern, c.first+i) }
@@ -108,6 +116,13 @@ func errorResult(name string, cfg *config, err error) map[string]any {
 		if cfg.sm {
 			res["stream_management"] = true
 		}
+	case "team":
+		res["clients"] = cfg.clients
+		if cfg.rate > 0 {
+			res["rate_per_s"] = cfg.rate
+		} else {
+			res["concurrency"] = cfg.concurrency
+		}
 	}
 	return res
 }
@@ -117,13 +132,14 @@ var scenarioFuncs = map[string]func(context.Context, *config) (any, error){
 	"idle":  runIdle,
 	"chat":  runChat,
 	"muc":   runMUC,
+	"team":  runTeam,
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs := flag.NewFlagSet("xmppbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &config{saltCache: new(saltCache), progress: stderr}
-	scenario := fs.String("scenario", "login", "scenarios to run, comma-separated: login, idle, chat, muc")
+	scenario := fs.String("scenario", "login", "scenarios to run, comma-separated: login, idle, chat, muc, team")
 	fs.StringVar(&cfg.server, "server", "", "label for the server in the results")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5222", "the server's client-to-server address (STARTTLS)")
 	fs.StringVar(&cfg.url, "url", "", "connect over WebSocket (RFC 7395) to this ws:// or wss:// URL instead of -addr")
@@ -136,13 +152,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs.IntVar(&cfg.clients, "clients", 100, "number of clients (sessions for idle)")
 	fs.IntVar(&cfg.concurrency, "concurrency", 50, "logins in flight at once")
 	sources := fs.String("sources", "127.0.0.1", "local source addresses, comma-separated, used in turn")
-	fs.IntVar(&cfg.pid, "pid", 0, "the server's process ID, to read its memory from /proc (idle)")
+	fs.IntVar(&cfg.pid, "pid", 0, "the server's process ID, to read its memory and CPU time from /proc (idle, team)")
 	rates := fs.String("rates", "1000,2000,5000,10000,20000", "chat: offered messages per second, one step each")
 	fs.StringVar(&cfg.room, "room", "", "muc: the room's JID (default bench@conference.DOMAIN)")
 	fs.IntVar(&cfg.senders, "senders", 10, "muc: how many of the occupants send")
 	fs.DurationVar(&cfg.step, "step", 10*time.Second, "chat: how long each rate is offered")
 	fs.DurationVar(&cfg.drain, "drain", 3*time.Second, "chat: how long to wait for messages after a step")
-	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "idle: wait before reading memory")
+	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "idle, team: wait before reading memory")
+	fs.IntVar(&cfg.rate, "rate", 0, "team: start this many logins per second (default: -concurrency at a time)")
+	fs.DurationVar(&cfg.settleTimeout, "settle-timeout", time.Minute, "team: how long after the last login to wait until every member has seen every other's presence")
+	fs.StringVar(&cfg.dbComm, "db-comm", "", "team: also report the CPU time of the processes with this command name (e.g. postgres, the server's database)")
 	fs.BoolVar(&cfg.warm, "warm", true, "login with SCRAM: sign every user in once, untimed, so that the tool's own PBKDF2 is cached")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "upper bound on the whole run (and on one login)")
 	insecure := fs.Bool("insecure", true, "accept any server certificate (the targets are loopback servers with self-signed certificates)")
@@ -176,6 +195,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	}
 	if cfg.clients < 1 || cfg.concurrency < 1 {
 		return nil, nil, errors.New("-clients and -concurrency must be positive")
+	}
+	if cfg.rate < 0 || cfg.settleTimeout <= 0 {
+		return nil, nil, errors.New("-rate must not be negative, -settle-timeout must be positive")
 	}
 	for _, s := range strings.Split(*sources, ",") {
 		if s = strings.TrimSpace(s); s == "" {

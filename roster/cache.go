@@ -100,7 +100,7 @@ func (m *Module) lookup(ctx context.Context, owner, contact string) (item, error
 		case !errors.Is(err, storage.ErrNotFound):
 			return it, err
 		}
-		it.shared = m.shared(ctx, owner)[contact]
+		it.shared = m.sharedWith(ctx, owner, contact)
 		return it, nil
 	}
 	items, err := m.stored(ctx, owner)
@@ -110,7 +110,7 @@ func (m *Module) lookup(ctx context.Context, owner, contact string) (item, error
 	if s, ok := items[contact]; ok {
 		it.RosterItem, it.stored = s, true
 	}
-	it.shared = m.shared(ctx, owner)[contact]
+	it.shared = m.sharedWith(ctx, owner, contact)
 	return it, nil
 }
 
@@ -142,14 +142,21 @@ func (m *Module) view(ctx context.Context, owner string) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := buildView(stored, m.shared(ctx, owner))
-	if a != nil {
-		a.mu.Lock()
-		if a.gen == gen {
-			a.view = v
-		}
-		a.mu.Unlock()
+	if a == nil {
+		return buildView(stored, m.loadShared(ctx, owner)), nil
 	}
+	a.mu.Lock()
+	if a.shared == nil {
+		// Not loaded yet (the session is starting): not cached either.
+		a.mu.Unlock()
+		return buildView(stored, m.loadShared(ctx, owner)), nil
+	}
+	// Built under the lock: the group watch changes a.shared in place.
+	v := buildView(stored, a.shared)
+	if a.gen == gen {
+		a.view = v
+	}
+	a.mu.Unlock()
 	return v, nil
 }
 

@@ -63,6 +63,10 @@ func (m *Module) applyChange(ctx context.Context, ch storage.GroupChange) {
 		m.resync(ctx, m.online())
 		return
 	}
+	if ch.JID != "" {
+		m.memberChanged(ctx, ch.Group, ch.JID)
+		return
+	}
 	members, err := m.Store.Members(ctx, ch.Group)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		m.warn(ctx, "reading group members", "group", ch.Group, "err", err)
@@ -102,6 +106,65 @@ func (m *Module) resync(ctx context.Context, accounts []string) {
 	}
 }
 
+// memberChanged handles one member j joining or leaving group: the
+// groups j shares with each other account are read once (CoMembers of j,
+// which are symmetric), and each account online here that gained, lost or
+// changed j is updated for that one contact, so that a change costs one
+// query and work in proportion to the group, not a resync of every member
+// (which read each member's co-members: the group's size squared).
+func (m *Module) memberChanged(ctx context.Context, group, j string) {
+	list, err := m.Store.CoMembers(ctx, j)
+	if err != nil {
+		m.warn(ctx, "reading co-members", "jid", j, "err", err)
+		members, _ := m.Store.Members(ctx, group)
+		m.resync(ctx, append(members, j))
+		return
+	}
+	fresh := make(map[string][]string, len(list))
+	for _, c := range list {
+		fresh[c.JID] = c.Groups
+	}
+	if a := m.account(j); a != nil {
+		a.mu.Lock()
+		old := a.shared
+		a.shared = fresh
+		a.gen++
+		a.view = nil
+		a.mu.Unlock()
+		m.diffShared(ctx, j, old, fresh)
+	}
+	m.mu.Lock()
+	online := make(map[string]*account, len(m.accounts))
+	for bare, a := range m.accounts {
+		if bare != j {
+			online[bare] = a
+		}
+	}
+	m.mu.Unlock()
+	for owner, a := range online {
+		now, has := fresh[owner]
+		a.mu.Lock()
+		if a.shared == nil {
+			a.mu.Unlock()
+			continue // its session is starting, and loads what is stored now
+		}
+		was, had := a.shared[j]
+		if had == has && slices.Equal(was, now) {
+			a.mu.Unlock()
+			continue
+		}
+		if has {
+			a.shared[j] = now
+		} else {
+			delete(a.shared, j)
+		}
+		a.gen++
+		a.view = nil
+		a.mu.Unlock()
+		m.diffOne(ctx, owner, j, had, has)
+	}
+}
+
 // diffShared pushes what changed between two views of owner's co-members
 // and exchanges presence with those that came and went.
 func (m *Module) diffShared(ctx context.Context, owner string, old, fresh map[string][]string) {
@@ -110,40 +173,45 @@ func (m *Module) diffShared(ctx context.Context, owner string, old, fresh map[st
 		if ok && slices.Equal(was, groups) {
 			continue
 		}
-		it, err := m.lookup(ctx, owner, c)
-		if err != nil {
-			m.warn(ctx, "reading roster", "jid", owner, "err", err)
-			continue
-		}
-		m.push(ctx, owner, it)
-		// Unless the stored item alone already gave owner c's presence.
-		if stored := (item{RosterItem: it.RosterItem}); !ok && !stored.hasTo() {
-			// A new co-member: owner now sees c. The other direction is c's
-			// own resync, since c is a member of the same group.
-			m.sendPresenceTo(ctx, c, owner, false)
-		}
+		m.diffOne(ctx, owner, c, ok, true)
 	}
 	for c := range old {
-		if _, ok := fresh[c]; ok {
-			continue
+		if _, ok := fresh[c]; !ok {
+			m.diffOne(ctx, owner, c, true, false)
 		}
-		it, err := m.lookup(ctx, owner, c)
-		if err != nil {
-			m.warn(ctx, "reading roster", "jid", owner, "err", err)
-			continue
+	}
+}
+
+// diffOne pushes owner's item for c after the groups they share changed
+// (had, has: whether they shared any before and after), and exchanges
+// presence when c came or went.
+func (m *Module) diffOne(ctx context.Context, owner, c string, had, has bool) {
+	it, err := m.lookup(ctx, owner, c)
+	if err != nil {
+		m.warn(ctx, "reading roster", "jid", owner, "err", err)
+		return
+	}
+	if has {
+		m.push(ctx, owner, it)
+		// Unless the stored item alone already gave owner c's presence.
+		if stored := (item{RosterItem: it.RosterItem}); !had && !stored.hasTo() {
+			// A new co-member: owner now sees c. The other direction is c's
+			// own update, since c is a member of the same group.
+			m.sendPresenceTo(ctx, c, owner, false)
 		}
-		if it.stored && !it.hidden() {
-			m.push(ctx, owner, it)
-		} else {
-			m.push(ctx, owner, item{RosterItem: storage.RosterItem{Contact: c, Subscription: "remove"}})
-		}
-		if !it.hasTo() {
-			// Owner no longer sees c.
-			for _, r := range m.availableResources(ctx, c) {
-				f, err := jid.Parse(c + "/" + r)
-				if err == nil {
-					m.deliver(ctx, owner, presence(f, owner, "unavailable"))
-				}
+		return
+	}
+	if it.stored && !it.hidden() {
+		m.push(ctx, owner, it)
+	} else {
+		m.push(ctx, owner, item{RosterItem: storage.RosterItem{Contact: c, Subscription: "remove"}})
+	}
+	if !it.hasTo() {
+		// Owner no longer sees c.
+		for _, r := range m.availableResources(ctx, c) {
+			f, err := jid.Parse(c + "/" + r)
+			if err == nil {
+				m.deliver(ctx, owner, presence(f, owner, "unavailable"))
 			}
 		}
 	}

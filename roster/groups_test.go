@@ -2,11 +2,14 @@ package roster_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/modules"
@@ -189,4 +192,75 @@ func sqlStore(t *testing.T, backend string) (storage.Store, func(string)) {
 			t.Fatalf("%s %q: %v\n%s", client, q, err, out)
 		}
 	}
+}
+
+// TestMembershipChurn: with a team of 12 online, 30 more people join it
+// one at a time and then leave, and a last one joins. Every member online
+// ends with the right roster, having had at most one push when each came
+// and one when each went (a watch may coalesce changes, and then the
+// member sees only their net effect), and no other: a change costs each
+// member one push, not a resync of the team (issue 22, item 5).
+func TestMembershipChurn(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend)
+		watching(t, s)
+		ctx := context.Background()
+		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
+		const online, churn = 12, 30
+		var team []*user
+		for i := range online {
+			j := s.AddUser(t, fmt.Sprintf("m%d", i), "pw")
+			must(t, s.Store.AddMember(ctx, "t", j.String()))
+			team = append(team, &user{bare: j.String()})
+		}
+		for i, u := range team {
+			team[i] = onlineAs(t, s, u.bare)
+		}
+		var extra []string
+		for i := range churn {
+			extra = append(extra, fmt.Sprintf("x%d@localhost", i))
+		}
+		for _, x := range extra {
+			must(t, s.Store.AddMember(ctx, "t", x))
+		}
+		for _, x := range extra {
+			must(t, s.Store.RemoveMember(ctx, "t", x))
+		}
+		const last = "zz@localhost"
+		must(t, s.Store.AddMember(ctx, "t", last))
+		pushes := 0
+		for _, u := range team {
+			got := map[string][]string{}
+			u.Expect(t, "the push for the last change", func(el *xmpp.Element) bool {
+				if el.Local != "iq" || el.Get("type") != "set" {
+					return false
+				}
+				it := el.Child(xmpp.NSRoster, "query").Child(xmpp.NSRoster, "item")
+				got[it.Get("jid")] = append(got[it.Get("jid")], it.Get("subscription"))
+				return it.Get("jid") == last
+			})
+			for c, subs := range got {
+				want := "both,remove"
+				if c == last {
+					want = "both"
+				}
+				if s := strings.Join(subs, ","); s != want {
+					t.Fatalf("%s got pushes %q for %s, want %q", u.bare, s, c, want)
+				}
+				pushes++
+			}
+			u.quiet(t, "no push after the last change", func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("type") == "set" })
+			q := u.roster(t, "")
+			if n := len(q.Elements()); n != online {
+				t.Fatalf("%s's roster has %d items, want the %d others and %s: %s", u.bare, n, online-1, last, q)
+			}
+		}
+		t.Logf("%s: %d contacts pushed to %d members (each change seen separately: %d)", backend, pushes, online, online*(churn+1))
+	})
+}
+
+// onlineAs is online for an account given by its bare JID string.
+func onlineAs(t *testing.T, s *testenv.Server, bare string) *user {
+	t.Helper()
+	return online(t, s, jid.MustParse(bare), "r")
 }

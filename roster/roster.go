@@ -209,20 +209,21 @@ func (m *Module) loadShared(ctx context.Context, bare string) map[string][]strin
 	return shared
 }
 
-// shared returns owner's co-members: cached while owner is online, read
-// from storage otherwise. The map must not be changed.
-func (m *Module) shared(ctx context.Context, owner string) map[string][]string {
-	m.mu.Lock()
-	a := m.accounts[owner]
-	m.mu.Unlock()
-	if a != nil {
+// sharedWith returns the names of the groups owner shares with contact:
+// from the account's co-members while it is online (a.shared, which the
+// group watch changes in place, so it is read under a.mu), from storage
+// otherwise.
+func (m *Module) sharedWith(ctx context.Context, owner, contact string) []string {
+	if a := m.account(owner); a != nil {
 		a.mu.Lock()
-		defer a.mu.Unlock()
 		if a.shared != nil {
-			return a.shared
+			groups := a.shared[contact]
+			a.mu.Unlock()
+			return groups
 		}
+		a.mu.Unlock()
 	}
-	return m.loadShared(ctx, owner)
+	return m.loadShared(ctx, owner)[contact]
 }
 
 // An item is a roster item as the client sees it: the stored item merged

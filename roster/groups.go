@@ -100,7 +100,7 @@ func (m *Module) resync(ctx context.Context, accounts []string) {
 		old := a.shared
 		a.shared = fresh
 		a.gen++
-		a.view = nil // the co-members are part of it
+		a.version = "" // the co-members are part of it
 		a.mu.Unlock()
 		m.diffShared(ctx, owner, old, fresh)
 	}
@@ -129,7 +129,7 @@ func (m *Module) memberChanged(ctx context.Context, group, j string) {
 		old := a.shared
 		a.shared = fresh
 		a.gen++
-		a.view = nil
+		a.version = ""
 		a.mu.Unlock()
 		m.diffShared(ctx, j, old, fresh)
 	}
@@ -159,7 +159,7 @@ func (m *Module) memberChanged(ctx context.Context, group, j string) {
 			delete(a.shared, j)
 		}
 		a.gen++
-		a.view = nil
+		a.version = ""
 		a.mu.Unlock()
 		m.diffOne(ctx, owner, j, had, has)
 	}

@@ -170,6 +170,7 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", full.String(), "err", err)
 	}
+	m.setPresence(owner, full.Resourcepart(), p)
 	items, err := m.roster(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "reading roster", "jid", owner, "err", err)
@@ -227,6 +228,37 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	}
 }
 
+// setPresence keeps the last broadcast presence of owner's resource here,
+// or forgets it (p nil).
+func (m *Module) setPresence(owner, resource string, p *xmpp.Element) {
+	a := m.account(owner)
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p == nil {
+		delete(a.presence, resource)
+		return
+	}
+	if a.presence == nil {
+		a.presence = make(map[string]*xmpp.Element)
+	}
+	a.presence[resource] = p
+}
+
+// lastPresence is the broadcast presence of owner's resource here, or nil.
+// Nobody changes it: it is copied before it is addressed.
+func (m *Module) lastPresence(owner, resource string) *xmpp.Element {
+	a := m.account(owner)
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.presence[resource]
+}
+
 // broadcastUnavailable handles unavailable presence without 'to', or its
 // stand-in when a session ends without one (RFC 6121 §4.5): to the
 // subscribers, the account's other available resources, and everyone that
@@ -242,6 +274,7 @@ func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", full.String(), "err", err)
 	}
+	m.setPresence(owner, full.Resourcepart(), nil)
 	if !was {
 		// Unavailable from a resource that never was available tells
 		// nobody anything new (§4.5.1), except its directed recipients.
@@ -281,11 +314,17 @@ func (m *Module) sendPresenceTo(ctx context.Context, owner, to string, unavailab
 		if !r.Available || r.Presence == nil {
 			continue
 		}
-		p, err := xmpp.ParseElement(r.Presence)
-		if err != nil {
+		var p *xmpp.Element
+		if r.Node == m.srv.Node() {
+			p = m.lastPresence(owner, r.Resource)
+		}
+		if p != nil {
+			p = addressed(p, to)
+		} else if p, err = xmpp.ParseElement(r.Presence); err == nil {
+			p.Set("to", to)
+		} else {
 			continue
 		}
-		p.Set("to", to)
 		m.route(ctx, p)
 		sent = true
 	}

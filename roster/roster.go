@@ -83,11 +83,15 @@ type account struct {
 	// shared maps each co-member to the names of the shared groups.
 	shared map[string][]string
 	// The roster cache (cache.go): the stored items by contact and the
-	// clients' view, nil until read; gen counts the changes that dropped
-	// them.
-	items map[string]storage.RosterItem
-	view  *view
-	gen   uint64
+	// roster's version, empty until read; gen counts the changes that
+	// dropped them.
+	items   map[string]storage.RosterItem
+	version string
+	gen     uint64
+	// presence holds the last broadcast presence of each available
+	// resource here, which answers probes without parsing the registry's
+	// copy.
+	presence map[string]*xmpp.Element
 }
 
 // sessionState is per-session presence bookkeeping.
@@ -312,17 +316,22 @@ func (m *Module) get(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 	st.mu.Lock()
 	st.interested = true
 	st.mu.Unlock()
-	v, err := m.view(ctx, owner)
+	ver, elems, err := m.rosterVersion(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	if ver := iq.Payload.Get("ver"); ver != "" && ver == v.version {
+	if v := iq.Payload.Get("ver"); v != "" && v == ver {
 		return nil, nil
 	}
-	q := xmpp.NewElement(NSRoster, "query", "ver", v.version)
-	// The view's elements, shared with every get until the roster changes;
-	// nobody changes them.
-	q.Children = slices.Clip(v.elems)
+	if elems == nil {
+		items, err := m.roster(ctx, owner)
+		if err != nil {
+			return nil, err
+		}
+		elems = elements(items)
+	}
+	q := xmpp.NewElement(NSRoster, "query", "ver", ver)
+	q.Children = elems
 	return q, nil
 }
 
@@ -448,12 +457,12 @@ func (m *Module) push(ctx context.Context, owner string, it item) {
 	if it.hidden() {
 		return
 	}
-	v, err := m.view(ctx, owner)
+	ver, _, err := m.rosterVersion(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "roster push", "jid", owner, "err", err)
 		return
 	}
-	q := xmpp.NewElement(NSRoster, "query", "ver", v.version)
+	q := xmpp.NewElement(NSRoster, "query", "ver", ver)
 	if it.Subscription == "remove" {
 		q.Add(xmpp.NewElement(NSRoster, "item", "jid", it.Contact, "subscription", "remove"))
 	} else {

@@ -358,6 +358,12 @@ func (m *Module) deliver(ctx context.Context, owner string, el *xmpp.Element) {
 	if err != nil {
 		return
 	}
+	m.deliverTo(ctx, ob, el)
+}
+
+// deliverTo is deliver for an owner already parsed: presence to an
+// account, the hottest path of a team signing in, parses each JID once.
+func (m *Module) deliverTo(ctx context.Context, ob jid.JID, el *xmpp.Element) {
 	m.srv.Router().DeliverEach(ctx, ob, func(s *xmpp.Session) *xmpp.Element {
 		if ok, _ := s.Available(); ok {
 			return el
@@ -384,22 +390,22 @@ func (m *Module) InboundPresence(ctx context.Context, p *xmpp.Element, to jid.JI
 	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
 		m.inboundSubscription(ctx, p, to.Bare(), from.Bare(), typ)
 	case "probe":
-		m.answerProbe(ctx, to.Bare().String(), from)
+		m.answerProbe(ctx, to.Bare(), from)
 	default:
 		if to.Resourcepart() != "" {
 			// §8.5.3: to that resource if it exists, else nowhere.
 			m.srv.Router().Deliver(ctx, p)
 			return
 		}
-		m.deliver(ctx, to.String(), p)
+		m.deliverTo(ctx, to, p)
 	}
 }
 
 // answerProbe answers a probe from a contact (RFC 6121 §4.3.2): with the
 // presence of each available resource when the contact is subscribed, with
 // unavailable when none is, and with unsubscribed when it is not subscribed.
-func (m *Module) answerProbe(ctx context.Context, owner string, from jid.JID) {
-	ob, _ := jid.Parse(owner)
+func (m *Module) answerProbe(ctx context.Context, ob jid.JID, from jid.JID) {
+	owner := ob.String()
 	prober := from.Bare().String()
 	if prober != owner {
 		// An account with sessions here exists; others are looked up.

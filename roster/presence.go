@@ -3,6 +3,7 @@ package roster
 import (
 	"context"
 	"slices"
+	"strings"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
@@ -192,7 +193,10 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	}
 	probeFrom := full.Bare()
 	for _, it := range items {
-		if it.hasTo() && it.Contact != owner {
+		if !it.hasTo() || it.Contact == owner {
+			continue
+		}
+		if !m.presenceOfLocal(ctx, s, it.Contact) {
 			m.route(ctx, presence(probeFrom, it.Contact, "probe"))
 		}
 	}
@@ -257,6 +261,56 @@ func (m *Module) lastPresence(owner, resource string) *xmpp.Element {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.presence[resource]
+}
+
+// presenceOfLocal answers, for a contact of this server, the probe the new
+// session s would send it (RFC 6121 §4.2.2, §4.3.2) without sending one:
+// the contact's available resources, read from the registry, are
+// delivered to s alone (the account's other resources have them), and a
+// contact with none gets s its unavailable presence, as the probe's answer
+// would. In a team of n that is n probes and their routing fewer per
+// login, and no storage read for the members who are offline. False when
+// the probe must go out after all: the contact is elsewhere, or, online,
+// does not give the account its presence (the probe's <unsubscribed/>
+// answer then repairs the account's item).
+func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact string) bool {
+	if _, domain, ok := strings.Cut(contact, "@"); !ok || domain != m.srv.Domain {
+		return false
+	}
+	rs, err := m.srv.Registry().Resources(ctx, contact)
+	if err != nil {
+		return false
+	}
+	owner := s.JID().Bare().String()
+	checked := false
+	for _, r := range rs {
+		if !r.Available || r.Presence == nil {
+			continue
+		}
+		if !checked {
+			if it, err := m.lookup(ctx, contact, owner); err != nil || !it.hasFrom() {
+				return false
+			}
+			checked = true
+		}
+		var p *xmpp.Element
+		if r.Node == m.srv.Node() {
+			p = m.lastPresence(contact, r.Resource)
+		}
+		if p == nil {
+			if p, err = xmpp.ParseElement(r.Presence); err != nil {
+				continue
+			}
+		}
+		m.srv.Router().DeliverSession(ctx, s, addressed(p, s.JID().String()))
+	}
+	if !checked {
+		// None available (§4.3.2): unavailable from the bare JID.
+		if cj, err := jid.Parse(contact); err == nil {
+			m.srv.Router().DeliverSession(ctx, s, presence(cj, s.JID().String(), "unavailable"))
+		}
+	}
+	return true
 }
 
 // broadcastUnavailable handles unavailable presence without 'to', or its

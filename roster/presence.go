@@ -3,8 +3,8 @@ package roster
 import (
 	"context"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 

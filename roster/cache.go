@@ -133,30 +133,34 @@ func (m *Module) rosterGen(ctx context.Context, owner string) ([]item, uint64, e
 		return nil, 0, err
 	}
 	if a != nil {
-		a.mu.Lock()
-		if a.shared != nil {
-			// Read under the lock: the group watch changes a.shared in
+		m.cos.mu.RLock()
+		if a.co != nil {
+			// Read under the lock: the group watch changes the sets in
 			// place.
-			items := merge(stored, a.shared)
-			a.mu.Unlock()
+			items := merge(stored, a.co.all, owner)
+			m.cos.mu.RUnlock()
 			return items, gen, nil
 		}
-		a.mu.Unlock() // the session is starting: its co-members are not loaded yet
+		m.cos.mu.RUnlock() // the session is starting: its co-members are not loaded yet
 	}
-	return merge(stored, m.loadShared(ctx, owner)), gen, nil
+	return merge(stored, m.loadShared(ctx, owner), owner), gen, nil
 }
 
-// merge merges the stored items with the shared co-members, sorted.
-func merge(stored map[string]storage.RosterItem, shared map[string][]string) []item {
+// merge merges the stored items with the shared co-members (owner itself
+// left out), sorted.
+func merge(stored map[string]storage.RosterItem, shared map[string][]string, owner string) []item {
 	items := make([]item, 0, len(stored)+len(shared))
 	for c, s := range stored {
-		it := item{RosterItem: s, stored: true, shared: shared[c]}
+		it := item{RosterItem: s, stored: true}
+		if c != owner {
+			it.shared = shared[c]
+		}
 		if !it.hidden() {
 			items = append(items, it)
 		}
 	}
 	for c, groups := range shared {
-		if _, ok := stored[c]; !ok {
+		if _, ok := stored[c]; !ok && c != owner {
 			items = append(items, item{RosterItem: storage.RosterItem{Contact: c, Subscription: storage.SubNone}, shared: groups})
 		}
 	}

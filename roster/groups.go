@@ -89,29 +89,43 @@ func (m *Module) applyChange(ctx context.Context, ch storage.GroupChange) {
 // here, up to date with storage.
 func (m *Module) resync(ctx context.Context, accounts []string) {
 	for _, owner := range accounts {
-		m.mu.Lock()
-		a := m.accounts[owner]
-		m.mu.Unlock()
-		if a == nil {
-			continue
+		if a := m.account(owner); a != nil {
+			m.replaceShared(ctx, a, owner, m.loadShared(ctx, owner))
 		}
-		fresh := m.loadShared(ctx, owner)
-		a.mu.Lock()
-		old := a.shared
-		a.shared = fresh
-		a.gen++
-		a.version = "" // the co-members are part of it
-		a.mu.Unlock()
-		m.diffShared(ctx, owner, old, fresh)
 	}
+}
+
+// replaceShared gives owner, online here, the co-members fresh and pushes
+// the difference.
+func (m *Module) replaceShared(ctx context.Context, a *account, owner string, fresh map[string][]string) {
+	m.cos.mu.Lock()
+	if a.co == nil {
+		m.cos.mu.Unlock()
+		return // its session is starting, and loads what is stored now
+	}
+	old := a.co.view(owner)
+	m.cos.detach(a.co, owner)
+	a.co = m.cos.attach(owner, fresh)
+	m.cos.mu.Unlock()
+	m.changed(a)
+	m.diffShared(ctx, owner, old, fresh)
+}
+
+// changed drops a's cached version after its co-members changed.
+func (m *Module) changed(a *account) {
+	a.mu.Lock()
+	a.gen++
+	a.version = ""
+	a.mu.Unlock()
 }
 
 // memberChanged handles one member j joining or leaving group: the
 // groups j shares with each other account are read once (CoMembers of j,
-// which are symmetric), and each account online here that gained, lost or
-// changed j is updated for that one contact, so that a change costs one
-// query and work in proportion to the group, not a resync of every member
-// (which read each member's co-members: the group's size squared).
+// which are symmetric), and each set of co-members in use here that
+// gained, lost or changed j is updated for that one contact, and its
+// accounts get one push each: a change costs one query and work in
+// proportion to the group, not a resync of every member (which read each
+// member's co-members: the group's size squared).
 func (m *Module) memberChanged(ctx context.Context, group, j string) {
 	list, err := m.Store.CoMembers(ctx, j)
 	if err != nil {
@@ -124,45 +138,62 @@ func (m *Module) memberChanged(ctx context.Context, group, j string) {
 	for _, c := range list {
 		fresh[c.JID] = c.Groups
 	}
+	var own *coSet
 	if a := m.account(j); a != nil {
-		a.mu.Lock()
-		old := a.shared
-		a.shared = fresh
-		a.gen++
-		a.version = ""
-		a.mu.Unlock()
-		m.diffShared(ctx, j, old, fresh)
+		m.replaceShared(ctx, a, j, fresh)
+		m.cos.mu.RLock()
+		own = a.co
+		m.cos.mu.RUnlock()
 	}
-	m.mu.Lock()
-	online := make(map[string]*account, len(m.accounts))
-	for bare, a := range m.accounts {
-		if bare != j {
-			online[bare] = a
-		}
+	type diff struct {
+		owner    string
+		had, has bool
 	}
-	m.mu.Unlock()
-	for owner, a := range online {
-		now, has := fresh[owner]
-		a.mu.Lock()
-		if a.shared == nil {
-			a.mu.Unlock()
-			continue // its session is starting, and loads what is stored now
+	var diffs []diff
+	var split []string // owners whose view of j differs from their set's
+	m.cos.mu.Lock()
+	for _, set := range m.cos.sets() {
+		if set == own {
+			continue // j's own set, which has j as j has it
 		}
-		was, had := a.shared[j]
+		var owners []string
+		for o := range set.owners {
+			if o != j {
+				owners = append(owners, o)
+			}
+		}
+		if len(owners) == 0 {
+			continue
+		}
+		now, has := fresh[owners[0]]
+		was, had := set.all[j]
+		for _, o := range owners[1:] {
+			if g, ok := fresh[o]; ok != has || !slices.Equal(g, now) {
+				split = append(split, o) // not the same groups after all
+			}
+		}
 		if had == has && slices.Equal(was, now) {
-			a.mu.Unlock()
 			continue
 		}
 		if has {
-			a.shared[j] = now
+			m.cos.set(set, j, now)
 		} else {
-			delete(a.shared, j)
+			m.cos.set(set, j, nil)
 		}
-		a.gen++
-		a.version = ""
-		a.mu.Unlock()
-		m.diffOne(ctx, owner, j, had, has)
+		for _, o := range owners {
+			if !slices.Contains(split, o) {
+				diffs = append(diffs, diff{o, had, has})
+			}
+		}
 	}
+	m.cos.mu.Unlock()
+	for _, d := range diffs {
+		if a := m.account(d.owner); a != nil {
+			m.changed(a)
+			m.diffOne(ctx, d.owner, j, d.had, d.has)
+		}
+	}
+	m.resync(ctx, split)
 }
 
 // diffShared pushes what changed between two views of owner's co-members

@@ -72,6 +72,7 @@ type Module struct {
 	mu        sync.Mutex
 	accounts  map[string]*account // online accounts by bare JID
 	sessions  sync.Map            // *xmpp.Session → *sessionState
+	cos       coSets
 	watchOnce sync.Once
 	watching  chan struct{} // closed once the group watch runs
 }
@@ -80,8 +81,9 @@ type Module struct {
 type account struct {
 	sessions int
 	mu       sync.Mutex
-	// shared maps each co-member to the names of the shared groups.
-	shared map[string][]string
+	// co is the account's co-members, shared with the accounts of the same
+	// groups (coset.go); guarded by Module.cos.mu, nil until loaded.
+	co *coSet
 	// The roster cache (cache.go): the stored items by contact and the
 	// roster's version, empty until read; gen counts the changes that
 	// dropped them.
@@ -166,11 +168,17 @@ func (m *Module) sessionStarted(_ context.Context, s *xmpp.Session) {
 	a.sessions++
 	m.mu.Unlock()
 	ctx := m.srv.Context()
-	a.mu.Lock()
-	if a.shared == nil {
-		a.shared = m.loadShared(ctx, bare)
+	m.cos.mu.RLock()
+	loaded := a.co != nil
+	m.cos.mu.RUnlock()
+	if !loaded {
+		shared := m.loadShared(ctx, bare)
+		m.cos.mu.Lock()
+		if a.co == nil {
+			a.co = m.cos.attach(bare, shared)
+		}
+		m.cos.mu.Unlock()
 	}
-	a.mu.Unlock()
 	err := m.srv.Registry().SetResource(ctx, bare, storage.Resource{Resource: s.JID().Resourcepart(), Node: m.srv.Node()})
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", s.JID().String(), "err", err)
@@ -192,13 +200,24 @@ func (m *Module) sessionEnded(_ context.Context, s *xmpp.Session) {
 	}
 	m.sessions.Delete(s)
 	m.mu.Lock()
-	if a := m.accounts[bare]; a != nil {
+	a := m.accounts[bare]
+	gone := false
+	if a != nil {
 		a.sessions--
 		if a.sessions <= 0 {
 			delete(m.accounts, bare)
+			gone = true
 		}
 	}
 	m.mu.Unlock()
+	if gone {
+		m.cos.mu.Lock()
+		if a.co != nil {
+			m.cos.detach(a.co, bare)
+			a.co = nil
+		}
+		m.cos.mu.Unlock()
+	}
 }
 
 func (m *Module) loadShared(ctx context.Context, bare string) map[string][]string {
@@ -219,13 +238,13 @@ func (m *Module) loadShared(ctx context.Context, bare string) map[string][]strin
 // otherwise.
 func (m *Module) sharedWith(ctx context.Context, owner, contact string) []string {
 	if a := m.account(owner); a != nil {
-		a.mu.Lock()
-		if a.shared != nil {
-			groups := a.shared[contact]
-			a.mu.Unlock()
+		m.cos.mu.RLock()
+		if a.co != nil {
+			groups := a.co.get(owner, contact)
+			m.cos.mu.RUnlock()
 			return groups
 		}
-		a.mu.Unlock()
+		m.cos.mu.RUnlock()
 	}
 	return m.loadShared(ctx, owner)[contact]
 }

@@ -111,6 +111,21 @@ func (c *coSets) unindex(s *coSet) {
 	}
 }
 
+// fork moves owners from s to a copy of it, which a change to s then
+// leaves alone. Called with mu held.
+func (c *coSets) fork(s *coSet, owners []string) *coSet {
+	f := &coSet{all: maps.Clone(s.all), owners: make(map[string]bool, len(owners)), key: s.key}
+	for _, o := range owners {
+		delete(s.owners, o)
+		f.owners[o] = true
+	}
+	c.byKey[f.key] = append(c.byKey[f.key], f)
+	if len(s.owners) == 0 {
+		c.unindex(s)
+	}
+	return f
+}
+
 // set changes contact's entry of s (nil groups: none) and files s under
 // its new hash. Called with mu held.
 func (c *coSets) set(s *coSet, contact string, groups []string) {

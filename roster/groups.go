@@ -167,11 +167,23 @@ func (m *Module) memberChanged(ctx context.Context, group, j string) {
 		}
 		now, has := fresh[owners[0]]
 		was, had := set.all[j]
+		var apart []string
 		for _, o := range owners[1:] {
 			if g, ok := fresh[o]; ok != has || !slices.Equal(g, now) {
-				split = append(split, o) // not the same groups after all
+				apart = append(apart, o) // not the same groups after all
 			}
 		}
+		// Those leave the set before it changes, with its present
+		// content, and are brought up to date on their own below.
+		if len(apart) > 0 {
+			fork := m.cos.fork(set, apart)
+			for _, o := range apart {
+				if a := m.account(o); a != nil && a.co == set {
+					a.co = fork
+				}
+			}
+		}
+		split = append(split, apart...)
 		if had == has && slices.Equal(was, now) {
 			continue
 		}

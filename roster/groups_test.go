@@ -279,3 +279,46 @@ func onlineAs(t *testing.T, s *testenv.Server, bare string) *user {
 	t.Helper()
 	return online(t, s, jid.MustParse(bare), "r")
 }
+
+// TestSharedSetsSplit: alice, bob and carol are one team, so they share
+// one set of co-members; alice is also alone in a project, which adds no
+// one to it. When dave joins that project, the change concerns alice alone
+// of the three, whichever of them the set's update starts from: alice gets
+// dave, bob and carol do not; and when he leaves, alice loses him again.
+func TestSharedSetsSplit(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend)
+		watching(t, s)
+		ctx := context.Background()
+		aj, bj, cj, dj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "carol", "pw"), s.AddUser(t, "dave", "pw")
+		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
+		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "p", Kind: storage.KindProject, Name: "Solo", Parent: "t"}))
+		for _, j := range []jid.JID{aj, bj, cj} {
+			must(t, s.Store.AddMember(ctx, "t", j.String()))
+		}
+		must(t, s.Store.AddMember(ctx, "p", aj.String()))
+		a, b, c := online(t, s, aj, "a"), online(t, s, bj, "b"), online(t, s, cj, "c")
+		for _, u := range []*user{a, b, c} {
+			if n := len(u.roster(t, "").Elements()); n != 2 {
+				t.Fatalf("%s has %d co-members, want 2", u.bare, n)
+			}
+		}
+
+		must(t, s.Store.AddMember(ctx, "p", dj.String()))
+		a.Expect(t, "dave in the project", pushGroups(dj.String(), "both", "Solo"))
+		for _, u := range []*user{b, c} {
+			u.quiet(t, "dave shares nothing with "+u.bare, func(el *xmpp.Element) bool {
+				return strings.Contains(el.String(), dj.String())
+			})
+			u.rosterShows(t, dj.String(), "", "")
+		}
+		a.rosterShows(t, dj.String(), "both", "")
+
+		must(t, s.Store.RemoveMember(ctx, "p", dj.String()))
+		a.Expect(t, "dave gone", isPush(dj.String(), "remove", ""))
+		a.rosterShows(t, dj.String(), "", "")
+		// bob and carol still see each other and alice.
+		b.rosterShows(t, cj.String(), "both", "")
+		b.rosterShows(t, aj.String(), "both", "")
+	})
+}

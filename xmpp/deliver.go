@@ -83,6 +83,20 @@ func (r *Router) DeliverEach(ctx context.Context, bare jid.JID, pick func(*Sessi
 	return n
 }
 
+// DeliverFanoutEach delivers f to each local session of the account bare
+// (a bare JID as a string, as rosters hold them) that pick accepts, each
+// copy spliced from the bytes serialised once: a presence broadcast to a
+// team's members. It returns how many got it.
+func (r *Router) DeliverFanoutEach(ctx context.Context, bare string, f Fanout, pick func(*Session) bool) int {
+	n := 0
+	for _, s := range r.sessions(bare) {
+		if pick(s) && r.deliverFanout(ctx, s, f) {
+			n++
+		}
+	}
+	return n
+}
+
 // DeliverFanout delivers f to the full JID to: through via when the caller
 // knows its session (a chat room its occupant's), else the local session
 // bound to to, else, for an address on another server, through

@@ -2,7 +2,10 @@ package roster_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/storage"
@@ -102,5 +105,46 @@ func TestRosterCacheFollowsChanges(t *testing.T) {
 		must(t, s.Store.RemoveMember(ctx, "t", cj.String()))
 		v7 := a.pushVer(t, "carol no longer shared", isPush(cj.String(), "remove", ""))
 		a.rosterShows(t, cj.String(), "", v7)
+	})
+}
+
+// TestTeamRosterVersion: a team member who comes back with the version
+// it had gets an empty result (RFC 6121 §2.6.3), since the version is
+// computed from the roster, not from the session or the shared set it
+// came from; after a membership change, the version it had is stale and
+// the whole roster comes (issue 22, item 3).
+func TestTeamRosterVersion(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend)
+		watching(t, s)
+		ctx := context.Background()
+		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
+		var team []jid.JID
+		for i := range 5 {
+			j := s.AddUser(t, fmt.Sprintf("m%d", i), "pw")
+			must(t, s.Store.AddMember(ctx, "t", j.String()))
+			team = append(team, j)
+		}
+		other := online(t, s, team[1], "o") // keeps the shared set in use
+		u := login(t, s, team[0], "a")
+		q := u.roster(t, "")
+		ver := q.Get("ver")
+		if len(q.Elements()) != 4 || ver == "" {
+			t.Fatalf("first roster: %s", q)
+		}
+		u.Close()
+		u = login(t, s, team[0], "b")
+		if q := u.roster(t, ver); q != nil {
+			t.Fatalf("coming back with the current version: want an empty result, got %s", q)
+		}
+		newcomer := s.AddUser(t, "m5", "pw")
+		must(t, s.Store.AddMember(ctx, "t", newcomer.String()))
+		other.Expect(t, "the newcomer pushed", pushGroups(newcomer.String(), "both", "Team"))
+		u.Close()
+		u = login(t, s, team[0], "c")
+		q = u.roster(t, ver)
+		if q == nil || len(q.Elements()) != 5 || q.Get("ver") == ver {
+			t.Fatalf("after a change, with the old version: want the whole roster of 5 and a new version, got %v", q)
+		}
 	})
 }

@@ -121,6 +121,35 @@ func (m *Module) roster(ctx context.Context, owner string) ([]item, error) {
 // rosterGen is roster, and the account's generation the items were built
 // at (0 when owner is not online here).
 func (m *Module) rosterGen(ctx context.Context, owner string) ([]item, uint64, error) {
+	var items []item
+	gen, err := m.visit(ctx, owner, func(it item) { items = append(items, it) })
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.Contact, b.Contact) })
+	return items, gen, err
+}
+
+// presenceContacts returns the contacts that get owner's presence (from)
+// and those whose presence owner gets (to), in no order: what a presence
+// broadcast needs of the roster, without building and sorting its items.
+func (m *Module) presenceContacts(ctx context.Context, owner string) (from, to []string, err error) {
+	_, err = m.visit(ctx, owner, func(it item) {
+		if it.Contact == owner {
+			return
+		}
+		if it.hasFrom() {
+			from = append(from, it.Contact)
+		}
+		if it.hasTo() {
+			to = append(to, it.Contact)
+		}
+	})
+	return from, to, err
+}
+
+// visit calls fn with each of owner's visible items, in no order, built
+// from the cached stored items and co-members while owner is online here,
+// and returns the account's generation they were read at (0 when owner is
+// not online here).
+func (m *Module) visit(ctx context.Context, owner string, fn func(item)) (uint64, error) {
 	a := m.account(owner)
 	gen := uint64(0)
 	if a != nil {
@@ -130,42 +159,40 @@ func (m *Module) rosterGen(ctx context.Context, owner string) ([]item, uint64, e
 	}
 	stored, err := m.stored(ctx, owner)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	if a != nil {
 		m.cos.mu.RLock()
 		if a.co != nil {
 			// Read under the lock: the group watch changes the sets in
 			// place.
-			items := merge(stored, a.co.all, owner)
+			each(stored, a.co.all, owner, fn)
 			m.cos.mu.RUnlock()
-			return items, gen, nil
+			return gen, nil
 		}
 		m.cos.mu.RUnlock() // the session is starting: its co-members are not loaded yet
 	}
-	return merge(stored, m.loadShared(ctx, owner), owner), gen, nil
+	each(stored, m.loadShared(ctx, owner), owner, fn)
+	return gen, nil
 }
 
-// merge merges the stored items with the shared co-members (owner itself
-// left out), sorted.
-func merge(stored map[string]storage.RosterItem, shared map[string][]string, owner string) []item {
-	items := make([]item, 0, len(stored)+len(shared))
+// each calls fn with each stored item merged with the shared co-members
+// (owner itself left out), hidden items left out.
+func each(stored map[string]storage.RosterItem, shared map[string][]string, owner string, fn func(item)) {
 	for c, s := range stored {
 		it := item{RosterItem: s, stored: true}
 		if c != owner {
 			it.shared = shared[c]
 		}
 		if !it.hidden() {
-			items = append(items, it)
+			fn(it)
 		}
 	}
 	for c, groups := range shared {
 		if _, ok := stored[c]; !ok && c != owner {
-			items = append(items, item{RosterItem: storage.RosterItem{Contact: c, Subscription: storage.SubNone}, shared: groups})
+			fn(item{RosterItem: storage.RosterItem{Contact: c, Subscription: storage.SubNone}, shared: groups})
 		}
 	}
-	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.Contact, b.Contact) })
-	return items
 }
 
 // elements returns the items as <item/> elements.

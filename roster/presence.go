@@ -144,17 +144,11 @@ func (m *Module) DirectedPresences(s *xmpp.Session) int {
 
 // subscribers returns the contacts that receive owner's presence.
 func (m *Module) subscribers(ctx context.Context, owner string) []string {
-	items, err := m.roster(ctx, owner)
+	from, _, err := m.presenceContacts(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "reading roster", "jid", owner, "err", err)
 	}
-	var out []string
-	for _, it := range items {
-		if it.hasFrom() && it.Contact != owner {
-			out = append(out, it.Contact)
-		}
-	}
-	return out
+	return from
 }
 
 // broadcastAvailable handles available presence without 'to' (RFC 6121
@@ -172,15 +166,13 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		m.warn(ctx, "presence registry", "jid", full.String(), "err", err)
 	}
 	m.setPresence(owner, full.Resourcepart(), p)
-	items, err := m.roster(ctx, owner)
+	from, to, err := m.presenceContacts(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "reading roster", "jid", owner, "err", err)
 	}
 	f := xmpp.NewFanout(p)
-	for _, it := range items {
-		if it.hasFrom() && it.Contact != owner {
-			m.broadcastTo(ctx, p, f, it.Contact)
-		}
+	for _, c := range from {
+		m.broadcastTo(ctx, p, f, c)
 	}
 	// Every available resource of the account, the sender included (§4.2.2).
 	m.srv.Router().DeliverEach(ctx, full.Bare(), func(o *xmpp.Session) *xmpp.Element {
@@ -193,12 +185,9 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		return
 	}
 	probeFrom := full.Bare()
-	for _, it := range items {
-		if !it.hasTo() || it.Contact == owner {
-			continue
-		}
-		if !m.presenceOfLocal(ctx, s, it.Contact) {
-			m.route(ctx, presence(probeFrom, it.Contact, "probe"))
+	for _, c := range to {
+		if !m.presenceOfLocal(ctx, s, c) {
+			m.route(ctx, presence(probeFrom, c, "probe"))
 		}
 	}
 	// The new resource learns about the account's other resources.
@@ -207,11 +196,11 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		m.warn(ctx, "presence registry", "jid", owner, "err", err)
 	}
 	for _, r := range rs {
-		if r.Resource == full.Resourcepart() || !r.Available || r.Presence == nil {
+		if r.Resource == full.Resourcepart() {
 			continue
 		}
-		if last, err := xmpp.ParseElement(r.Presence); err == nil {
-			m.srv.Router().Deliver(ctx, addressed(last, full.String()))
+		if last := m.resourcePresence(owner, r); last != nil {
+			m.srv.Router().DeliverSession(ctx, s, addressed(last, full.String()))
 		}
 	}
 	// Subscription requests not yet answered, again at each login (§3.1.3).
@@ -252,16 +241,35 @@ func (m *Module) setPresence(owner, resource string, p *xmpp.Element) {
 	a.presence[resource] = p
 }
 
-// lastPresence is the broadcast presence of owner's resource here, or nil.
-// Nobody changes it: it is copied before it is addressed.
-func (m *Module) lastPresence(owner, resource string) *xmpp.Element {
-	a := m.account(owner)
-	if a == nil {
+// resourcePresence is the broadcast presence of owner's resource r, nil
+// when r is not available: for a resource here the element it sent, kept
+// by setPresence, else parsed from the registry's copy. Nobody changes
+// it: it is copied before it is addressed.
+func (m *Module) resourcePresence(owner string, r storage.Resource) *xmpp.Element {
+	if !r.Available || r.Presence == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.presence[resource]
+	if r.Node == m.srv.Node() {
+		if a := m.account(owner); a != nil {
+			a.mu.Lock()
+			p := a.presence[r.Resource]
+			a.mu.Unlock()
+			if p != nil {
+				return p
+			}
+		}
+	}
+	p, err := xmpp.ParseElement(r.Presence)
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// local reports whether the bare JID is an account of this server.
+func (m *Module) local(bare string) bool {
+	_, domain, ok := strings.Cut(bare, "@")
+	return ok && domain == m.srv.Domain
 }
 
 // broadcastTo sends the broadcast presence p (f, serialised once) to a
@@ -271,7 +279,7 @@ func (m *Module) lastPresence(owner, resource string) *xmpp.Element {
 // in a team of n a sign-in is n of these. To a contact of another server,
 // it is routed.
 func (m *Module) broadcastTo(ctx context.Context, p *xmpp.Element, f xmpp.Fanout, contact string) {
-	if _, domain, ok := strings.Cut(contact, "@"); ok && domain == m.srv.Domain {
+	if m.local(contact) {
 		m.srv.Router().DeliverFanoutEach(ctx, contact, f, func(s *xmpp.Session) bool {
 			ok, _ := s.Available()
 			return ok
@@ -292,7 +300,7 @@ func (m *Module) broadcastTo(ctx context.Context, p *xmpp.Element, f xmpp.Fanout
 // does not give the account its presence (the probe's <unsubscribed/>
 // answer then repairs the account's item).
 func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact string) bool {
-	if _, domain, ok := strings.Cut(contact, "@"); !ok || domain != m.srv.Domain {
+	if !m.local(contact) {
 		return false
 	}
 	rs, err := m.srv.Registry().Resources(ctx, contact)
@@ -302,7 +310,8 @@ func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact s
 	owner := s.JID().Bare().String()
 	checked := false
 	for _, r := range rs {
-		if !r.Available || r.Presence == nil {
+		p := m.resourcePresence(contact, r)
+		if p == nil {
 			continue
 		}
 		if !checked {
@@ -310,15 +319,6 @@ func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact s
 				return false
 			}
 			checked = true
-		}
-		var p *xmpp.Element
-		if r.Node == m.srv.Node() {
-			p = m.lastPresence(contact, r.Resource)
-		}
-		if p == nil {
-			if p, err = xmpp.ParseElement(r.Presence); err != nil {
-				continue
-			}
 		}
 		m.srv.Router().DeliverSession(ctx, s, addressed(p, s.JID().String()))
 	}
@@ -384,22 +384,10 @@ func (m *Module) sendPresenceTo(ctx context.Context, owner, to string, unavailab
 	}
 	sent := false
 	for _, r := range rs {
-		if !r.Available || r.Presence == nil {
-			continue
+		if p := m.resourcePresence(owner, r); p != nil {
+			m.route(ctx, addressed(p, to))
+			sent = true
 		}
-		var p *xmpp.Element
-		if r.Node == m.srv.Node() {
-			p = m.lastPresence(owner, r.Resource)
-		}
-		if p != nil {
-			p = addressed(p, to)
-		} else if p, err = xmpp.ParseElement(r.Presence); err == nil {
-			p.Set("to", to)
-		} else {
-			continue
-		}
-		m.route(ctx, p)
-		sent = true
 	}
 	if !sent && unavailableIfNone {
 		ob, _ := jid.Parse(owner)

@@ -322,3 +322,55 @@ func TestSharedSetsSplit(t *testing.T) {
 		b.rosterShows(t, aj.String(), "both", "")
 	})
 }
+
+// TestTeamPresenceOverWeb: broadcasts to a team's members are spliced
+// from bytes serialised once (Router.DeliverFanoutEach), and so are
+// written without going through the router: a member on TCP, one over
+// WebSocket (RFC 7395: each element declares jabber:client) and one over
+// BOSH see each other's initial presence and a later update.
+func TestTeamPresenceOverWeb(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend)
+		ctx := context.Background()
+		aj, bj, cj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "carol", "pw")
+		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
+		for _, j := range []jid.JID{aj, bj, cj} {
+			must(t, s.Store.AddMember(ctx, "t", j.String()))
+		}
+		a := online(t, s, aj, "tcp")
+		ws := &user{Client: s.DialWebSocket(t, bj, "pw", "ws"), bare: bj.String()}
+		ws.roster(t, "")
+		ws.SendRaw(t, `<presence/>`)
+		ws.expectAll(t, "own presence and alice's, in jabber:client", isPresence(ws.JID.String(), ""), func(el *xmpp.Element) bool {
+			return isPresence(a.JID.String(), "")(el) && el.Space == xmpp.NSClient
+		})
+		a.Expect(t, "bob's presence from the broadcast", isPresence(ws.JID.String(), ""))
+
+		b := s.NewBOSH()
+		bosh := b.Login(t, cj, "pw", "bosh")
+		b.Post(t, "", `<iq xmlns="jabber:client" type="get" id="r"><query xmlns="jabber:iq:roster"/></iq><presence xmlns="jabber:client"/>`)
+		seen := map[string]bool{}
+		b.Until(t, "alice's and bob's presence over BOSH", func(el *xmpp.Element) bool {
+			if el.Local == "presence" && el.Get("type") == "" {
+				seen[el.Get("from")] = true
+			}
+			return seen[a.JID.String()] && seen[ws.JID.String()]
+		})
+		a.Expect(t, "carol's presence from the broadcast", isPresence(bosh.String(), ""))
+		ws.Expect(t, "carol's presence from the broadcast, in jabber:client", func(el *xmpp.Element) bool {
+			return isPresence(bosh.String(), "")(el) && el.Space == xmpp.NSClient
+		})
+
+		// An update, spliced once for both web members.
+		a.SendRaw(t, `<presence><status>lunch</status></presence>`)
+		isLunch := func(el *xmpp.Element) bool {
+			st := el.Child(xmpp.NSClient, "status")
+			return isPresence(a.JID.String(), "")(el) && st != nil && st.Text() == "lunch"
+		}
+		ws.Expect(t, "alice's update over WebSocket", isLunch)
+		b.Until(t, "alice's update over BOSH", func(el *xmpp.Element) bool {
+			st := el.Child("", "status")
+			return isPresence(a.JID.String(), "")(el) && st != nil && st.Text() == "lunch" && el.Get("to") == bosh.String()
+		})
+	})
+}

@@ -35,21 +35,16 @@ func (m *Module) account(owner string) *account {
 // ones when it is online here, else read from storage. The map must not be
 // changed.
 func (m *Module) stored(ctx context.Context, owner string) (map[string]storage.RosterItem, error) {
+	var gen uint64
 	a := m.account(owner)
 	if a != nil {
 		a.mu.Lock()
-		if a.items != nil {
-			items := a.items
-			a.mu.Unlock()
+		items, g := a.items, a.gen
+		a.mu.Unlock()
+		if items != nil {
 			return items, nil
 		}
-		a.mu.Unlock()
-	}
-	gen := uint64(0)
-	if a != nil {
-		a.mu.Lock()
-		gen = a.gen
-		a.mu.Unlock()
+		gen = g
 	}
 	list, err := m.Store.Roster(ctx, owner)
 	if err != nil {

@@ -15,9 +15,7 @@ func (r *Router) Recipients(to jid.JID, st *Element) []*Session {
 		if s := r.session(to); s != nil {
 			return []*Session{s} // §8.5.3.1
 		}
-		switch typ {
-		case "", "normal", "chat", "headline": // §8.5.3.2.1: as to the bare JID
-		default:
+		if !toBareWhenGone(typ) {
 			return nil
 		}
 	}

@@ -214,10 +214,10 @@ func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to ji
 	}
 	switch st.Local {
 	case "message":
-		switch st.Get("type") {
-		case "", "normal", "chat", "headline":
+		switch typ := st.Get("type"); {
+		case toBareWhenGone(typ):
 			r.toBare(ctx, st, origin, to.Bare())
-		case "groupchat":
+		case typ == "groupchat":
 			r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
 		}
 	case "iq":
@@ -225,6 +225,17 @@ func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to ji
 	case "presence":
 		// §8.5.3.2.3: silently ignored.
 	}
+}
+
+// toBareWhenGone reports whether a message of type typ to a full JID with
+// no session goes to the bare JID instead (§8.5.3.2.1); toFull and
+// Recipients share it.
+func toBareWhenGone(typ string) bool {
+	switch typ {
+	case "", "normal", "chat", "headline":
+		return true
+	}
+	return false
 }
 
 // toBare implements RFC 6121 §8.5.2.

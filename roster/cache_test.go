@@ -2,10 +2,7 @@ package roster_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
-
-	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/storage"
@@ -118,13 +115,7 @@ func TestTeamRosterVersion(t *testing.T) {
 		s := testenv.Start(t, backend)
 		watching(t, s)
 		ctx := context.Background()
-		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
-		var team []jid.JID
-		for i := range 5 {
-			j := s.AddUser(t, fmt.Sprintf("m%d", i), "pw")
-			must(t, s.Store.AddMember(ctx, "t", j.String()))
-			team = append(team, j)
-		}
+		team := newTeam(t, s, 5)
 		other := online(t, s, team[1], "o") // keeps the shared set in use
 		u := login(t, s, team[0], "a")
 		q := u.roster(t, "")

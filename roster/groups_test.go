@@ -92,6 +92,20 @@ func TestSharedGroups(t *testing.T) {
 	})
 }
 
+// newTeam creates the team "t" (named Team) with n new accounts m0, m1…
+// as its members, and returns them.
+func newTeam(t *testing.T, s *testenv.Server, n int) []jid.JID {
+	t.Helper()
+	ctx := context.Background()
+	must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
+	team := make([]jid.JID, n)
+	for i := range n {
+		team[i] = s.AddUser(t, fmt.Sprintf("m%d", i), "pw")
+		must(t, s.Store.AddMember(ctx, "t", team[i].String()))
+	}
+	return team
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -205,16 +219,10 @@ func TestMembershipChurn(t *testing.T) {
 		s := testenv.Start(t, backend)
 		watching(t, s)
 		ctx := context.Background()
-		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
 		const online, churn = 12, 30
 		var team []*user
-		for i := range online {
-			j := s.AddUser(t, fmt.Sprintf("m%d", i), "pw")
-			must(t, s.Store.AddMember(ctx, "t", j.String()))
-			team = append(team, &user{bare: j.String()})
-		}
-		for i, u := range team {
-			team[i] = onlineAs(t, s, u.bare)
+		for _, j := range newTeam(t, s, online) {
+			team = append(team, onlineAs(t, s, j.String()))
 		}
 		var extra []string
 		for i := range churn {
@@ -290,12 +298,9 @@ func TestSharedSetsSplit(t *testing.T) {
 		s := testenv.Start(t, backend)
 		watching(t, s)
 		ctx := context.Background()
-		aj, bj, cj, dj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "carol", "pw"), s.AddUser(t, "dave", "pw")
-		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
+		team := newTeam(t, s, 3)
+		aj, bj, cj, dj := team[0], team[1], team[2], s.AddUser(t, "dave", "pw")
 		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "p", Kind: storage.KindProject, Name: "Solo", Parent: "t"}))
-		for _, j := range []jid.JID{aj, bj, cj} {
-			must(t, s.Store.AddMember(ctx, "t", j.String()))
-		}
 		must(t, s.Store.AddMember(ctx, "p", aj.String()))
 		a, b, c := online(t, s, aj, "a"), online(t, s, bj, "b"), online(t, s, cj, "c")
 		for _, u := range []*user{a, b, c} {
@@ -331,12 +336,8 @@ func TestSharedSetsSplit(t *testing.T) {
 func TestTeamPresenceOverWeb(t *testing.T) {
 	testenv.EachBackend(t, func(t *testing.T, backend string) {
 		s := testenv.Start(t, backend)
-		ctx := context.Background()
-		aj, bj, cj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "carol", "pw")
-		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "t", Kind: storage.KindTeam, Name: "Team"}))
-		for _, j := range []jid.JID{aj, bj, cj} {
-			must(t, s.Store.AddMember(ctx, "t", j.String()))
-		}
+		team := newTeam(t, s, 3)
+		aj, bj, cj := team[0], team[1], team[2]
 		a := online(t, s, aj, "tcp")
 		ws := &user{Client: s.DialWebSocket(t, bj, "pw", "ws"), bare: bj.String()}
 		ws.roster(t, "")

@@ -125,10 +125,24 @@ func TestSlowReaderBytesBound(t *testing.T) {
 	// messages are fewer than the queue's stanza bound (1,024). How many
 	// the senders wrote first says little: the kernel's socket buffers
 	// take a lot of them before the server reads any.
-	// The stream error says why; the slow reader gets it once it reads.
-	rest := <-tail
-	if !strings.Contains(string(rest), "resource-constraint") {
-		t.Fatalf("no resource-constraint at the end of %d bytes", len(rest))
+	// The stream error says why, after what was queued, if the client
+	// takes it: the server gives a client that is cut off 2 s, after which
+	// it closes the connection without the stream's end. This client reads
+	// nothing until its session has ended, which comes after that wait
+	// unless the socket buffers took the queue and the error meanwhile
+	// (they usually do; on a loaded machine not always). So: a stream
+	// that ends properly must end with the error; one that was cut must
+	// have been cut, not ended otherwise.
+	rest := string(<-tail)
+	switch {
+	case strings.HasSuffix(rest, "</stream:stream>"):
+		if !strings.Contains(rest[max(0, len(rest)-1024):], "resource-constraint") {
+			t.Fatalf("the stream ended without resource-constraint: %q", rest[max(0, len(rest)-300):])
+		}
+	case strings.Contains(rest, "</stream:stream>"):
+		t.Fatalf("the stream's end came before the last %d bytes", len(rest)-strings.LastIndex(rest, "</stream:stream>"))
+	default:
+		t.Logf("the server gave up writing to the slow reader after 2 s (%d bytes read): no stream end, as intended", len(rest))
 	}
 	s.Others(t)
 }

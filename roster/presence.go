@@ -185,6 +185,7 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		return
 	}
 	probeFrom := full.Bare()
+	slices.Sort(to) // the new session gets its contacts in roster order
 	for _, c := range to {
 		if !m.presenceOfLocal(ctx, s, c) {
 			m.route(ctx, presence(probeFrom, c, "probe"))

@@ -20,11 +20,13 @@ import (
 
 // Defaults for the zero values of Server's fields.
 const (
-	DefaultMaxStanzaSize          = 256 << 10
-	DefaultNegotiationTimeout     = 30 * time.Second
-	DefaultPingInterval           = 2 * time.Minute
-	DefaultPingTimeout            = 30 * time.Second
-	DefaultQueueSize              = 1024
+	DefaultMaxStanzaSize      = 256 << 10
+	DefaultNegotiationTimeout = 30 * time.Second
+	DefaultPingInterval       = 2 * time.Minute
+	DefaultPingTimeout        = 30 * time.Second
+	// DefaultQueueSize: a member of a large team gets every colleague's
+	// presence at once when signing in; QueueBytes bounds the memory.
+	DefaultQueueSize              = 5000
 	DefaultQueueBytes             = 1 << 20
 	DefaultMaxUnauthPerIP         = 32
 	DefaultConnRatePerIP          = 10

@@ -91,9 +91,9 @@ type account struct {
 	version string
 	gen     uint64
 	// presence holds the last broadcast presence of each available
-	// resource here, which answers probes without parsing the registry's
-	// copy.
-	presence map[string]*xmpp.Element
+	// resource here, serialised once, which answers probes without parsing
+	// the registry's copy.
+	presence map[string]xmpp.Fanout
 }
 
 // sessionState is per-session presence bookkeeping.

@@ -27,7 +27,7 @@ func (r *Router) deliver(ctx context.Context, s *Session, st *Element) bool {
 }
 
 // send queues b, the stanza st serialised, for s: presence may wait a
-// little to share a write with what follows (presenceLinger).
+// little to share a write with what follows (Server.PresenceLinger).
 func send(s *Session, st *Element, b []byte) bool {
 	if st.Local == "presence" {
 		return s.sendPresence(b)

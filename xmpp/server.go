@@ -112,6 +112,11 @@ type Server struct {
 	// with <resource-constraint/>.
 	QueueSize  int
 	QueueBytes int
+	// PresenceLinger is how long presence may wait in a session's queue to
+	// share a write with what follows (DefaultPresenceLinger in session.go says why):
+	// zero selects DefaultPresenceLinger, a negative value writes it at
+	// once.
+	PresenceLinger time.Duration
 	// AuthFailureDelay is the delay before the first failed authentication is
 	// answered; it doubles with each further failure from the address.
 	AuthFailureDelay time.Duration
@@ -227,6 +232,7 @@ func (s *Server) init() {
 		s.smGone = make(map[string]smGone)
 		s.QueueSize = positive(s.QueueSize, DefaultQueueSize)
 		s.QueueBytes = positive(s.QueueBytes, DefaultQueueBytes)
+		s.PresenceLinger = orDefault(s.PresenceLinger, DefaultPresenceLinger)
 		s.MaxAuthFailures = orDefault(s.MaxAuthFailures, DefaultMaxAuthFailures)
 		s.NegotiationTimeout = positive(s.NegotiationTimeout, DefaultNegotiationTimeout)
 		s.PingInterval = orDefault(s.PingInterval, DefaultPingInterval)

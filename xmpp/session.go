@@ -323,8 +323,8 @@ func (s *Session) sendBytes(b []byte) bool {
 	return s.enqueue(b, true, false)
 }
 
-// sendPresence is sendBytes for presence, which may wait up to
-// presenceLinger for more to share its write.
+// sendPresence is sendBytes for presence, which may wait up to the
+// server's PresenceLinger for more to share its write.
 func (s *Session) sendPresence(b []byte) bool {
 	return s.enqueue(b, true, true)
 }
@@ -381,27 +381,32 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	return true
 }
 
-// presenceLinger is how long presence may wait in a session's queue before
-// a writer starts. A member of a large team gets a colleague's presence
+// DefaultPresenceLinger is how long presence may wait in a session's queue
+// before a writer starts (Server.PresenceLinger). A member of a large team gets a colleague's presence
 // at every sign-in, often many a second at nine in the morning; written
 // one by one, each costs a goroutine, a TLS record and a system call, the
 // largest part of the server's work then. Waiting a few milliseconds,
 // which nobody sees in a contact's presence, lets them share writes.
 // Anything else queued meanwhile starts the writer at once and takes the
 // waiting presence along.
-const presenceLinger = 20 * time.Millisecond
+const DefaultPresenceLinger = 20 * time.Millisecond
 
-// startWriterSoon starts a writer within presenceLinger unless one runs or
-// is due; called with wmu held.
+// startWriterSoon starts a writer within the server's PresenceLinger unless
+// one runs or is due; called with wmu held.
 func (s *Session) startWriterSoon() {
+	d := s.srv.PresenceLinger
+	if d < 0 {
+		s.startWriter()
+		return
+	}
 	if s.writing || !s.live || s.lingering {
 		return
 	}
 	s.lingering = true
 	if s.linger == nil {
-		s.linger = time.AfterFunc(presenceLinger, s.lingerDone)
+		s.linger = time.AfterFunc(d, s.lingerDone)
 	} else {
-		s.linger.Reset(presenceLinger)
+		s.linger.Reset(d)
 	}
 }
 

@@ -15,21 +15,26 @@ type Migration struct {
 }
 
 // LoadMigrations reads a backend's migrations from dir in fsys: files named
-// 0001_users.sql, 0002_…, returned in order. The numbers must run 1, 2, 3…
-// without gaps or duplicates. Once released a file is never edited, only
-// followed by a new one.
+// 0001_users.sql, 0002_…, returned in order. The numbers must increase,
+// without duplicates, and start at 1; a gap is allowed, so that work on
+// separate branches can reserve numbers (the push registrations' 0009 was
+// written before the archive's 0008 landed). Each migration is recorded
+// by its number, so one that fills a gap later is still applied. Once
+// released a file is never edited, only followed by a new one.
 func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	entries, err := fs.ReadDir(fsys, dir) // sorted by name
 	if err != nil {
 		return nil, err
 	}
 	ms := make([]Migration, 0, len(entries))
-	for i, e := range entries {
+	last := 0
+	for _, e := range entries {
 		prefix, _, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("migration %s: want a name starting %04d_", e.Name(), i+1)
+		if !ok || err != nil || len(prefix) != 4 || v <= last || (last == 0 && v != 1) {
+			return nil, fmt.Errorf("migration %s: want a name starting with a number above %04d", e.Name(), last)
 		}
+		last = v
 		b, err := fs.ReadFile(fsys, dir+"/"+e.Name())
 		if err != nil {
 			return nil, err

@@ -265,6 +265,7 @@ type Store interface {
 	Groups
 	Rooms
 	Secrets
+	Push
 	Close() error
 }
 

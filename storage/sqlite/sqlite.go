@@ -147,10 +147,10 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 	return c, nil
 }
 
-// DeleteUser implements storage.Users. The account's roster and offline
-// messages go with it, in the same transaction; they have no foreign key to
-// users, because accounts that sign in with the app's tokens have no row
-// there. Group memberships stay: they belong to the app.
+// DeleteUser implements storage.Users. The account's roster, offline
+// messages and push registrations go with it, in the same transaction;
+// they have no foreign key to users, because accounts that sign in with
+// the app's tokens have no row there. Group memberships stay: they belong to the app.
 func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -164,6 +164,7 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 	for _, q := range []string{
 		`DELETE FROM roster_items WHERE owner = ?`,
 		`DELETE FROM offline_messages WHERE owner = ?`,
+		`DELETE FROM push_registrations WHERE owner = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, jid); err != nil {
 			return fmt.Errorf("sqlite: delete user %s: %w", jid, err)

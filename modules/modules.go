@@ -10,6 +10,7 @@ import (
 	"github.com/xmppd/xmppd/modules/lastactivity"
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
+	"github.com/xmppd/xmppd/modules/push"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/roster"
@@ -51,6 +52,7 @@ func Default(o Options) []xmpp.Module {
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 		&carbons.Module{},
 		&csi.Module{},
+		&push.Module{Store: o.Store},
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})

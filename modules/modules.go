@@ -41,6 +41,7 @@ type Options struct {
 
 // Default returns the modules of a default server.
 func Default(o Options) []xmpp.Module {
+	pushMod := &push.Module{Store: o.Store}
 	mods := []xmpp.Module{
 		disco.Module{},
 		ping.Module{},
@@ -52,10 +53,11 @@ func Default(o Options) []xmpp.Module {
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 		&carbons.Module{},
 		&csi.Module{},
-		&push.Module{Store: o.Store},
+		pushMod,
 	}
 	if o.MUC {
-		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})
+		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
+			Mentions: pushMod.Mention})
 	}
 	return mods
 }

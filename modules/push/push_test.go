@@ -11,8 +11,11 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/modules/push"
+	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xmpp"
 )
 
 // enableXML is an <enable/> for the service at jid, node, with a
@@ -319,4 +322,57 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+// TestRoomMention: a groupchat message in a room of the server's MUC
+// service that names a member who is not in the room, by reserved nick or
+// username, wakes that member's client; one that does not name them (or
+// names them only inside a longer word) does not.
+func TestRoomMention(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := testenv.Start(t, backend, func(srv *xmpp.Server) {
+			srv.Modules = modules.Default(modules.Options{Store: srv.Store, MUC: true})
+		})
+		aj, bj, pj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "pushsvc", "pw")
+		room := "team@conference." + testenv.Domain
+		ctx := t.Context()
+		if err := s.Store.SaveRoom(ctx, storage.Room{JID: room, Config: muc.GroupConfig("Team")}); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []storage.Affiliation{
+			{JID: aj.String(), Affiliation: storage.AffMember, Nick: "Ali"},
+			{JID: bj.String(), Affiliation: storage.AffMember},
+		} {
+			if err := s.Store.SetAffiliation(ctx, room, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		app := s.StartDriver(t, pj, "pw", "svc")
+		app.Do(t, map[string]any{"cmd": "pubsub_service"})
+		a := s.StartDriver(t, aj, "pw", "phone")
+		if ev := iq(t, a, "en", "", enableXML(app.JID.String(), "n", "secret=s", push.BodyField+"=1")); ev.Event != "iq_result" {
+			t.Fatalf("enable: %+v", ev)
+		}
+		a.Do(t, map[string]any{"cmd": "quit"})
+		a.Wait(t)
+		waitFor(t, "alice's session to end", func() bool { return len(s.SessionsOf(aj)) == 0 })
+
+		bob := s.Dial(t, bj, "pw", "b")
+		bob.SendRaw(t, `<presence to="`+room+`/bob"><x xmlns="`+muc.NS+`"/></presence>`)
+		bob.Expect(t, "in the room", func(el *xmpp.Element) bool {
+			return el.Local == "presence" && el.Get("from") == room+"/bob"
+		})
+		say := func(body string) {
+			bob.SendRaw(t, `<message to="`+room+`" type="groupchat"><body>`+body+`</body></message>`)
+			bob.Expect(t, "the echo", func(el *xmpp.Element) bool {
+				b := el.Child(xmpp.NSClient, "body")
+				return el.Local == "message" && b != nil && b.Text() == body
+			})
+		}
+		say("hi @ali, are you there?") // by reserved nick, any case
+		checkNotification(t, publishes(t, app, 1)["n"], aj, 1, jid.MustParse(room+"/bob"), "hi @ali, are you there?", "s")
+		say("nothing for alicex or Alibaba") // no one
+		say("alice: lunch?")                 // by username
+		checkNotification(t, publishes(t, app, 1)["n"], aj, 2, jid.MustParse(room+"/bob"), "alice: lunch?", "s")
+	})
 }

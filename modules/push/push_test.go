@@ -376,3 +376,42 @@ func TestRoomMention(t *testing.T) {
 		checkNotification(t, publishes(t, app, 1)["n"], aj, 2, jid.MustParse(room+"/bob"), "alice: lunch?", "s")
 	})
 }
+
+// TestRemoteAppServer: the app server is on another domain; the
+// notification goes over server-to-server, and its answers come back the
+// same way: a result keeps the registration, an error disables it. The
+// app server is the test's own client on the other server (slixmpp checks
+// the certificate's name, which the test servers share).
+func TestRemoteAppServer(t *testing.T) {
+	s, remote := testenv.StartPair(t, "sqlite", "push.test")
+	aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+	app := remote.Dial(t, remote.AddUser(t, "pushsvc", "pw"), "pw", "svc")
+	a := s.StartDriver(t, aj, "pw", "phone")
+	if ev := iq(t, a, "en", "", enableXML(app.JID.String(), "n", "secret=s")); ev.Event != "iq_result" {
+		t.Fatalf("enable: %+v", ev)
+	}
+	a.Do(t, map[string]any{"cmd": "quit"})
+	a.Wait(t)
+	waitFor(t, "alice's session to end", func() bool { return len(s.SessionsOf(aj)) == 0 })
+	bob := s.Dial(t, bj, "pw", "b")
+	publish := func(body, answer string) {
+		t.Helper()
+		bob.SendRaw(t, `<message to="`+aj.String()+`" type="chat"><body>`+body+`</body></message>`)
+		el := app.Expect(t, "a publish", func(el *xmpp.Element) bool {
+			return el.Local == "iq" && el.Child(push.NSPubSub, "pubsub") != nil
+		})
+		pub := el.Child(push.NSPubSub, "pubsub").Child(push.NSPubSub, "publish")
+		if el.Get("from") != aj.String() || el.Get("type") != "set" || pub == nil || pub.Get("node") != "n" {
+			t.Fatalf("publish over s2s: %s", el)
+		}
+		app.SendRaw(t, `<iq type="`+answer+`" id="`+el.Get("id")+`" to="`+aj.String()+`">`+
+			map[string]string{"result": "", "error": `<error type="cancel"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error>`}[answer]+`</iq>`)
+	}
+	publish("over there", "result")
+	// The next notification goes only once the first is answered (or
+	// after 30 s, beyond the helpers' wait): its coming proves that the
+	// result found its way back. Its error answer disables the
+	// registration.
+	publish("again", "error")
+	waitFor(t, "the registration to be disabled", func() bool { return len(registrations(t, s, aj)) == 0 })
+}

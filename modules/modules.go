@@ -10,6 +10,7 @@ import (
 	"github.com/xmppd/xmppd/modules/lastactivity"
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
+	"github.com/xmppd/xmppd/modules/push"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/roster"
@@ -40,6 +41,7 @@ type Options struct {
 
 // Default returns the modules of a default server.
 func Default(o Options) []xmpp.Module {
+	pushMod := &push.Module{Store: o.Store}
 	mods := []xmpp.Module{
 		disco.Module{},
 		ping.Module{},
@@ -51,9 +53,11 @@ func Default(o Options) []xmpp.Module {
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 		&carbons.Module{},
 		&csi.Module{},
+		pushMod,
 	}
 	if o.MUC {
-		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})
+		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
+			Mentions: pushMod.Mention})
 	}
 	return mods
 }

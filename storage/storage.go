@@ -266,6 +266,7 @@ type Store interface {
 	Rooms
 	Archive
 	Secrets
+	Push
 	Close() error
 }
 

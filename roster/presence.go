@@ -186,8 +186,9 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	}
 	probeFrom := full.Bare()
 	slices.Sort(to) // the new session gets its contacts in roster order
+	fullStr := full.String()
 	for _, c := range to {
-		if !m.presenceOfLocal(ctx, s, c) {
+		if !m.presenceOfLocal(ctx, s, owner, fullStr, c) {
 			m.route(ctx, presence(probeFrom, c, "probe"))
 		}
 	}
@@ -300,7 +301,10 @@ func (m *Module) broadcastTo(ctx context.Context, p *xmpp.Element, f xmpp.Fanout
 // the probe must go out after all: the contact is elsewhere, or, online,
 // does not give the account its presence (the probe's <unsubscribed/>
 // answer then repairs the account's item).
-func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact string) bool {
+//
+// owner and full are s's bare and full JIDs, as strings made once for all
+// the contacts.
+func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, owner, full, contact string) bool {
 	if !m.local(contact) {
 		return false
 	}
@@ -308,7 +312,6 @@ func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact s
 	if err != nil {
 		return false
 	}
-	owner := s.JID().Bare().String()
 	checked := false
 	for _, r := range rs {
 		f, ok := m.resourcePresence(contact, r)
@@ -324,10 +327,10 @@ func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact s
 		m.srv.Router().DeliverFanout(ctx, s.JID(), s, f)
 	}
 	if !checked {
-		// None available (§4.3.2): unavailable from the bare JID.
-		if cj, err := jid.Parse(contact); err == nil {
-			m.srv.Router().DeliverSession(ctx, s, presence(cj, s.JID().String(), "unavailable"))
-		}
+		// None available (§4.3.2): unavailable from the bare JID, which
+		// the roster holds normalised already.
+		m.srv.Router().DeliverSession(ctx, s, xmpp.NewElement(xmpp.NSClient, "presence",
+			"from", contact, "to", full, "type", "unavailable"))
 	}
 	return true
 }

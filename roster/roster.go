@@ -233,18 +233,23 @@ func (m *Module) loadShared(ctx context.Context, bare string) map[string][]strin
 }
 
 // sharedWith returns the names of the groups owner shares with contact:
-// from the account's co-members while it is online (a.shared, which the
-// group watch changes in place, so it is read under a.mu), from storage
-// otherwise.
+// from the co-members of either while one is online here (sharing is
+// symmetric; the group watch changes the sets in place, so they are read
+// under cos.mu), from storage otherwise. The contact's side matters: a
+// colleague online on another node is asked about for each member who
+// signs in here, and reading all the colleague's co-members each time cost
+// a team of n n² rows per sign-in (TestLargeTeamLoginWithSM took seconds).
 func (m *Module) sharedWith(ctx context.Context, owner, contact string) []string {
-	if a := m.account(owner); a != nil {
-		m.cos.mu.RLock()
-		if a.co != nil {
-			groups := a.co.get(owner, contact)
+	for _, pair := range [2][2]string{{owner, contact}, {contact, owner}} {
+		if a := m.account(pair[0]); a != nil {
+			m.cos.mu.RLock()
+			if a.co != nil {
+				groups := a.co.get(pair[0], pair[1])
+				m.cos.mu.RUnlock()
+				return groups
+			}
 			m.cos.mu.RUnlock()
-			return groups
 		}
-		m.cos.mu.RUnlock()
 	}
 	return m.loadShared(ctx, owner)[contact]
 }

@@ -3,9 +3,11 @@ package roster_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -24,14 +26,27 @@ import (
 func TestLargeTeamLoginWithSM(t *testing.T) {
 	const n = 1200
 	testenv.EachBackend(t, func(t *testing.T, backend string) {
-		s := testenv.Start(t, backend)
+		// The team is written in one SQL statement, as an app would: a
+		// transaction per member made this test take minutes on SQLite
+		// (one fsync each) while other tests used the disk.
+		store, sql := sqlStore(t, backend)
+		s := testenv.Start(t, backend, func(srv *xmpp.Server) {
+			srv.Store = store
+			srv.Modules = modules.Default(modules.Options{Store: store})
+		})
 		ctx := context.Background()
-		must(t, s.Store.CreateGroup(ctx, storage.Group{ID: "co", Kind: storage.KindTeam, Name: "Company"}))
 		me := s.AddUser(t, "m0", "pw")
-		must(t, s.Store.AddMember(ctx, "co", me.String()))
+		var rows strings.Builder
+		for i := range n {
+			if i > 0 {
+				rows.WriteString(", ")
+			}
+			fmt.Fprintf(&rows, "('co', 'm%d@%s')", i, s.Domain)
+		}
+		sql(`INSERT INTO groups (id, kind, name) VALUES ('co', 'team', 'Company')`)
+		sql(`INSERT INTO group_members (group_id, jid) VALUES ` + rows.String())
 		for i := 1; i < n; i++ {
 			bare := fmt.Sprintf("m%d@%s", i, s.Domain)
-			must(t, s.Store.AddMember(ctx, "co", bare))
 			p := fmt.Sprintf(`<presence xmlns="jabber:client" from="%s/phone"><show>away</show></presence>`, bare)
 			must(t, s.Registry().SetResource(ctx, bare, storage.Resource{
 				Resource: "phone", Node: "other-node", Available: true, Presence: []byte(p)}))

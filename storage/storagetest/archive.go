@@ -150,12 +150,7 @@ func runArchive(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 	t.Run("Ends", func(t *testing.T) {
 		s := open(t)
 		ids := seedArchive(t, s, alice, 10, nil)
-		cases := []struct {
-			name     string
-			q        storage.ArchiveQuery
-			want     []string
-			complete bool
-		}{
+		cases := []pageCase{
 			{"FirstPage", storage.ArchiveQuery{Max: 3}, ids[:3], false},
 			{"NewestPage", storage.ArchiveQuery{Max: 3, Last: true}, ids[7:], false},
 			{"AfterLast", storage.ArchiveQuery{AfterID: ids[9], Max: 3}, nil, true},
@@ -176,15 +171,7 @@ func runArchive(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 			{"BeforeForward", storage.ArchiveQuery{BeforeID: ids[5], Max: 2}, ids[:2], false},
 			{"BeforeForwardAll", storage.ArchiveQuery{BeforeID: ids[5], Max: 5}, ids[:5], true},
 		}
-		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				page := query(t, s, alice, c.q)
-				checkIDs(t, c.name, messageIDs(page.Messages), c.want)
-				if page.Complete != c.complete {
-					t.Errorf("Complete = %v, want %v", page.Complete, c.complete)
-				}
-			})
-		}
+		runPageCases(t, s, alice, cases)
 	})
 
 	// The order is the byte order of ID whatever Time says, and whatever
@@ -235,12 +222,7 @@ func runArchive(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 			}
 			return out
 		}
-		cases := []struct {
-			name     string
-			q        storage.ArchiveQuery
-			want     []string
-			complete bool
-		}{
+		cases := []pageCase{
 			{"With", storage.ArchiveQuery{With: bob}, pick(0, 2, 4, 6, 8, 10), true},
 			{"WithNobody", storage.ArchiveQuery{With: "dave@example.com"}, nil, true},
 			{"WithPaged", storage.ArchiveQuery{With: carol, AfterID: ids[2], Max: 2}, pick(3, 5), false},
@@ -271,15 +253,7 @@ func runArchive(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 			{"Everything", storage.ArchiveQuery{With: bob, Start: at(1), End: at(10), IDs: pick(0, 2, 3, 6, 8, 10),
 				AfterID: ids[2], BeforeID: ids[10], Max: 1}, pick(6), false},
 		}
-		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				page := query(t, s, alice, c.q)
-				checkIDs(t, c.name, messageIDs(page.Messages), c.want)
-				if page.Complete != c.complete {
-					t.Errorf("Complete = %v, want %v", page.Complete, c.complete)
-				}
-			})
-		}
+		runPageCases(t, s, alice, cases)
 	})
 
 	// AfterID and BeforeID must be in the owner's archive: one that never
@@ -639,5 +613,27 @@ func checkPrefs(t *testing.T, got, want storage.ArchivePrefs) {
 	t.Helper()
 	if got.Default != want.Default || !slices.Equal(got.Always, want.Always) || !slices.Equal(got.Never, want.Never) {
 		t.Errorf("prefs = %+v, want %+v", got, want)
+	}
+}
+
+// A pageCase is a query of one archive and the page it must give: the IDs
+// in order, and whether the page is complete.
+type pageCase struct {
+	name     string
+	q        storage.ArchiveQuery
+	want     []string
+	complete bool
+}
+
+func runPageCases(t *testing.T, s storage.Store, owner string, cases []pageCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			page := query(t, s, owner, c.q)
+			checkIDs(t, c.name, messageIDs(page.Messages), c.want)
+			if page.Complete != c.complete {
+				t.Errorf("Complete = %v, want %v", page.Complete, c.complete)
+			}
+		})
 	}
 }

@@ -92,3 +92,11 @@ type Archive interface {
 	// SetArchivePrefs replaces owner's preferences.
 	SetArchivePrefs(ctx context.Context, owner string, p ArchivePrefs) error
 }
+
+// Normal returns p as backends store it: Always and Never as NormalGroups
+// makes them (sorted, distinct, nil when empty).
+func (p ArchivePrefs) Normal() ArchivePrefs {
+	p.Always = NormalGroups(p.Always)
+	p.Never = NormalGroups(p.Never)
+	return p
+}

@@ -87,7 +87,8 @@ type Rooms interface {
 	Room(ctx context.Context, jid string) (Room, error)
 	// ListRooms returns every stored room sorted by JID.
 	ListRooms(ctx context.Context) ([]Room, error)
-	// DeleteRoom removes a room and its affiliations; ErrNotFound if absent.
+	// DeleteRoom removes a room, its affiliations and its message archive;
+	// ErrNotFound if absent.
 	DeleteRoom(ctx context.Context, jid string) error
 	// SetAffiliation sets a JID's affiliation with a room, replacing the
 	// one it had; AffNone removes it. ErrNotFound if the room is absent.

@@ -264,6 +264,7 @@ type Store interface {
 	Offline
 	Groups
 	Rooms
+	Archive
 	Secrets
 	Close() error
 }

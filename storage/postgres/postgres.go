@@ -113,8 +113,9 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 	return c, nil
 }
 
-// DeleteUser implements storage.Users. The account's roster and offline
-// messages go with it, in the same transaction; they have no foreign key to
+// DeleteUser implements storage.Users. The account's roster, offline
+// messages, message archive and archiving preferences go with it, in the
+// same transaction; they have no foreign key to
 // users, because accounts that sign in with the app's tokens have no row
 // there. Group memberships stay: they belong to the app.
 func (s *Store) DeleteUser(ctx context.Context, jid string) error {
@@ -129,6 +130,8 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 		for _, q := range []string{
 			`DELETE FROM roster_items WHERE owner = $1`,
 			`DELETE FROM offline_messages WHERE owner = $1`,
+			`DELETE FROM archive_messages WHERE owner = $1`,
+			`DELETE FROM archive_prefs WHERE owner = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, jid); err != nil {
 				return err

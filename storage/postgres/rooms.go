@@ -67,10 +67,25 @@ func scanRoom(row pgx.CollectableRow) (storage.Room, error) {
 	return r, nil
 }
 
-// DeleteRoom implements storage.Rooms. Affiliations go by ON DELETE CASCADE.
+// DeleteRoom implements storage.Rooms. Affiliations go by ON DELETE CASCADE,
+// the archive in the same transaction (archive_messages holds accounts'
+// archives too, so it has no foreign key to rooms).
 func (s *Store) DeleteRoom(ctx context.Context, jid string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM rooms WHERE jid = $1`, jid)
-	return oneRow(tag, err, "delete room", jid)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM rooms WHERE jid = $1`, jid)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM archive_messages WHERE owner = $1`, jid)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete room %s: %w", jid, err)
+	}
+	return nil
 }
 
 // SetAffiliation implements storage.Rooms.

@@ -68,10 +68,26 @@ func (s *Store) ListRooms(ctx context.Context) ([]storage.Room, error) {
 	return rooms, nil
 }
 
-// DeleteRoom implements storage.Rooms. Affiliations go by ON DELETE CASCADE.
+// DeleteRoom implements storage.Rooms. Affiliations go by ON DELETE CASCADE,
+// the archive in the same transaction (archive_messages holds accounts'
+// archives too, so it has no foreign key to rooms).
 func (s *Store) DeleteRoom(ctx context.Context, jid string) error {
-	res, err := s.exec(ctx, `DELETE FROM rooms WHERE jid = ?`, jid)
-	return oneRow(res, err, "delete room", jid)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete room %s: %w", jid, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM rooms WHERE jid = ?`, jid)
+	if err := oneRow(res, err, "delete room", jid); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM archive_messages WHERE owner = ?`, jid); err != nil {
+		return fmt.Errorf("sqlite: delete room %s: %w", jid, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: delete room %s: %w", jid, err)
+	}
+	return nil
 }
 
 // SetAffiliation implements storage.Rooms.

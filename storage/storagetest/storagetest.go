@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *tes
 	t.Run("Groups", func(t *testing.T) { runGroups(t, open, reopen) })
 	t.Run("Rooms", func(t *testing.T) { runRooms(t, open, reopen) })
 	t.Run("Secrets", func(t *testing.T) { runSecrets(t, open, reopen) })
+	t.Run("Archive", func(t *testing.T) { runArchive(t, open, reopen) })
 }
 
 func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {

@@ -1,0 +1,48 @@
+-- Message archives (XEP-0313) of accounts and rooms, and accounts' archiving
+-- preferences (storage.Archive).
+--
+-- The order of an archive is the byte order of id (BINARY collation is
+-- memcmp of the UTF-8 bytes); at is only a filter. A rowid table, not
+-- WITHOUT ROWID: rows carry the whole stanza, and a WITHOUT ROWID table keeps
+-- whole rows in its interior pages too, which would cut their fan-out.
+--
+-- Indexes, each for one kind of query (SQLite adds the rowid to every index
+-- entry, from which it reads the row):
+--   UNIQUE (id)                the contract's ErrExists: an id is unique in
+--                              the whole store, not only in one archive.
+--   (owner, id)                every page without a time filter: the newest
+--                              page (Last) is a backward scan from the end of
+--                              owner's range, a page after or before an id
+--                              deep in the archive a seek to that id, then
+--                              Max+1 entries. The existence check of
+--                              AfterID/BeforeID is one probe of it too.
+--   (owner, with_jid, id)      the same pages with a With filter.
+--   (owner, at, id)            a Start/End window: a range of the index,
+--                              sorted by id (covering both columns, so the
+--                              range is read from the index alone).
+--   (at)                       PruneArchive by age across every archive,
+--                              which (owner, at, id) cannot serve without
+--                              knowing the owners.
+CREATE TABLE archive_messages (
+	id       TEXT    NOT NULL UNIQUE CHECK (id <> ''),
+	owner    TEXT    NOT NULL CHECK (owner <> ''),
+	with_jid TEXT    NOT NULL,
+	-- Unix microseconds, UTC.
+	at       INTEGER NOT NULL,
+	-- The message serialised in the jabber:client namespace.
+	data     BLOB    NOT NULL
+) STRICT;
+
+CREATE INDEX archive_messages_owner_id ON archive_messages (owner, id);
+CREATE INDEX archive_messages_owner_with ON archive_messages (owner, with_jid, id);
+CREATE INDEX archive_messages_owner_at ON archive_messages (owner, at, id);
+CREATE INDEX archive_messages_at ON archive_messages (at);
+
+-- Archiving preferences (XEP-0313 §6); no row means none were ever set.
+CREATE TABLE archive_prefs (
+	owner        TEXT NOT NULL PRIMARY KEY CHECK (owner <> ''),
+	default_mode TEXT NOT NULL CHECK (default_mode IN ('always', 'never', 'roster')),
+	-- JSON arrays of bare JIDs, distinct and sorted.
+	always       TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(always)),
+	never        TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(never))
+) STRICT;

@@ -72,10 +72,8 @@ func Default(o Options) []xmpp.Module {
 		&csi.Module{},
 	}
 	if !o.Archive.Disabled {
-		if a, ok := o.Store.(storage.Archive); ok {
-			mods = append(mods, &mam.Module{Store: a, Roster: rost, Default: o.Archive.Default,
-				MaxAge: o.Archive.MaxAge, MaxMessages: o.Archive.MaxMessages})
-		}
+		mods = append(mods, &mam.Module{Store: o.Store, Roster: rost, Default: o.Archive.Default,
+			MaxAge: o.Archive.MaxAge, MaxMessages: o.Archive.MaxMessages})
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})

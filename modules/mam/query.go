@@ -168,6 +168,27 @@ func Fin(page storage.ArchivePage) *xmpp.Element {
 	return fin.Add(res.Element())
 }
 
+// Select asks the store for the page q selects of owner's archive. A
+// <max>0</max> returns no message, and whether there are any (XEP-0059
+// §2.7), where the store reads a Max of 0 as no limit. Its errors are
+// those the XEP asks for (QueryError).
+func Select(ctx context.Context, a storage.Archive, owner string, q Query) (storage.ArchivePage, error) {
+	aq := q.Archive
+	none := aq.Max == 0
+	if none {
+		aq.Max = 1
+	}
+	page, err := a.QueryArchive(ctx, owner, aq)
+	if err != nil {
+		return page, QueryError(err)
+	}
+	if none {
+		page.Complete = len(page.Messages) == 0
+		page.Messages = nil
+	}
+	return page, nil
+}
+
 // QueryError maps a storage error of QueryArchive to the error the XEP
 // asks for: an id that is not in the archive is <item-not-found/> (§6.1).
 func QueryError(err error) error {
@@ -194,9 +215,9 @@ func (m *Module) query(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) 
 	if err := m.w.flush(ctx); err != nil {
 		return nil, err
 	}
-	page, err := m.Store.QueryArchive(ctx, owner, q.Archive)
+	page, err := Select(ctx, m.Store, owner, q)
 	if err != nil {
-		return nil, QueryError(err)
+		return nil, err
 	}
 	msgs := page.Messages
 	if q.Flip {

@@ -594,4 +594,3 @@ func TestRetentionAndDeletion(t *testing.T) {
 		}
 	})
 }
-

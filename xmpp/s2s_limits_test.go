@@ -149,6 +149,11 @@ func TestFederationConnectLimitTotal(t *testing.T) {
 	})
 	alice := s.Dial(t, s.AddUser(t, "alice", "pw"), "pw", "a")
 	dave := s.Dial(t, s.AddUser(t, "dave", "pw"), "pw", "d")
+	// The message archive's first writes open the database's write-ahead
+	// log and another pooled connection for good: let them happen before
+	// counting descriptors.
+	testenv.Exchange(t, alice, dave)
+	testenv.Exchange(t, dave, alice)
 	before := measure()
 	smp := startSampler(s.Server)
 	col := startCollector(t, alice, dave)

@@ -594,3 +594,17 @@ func TestRetentionAndDeletion(t *testing.T) {
 		}
 	})
 }
+
+// waitGone waits until the account has no session left, so that what
+// follows finds it offline.
+func waitGone(t *testing.T, s *testenv.Server, bare string) {
+	t.Helper()
+	j := jid.MustParse(bare)
+	deadline := time.Now().Add(testenv.Timeout)
+	for len(s.SessionsOf(j)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's sessions did not end", bare)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

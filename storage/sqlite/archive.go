@@ -81,8 +81,14 @@ func (s *Store) QueryArchive(ctx context.Context, owner string, q storage.Archiv
 		}
 	}
 
+	// The page's rowids first, then its rows: a time window is a range of
+	// (owner, at, id) sorted by id, and the inner query reads it from the
+	// index alone (every index holds the rowid), so that only the Max+1
+	// rows of the page are read from the table, not every row of the
+	// window.
 	var b strings.Builder
-	b.WriteString(`SELECT id, with_jid, at, data FROM archive_messages WHERE owner = ?`)
+	b.WriteString(`SELECT id, with_jid, at, data FROM archive_messages WHERE rowid IN (
+		SELECT rowid FROM archive_messages WHERE owner = ?`)
 	args := []any{owner}
 	if q.With != "" {
 		b.WriteString(` AND with_jid = ?`)
@@ -113,9 +119,9 @@ func (s *Store) QueryArchive(ctx context.Context, owner string, q storage.Archiv
 		args = append(args, q.BeforeID)
 	}
 	if q.Last {
-		b.WriteString(` ORDER BY id DESC LIMIT ?`)
+		b.WriteString(` ORDER BY id DESC LIMIT ?) ORDER BY id DESC`)
 	} else {
-		b.WriteString(` ORDER BY id LIMIT ?`)
+		b.WriteString(` ORDER BY id LIMIT ?) ORDER BY id`)
 	}
 	limit := int64(-1) // no limit
 	if q.Max > 0 && q.Max < math.MaxInt {

@@ -31,7 +31,7 @@ func dbPath(t *testing.T, s *Store) string {
 	return path
 }
 
-func open(t *testing.T, path string) *Store {
+func open(t testing.TB, path string) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), path)
 	if err != nil {

@@ -17,9 +17,15 @@
 --                              Max+1 entries. The existence check of
 --                              AfterID/BeforeID is one probe of it too.
 --   (owner, with_jid, id)      the same pages with a With filter.
---   (owner, at, id)            a Start/End window: a range of the index,
---                              sorted by id (covering both columns, so the
---                              range is read from the index alone).
+--   (owner, at, id)            a Start/End window with no AfterID/BeforeID:
+--                              the window is a range of this index, whose
+--                              ids are read from the index alone, sorted,
+--                              and only the page's rows read from the
+--                              table. Its cost grows with the window (10,000
+--                              messages: a few ms), not with the archive.
+--                              With a position, the walk from it along
+--                              (owner, id) finds the window at once, since
+--                              ids and times grow together.
 --   (at)                       PruneArchive by age across every archive,
 --                              which (owner, at, id) cannot serve without
 --                              knowing the owners.

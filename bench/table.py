@@ -183,6 +183,11 @@ def team_rows(put, notes, server, r):
 
     put(k + (1,), "%s: seconds until everyone saw everyone online" % base, LOWER, server,
         measured(r.get("settle_seconds")), digits=2)
+    if rate:
+        # At a fixed rate the last login starts at (n-1)/rate s whatever the
+        # server does: what it decides is how long after that the team settles.
+        put(k + (1.5,), "%s: seconds from the last login's start until settled" % base, LOWER, server,
+            measured(r.get("settle_after_last_login_s")), digits=2)
     put(k + (2,), "%s: server CPU, s" % base, LOWER, server, measured(r.get("server_cpu_seconds")), digits=2)
     put(k + (3,), "%s: server CPU per login, ms" % base, LOWER, server, measured(r.get("cpu_ms_per_login")))
     # The database's CPU counts too where it is a process of its own

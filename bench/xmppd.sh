@@ -83,10 +83,8 @@ write_config() {
 		  # Neither Prosody nor ejabberd (mod_ping send_pings: false) pings idle
 		  # clients; xmppd would after 2 minutes.
 		  ping_interval: -1s
-		  # Default 1024 stanzas per session. Unlike ejabberd's queue (10000,
-		  # an Erlang mailbox that costs nothing until used) it is allocated
-		  # with the session, so raising it would inflate the idle memory.
-		  queue_size: 1024
+		  # queue_size: the default, 5000 stanzas per session (ejabberd's
+		  # queue is 10000); like ejabberd's, it costs nothing until used.
 		  # same: no cap on stored offline messages.
 		  max_offline_messages: -1
 
@@ -163,7 +161,9 @@ start() {
 	# taskset execs xmppd, so $! is xmppd's PID.
 	(
 		ulimit -n "$n"
-		exec taskset -c "$cpu" "$bin/xmppd" -config "$config"
+		# XMPPD_ARGS: more flags, e.g. "-pprof 127.0.0.1:6060" to profile a run.
+		# shellcheck disable=SC2086
+		exec taskset -c "$cpu" "$bin/xmppd" -config "$config" ${XMPPD_ARGS:-}
 	) </dev/null >>"$logs/xmppd.log" 2>&1 &
 	local pid=$!
 	disown

@@ -13,6 +13,7 @@ import (
 	"github.com/xmppd/xmppd/modules/mam"
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
+	"github.com/xmppd/xmppd/modules/push"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/roster"
@@ -60,6 +61,7 @@ type Archive struct {
 func Default(o Options) []xmpp.Module {
 	rost := &roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
 		MaxDirected: o.MaxDirectedPresences}
+	pushMod := &push.Module{Store: o.Store}
 	mods := []xmpp.Module{
 		disco.Module{},
 		ping.Module{},
@@ -70,13 +72,15 @@ func Default(o Options) []xmpp.Module {
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 		&carbons.Module{},
 		&csi.Module{},
+		pushMod,
 	}
 	if !o.Archive.Disabled {
 		mods = append(mods, &mam.Module{Store: o.Store, Roster: rost, Default: o.Archive.Default,
 			MaxAge: o.Archive.MaxAge, MaxMessages: o.Archive.MaxMessages})
 	}
 	if o.MUC {
-		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner})
+		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
+			Mentions: pushMod.Mention})
 	}
 	return mods
 }

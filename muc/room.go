@@ -494,6 +494,9 @@ func (r *room) message(st *xmpp.Element, to, from jid.JID) {
 			r.deliver(s, f)
 		}
 	}
+	if body != nil {
+		r.mentions(r.svc.srv.Context(), body.Text(), r.occupantJID(o.nick))
+	}
 }
 
 // private forwards a private message to an occupant (§7.5).

@@ -59,6 +59,9 @@ type Service struct {
 	// (xmppctl, the admin API) are never refused, but count for their
 	// owners. Zero means DefaultMaxRoomsPerOwner; negative, no limit.
 	MaxRoomsPerOwner int
+	// Mentions, when set, learns of groupchat messages that mention
+	// members who are not in the room (push notifications).
+	Mentions MentionFunc
 
 	srv *xmpp.Server
 	log *slog.Logger

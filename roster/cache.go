@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/xmppd/xmppd/storage"
-	"github.com/xmppd/xmppd/xmpp"
 )
 
 // While an account has sessions here, its roster is kept in memory: the
@@ -190,19 +189,10 @@ func each(stored map[string]storage.RosterItem, shared map[string][]string, owne
 	}
 }
 
-// elements returns the items as <item/> elements.
-func elements(items []item) []xmpp.Node {
-	elems := make([]xmpp.Node, len(items))
-	for i, it := range items {
-		elems[i] = it.element()
-	}
-	return elems
-}
-
 // rosterVersion returns owner's roster version (RFC 6121 §2.6) and, when it
-// had to build them to compute it, the elements: the version is kept while
-// owner is online here, and only it, until the roster changes.
-func (m *Module) rosterVersion(ctx context.Context, owner string) (string, []xmpp.Node, error) {
+// had to serialise them to compute it, the items: the version is kept
+// while owner is online here, and only it, until the roster changes.
+func (m *Module) rosterVersion(ctx context.Context, owner string) (string, []byte, error) {
 	if a := m.account(owner); a != nil {
 		a.mu.Lock()
 		v := a.version
@@ -215,8 +205,7 @@ func (m *Module) rosterVersion(ctx context.Context, owner string) (string, []xmp
 	if err != nil {
 		return "", nil, err
 	}
-	elems := elements(items)
-	v := version(elems)
+	raw, v := rosterXML(items)
 	if a := m.account(owner); a != nil {
 		a.mu.Lock()
 		if a.gen == gen {
@@ -224,7 +213,7 @@ func (m *Module) rosterVersion(ctx context.Context, owner string) (string, []xmp
 		}
 		a.mu.Unlock()
 	}
-	return v, elems, nil
+	return v, raw, nil
 }
 
 // InRoster reports whether contact is in owner's roster: a stored item, or

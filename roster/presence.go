@@ -165,12 +165,12 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	if err != nil {
 		m.warn(ctx, "presence registry", "jid", full.String(), "err", err)
 	}
-	m.setPresence(owner, full.Resourcepart(), p)
+	f := xmpp.NewFanout(p)
+	m.setPresence(owner, full.Resourcepart(), &f)
 	from, to, err := m.presenceContacts(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "reading roster", "jid", owner, "err", err)
 	}
-	f := xmpp.NewFanout(p)
 	for _, c := range from {
 		m.broadcastTo(ctx, p, f, c)
 	}
@@ -186,8 +186,9 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	}
 	probeFrom := full.Bare()
 	slices.Sort(to) // the new session gets its contacts in roster order
+	fullStr := full.String()
 	for _, c := range to {
-		if !m.presenceOfLocal(ctx, s, c) {
+		if !m.presenceOfLocal(ctx, s, owner, fullStr, c) {
 			m.route(ctx, presence(probeFrom, c, "probe"))
 		}
 	}
@@ -200,8 +201,8 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 		if r.Resource == full.Resourcepart() {
 			continue
 		}
-		if last := m.resourcePresence(owner, r); last != nil {
-			m.srv.Router().DeliverSession(ctx, s, addressed(last, full.String()))
+		if last, ok := m.resourcePresence(owner, r); ok {
+			m.srv.Router().DeliverFanout(ctx, full, s, last)
 		}
 	}
 	// Subscription requests not yet answered, again at each login (§3.1.3).
@@ -224,47 +225,47 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 }
 
 // setPresence keeps the last broadcast presence of owner's resource here,
-// or forgets it (p nil).
-func (m *Module) setPresence(owner, resource string, p *xmpp.Element) {
+// serialised once, or forgets it (f nil).
+func (m *Module) setPresence(owner, resource string, f *xmpp.Fanout) {
 	a := m.account(owner)
 	if a == nil {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if p == nil {
+	if f == nil {
 		delete(a.presence, resource)
 		return
 	}
 	if a.presence == nil {
-		a.presence = make(map[string]*xmpp.Element)
+		a.presence = make(map[string]xmpp.Fanout)
 	}
-	a.presence[resource] = p
+	a.presence[resource] = *f
 }
 
-// resourcePresence is the broadcast presence of owner's resource r, nil
-// when r is not available: for a resource here the element it sent, kept
-// by setPresence, else parsed from the registry's copy. Nobody changes
-// it: it is copied before it is addressed.
-func (m *Module) resourcePresence(owner string, r storage.Resource) *xmpp.Element {
+// resourcePresence is the broadcast presence of owner's resource r, false
+// when r is not available: for a resource here the one it sent, kept
+// serialised by setPresence, else parsed from the registry's copy.
+func (m *Module) resourcePresence(owner string, r storage.Resource) (xmpp.Fanout, bool) {
 	if !r.Available || r.Presence == nil {
-		return nil
+		return xmpp.Fanout{}, false
 	}
 	if r.Node == m.srv.Node() {
 		if a := m.account(owner); a != nil {
 			a.mu.Lock()
-			p := a.presence[r.Resource]
+			f, ok := a.presence[r.Resource]
 			a.mu.Unlock()
-			if p != nil {
-				return p
+			if ok {
+				return f, true
 			}
 		}
 	}
 	p, err := xmpp.ParseElement(r.Presence)
 	if err != nil {
-		return nil
+		return xmpp.Fanout{}, false
 	}
-	return p
+	p.Set("to", "") // NewFanout wants none; the registry's copy has none
+	return xmpp.NewFanout(p), true
 }
 
 // local reports whether the bare JID is an account of this server.
@@ -300,7 +301,10 @@ func (m *Module) broadcastTo(ctx context.Context, p *xmpp.Element, f xmpp.Fanout
 // the probe must go out after all: the contact is elsewhere, or, online,
 // does not give the account its presence (the probe's <unsubscribed/>
 // answer then repairs the account's item).
-func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact string) bool {
+//
+// owner and full are s's bare and full JIDs, as strings made once for all
+// the contacts.
+func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, owner, full, contact string) bool {
 	if !m.local(contact) {
 		return false
 	}
@@ -308,11 +312,10 @@ func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact s
 	if err != nil {
 		return false
 	}
-	owner := s.JID().Bare().String()
 	checked := false
 	for _, r := range rs {
-		p := m.resourcePresence(contact, r)
-		if p == nil {
+		f, ok := m.resourcePresence(contact, r)
+		if !ok {
 			continue
 		}
 		if !checked {
@@ -321,13 +324,13 @@ func (m *Module) presenceOfLocal(ctx context.Context, s *xmpp.Session, contact s
 			}
 			checked = true
 		}
-		m.srv.Router().DeliverSession(ctx, s, addressed(p, s.JID().String()))
+		m.srv.Router().DeliverFanout(ctx, s.JID(), s, f)
 	}
 	if !checked {
-		// None available (§4.3.2): unavailable from the bare JID.
-		if cj, err := jid.Parse(contact); err == nil {
-			m.srv.Router().DeliverSession(ctx, s, presence(cj, s.JID().String(), "unavailable"))
-		}
+		// None available (§4.3.2): unavailable from the bare JID, which
+		// the roster holds normalised already.
+		m.srv.Router().DeliverSession(ctx, s, xmpp.NewElement(xmpp.NSClient, "presence",
+			"from", contact, "to", full, "type", "unavailable"))
 	}
 	return true
 }
@@ -385,8 +388,8 @@ func (m *Module) sendPresenceTo(ctx context.Context, owner, to string, unavailab
 	}
 	sent := false
 	for _, r := range rs {
-		if p := m.resourcePresence(owner, r); p != nil {
-			m.route(ctx, addressed(p, to))
+		if f, ok := m.resourcePresence(owner, r); ok {
+			m.route(ctx, f.Element(to))
 			sent = true
 		}
 	}

@@ -266,6 +266,7 @@ type Store interface {
 	Rooms
 	Archive
 	Secrets
+	Push
 	Close() error
 }
 
@@ -280,7 +281,8 @@ type Resource struct {
 	// Priority is from the last available presence (RFC 6121 §4.7.2.3).
 	Priority int
 	// Presence is the last broadcast presence, serialised in the
-	// jabber:client namespace, or nil.
+	// jabber:client namespace, or nil. What Resources returns is to be
+	// read only: a registry may share it.
 	Presence []byte
 }
 

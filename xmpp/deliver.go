@@ -15,7 +15,7 @@ import (
 // false when s is gone.
 func (r *Router) deliver(ctx context.Context, s *Session, st *Element) bool {
 	if !r.srv.hooks.has(Deliver) {
-		return s.sendBytes(st.Bytes(NSClient))
+		return send(s, st, st.Bytes(NSClient))
 	}
 	ev := newEvent()
 	defer ev.free()
@@ -23,14 +23,23 @@ func (r *Router) deliver(ctx context.Context, s *Session, st *Element) bool {
 	if r.srv.hooks.runStanza(ctx, Deliver, ev) {
 		return true
 	}
-	return s.sendBytes(ev.Stanza.Bytes(NSClient))
+	return send(s, ev.Stanza, ev.Stanza.Bytes(NSClient))
+}
+
+// send queues b, the stanza st serialised, for s: presence may wait a
+// little to share a write with what follows (Server.PresenceLinger).
+func send(s *Session, st *Element, b []byte) bool {
+	if st.Local == "presence" {
+		return s.sendPresence(b)
+	}
+	return s.sendBytes(b)
 }
 
 // deliverFanout is deliver for a stanza serialised once for many: without
 // Deliver hooks, the session's copy is spliced from the shared bytes.
 func (r *Router) deliverFanout(ctx context.Context, s *Session, f Fanout) bool {
 	if !r.srv.hooks.has(Deliver) {
-		return s.sendBytes(f.For(s.full))
+		return send(s, f.el, f.For(s.full))
 	}
 	ev := newEvent()
 	defer ev.free()
@@ -39,9 +48,9 @@ func (r *Router) deliverFanout(ctx context.Context, s *Session, f Fanout) bool {
 		return true
 	}
 	if ev.replaced {
-		return s.sendBytes(ev.Stanza.Bytes(NSClient))
+		return send(s, ev.Stanza, ev.Stanza.Bytes(NSClient))
 	}
-	return s.sendBytes(f.For(s.full))
+	return send(s, f.el, f.For(s.full))
 }
 
 // Deliver hands st to the local session bound to its 'to', a full JID,

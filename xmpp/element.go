@@ -18,7 +18,7 @@ const NSXML = "http://www.w3.org/XML/1998/namespace"
 type Element struct {
 	Space, Local string
 	Attr         []Attr
-	// Children holds *Element and Text values in document order.
+	// Children holds *Element, Text and Raw values in document order.
 	Children []Node
 }
 
@@ -29,14 +29,21 @@ type Attr struct {
 	Space, Local, Value string
 }
 
-// Node is *Element or Text.
+// Node is *Element, Text or Raw.
 type Node interface{ node() }
 
 // Text is character data.
 type Text string
 
+// Raw is content already serialised, well-formed, for the namespace of the
+// element that holds it, and written as it is: a large result built
+// straight into bytes (a team's roster) instead of as elements first.
+// Elements, Child and Text do not see into it.
+type Raw []byte
+
 func (*Element) node() {}
 func (Text) node()     {}
+func (Raw) node()      {}
 
 // NewElement returns an element with the given name and unqualified
 // attributes given as name, value pairs.
@@ -326,6 +333,8 @@ func (e *Element) append(b []byte, parentNS string, prefixes int) []byte {
 			b = c.append(b, e.Space, prefixes)
 		case Text:
 			b = appendEscaped(b, string(c))
+		case Raw:
+			b = append(b, c...)
 		}
 	}
 	b = append(b, "</"...)

@@ -194,6 +194,9 @@ func (s *Server) handleIQ(ctx context.Context, st *Element, origin *Session, tar
 	switch typ {
 	case "result", "error":
 		// Answers to the server's own requests; any other is dropped.
+		if s.router.answer(st) {
+			return true
+		}
 		if origin != nil {
 			origin.response(st)
 		}

@@ -19,6 +19,8 @@ type Router struct {
 	srv    *Server
 	seed   maphash.Seed
 	shards [64]routerShard
+	// requests wait for answers to the server's own IQs (request.go).
+	requests requests
 }
 
 type routerShard struct {

@@ -20,11 +20,13 @@ import (
 
 // Defaults for the zero values of Server's fields.
 const (
-	DefaultMaxStanzaSize          = 256 << 10
-	DefaultNegotiationTimeout     = 30 * time.Second
-	DefaultPingInterval           = 2 * time.Minute
-	DefaultPingTimeout            = 30 * time.Second
-	DefaultQueueSize              = 1024
+	DefaultMaxStanzaSize      = 256 << 10
+	DefaultNegotiationTimeout = 30 * time.Second
+	DefaultPingInterval       = 2 * time.Minute
+	DefaultPingTimeout        = 30 * time.Second
+	// DefaultQueueSize: a member of a large team gets every colleague's
+	// presence at once when signing in; QueueBytes bounds the memory.
+	DefaultQueueSize              = 5000
 	DefaultQueueBytes             = 1 << 20
 	DefaultMaxUnauthPerIP         = 32
 	DefaultConnRatePerIP          = 10
@@ -110,6 +112,11 @@ type Server struct {
 	// with <resource-constraint/>.
 	QueueSize  int
 	QueueBytes int
+	// PresenceLinger is how long presence may wait in a session's queue to
+	// share a write with what follows (DefaultPresenceLinger in session.go says why):
+	// zero selects DefaultPresenceLinger, a negative value writes it at
+	// once.
+	PresenceLinger time.Duration
 	// AuthFailureDelay is the delay before the first failed authentication is
 	// answered; it doubles with each further failure from the address.
 	AuthFailureDelay time.Duration
@@ -225,6 +232,7 @@ func (s *Server) init() {
 		s.smGone = make(map[string]smGone)
 		s.QueueSize = positive(s.QueueSize, DefaultQueueSize)
 		s.QueueBytes = positive(s.QueueBytes, DefaultQueueBytes)
+		s.PresenceLinger = orDefault(s.PresenceLinger, DefaultPresenceLinger)
 		s.MaxAuthFailures = orDefault(s.MaxAuthFailures, DefaultMaxAuthFailures)
 		s.NegotiationTimeout = positive(s.NegotiationTimeout, DefaultNegotiationTimeout)
 		s.PingInterval = orDefault(s.PingInterval, DefaultPingInterval)

@@ -18,7 +18,11 @@ const NSSM = "urn:xmpp:sm:3"
 // Defaults of stream management's settings.
 const (
 	DefaultSMResumeTimeout = 5 * time.Minute
-	DefaultSMMaxUnacked    = 500
+	// DefaultSMMaxUnacked is above the largest team a roster is expected
+	// to hold: a member's initial presence brings every colleague's at
+	// once, before the client can acknowledge any (TestLargeTeamLoginWithSM).
+	// The bytes kept are bounded separately (four times QueueBytes).
+	DefaultSMMaxUnacked = 5000
 )
 
 // smState is a session's stream management once the client enabled it

@@ -41,8 +41,12 @@ type teamResult struct {
 	// SettleSeconds runs from the first login's start until the last
 	// (member, other member) pair was seen; absent when it never was.
 	SettleSeconds float64 `json:"settle_seconds,omitempty"`
-	PairsSeen     int64   `json:"pairs_seen"`
-	PairsWanted   int64   `json:"pairs_wanted"`
+	// SettleAfterLast runs from the last login's start until the team
+	// settled: at a given -rate, the part of SettleSeconds that the server
+	// decides (the rest is the schedule of logins).
+	SettleAfterLast float64 `json:"settle_after_last_login_s,omitempty"`
+	PairsSeen       int64   `json:"pairs_seen"`
+	PairsWanted     int64   `json:"pairs_wanted"`
 	// Presences counts every available presence from another member,
 	// repeats included.
 	Presences int64 `json:"presences_received"`
@@ -78,7 +82,9 @@ type team struct {
 	closing atomic.Bool
 	settled chan struct{}
 	settle  atomic.Int64 // UnixNano when the last pair was seen
-	readers sync.WaitGroup
+	// lastStart is UnixNano when the last login (with -rate) started.
+	lastStart atomic.Int64
+	readers   sync.WaitGroup
 }
 
 // member is one client. Its reader alone writes seen.
@@ -175,6 +181,9 @@ func runTeam(ctx context.Context, cfg *config) (any, error) {
 	if at := t.settle.Load(); at != 0 {
 		res.Settled = true
 		res.SettleSeconds = round(time.Unix(0, at).Sub(start).Seconds(), 3)
+		if last := t.lastStart.Load(); last != 0 {
+			res.SettleAfterLast = round(time.Unix(0, at).Sub(time.Unix(0, last)).Seconds(), 3)
+		}
 	}
 	cpuAfter, err := cpuSeconds(cfg.pid)
 	if err != nil {
@@ -233,6 +242,9 @@ func (t *team) loginAll(ctx context.Context, login func(i int)) {
 				return
 			}
 			wg.Add(1)
+			if i == n-1 {
+				t.lastStart.Store(time.Now().UnixNano())
+			}
 			go func() {
 				defer wg.Done()
 				login(i)

@@ -95,6 +95,12 @@ type DriverEvent struct {
 	// XML is the received stanza as slixmpp serialises it.
 	XML string `json:"xml"`
 
+	// A pubsub publish (pubsub_service): the publish's node, the fields of
+	// the item's data form (first values) and of its publish-options.
+	Node    string              `json:"node"`
+	Summary map[string]string   `json:"summary"`
+	Options map[string][]string `json:"options"`
+
 	// Stream management (--sm; XEP-0198): Resume and Max of sm_enabled
 	// (whose ID is the stream's resumption id, as it is resumed's), H of
 	// resumed (the server's count of handled stanzas) and cut (the

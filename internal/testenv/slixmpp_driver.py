@@ -25,6 +25,15 @@ without it slixmpp makes one up, as it does for any stanza it sends.
     {"cmd":"raw","xml":"<presence/>"}      the text, unchanged, in order
     {"cmd":"ping","to":"..."}   XEP-0199 ping (to optional: the server)
         -> iq_result, iq_error or iq_timeout
+    {"cmd":"iq","type":"set","to":"...","payload":"<enable xmlns=.../>"}
+        an IQ of the given type (default set) whose one child is payload,
+        as it is; to is optional -> iq_result (with its xml) or iq_error
+    {"cmd":"pubsub_service","error":""}   from now on act as a pubsub
+        service (XEP-0060) that takes publishes (XEP-0357's app server):
+        each IQ set with <pubsub><publish/> is reported as a publish event
+        and answered with a result, or, when error is a condition, with
+        that error (type cancel); the error may be changed by a later
+        pubsub_service command
     {"cmd":"abort"}   drop the TCP connection: no </stream>, no presence
     {"cmd":"quit"}    close the stream (</stream:stream>) and exit
 
@@ -61,7 +70,11 @@ needs: 0030, 0004, 0059, 0297) and this command is there too:
     {"event":"roster_push","id","from","ver","has_ver","jid","name",
      "subscription","ask","approved","groups","items":[item...]}
         the fields of the first item at the top level, for convenience
-    {"event":"iq_result","id"}
+    {"event":"iq_result","id","xml"}
+    {"event":"publish","from","id","node","summary":{var: value},
+     "options":{var: [values]},"xml"}   a pubsub publish (pubsub_service):
+        summary are the fields of the data form in the item's payload,
+        options those of <publish-options/>, FORM_TYPE included
     {"event":"iq_error","id","condition","text"}
     {"event":"iq_timeout","id"}
     {"event":"message","from","to","type","id","body","delay","delay_from",
@@ -122,11 +135,23 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_PING = "urn:xmpp:ping"
 NS_MAM = "urn:xmpp:mam:2"
 NS_SID = "urn:xmpp:sid:0"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_DATA = "jabber:x:data"
 
 
 def child_text(elem, name, ns=NS_CLIENT):
     c = elem.find("{%s}%s" % (ns, name))
     return (c.text or "") if c is not None else ""
+
+
+def form_fields(x):
+    """The fields of a jabber:x:data form: var -> list of values."""
+    out = {}
+    if x is None:
+        return out
+    for f in x.findall("{%s}field" % NS_DATA):
+        out[f.get("var", "")] = [v.text or "" for v in f.findall("{%s}value" % NS_DATA)]
+    return out
 
 
 def xs_bool(value):
@@ -198,6 +223,7 @@ class Driver(BaseClient):
         self.holding = False  # received data is kept aside, not parsed
         self.held = b""
         self.held_waiter = None  # (text, future) of a wait_held
+        self.pubsub_error = None  # pubsub_service: None (off), "" or an error condition
 
         # The test answers subscription requests itself.
         self.roster.auto_authorize = None
@@ -213,6 +239,10 @@ class Driver(BaseClient):
         self.register_handler(Callback("Driver Ignored", MatchForeignStanza(), self.on_foreign_stanza))
         self.register_handler(
             Callback("Driver Roster Push", MatchXPath("{%s}iq/{%s}query" % (NS_CLIENT, NS_ROSTER)), self.on_roster_iq)
+        )
+
+        self.register_handler(
+            Callback("Driver Publish", MatchXPath("{%s}iq/{%s}pubsub" % (NS_CLIENT, NS_PUBSUB)), self.on_pubsub_iq)
         )
 
         self.add_event_handler("session_start", self.on_session_start)
@@ -357,6 +387,39 @@ class Driver(BaseClient):
             resp["to"] = sender
         resp.send()
 
+    def on_pubsub_iq(self, iq):
+        x = iq.xml
+        if x.get("type") not in ("get", "set"):
+            return  # results to our own requests are taken by their waiters
+        publish = x.find("{%s}pubsub/{%s}publish" % (NS_PUBSUB, NS_PUBSUB))
+        if self.pubsub_error is None or x.get("type") != "set" or publish is None:
+            self.reply_error(x, "service-unavailable")
+            return
+        payload = publish.find("{%s}item" % NS_PUBSUB)
+        summary = {}
+        if payload is not None:
+            for item_payload in payload:
+                summary = {k: (v[0] if v else "") for k, v in form_fields(item_payload.find("{%s}x" % NS_DATA)).items()}
+        opts = x.find("{%s}pubsub/{%s}publish-options/{%s}x" % (NS_PUBSUB, NS_PUBSUB, NS_DATA))
+        emit(
+            "publish",
+            **{
+                "from": x.get("from", ""),
+                "id": x.get("id", ""),
+                "node": publish.get("node", ""),
+                "summary": summary,
+                "options": form_fields(opts),
+                "xml": str(iq),
+            },
+        )
+        if self.pubsub_error:
+            self.reply_error(x, self.pubsub_error)
+            return
+        resp = self.Iq(stype="result", sid=x.get("id", ""))
+        if x.get("from"):
+            resp["to"] = x.get("from")
+        resp.send()
+
     def reply_error(self, x, condition):
         resp = self.Iq(stype="error", sid=x.get("id", ""))
         if x.get("from"):
@@ -498,6 +561,20 @@ class Driver(BaseClient):
             stanza["to"] = cmd["to"]
         if cmd.get("id"):
             stanza["id"] = cmd["id"]
+
+    async def cmd_iq(self, cmd):
+        iq = self.Iq(stype=cmd.get("type") or "set")
+        self.set_common(iq, cmd)
+        iq.xml.append(ET.fromstring(cmd["payload"]))
+        self.track(self.any_iq(iq))
+
+    async def any_iq(self, iq):
+        result = await self.iq_result(iq)
+        if result is not None:
+            emit("iq_result", id=result["id"], xml=str(result))
+
+    async def cmd_pubsub_service(self, cmd):
+        self.pubsub_error = cmd.get("error") or ""
 
     async def cmd_ping(self, cmd):
         iq = self.Iq(stype="get")

@@ -106,9 +106,10 @@ func (r *Registry) Resources(ctx context.Context, bare string) ([]storage.Resour
 	entries := r.t.m[bare]
 	list := make([]storage.Resource, 0, len(entries))
 	for _, e := range entries {
-		res := e.res
-		res.Presence = bytes.Clone(res.Presence)
-		list = append(list, res)
+		// Presence is shared, not copied: SetResource stored a copy of
+		// its own and replaces it whole, and callers only read it. In a
+		// team signing in this is called n² times.
+		list = append(list, e.res)
 	}
 	return list, nil
 }

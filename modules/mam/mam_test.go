@@ -1,6 +1,7 @@
 package mam_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -666,6 +667,28 @@ func TestReceivedCarbonStanzaID(t *testing.T) {
 		fwd := carbon.Child("urn:xmpp:carbons:2", "received").Child(mam.NSForward, "forwarded").Child("", "message")
 		if cids := stanzaIDs(fwd, tm.bob.String()); len(got) != 1 || len(cids) != 1 || cids[0] != got[0] {
 			t.Fatalf("delivered with stanza-ids %v, carbon with %v: %s", got, cids, carbon)
+		}
+	})
+}
+
+// TestShutdownStoresPending: what was archived just before the server shut
+// down is in the store afterwards, though the writer had not stored it yet.
+func TestShutdownStoresPending(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		tm := newTeam(t, backend)
+		a := online(t, tm.s, tm.alice, "a")
+		b := online(t, tm.s, tm.bob, "b")
+		seed(t, tm, a, b, 50)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tm.s.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, owner := range []jid.JID{tm.alice, tm.bob} {
+			page, err := tm.s.Store.QueryArchive(ctx, owner.String(), storage.ArchiveQuery{})
+			if err != nil || len(page.Messages) != 50 {
+				t.Errorf("%s's archive after shutdown: %d messages, %v; want 50", owner, len(page.Messages), err)
+			}
 		}
 	})
 }

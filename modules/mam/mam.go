@@ -149,6 +149,8 @@ const unstampPriority = -150
 // or retraction; never an error, a groupchat message (the room archives
 // those), a headline, a carbon, or one that asks not to be stored
 // (XEP-0334). <store/> asks for a message that would not be kept otherwise.
+// A room's private messages and mediated invitations have a body, and are
+// kept as any other.
 func Archivable(st *xmpp.Element) bool {
 	switch st.Get("type") {
 	case "error", "groupchat", "headline":
@@ -172,9 +174,6 @@ func Archivable(st *xmpp.Element) bool {
 			keep = keep || c.Local == "received"
 		case NSMarkers, NSCorrect, NSRetract, NSFasten:
 			keep = true
-		case nsMUCUser:
-			// A mediated invitation, or a private message of a room
-			// (it has a body): kept as any other.
 		}
 	}
 	return keep || store
@@ -314,7 +313,7 @@ func stripIDs(st *xmpp.Element, domain string) {
 	st.Children = slices.DeleteFunc(slices.Clone(st.Children), spoofed)
 }
 
-// StanzaID makes <stanza-id xmlns='urn:xmpp:sid:0' by='by' id='id'/>.
+// stanzaID makes <stanza-id xmlns='urn:xmpp:sid:0' by='by' id='id'/>.
 func stanzaID(id, by string) *xmpp.Element {
 	return xmpp.NewElement(NSSID, "stanza-id", "by", by, "id", id)
 }

@@ -33,7 +33,9 @@ func TestRerouted(t *testing.T) {
 		}
 		return el
 	}
-	ev := func(st *xmpp.Element) *xmpp.StanzaEvent { return &xmpp.StanzaEvent{Stanza: st, To: jid.MustParse("bob@localhost")} }
+	ev := func(st *xmpp.Element) *xmpp.StanzaEvent {
+		return &xmpp.StanzaEvent{Stanza: st, To: jid.MustParse("bob@localhost")}
+	}
 
 	st := msg()
 	mam.Received(m, ctx, ev(st))

@@ -3,11 +3,14 @@
 package modules
 
 import (
+	"time"
+
 	"github.com/xmppd/xmppd/modules/carbons"
 	"github.com/xmppd/xmppd/modules/csi"
 	"github.com/xmppd/xmppd/modules/disco"
 	"github.com/xmppd/xmppd/modules/entitytime"
 	"github.com/xmppd/xmppd/modules/lastactivity"
+	"github.com/xmppd/xmppd/modules/mam"
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/push"
@@ -37,10 +40,27 @@ type Options struct {
 	// MUCMaxRoomsPerOwner is muc.Service.MaxRoomsPerOwner: zero selects
 	// its default, a negative value means no limit.
 	MUCMaxRoomsPerOwner int
+	// Archive configures the message archive (XEP-0313).
+	Archive Archive
+}
+
+// Archive configures the message archive of accounts; the zero value
+// archives every account's messages, kept for ever.
+type Archive struct {
+	// Disabled turns the archive off.
+	Disabled bool
+	// Default is what is archived for an account that set no preferences:
+	// "always" (when empty), "never" or "roster".
+	Default string
+	// MaxAge and MaxMessages are mam.Module's retention settings.
+	MaxAge      time.Duration
+	MaxMessages int
 }
 
 // Default returns the modules of a default server.
 func Default(o Options) []xmpp.Module {
+	rost := &roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
+		MaxDirected: o.MaxDirectedPresences}
 	pushMod := &push.Module{Store: o.Store}
 	mods := []xmpp.Module{
 		disco.Module{},
@@ -48,12 +68,15 @@ func Default(o Options) []xmpp.Module {
 		version.Module{},
 		entitytime.Module{},
 		lastactivity.Module{},
-		&roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
-			MaxDirected: o.MaxDirectedPresences},
+		rost,
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 		&carbons.Module{},
 		&csi.Module{},
 		pushMod,
+	}
+	if !o.Archive.Disabled {
+		mods = append(mods, &mam.Module{Store: o.Store, Roster: rost, Default: o.Archive.Default,
+			MaxAge: o.Archive.MaxAge, MaxMessages: o.Archive.MaxMessages})
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 	"github.com/xmppd/xmppd/xmpp/form"
+	"github.com/xmppd/xmppd/xmpp/rsm"
 )
 
 // Namespaces of XEP-0045 and the XEPs it uses.
@@ -30,7 +30,7 @@ const (
 	NSItems   = "http://jabber.org/protocol/disco#items"
 	NSConfig  = NS + "#roomconfig"
 	NSRoomInf = NS + "#roominfo"
-	NSRSM     = "http://jabber.org/protocol/rsm"
+	NSRSM     = rsm.NS
 	// NSVCard is vcard-temp (XEP-0054), whose requests to an occupant go
 	// to its bare JID.
 	NSVCard = "vcard-temp"
@@ -382,7 +382,7 @@ func (s *Service) toService(ctx context.Context, st *xmpp.Element, from jid.JID)
 		s.result(ctx, st, res)
 	case st.Get("type") == "get" && q != nil && q.Space == NSItems && q.Local == "query":
 		rooms := s.publicRooms()
-		page, set, err := paginate(rooms, q.Child(NSRSM, "set"))
+		page, set, err := paginate(rooms, q.Child(rsm.NS, "set"))
 		if err != nil {
 			s.reply(ctx, st, *err)
 			return
@@ -421,50 +421,21 @@ func (s *Service) publicRooms() []*room {
 // (XEP-0059 §2): max, after, before (empty: the last page) and index. The
 // answer's set names the first and last item and the count; nil when the
 // request had none.
-func paginate(rooms []*room, req *xmpp.Element) ([]*room, *xmpp.Element, *xmpp.StanzaError) {
-	if req == nil {
+func paginate(rooms []*room, set *xmpp.Element) ([]*room, *xmpp.Element, *xmpp.StanzaError) {
+	req, ok, err := rsm.Parse(set)
+	if !ok {
 		return rooms, nil, nil
 	}
-	text := func(name string) (string, bool) {
-		el := req.Child(NSRSM, name)
-		if el == nil {
-			return "", false
-		}
-		return strings.TrimSpace(el.Text()), true
+	if err != nil {
+		return nil, nil, &xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "bad RSM max or index"}
 	}
-	limit := len(rooms)
-	if v, ok := text("max"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return nil, nil, &xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "bad RSM max"}
-		}
-		limit = n
-	}
-	start, end := 0, len(rooms)
-	if v, ok := text("after"); ok {
-		start = sort.Search(len(rooms), func(i int) bool { return rooms[i].bare > v })
-	}
-	if v, ok := text("before"); ok {
-		if v != "" {
-			end = sort.Search(len(rooms), func(i int) bool { return rooms[i].bare >= v })
-		}
-		start = max(start, end-limit)
-	} else if v, ok := text("index"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return nil, nil, &xmpp.StanzaError{Condition: xmpp.BadRequest, Text: "bad RSM index"}
-		}
-		start = min(n, len(rooms))
-	}
-	end = min(end, start+limit)
+	start, end := rsm.Page(len(rooms), func(i int) string { return rooms[i].bare }, req, len(rooms))
 	page := rooms[start:end]
-	set := xmpp.NewElement(NSRSM, "set")
+	res := rsm.Result{Index: start, Count: len(rooms)}
 	if len(page) > 0 {
-		set.Add(xmpp.NewElement(NSRSM, "first", "index", strconv.Itoa(start)).Add(xmpp.Text(page[0].bare)))
-		set.Add(xmpp.NewElement(NSRSM, "last").Add(xmpp.Text(page[len(page)-1].bare)))
+		res.First, res.Last = page[0].bare, page[len(page)-1].bare
 	}
-	set.Add(xmpp.NewElement(NSRSM, "count").Add(xmpp.Text(strconv.Itoa(len(rooms)))))
-	return page, set, nil
+	return page, res.Element(), nil
 }
 
 // payload is an IQ's one child element, or nil.

@@ -215,3 +215,14 @@ func (m *Module) rosterVersion(ctx context.Context, owner string) (string, []byt
 	}
 	return v, raw, nil
 }
+
+// InRoster reports whether contact is in owner's roster: a stored item, or
+// a co-member of a team or project (the message archive's "roster"
+// preference, XEP-0313 §6).
+func (m *Module) InRoster(ctx context.Context, owner, contact string) (bool, error) {
+	it, err := m.lookup(ctx, owner, contact)
+	if err != nil {
+		return false, err
+	}
+	return it.stored || len(it.shared) > 0, nil
+}

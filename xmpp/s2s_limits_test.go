@@ -149,6 +149,14 @@ func TestFederationConnectLimitTotal(t *testing.T) {
 	})
 	alice := s.Dial(t, s.AddUser(t, "alice", "pw"), "pw", "a")
 	dave := s.Dial(t, s.AddUser(t, "dave", "pw"), "pw", "d")
+	// The message archive's first writes open the database's write-ahead
+	// log and another pooled connection for good: let them happen before
+	// counting descriptors. An archive query returns once what was
+	// archived before it is stored.
+	testenv.Exchange(t, alice, dave)
+	testenv.Exchange(t, dave, alice)
+	alice.SendRaw(t, `<iq type="set" id="mam"><query xmlns="urn:xmpp:mam:2"/></iq>`)
+	alice.Expect(t, "archive query's answer", func(el *xmpp.Element) bool { return el.Get("id") == "mam" })
 	before := measure()
 	smp := startSampler(s.Server)
 	col := startCollector(t, alice, dave)

@@ -304,6 +304,19 @@ func orDefault[T int | float64 | time.Duration](v, def T) T {
 	return v
 }
 
+// Go runs fn in a goroutine that Shutdown waits for, with the server's
+// context: a module's background work (a writer that must flush what it
+// holds, a pruner) ends before Shutdown returns and the store is closed.
+// fn should return soon after ctx is done. Call it from Register, or from
+// code that runs while the server serves.
+func (s *Server) Go(fn func(ctx context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(s.ctx)
+	}()
+}
+
 // Context is cancelled when the server shuts down; modules bind their
 // goroutines to it. Context, Log, Router and Started are valid from the time
 // the modules are registered.

@@ -294,6 +294,12 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 			MUCMaxRoomsPerOwner:  cfg.MUC.MaxRoomsPerOwner,
 			MaxOfflineBytes:      l.MaxOfflineBytes,
 			MaxDirectedPresences: l.MaxDirectedPresences,
+			Archive: modules.Archive{
+				Disabled:    !cfg.Archive.Enabled,
+				Default:     cfg.Archive.Default,
+				MaxAge:      cfg.Archive.MaxAge,
+				MaxMessages: cfg.Archive.MaxMessages,
+			},
 		}),
 	}
 	if rr, ok := registry.(*redis.Registry); ok {

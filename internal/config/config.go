@@ -40,6 +40,7 @@ type Config struct {
 	Auth     Auth     `yaml:"auth"`
 	Limits   Limits   `yaml:"limits"`
 	MUC      MUC      `yaml:"muc"`
+	Archive  Archive  `yaml:"archive"`
 	HTTP     HTTP     `yaml:"http"`
 	S2S      S2S      `yaml:"s2s"`
 	Log      Log      `yaml:"log"`
@@ -98,6 +99,20 @@ func prefixes(key string, list []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// Archive configures the message archive of accounts (XEP-0313).
+type Archive struct {
+	// Enabled archives messages; on by default.
+	Enabled bool `yaml:"enabled"`
+	// Default is what is archived for an account that set no
+	// preferences: always, never or roster.
+	Default string `yaml:"default"`
+	// MaxAge removes messages older than it; zero keeps them.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxMessages bounds each account's archive, removing the oldest;
+	// zero or negative: no limit.
+	MaxMessages int `yaml:"max_messages"`
 }
 
 // MUC configures the multi-user chat service (XEP-0045).
@@ -280,7 +295,8 @@ func Default() Config {
 			MaxOfflineBytes:       1 << 30,
 			MaxDirectedPresences:  100,
 		},
-		MUC: MUC{Enabled: true, MaxRoomsPerOwner: 100},
+		MUC:     MUC{Enabled: true, MaxRoomsPerOwner: 100},
+		Archive: Archive{Enabled: true, Default: "always"},
 		S2S: S2S{
 			Enabled:        true,
 			Routes:         map[string]string{},
@@ -356,6 +372,14 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("config: unknown presence.backend %q", c.Presence.Backend)
+	}
+	switch c.Archive.Default {
+	case "always", "never", "roster":
+	default:
+		return fmt.Errorf("config: archive.default is %q, want always, never or roster", c.Archive.Default)
+	}
+	if c.Archive.MaxAge < 0 {
+		return fmt.Errorf("config: archive.max_age is negative")
 	}
 	if _, err := c.HTTP.Policy(); err != nil {
 		return err

@@ -29,6 +29,22 @@ type DriverItem struct {
 	Groups       []string `json:"groups"`
 }
 
+// DriverStanzaID is a XEP-0359 <stanza-id/>.
+type DriverStanzaID struct {
+	By string `json:"by"`
+	ID string `json:"id"`
+}
+
+// DriverArchived is one message of an archive query's results (XEP-0313):
+// its archive id and the forwarded message.
+type DriverArchived struct {
+	ID    string `json:"id"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Body  string `json:"body"`
+	Stamp string `json:"stamp"`
+}
+
 // DriverEvent is one JSON line of slixmpp_driver.py; which fields are set
 // depends on Event (the script's doc string lists them). Attributes are as
 // the server sent them: Type is "" for available presence and for a message
@@ -51,6 +67,11 @@ type DriverEvent struct {
 	// (XEP-0203), "" without one.
 	Delay     string `json:"delay"`
 	DelayFrom string `json:"delay_from"`
+	// StanzaIDs are a message's XEP-0359 stanza-ids.
+	StanzaIDs []DriverStanzaID `json:"stanza_ids"`
+	// Results are the archived messages of mam_results, as the plugin
+	// yielded them.
+	Results []DriverArchived `json:"results"`
 
 	// Roster results and pushes. Empty is a result without <query/>
 	// (RFC 6121 §2.6.3: the roster is unchanged since Ver); HasVer tells an

@@ -53,7 +53,15 @@ With --sm the client enables XEP-0198 stream management with resumption
                       §5) after authentication -> resumed, or resume_failed
                       followed by a new session_start (a new session)
 
-Events:
+With --mam the client loads slixmpp's XEP-0313 plugin (and the XEPs it
+needs: 0030, 0004, 0059, 0297) and this command is there too:
+
+    {"cmd":"mam","with":"...","reverse":false,"max":10}
+        page through the account's own archive with the plugin's iterator
+        (XEP-0059 paging, after the last id, or before the first with
+        reverse); with and max are optional -> mam_results with every
+        message in the order the plugin yields them, or iq_error
+
 
     {"event":"session_start","jid":"<bound full JID>"}   once, or again
                                         after a failed resumption
@@ -69,7 +77,9 @@ Events:
         options those of <publish-options/>, FORM_TYPE included
     {"event":"iq_error","id","condition","text"}
     {"event":"iq_timeout","id"}
-    {"event":"message","from","to","type","id","body","delay","delay_from","xml"}
+    {"event":"message","from","to","type","id","body","delay","delay_from",
+     "stanza_ids":[{"by","id"}...],"xml"}   (archive results are not reported)
+    {"event":"mam_results","id","results":[{"id","from","to","body","stamp"}...]}
     {"event":"sent","id"}
     {"event":"stanza_error","kind":"presence|message","from","id","condition","text","xml"}
     {"event":"stream_error","condition","text"}
@@ -123,6 +133,8 @@ NS_ROSTER = "jabber:iq:roster"
 NS_DELAY = "urn:xmpp:delay"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_PING = "urn:xmpp:ping"
+NS_MAM = "urn:xmpp:mam:2"
+NS_SID = "urn:xmpp:sid:0"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_DATA = "jabber:x:data"
 
@@ -236,6 +248,8 @@ class Driver(BaseClient):
         self.add_event_handler("session_start", self.on_session_start)
         self.add_event_handler("stream_error", self.on_stream_error)
 
+        if args.mam:
+            self.register_plugin("xep_0313")
         if args.sm:
             # XEP-0198: enable after binding, ask for resumption (§5).
             self.register_plugin("xep_0198")
@@ -319,6 +333,8 @@ class Driver(BaseClient):
 
     def on_message(self, msg):
         x = msg.xml
+        if x.find("{%s}result" % NS_MAM) is not None:
+            return  # an archive result: the mam command reports it
         if x.get("type") == "error":
             self.report_error("message", x, str(msg))
             return
@@ -333,6 +349,7 @@ class Driver(BaseClient):
                 "body": child_text(x, "body"),
                 "delay": delay.get("stamp", "") if delay is not None else "",
                 "delay_from": delay.get("from", "") if delay is not None else "",
+                "stanza_ids": [{"by": e.get("by", ""), "id": e.get("id", "")} for e in x.findall("{%s}stanza-id" % NS_SID)],
                 "xml": str(msg),
             },
         )
@@ -458,6 +475,30 @@ class Driver(BaseClient):
         ET.SubElement(m.xml, "{%s}body" % NS_CLIENT).text = cmd.get("body", "")
         m.send()
         emit("sent", id=m.xml.get("id", ""))
+
+    async def cmd_mam(self, cmd):
+        rsm = {"max": int(cmd["max"])} if cmd.get("max") else None
+        with_jid = cmd.get("with") or None
+        results = []
+        try:
+            async for msg in self["xep_0313"].iterate(with_jid=with_jid, reverse=bool(cmd.get("reverse")), rsm=rsm):
+                res = msg["mam_result"]
+                fwd = res["forwarded"]
+                inner = fwd["stanza"]
+                results.append(
+                    {
+                        "id": res["id"],
+                        "from": str(inner["from"]),
+                        "to": str(inner["to"]),
+                        "body": inner["body"],
+                        "stamp": fwd["delay"]["stamp"].isoformat() if fwd["delay"]["stamp"] else "",
+                    }
+                )
+        except IqError as e:
+            condition, text = stanza_error(e.iq.xml)
+            emit("iq_error", id=cmd.get("id", ""), condition=condition, text=text)
+            return
+        emit("mam_results", id=cmd.get("id", ""), results=results)
 
     async def cmd_raw(self, cmd):
         self.send(cmd["xml"])  # queued, so it keeps its place among stanzas
@@ -642,6 +683,7 @@ def parse_args(argv):
     )
     p.add_argument("--resource", default="", help="resource to ask for (default: the JID's, else the server's choice)")
     p.add_argument("--sm", action="store_true", help="enable XEP-0198 stream management with resumption")
+    p.add_argument("--mam", action="store_true", help="load the XEP-0313 plugin for the mam command")
     return p.parse_args(argv)
 
 

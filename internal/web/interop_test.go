@@ -97,7 +97,10 @@ func TestStrophe(t *testing.T) {
 
 // TestConverse: headless Chromium opens /chat/, logs in through
 // Converse.js, sends a message that slixmpp receives over TCP, and receives
-// its answer; over WebSocket and over BOSH. The screenshots are saved in
+// its answer; over WebSocket and over BOSH. Over WebSocket it then opens
+// the chat again in a fresh browser (a reload on a second device) and sees
+// both messages, which Converse fetched from the message archive
+// (XEP-0313). The screenshots are saved in
 // $XMPPD_SCREENSHOTS (or the test's temporary folder).
 func TestConverse(t *testing.T) {
 	testenv.NeedWeb(t, true)
@@ -113,9 +116,16 @@ func TestConverse(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			hello, reply := "hello from Converse over "+transport, "hello back over TCP, "+transport
 			shot := filepath.Join(dir, "converse-"+transport+".png")
-			n := testenv.StartNode(t, "converse.mjs", "--url", "http://"+s.HTTP+"/chat/?transport="+transport,
+			args := []string{"--url", "http://" + s.HTTP + "/chat/?transport=" + transport,
 				"--jid", "alice@localhost", "--password", "alice pw", "--peer", "bob@localhost",
-				"--send", hello, "--expect", reply, "--screenshot", shot, "--timeout", "60")
+				"--send", hello, "--expect", reply, "--screenshot", shot, "--timeout", "90"}
+			// Over WebSocket, a second visit in a fresh browser shows the
+			// conversation again: Converse fetches it from the archive.
+			history := transport == "websocket"
+			if history {
+				args = append(args, "--history")
+			}
+			n := testenv.StartNode(t, "converse.mjs", args...)
 			n.Expect(t, "sent", 70*time.Second)
 			got := peer.Expect(t, "message", func(ev testenv.DriverEvent) bool { return ev.Body == hello })
 			peer.Do(t, map[string]any{"cmd": "message", "to": got.From, "body": reply, "type": "chat"})
@@ -123,6 +133,9 @@ func TestConverse(t *testing.T) {
 				t.Fatalf("Converse showed %v", ev)
 			}
 			n.Expect(t, "screenshot", scriptTimeout)
+			if history {
+				n.Expect(t, "history", scriptTimeout)
+			}
 			n.Expect(t, "done", scriptTimeout)
 			if err := n.Wait(t, scriptTimeout); err != nil {
 				t.Fatalf("converse.mjs: %v", err)

@@ -7,10 +7,17 @@
 //   node web/test/converse.mjs --url http://127.0.0.1:5280/chat/
 //       --jid user@domain --password PW --peer peer@domain
 //       --send TEXT --expect TEXT [--screenshot PATH] [--timeout SECONDS]
-//       [--chromium PATH] [--trace PATH]
+//       [--chromium PATH] [--trace PATH] [--history]
+//
+// With --history, after logging out it opens the page again in a new
+// browser context (a second device: nothing of the first one's browser
+// storage), logs in again, opens the same chat and waits for the two
+// messages of the first visit to show: Converse fetches them from the
+// server's message archive (XEP-0313).
 //
 // Events: "loggedin", "chat", "sent", "message", "screenshot", "loggedout"
-// (a clean logout through the UI, best effort), "done"; on
+// (a clean logout through the UI, best effort), "history" (both messages
+// shown again after the reload), "done"; on
 // failure a screenshot, then {"event":"error"} and exit status 1 (2 for bad
 // usage). The peer must be in the user's roster (mutual subscription) and
 // online or able to receive offline messages; another client plays the peer.
@@ -70,6 +77,7 @@ try {
             timeout: { type: 'string', default: '60' },
             chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
             trace: { type: 'string' },
+            history: { type: 'boolean', default: false },
             help: { type: 'boolean', short: 'h', default: false },
         },
         strict: true,
@@ -109,6 +117,7 @@ function allowedHost(hostname) {
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xmppd-converse-profile-'));
 let browser = null;
 let page = null;
+let traceOut = null;
 
 async function cleanup() {
     try {
@@ -173,6 +182,46 @@ async function scenario() {
         headless: true,
         timeout: Math.min(30000, remaining()),
     });
+    await openPage();
+    await loginAndOpenChat();
+
+    stage = 'send';
+    const textarea = page.locator(`converse-chat[jid="${opts.peer}"] textarea.chat-textarea`);
+    await textarea.click({ timeout: remaining() });
+    await textarea.fill(opts.send, { timeout: remaining() });
+    await textarea.press('Enter', { timeout: remaining() });
+    // Sent once Converse shows it as our own message in the chat.
+    await waitForMessage(opts.peer, { text: opts.send, fromPeer: false });
+    emit({ event: 'sent' });
+
+    stage = 'expect';
+    await waitForMessage(opts.peer, { text: opts.expect, fromPeer: true });
+    emit({ event: 'message', body: opts.expect });
+
+    stage = 'screenshot';
+    await screenshot();
+
+    stage = 'logout';
+    await logout();
+
+    if (opts.history) {
+        // A new context shares nothing with the first (no IndexedDB, no
+        // localStorage): what the chat shows comes from the server.
+        stage = 'reload';
+        await page.context().close();
+        await openPage();
+        await loginAndOpenChat();
+        stage = 'history';
+        await waitForMessage(opts.peer, { text: opts.send, fromPeer: false });
+        await waitForMessage(opts.peer, { text: opts.expect, fromPeer: true });
+        emit({ event: 'history' });
+        await logout();
+    }
+}
+
+// openPage opens the web chat in a new browser context, with the
+// diagnostics and the blocking of other hosts.
+async function openPage() {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
 
@@ -200,7 +249,9 @@ async function scenario() {
 
     if (opts.trace) {
         fs.mkdirSync(path.dirname(path.resolve(opts.trace)), { recursive: true });
-        const out = fs.createWriteStream(opts.trace);
+        // One file for every page the run opens (--history opens two).
+        traceOut ??= fs.createWriteStream(opts.trace);
+        const out = traceOut;
         const line = (dir, via, data) => out.write(`${new Date().toISOString()} ${via} ${dir} ${String(data).replace(/\n/g, ' ')}\n`);
         page.on('websocket', (ws) => {
             line('---', 'ws', `open ${ws.url()}`);
@@ -221,7 +272,11 @@ async function scenario() {
 
     stage = 'load';
     await page.goto(opts.url, { waitUntil: 'domcontentloaded', timeout: remaining() });
+}
 
+// loginAndOpenChat logs in through Converse's form and opens the chat with
+// the peer.
+async function loginAndOpenChat() {
     stage = 'login';
     const jidInput = page.locator('#converse-login-jid');
     await jidInput.waitFor({ state: 'visible', timeout: remaining() });
@@ -248,24 +303,6 @@ async function scenario() {
     const textarea = chat.locator('textarea.chat-textarea');
     await textarea.waitFor({ state: 'visible', timeout: remaining() });
     emit({ event: 'chat', jid: opts.peer });
-
-    stage = 'send';
-    await textarea.click({ timeout: remaining() });
-    await textarea.fill(opts.send, { timeout: remaining() });
-    await textarea.press('Enter', { timeout: remaining() });
-    // Sent once Converse shows it as our own message in the chat.
-    await waitForMessage(opts.peer, { text: opts.send, fromPeer: false });
-    emit({ event: 'sent' });
-
-    stage = 'expect';
-    await waitForMessage(opts.peer, { text: opts.expect, fromPeer: true });
-    emit({ event: 'message', body: opts.expect });
-
-    stage = 'screenshot';
-    await screenshot();
-
-    stage = 'logout';
-    await logout();
 }
 
 // Logs out through Converse's profile dialog, so that the server sees the

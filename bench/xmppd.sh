@@ -88,6 +88,12 @@ write_config() {
 		  # same: no cap on stored offline messages.
 		  max_offline_messages: -1
 
+		# same: no message archive (XEP-0313), as Prosody and ejabberd here run
+		# without mod_mam. The archive's own cost is measured apart
+		# (docs/BENCHMARKS.md, "Message archive").
+		archive:
+		  enabled: false
+
 		# same: warnings and errors only, to a file (stderr, redirected).
 		log:
 		  level: warn

@@ -151,10 +151,11 @@ func applyConfig(cfg storage.RoomConfig, submitted *form.Form) (storage.RoomConf
 		return &xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "bad value for " + f}
 	}
 	passwordOn := cfg.Password != ""
-	// A client submits every field with the value it was shown: the
-	// archiving field keeps the default (which follows persistence) until
-	// an owner changes its value.
-	archivedBefore := cfg.Archived()
+	// The archiving field, when submitted: a value that is the default for
+	// the room's (new) persistence keeps the default, so that it follows
+	// the room being made persistent or temporary later; another value
+	// sticks. What the owner was shown is what the room does either way.
+	var archiving *bool
 	for _, f := range submitted.Fields {
 		name, v := f.Var, f.Value()
 		boolean := func(dst *bool) *xmpp.StanzaError {
@@ -211,8 +212,8 @@ func applyConfig(cfg storage.RoomConfig, submitted *form.Form) (storage.RoomConf
 			cfg.HistoryLength = n
 		case fieldArchiving, "mam", "muc#roomconfig_mam":
 			var on bool
-			if err = boolean(&on); err == nil && on != archivedBefore {
-				cfg.Archiving = pick(on, storage.ArchiveOn, storage.ArchiveOff)
+			if err = boolean(&on); err == nil {
+				archiving = &on
 			}
 		case "muc#roomconfig_allowpm":
 			switch v {
@@ -228,6 +229,12 @@ func applyConfig(cfg storage.RoomConfig, submitted *form.Form) (storage.RoomConf
 	}
 	if !passwordOn {
 		cfg.Password = ""
+	}
+	if archiving != nil {
+		cfg.Archiving = ""
+		if *archiving != cfg.Persistent {
+			cfg.Archiving = pick(*archiving, storage.ArchiveOn, storage.ArchiveOff)
+		}
 	}
 	return cfg, nil
 }

@@ -427,3 +427,63 @@ func TestRoomArchiveOff(t *testing.T) {
 		waitArchive(t, store, temp, 0)
 	})
 }
+
+// TestSlixmppRoomArchive: slixmpp's XEP-0313 plugin, in a room it joined,
+// pages through the room's archive of 300 messages at the room's JID both
+// ways and gets each once, in order, with the ids the room stamped on the
+// messages it delivered; in this semi-anonymous room, as a participant, it
+// learns no sender's real JID.
+func TestSlixmppRoomArchive(t *testing.T) {
+	testenv.NeedSlixmpp(t)
+	const n = 300
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := startOn(t, backend, nil)
+		alice := user(t, s, "alice")
+		bobJID := s.AddUser(t, "bob", "pw")
+		room := "slix@" + service
+		create(t, alice, "slix", "alice")
+		configure(t, alice, room, "p", "muc#roomconfig_persistentroom", "1")
+
+		bob := s.StartDriver(t, bobJID, "pw", "laptop", "--mam")
+		bob.Do(t, map[string]any{"cmd": "raw", "xml": `<presence to="` + room + `/bob"><x xmlns="` + muc.NS + `"/></presence>`})
+		bob.Expect(t, "presence", func(ev testenv.DriverEvent) bool { return ev.From == room+"/bob" })
+		var batch strings.Builder
+		for i := range n {
+			fmt.Fprintf(&batch, `<message type="groupchat" id="s%d" to="%s"><body>m%d</body></message>`, i, room, i)
+		}
+		alice.SendRaw(t, batch.String())
+		var want, ids []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("m%d", i))
+			m := alice.Expect(t, "own copy", func(el *xmpp.Element) bool { return el.Get("id") == fmt.Sprintf("s%d", i) })
+			ids = append(ids, roomStanzaIDs(m, room)...)
+		}
+		if len(ids) != n {
+			t.Fatalf("%d stanza-ids on %d messages", len(ids), n)
+		}
+		check := func(name string, got []testenv.DriverArchived, reverse bool) {
+			t.Helper()
+			if len(got) != n {
+				t.Fatalf("%s: %d messages, want %d", name, len(got), n)
+			}
+			for i, r := range got {
+				j := i
+				if reverse {
+					j = n - 1 - i
+				}
+				if r.Body != want[j] || r.ID != ids[j] || r.From != room+"/alice" {
+					t.Fatalf("%s: message %d is %+v, want %q with id %s from %s/alice", name, i, r, want[j], ids[j], room)
+				}
+				if r.RealJID != "" {
+					t.Fatalf("%s: a participant learned a real JID: %+v", name, r)
+				}
+			}
+		}
+		bob.Do(t, map[string]any{"cmd": "mam", "id": "fwd", "jid": room, "max": 100})
+		check("forward", bob.Expect(t, "mam_results", func(ev testenv.DriverEvent) bool { return ev.ID == "fwd" }).Results, false)
+		bob.Do(t, map[string]any{"cmd": "mam", "id": "back", "jid": room, "max": 70, "reverse": true})
+		check("backward", bob.Expect(t, "mam_results", func(ev testenv.DriverEvent) bool { return ev.ID == "back" }).Results, true)
+		bob.Do(t, map[string]any{"cmd": "quit"})
+		bob.Wait(t)
+	})
+}

@@ -447,7 +447,7 @@ func (s *Session) Close(se *StreamError) {
 		hibernated := s.hibernation != nil
 		if hibernated {
 			s.hibernation.Stop()
-			s.hibernation = nil
+			s.setHibernation(nil)
 		}
 		live := s.live
 		if live {

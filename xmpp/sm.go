@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -273,7 +274,7 @@ func (sess *Session) resumeOn(c *conn, h uint32) (int, *StreamError) {
 	if sess.hibernation != nil && !sess.hibernation.Stop() {
 		return 0, &StreamError{} // it is ending right now
 	}
-	sess.hibernation = nil
+	sess.setHibernation(nil)
 	if se := sm.ack(h); se != nil {
 		return 0, se
 	}
@@ -326,7 +327,7 @@ func (sess *Session) hibernate(c *conn, err error) bool {
 	sess.live = false
 	clear(sess.queue)
 	sess.queue, sess.queued = sess.queue[:0], 0
-	sess.hibernation = time.AfterFunc(sm.max, sess.expire)
+	sess.setHibernation(time.AfterFunc(sm.max, sess.expire))
 	sess.wmu.Unlock()
 	c.raw.Close()
 	sess.logger().Info("session hibernated", "err", err, "resume_within", sm.max)
@@ -349,7 +350,7 @@ func (sess *Session) expire() {
 		sess.wmu.Unlock()
 		return // resumed or closed meanwhile
 	}
-	sess.hibernation = nil
+	sess.setHibernation(nil)
 	sess.wmu.Unlock()
 	sess.srv.wg.Add(1)
 	sess.end(nil)
@@ -428,4 +429,23 @@ type smTables struct {
 	smMu       sync.Mutex
 	smSessions map[string]*Session
 	smGone     map[string]smGone
+	// hibernating counts the sessions waiting for a resumption.
+	hibernating atomic.Int64
+}
+
+// Hibernating is how many sessions wait for their client to resume them
+// (XEP-0198): a hook that matters only for those (push notifications) can
+// return at once while there are none.
+func (s *Server) Hibernating() int64 { return s.hibernating.Load() }
+
+// setHibernation sets or clears the session's wait for a resumption, and
+// keeps the server's count; called with wmu held.
+func (s *Session) setHibernation(t *time.Timer) {
+	switch {
+	case s.hibernation == nil && t != nil:
+		s.srv.hibernating.Add(1)
+	case s.hibernation != nil && t == nil:
+		s.srv.hibernating.Add(-1)
+	}
+	s.hibernation = t
 }

@@ -104,6 +104,9 @@ func TestStreamManagementResume(t *testing.T) {
 		if resumed.Get("previd") != id {
 			t.Fatalf("resumed: %s", resumed)
 		}
+		if n := s.Hibernating(); n != 0 {
+			t.Errorf("Hibernating() = %d after the resumption", n)
+		}
 		got := map[string]int{}
 		for len(got) < 21 {
 			el := r.Next()
@@ -170,6 +173,9 @@ func TestStreamManagementExpires(t *testing.T) {
 		} else if ok, _ := sess.Available(); !ok {
 			t.Fatal("a hibernated session is not available")
 		}
+		if n := s.Hibernating(); n != 1 {
+			t.Errorf("Hibernating() = %d with one session hibernated", n)
+		}
 		for i := 0; i < 5; i++ {
 			bob.SendRaw(t, fmt.Sprintf(`<message type="chat" to="%s"><body>kept%d</body></message>`, c.JID, i))
 		}
@@ -178,6 +184,9 @@ func TestStreamManagementExpires(t *testing.T) {
 		case <-ended:
 		case <-time.After(testenv.Timeout):
 			t.Fatal("the hibernated session did not end after its timeout")
+		}
+		if n := s.Hibernating(); n != 0 {
+			t.Errorf("Hibernating() = %d after the hibernated session ended", n)
 		}
 		if el := bob.Expect(t, "error for the unanswered IQ", byID("q1")); el.Get("type") != "error" {
 			t.Fatalf("unanswered IQ: %s", el)

@@ -264,8 +264,13 @@ func (m *Module) received(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 			return false
 		}
 	}
-	with := owner
-	if f := st.Get("from"); f != "" {
+	var with string
+	switch f := st.Get("from"); {
+	case ev.Origin != nil:
+		with = ev.Origin.JID().Bare().String() // no need to parse what the session stamped
+	case f == "":
+		with = owner
+	default:
 		fj, err := jid.Parse(f)
 		if err != nil {
 			return false

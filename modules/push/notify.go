@@ -43,6 +43,9 @@ func worthy(st *xmpp.Element) (string, bool) {
 // hibernated. A message that will go to offline storage instead is
 // offline's.
 func (m *Module) hibernated(_ context.Context, ev *xmpp.StanzaEvent) bool {
+	if m.srv.Hibernating() == 0 {
+		return false // what follows costs every message something
+	}
 	st := ev.Stanza
 	body, ok := worthy(st)
 	if !ok {

@@ -47,7 +47,7 @@ type Options struct {
 // Archive configures the message archive of accounts; the zero value
 // archives every account's messages, kept for ever.
 type Archive struct {
-	// Disabled turns the archive off.
+	// Disabled turns the archive off, the rooms' too.
 	Disabled bool
 	// Default is what is archived for an account that set no preferences:
 	// "always" (when empty), "never" or "roster".
@@ -74,13 +74,19 @@ func Default(o Options) []xmpp.Module {
 		&csi.Module{},
 		pushMod,
 	}
+	// One id generator for the accounts' archives and the rooms': ids stay
+	// unique and ordered across both (mam.IDs).
+	var ids *mam.IDs
+	var rooms storage.Archive
 	if !o.Archive.Disabled {
+		ids = mam.NewIDs()
+		rooms = o.Store
 		mods = append(mods, &mam.Module{Store: o.Store, Roster: rost, Default: o.Archive.Default,
-			MaxAge: o.Archive.MaxAge, MaxMessages: o.Archive.MaxMessages})
+			MaxAge: o.Archive.MaxAge, MaxMessages: o.Archive.MaxMessages, IDs: ids})
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
-			Mentions: pushMod.Mention})
+			Mentions: pushMod.Mention, Archive: rooms, IDs: ids})
 	}
 	return mods
 }

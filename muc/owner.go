@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/modules/mam"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 	"github.com/xmppd/xmppd/xmpp/form"
@@ -132,8 +133,15 @@ func (r *room) configForm() *form.Form {
 	f.AddBool("muc#roomconfig_changesubject", "Whether to Allow Occupants to Change Subject", c.AllowSubjectChange)
 	f.AddText("muc#maxhistoryfetch", "Maximum Number of History Messages Returned by Room", strconv.Itoa(c.HistoryLength))
 	f.AddList("muc#roomconfig_allowpm", "Roles that May Send Private Messages", c.AllowPM, allowPMOptions...)
+	if r.svc.archive != nil {
+		// Prosody's name for it; applyConfig takes ejabberd's too.
+		f.AddBool(fieldArchiving, "Archive the room's messages on the server (XEP-0313)", c.Archived())
+	}
 	return f
 }
+
+// fieldArchiving turns the room archive on or off.
+const fieldArchiving = "muc#roomconfig_enablearchiving"
 
 // applyConfig reads a submitted form over cfg; fields it does not know are
 // ignored (XEP-0004 §3.2), values it cannot take are refused with
@@ -143,6 +151,11 @@ func applyConfig(cfg storage.RoomConfig, submitted *form.Form) (storage.RoomConf
 		return &xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "bad value for " + f}
 	}
 	passwordOn := cfg.Password != ""
+	// The archiving field, when submitted: a value that is the default for
+	// the room's (new) persistence keeps the default, so that it follows
+	// the room being made persistent or temporary later; another value
+	// sticks. What the owner was shown is what the room does either way.
+	var archiving *bool
 	for _, f := range submitted.Fields {
 		name, v := f.Var, f.Value()
 		boolean := func(dst *bool) *xmpp.StanzaError {
@@ -197,6 +210,11 @@ func applyConfig(cfg storage.RoomConfig, submitted *form.Form) (storage.RoomConf
 				err = bad(name)
 			}
 			cfg.HistoryLength = n
+		case fieldArchiving, "mam", "muc#roomconfig_mam":
+			var on bool
+			if err = boolean(&on); err == nil {
+				archiving = &on
+			}
 		case "muc#roomconfig_allowpm":
 			switch v {
 			case "anyone", "participants", "moderators", "none":
@@ -211,6 +229,12 @@ func applyConfig(cfg storage.RoomConfig, submitted *form.Form) (storage.RoomConf
 	}
 	if !passwordOn {
 		cfg.Password = ""
+	}
+	if archiving != nil {
+		cfg.Archiving = ""
+		if *archiving != cfg.Persistent {
+			cfg.Archiving = pick(*archiving, storage.ArchiveOn, storage.ArchiveOff)
+		}
 	}
 	return cfg, nil
 }
@@ -228,6 +252,9 @@ func (r *room) info() *xmpp.Element {
 		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated"),
 		pick(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured"),
 		pick(r.cfg.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous"),
+	}
+	if r.archiving() {
+		features = append(features, mam.NS, mam.NSExtended, mam.NSSID)
 	}
 	for _, f := range features {
 		q.Add(xmpp.NewElement(NSInfo, "feature", "var", f))
@@ -286,11 +313,14 @@ func (r *room) destroy(venue, reason string) {
 	r.byNick = make(map[string]*occupant)
 	r.byFull = make(map[string]*occupant)
 	r.svc.forget(r)
-	if r.cfg.Persistent && r.svc.Store != nil {
-		r.later(func(ctx context.Context) {
+	persistent := r.cfg.Persistent && r.svc.Store != nil
+	r.later(func(ctx context.Context) {
+		// The archive goes with the room, after what is on its way there.
+		r.svc.dropArchive(ctx, r.bare)
+		if persistent {
 			if err := r.svc.Store.DeleteRoom(ctx, r.bare); err != nil {
 				r.svc.log.Warn("deleting room", "room", r.bare, "err", err)
 			}
-		})
-	}
+		}
+	})
 }

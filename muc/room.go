@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/modules/mam"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -432,6 +433,11 @@ func (r *room) leave(from jid.JID, status string) {
 	}
 	if len(r.byNick) == 0 && !r.cfg.Persistent {
 		r.svc.forget(r)
+		if r.archiving() {
+			// A temporary room's archive ends with it: whoever makes a
+			// room of that name next does not read it.
+			r.later(func(ctx context.Context) { r.svc.dropArchive(ctx, r.bare) })
+		}
 	}
 }
 
@@ -483,7 +489,10 @@ func (r *room) message(st *xmpp.Element, to, from jid.JID) {
 		out.Attr = append(out.Attr, a)
 	}
 	out.Set("from", r.occupantJID(o.nick))
-	out.Children = st.Children
+	out.Children = r.svc.withoutRoomPayloads(st.Children)
+	if r.archiving() && mam.ArchivableInRoom(out) {
+		out = r.archiveMessage(out, o)
+	}
 	// Serialised once, addressed per session (xmpp.Fanout).
 	f := xmpp.NewFanout(out)
 	if body != nil && r.cfg.HistoryLength > 0 {

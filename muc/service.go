@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/modules/mam"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 	"github.com/xmppd/xmppd/xmpp/form"
@@ -62,6 +63,13 @@ type Service struct {
 	// Mentions, when set, learns of groupchat messages that mention
 	// members who are not in the room (push notifications).
 	Mentions MentionFunc
+	// Archive keeps the archives of the rooms whose configuration enables
+	// archiving (XEP-0313, muc#roomconfig_enablearchiving: on by default
+	// for persistent rooms); nil archives no room and offers no field.
+	Archive storage.Archive
+	// IDs makes the archive ids; share the account archive's generator
+	// (one per process, mam.NewIDs). Nil: a generator of the service's own.
+	IDs *mam.IDs
 
 	srv *xmpp.Server
 	log *slog.Logger
@@ -75,6 +83,9 @@ type Service struct {
 	joined map[string]map[*room]struct{}
 	// forwards are the IQs forwarded to occupants, waiting for answers.
 	forwards *forwards
+	// ids and archive (the batching writer) are set when Archive is.
+	ids     *mam.IDs
+	archive *mam.Writer
 	// deliverTo replaces delivery to sessions in benchmarks.
 	deliverTo func(m member, b []byte) bool
 }
@@ -93,6 +104,13 @@ func (s *Service) Register(srv *xmpp.Server) {
 	s.owned = make(map[string]int)
 	s.joined = make(map[string]map[*room]struct{})
 	s.forwards = newForwards()
+	if s.Archive != nil {
+		s.ids = s.IDs
+		if s.ids == nil {
+			s.ids = mam.NewIDs()
+		}
+		s.archive = mam.NewWriter(srv, s.Archive, s.log)
+	}
 	srv.AddComponent(s.Domain, s)
 	srv.HookSession(xmpp.SessionEnded, 0, s.sessionEnded)
 	srv.OnShutdown(s.shutdown)
@@ -146,6 +164,12 @@ func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID
 		var serr *xmpp.StanzaError
 		if r, serr = s.create(to.Bare(), from); serr != nil {
 			s.reply(ctx, st, *serr)
+			return
+		}
+	}
+	if st.Local == "iq" && to.Resourcepart() == "" && s.archive != nil {
+		if q := payload(st); q != nil && q.Space == mam.NS {
+			s.archiveIQ(ctx, r, st, q, from, origin)
 			return
 		}
 	}

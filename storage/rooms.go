@@ -52,6 +52,29 @@ type RoomConfig struct {
 	// AllowPM is who may send private messages: "anyone", "participants",
 	// "moderators" or "none".
 	AllowPM string `json:"allow_pm,omitempty"`
+	// Archiving is whether the room's groupchat is archived (XEP-0313):
+	// ArchiveOn, ArchiveOff, or "" for the default, which follows
+	// Persistent (see Archived). Rooms stored before the field existed
+	// have "" and so get the default.
+	Archiving string `json:"archiving,omitempty"`
+}
+
+// Values of RoomConfig.Archiving other than the default "".
+const (
+	ArchiveOn  = "on"
+	ArchiveOff = "off"
+)
+
+// Archived tells whether the room's messages are archived: as Archiving
+// says, or, when it says nothing, for persistent rooms only.
+func (c RoomConfig) Archived() bool {
+	switch c.Archiving {
+	case ArchiveOn:
+		return true
+	case ArchiveOff:
+		return false
+	}
+	return c.Persistent
 }
 
 // An Affiliation is a bare JID's lasting relation to a room.

@@ -43,6 +43,9 @@ type DriverArchived struct {
 	To    string `json:"to"`
 	Body  string `json:"body"`
 	Stamp string `json:"stamp"`
+	// RealJID is the jid of the forwarded message's muc#user item: a room
+	// archive's sender, for those allowed to see it (XEP-0313 §5.1.2).
+	RealJID string `json:"real_jid"`
 }
 
 // DriverEvent is one JSON line of slixmpp_driver.py; which fields are set

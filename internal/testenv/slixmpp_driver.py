@@ -56,10 +56,11 @@ With --sm the client enables XEP-0198 stream management with resumption
 With --mam the client loads slixmpp's XEP-0313 plugin (and the XEPs it
 needs: 0030, 0004, 0059, 0297) and this command is there too:
 
-    {"cmd":"mam","with":"...","reverse":false,"max":10}
-        page through the account's own archive with the plugin's iterator
+    {"cmd":"mam","jid":"...","with":"...","reverse":false,"max":10}
+        page through an archive with the plugin's iterator: the account's
+        own, or the one at jid (a room's, XEP-0313 with XEP-0045)
         (XEP-0059 paging, after the last id, or before the first with
-        reverse); with and max are optional -> mam_results with every
+        reverse); jid, with and max are optional -> mam_results with every
         message in the order the plugin yields them, or iq_error
 
 
@@ -79,7 +80,9 @@ needs: 0030, 0004, 0059, 0297) and this command is there too:
     {"event":"iq_timeout","id"}
     {"event":"message","from","to","type","id","body","delay","delay_from",
      "stanza_ids":[{"by","id"}...],"xml"}   (archive results are not reported)
-    {"event":"mam_results","id","results":[{"id","from","to","body","stamp"}...]}
+    {"event":"mam_results","id","results":[{"id","from","to","body","stamp","real_jid"}...]}
+        real_jid: the jid of the forwarded message's muc#user item (a
+        room archive's sender, for those who may see it), else ""
     {"event":"sent","id"}
     {"event":"stanza_error","kind":"presence|message","from","id","condition","text","xml"}
     {"event":"stream_error","condition","text"}
@@ -135,6 +138,7 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_PING = "urn:xmpp:ping"
 NS_MAM = "urn:xmpp:mam:2"
 NS_SID = "urn:xmpp:sid:0"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_DATA = "jabber:x:data"
 
@@ -479,12 +483,14 @@ class Driver(BaseClient):
     async def cmd_mam(self, cmd):
         rsm = {"max": int(cmd["max"])} if cmd.get("max") else None
         with_jid = cmd.get("with") or None
+        archive = cmd.get("jid") or None
         results = []
         try:
-            async for msg in self["xep_0313"].iterate(with_jid=with_jid, reverse=bool(cmd.get("reverse")), rsm=rsm):
+            async for msg in self["xep_0313"].iterate(jid=archive, with_jid=with_jid, reverse=bool(cmd.get("reverse")), rsm=rsm):
                 res = msg["mam_result"]
                 fwd = res["forwarded"]
                 inner = fwd["stanza"]
+                item = inner.xml.find("{%s}x/{%s}item" % (NS_MUC_USER, NS_MUC_USER))
                 results.append(
                     {
                         "id": res["id"],
@@ -492,6 +498,7 @@ class Driver(BaseClient):
                         "to": str(inner["to"]),
                         "body": inner["body"],
                         "stamp": fwd["delay"]["stamp"].isoformat() if fwd["delay"]["stamp"] else "",
+                        "real_jid": item.get("jid", "") if item is not None else "",
                     }
                 )
         except IqError as e:

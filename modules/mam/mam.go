@@ -156,6 +156,25 @@ func Archivable(st *xmpp.Element) bool {
 	case "error", "groupchat", "headline":
 		return false
 	}
+	return worthKeeping(st)
+}
+
+// ArchivableInRoom tells whether a groupchat message is one a room's
+// archive keeps: by Archivable's rules on its payloads, but never a
+// subject change (XEP-0313 §5.1.1 archives messages, and XEP-0045 §8.1
+// sends the subject to every newcomer anyway).
+func ArchivableInRoom(st *xmpp.Element) bool {
+	if st.Get("type") != "groupchat" {
+		return false
+	}
+	if st.Child(xmpp.NSClient, "subject") != nil && st.Child(xmpp.NSClient, "body") == nil {
+		return false
+	}
+	return worthKeeping(st)
+}
+
+// worthKeeping applies Archivable's rules to a message's payloads.
+func worthKeeping(st *xmpp.Element) bool {
 	keep, store := false, false
 	for _, c := range st.Elements() {
 		switch c.Space {

@@ -117,3 +117,24 @@ func TestArchivable(t *testing.T) {
 		}
 	}
 }
+
+func TestArchivableInRoom(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		want bool
+	}{
+		{`<message type="groupchat"><body>hi</body></message>`, true},
+		{`<message type="chat"><body>hi</body></message>`, false},
+		{`<message type="groupchat"><subject>Plans</subject></message>`, false},
+		{`<message type="groupchat"><subject>Plans</subject><body>now about plans</body></message>`, true},
+		{`<message type="groupchat"><active xmlns="http://jabber.org/protocol/chatstates"/></message>`, false},
+		{`<message type="groupchat"><displayed xmlns="urn:xmpp:chat-markers:0" id="x"/></message>`, true},
+		{`<message type="groupchat"><body>fixed</body><replace xmlns="urn:xmpp:message-correct:0" id="x"/></message>`, true},
+		{`<message type="groupchat"><retract xmlns="urn:xmpp:message-retract:1" id="x"/></message>`, true},
+		{`<message type="groupchat"><body>hi</body><no-store xmlns="urn:xmpp:hints"/></message>`, false},
+	} {
+		if got := mam.ArchivableInRoom(element(t, c.msg)); got != c.want {
+			t.Errorf("ArchivableInRoom(%s) = %v, want %v", c.msg, got, c.want)
+		}
+	}
+}

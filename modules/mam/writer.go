@@ -176,3 +176,22 @@ func (w *writer) flush(ctx context.Context) error {
 	w.mu.Unlock()
 	return nil
 }
+
+// A Writer is the archive's batching writer for an archive of another
+// module's (the chat service's room archives): Add costs the caller a lock
+// and an append, and a query calls Flush first.
+type Writer struct{ w writer }
+
+// NewWriter returns a writer that appends to store on goroutines of srv
+// (Server.Go), so that Shutdown waits until what it accepted is stored.
+func NewWriter(srv *xmpp.Server, store storage.Archive, log *slog.Logger) *Writer {
+	wr := &Writer{}
+	wr.w.init(srv, store, log)
+	return wr
+}
+
+// Add queues msg; it waits only while the store is far behind.
+func (wr *Writer) Add(ctx context.Context, msg storage.ArchivedMessage) { wr.w.add(ctx, msg) }
+
+// Flush waits until every message added before it was called is stored.
+func (wr *Writer) Flush(ctx context.Context) error { return wr.w.flush(ctx) }

@@ -369,6 +369,9 @@ func fullRoomConfig() storage.RoomConfig {
 		AllowSubjectChange: true,
 		HistoryLength:      20,
 		AllowPM:            "moderators",
+		// Not the default for a persistent room, so that a backend that
+		// dropped the field would be seen to.
+		Archiving: storage.ArchiveOff,
 	}
 }
 

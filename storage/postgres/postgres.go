@@ -133,7 +133,7 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 			`DELETE FROM archive_messages WHERE owner = $1`,
 			`DELETE FROM archive_prefs WHERE owner = $1`,
 			`DELETE FROM push_registrations WHERE owner = $1`,
-		`DELETE FROM block_items WHERE owner = $1`,
+			`DELETE FROM block_items WHERE owner = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, jid); err != nil {
 				return err

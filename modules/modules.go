@@ -3,6 +3,7 @@
 package modules
 
 import (
+	"github.com/xmppd/xmppd/modules/blocking"
 	"github.com/xmppd/xmppd/modules/carbons"
 	"github.com/xmppd/xmppd/modules/csi"
 	"github.com/xmppd/xmppd/modules/disco"
@@ -42,14 +43,16 @@ type Options struct {
 // Default returns the modules of a default server.
 func Default(o Options) []xmpp.Module {
 	pushMod := &push.Module{Store: o.Store}
+	rosterMod := &roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
+		MaxDirected: o.MaxDirectedPresences}
 	mods := []xmpp.Module{
 		disco.Module{},
 		ping.Module{},
 		version.Module{},
 		entitytime.Module{},
 		lastactivity.Module{},
-		&roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
-			MaxDirected: o.MaxDirectedPresences},
+		rosterMod,
+		&blocking.Module{Store: o.Store, Roster: rosterMod},
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 		&carbons.Module{},
 		&csi.Module{},

@@ -5,6 +5,7 @@ package modules
 import (
 	"time"
 
+	"github.com/xmppd/xmppd/modules/blocking"
 	"github.com/xmppd/xmppd/modules/carbons"
 	"github.com/xmppd/xmppd/modules/csi"
 	"github.com/xmppd/xmppd/modules/disco"
@@ -69,6 +70,7 @@ func Default(o Options) []xmpp.Module {
 		entitytime.Module{},
 		lastactivity.Module{},
 		rost,
+		&blocking.Module{Store: o.Store, Roster: rost},
 		&offline.Module{Store: o.Store, Max: o.MaxOfflineMessages, MaxTotalBytes: o.MaxOfflineBytes},
 		&carbons.Module{},
 		&csi.Module{},

@@ -151,6 +151,14 @@ func (m *Module) subscribers(ctx context.Context, owner string) []string {
 	return from
 }
 
+// Subscribers returns the contacts that receive owner's presence
+// (subscription from or both, shared groups included), bare JIDs as the
+// roster holds them: for a module that must tell them of a change it makes
+// (a block list sending unavailable presence, XEP-0191 §3.3).
+func (m *Module) Subscribers(ctx context.Context, owner string) []string {
+	return m.subscribers(ctx, owner)
+}
+
 // broadcastAvailable handles available presence without 'to' (RFC 6121
 // §4.2, §4.4): to the subscribers and the account's own available resources;
 // the initial one also probes the contacts and catches the new resource up.

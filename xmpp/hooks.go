@@ -44,6 +44,11 @@ const (
 	// with Bounce set. Unhandled, chat and normal messages bounce with
 	// <service-unavailable/> and headlines are dropped.
 	Undeliverable
+	// Remote: a stanza about to leave for another server, 'from' stamped;
+	// To is its addressee, Origin the local session that sent it (nil when
+	// the server or a module made it: a presence broadcast). A hook that
+	// handles it stops it, and with Bounce set the sender gets that error.
+	Remote
 	numStages
 )
 

@@ -101,6 +101,20 @@ func senderOf(st *Element, origin *Session, local string) string {
 
 // sendRemote routes a stanza to another server.
 func (s *Server) sendRemote(st *Element, local, remote string, origin *Session) {
+	if s.hooks.has(Remote) {
+		ev := newEvent()
+		ev.Stanza, ev.Origin = st, origin
+		ev.To, _ = jid.Parse(st.Get("to"))
+		handled := s.hooks.runStanza(s.ctx, Remote, ev)
+		bounce := ev.Bounce
+		ev.free()
+		if handled {
+			if bounce != nil {
+				s.router.bounce(st, origin, *bounce)
+			}
+			return
+		}
+	}
 	if !s.remoteAllowed(remote) {
 		s.router.bounce(st, origin, StanzaError{Condition: RemoteServerNotFound, Text: "federation with " + remote + " is not allowed"})
 		return

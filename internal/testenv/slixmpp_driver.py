@@ -33,7 +33,14 @@ without it slixmpp makes one up, as it does for any stanza it sends.
         each IQ set with <pubsub><publish/> is reported as a publish event
         and answered with a result, or, when error is a condition, with
         that error (type cancel); the error may be changed by a later
-        pubsub_service command
+        pubsub_service command -> pubsub_service (condition: the error),
+        once the mode is in force
+    {"cmd":"block","jids":["..."]}   XEP-0191 block through slixmpp's
+        xep_0191 plugin -> iq_result or iq_error
+    {"cmd":"unblock","jids":["..."]}   unblock (the plugin has no
+        unblock-all: jids must not be empty) -> iq_result or iq_error
+    {"cmd":"blocklist"}   XEP-0191 block list -> blocklist (text: the
+        JIDs, space-separated, as the plugin parsed them) or iq_error
     {"cmd":"abort"}   drop the TCP connection: no </stream>, no presence
     {"cmd":"quit"}    close the stream (</stream:stream>) and exit
 
@@ -582,6 +589,7 @@ class Driver(BaseClient):
 
     async def cmd_pubsub_service(self, cmd):
         self.pubsub_error = cmd.get("error") or ""
+        emit("pubsub_service", condition=self.pubsub_error)
 
     async def cmd_ping(self, cmd):
         iq = self.Iq(stype="get")
@@ -593,6 +601,44 @@ class Driver(BaseClient):
         result = await self.iq_result(iq)
         if result is not None:
             emit("iq_result", id=result["id"])
+
+    def blocking(self):
+        """slixmpp's XEP-0191 plugin, registered on first use."""
+        if "xep_0191" not in self.plugin:
+            self.register_plugin("xep_0191")
+        return self["xep_0191"]
+
+    async def cmd_block(self, cmd):
+        self.track(self.block_op(self.blocking().block, cmd.get("jids") or []))
+
+    async def cmd_unblock(self, cmd):
+        self.track(self.block_op(self.blocking().unblock, cmd.get("jids") or []))
+
+    async def block_op(self, op, jids):
+        try:
+            result = await op(jids, timeout=self.args.timeout)
+            emit("iq_result", id=result["id"], xml=str(result))
+        except IqError as e:
+            err = e.iq["error"]
+            emit("iq_error", id=e.iq["id"], condition=err["condition"], text=err["text"])
+        except IqTimeout:
+            emit("iq_timeout")
+
+    async def cmd_blocklist(self, _cmd):
+        self.track(self.blocklist())
+
+    async def blocklist(self):
+        try:
+            result = await self.blocking().get_blocked(timeout=self.args.timeout)
+        except IqError as e:
+            err = e.iq["error"]
+            emit("iq_error", id=e.iq["id"], condition=err["condition"], text=err["text"])
+            return
+        except IqTimeout:
+            emit("iq_timeout")
+            return
+        items = sorted(str(j) for j in result["blocklist"]["items"])
+        emit("blocklist", id=result["id"], text=" ".join(items))
 
     def need_sm(self, name):
         if not self.args.sm:

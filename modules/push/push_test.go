@@ -194,7 +194,7 @@ func TestNotifications(t *testing.T) {
 		s := testenv.Start(t, backend)
 		aj, bj, pj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw"), s.AddUser(t, "pushsvc", "pw")
 		app := s.StartDriver(t, pj, "pw", "svc")
-		app.Do(t, map[string]any{"cmd": "pubsub_service"})
+		pubsubService(t, app, "")
 		bob := s.Dial(t, bj, "pw", "b")
 		chat := func(n int, extra string) {
 			bob.SendRaw(t, fmt.Sprintf(`<message to="%s" type="chat" id="m%d"><body>hello %d</body>%s</message>`, aj, n, n, extra))
@@ -288,11 +288,11 @@ func TestNotifications(t *testing.T) {
 
 		// The app server answers with an error: the registration is
 		// disabled (XEP-0357 §7.1), and nothing more is published.
-		app.Do(t, map[string]any{"cmd": "pubsub_service", "error": "item-not-found"})
+		pubsubService(t, app, "item-not-found")
 		chat(9, "")
 		publishes(t, app, 1)
 		waitFor(t, "the registration to be disabled", func() bool { return len(registrations(t, s, aj)) == 0 })
-		app.Do(t, map[string]any{"cmd": "pubsub_service"})
+		pubsubService(t, app, "")
 		chat(10, "")
 		app.ExpectNone(t, "publish", nil, time.Second)
 	})
@@ -348,7 +348,7 @@ func TestRoomMention(t *testing.T) {
 			}
 		}
 		app := s.StartDriver(t, pj, "pw", "svc")
-		app.Do(t, map[string]any{"cmd": "pubsub_service"})
+		pubsubService(t, app, "")
 		a := s.StartDriver(t, aj, "pw", "phone")
 		if ev := iq(t, a, "en", "", enableXML(app.JID.String(), "n", "secret=s", push.BodyField+"=1")); ev.Event != "iq_result" {
 			t.Fatalf("enable: %+v", ev)
@@ -414,4 +414,13 @@ func TestRemoteAppServer(t *testing.T) {
 	// registration.
 	publish("again", "error")
 	waitFor(t, "the registration to be disabled", func() bool { return len(registrations(t, s, aj)) == 0 })
+}
+
+// pubsubService makes the driver app act as a pubsub service that answers
+// publishes with condition ("" for a result), and waits until it does: a
+// publish routed meanwhile must not meet the previous mode.
+func pubsubService(t *testing.T, app *testenv.Driver, condition string) {
+	t.Helper()
+	app.Do(t, map[string]any{"cmd": "pubsub_service", "error": condition})
+	app.Expect(t, "pubsub_service", nil)
 }

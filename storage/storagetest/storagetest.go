@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *tes
 	t.Run("Secrets", func(t *testing.T) { runSecrets(t, open, reopen) })
 	t.Run("Archive", func(t *testing.T) { runArchive(t, open, reopen) })
 	t.Run("Push", func(t *testing.T) { runPush(t, open, reopen) })
+	t.Run("Blocking", func(t *testing.T) { runBlocking(t, open, reopen) })
 }
 
 func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {

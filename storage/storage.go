@@ -267,6 +267,7 @@ type Store interface {
 	Archive
 	Secrets
 	Push
+	Uploads
 	Close() error
 }
 

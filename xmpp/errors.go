@@ -134,6 +134,9 @@ type StanzaError struct {
 	Type      ErrorType // empty: the condition's usual type
 	Condition Condition
 	Text      string
+	// App is an application-specific condition (RFC 6120 §8.3.4), such
+	// as XEP-0363's <file-too-large/>; nil for none.
+	App *Element
 }
 
 func (e StanzaError) Error() string { return "stanza error: " + string(e.Condition) }
@@ -150,6 +153,9 @@ func (e StanzaError) Element() *Element {
 		t := NewElement(NSStanzas, "text")
 		t.Attr = append(t.Attr, Attr{Space: NSXML, Local: "lang", Value: "en"})
 		el.Add(t.Add(Text(e.Text)))
+	}
+	if e.App != nil {
+		el.Add(e.App)
 	}
 	return el
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/push"
+	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/roster"
@@ -37,6 +38,9 @@ type Options struct {
 	// MUCMaxRoomsPerOwner is muc.Service.MaxRoomsPerOwner: zero selects
 	// its default, a negative value means no limit.
 	MUCMaxRoomsPerOwner int
+	// Upload, when set, runs the HTTP file upload service (XEP-0363) with
+	// these settings; its Store is set to Store when nil.
+	Upload *upload.Service
 }
 
 // Default returns the modules of a default server.
@@ -58,6 +62,12 @@ func Default(o Options) []xmpp.Module {
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
 			Mentions: pushMod.Mention})
+	}
+	if o.Upload != nil {
+		if o.Upload.Store == nil {
+			o.Upload.Store = o.Store
+		}
+		mods = append(mods, o.Upload)
 	}
 	return mods
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/push"
+	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/roster"
@@ -43,6 +44,9 @@ type Options struct {
 	MUCMaxRoomsPerOwner int
 	// Archive configures the message archive (XEP-0313).
 	Archive Archive
+	// Upload, when set, runs the HTTP file upload service (XEP-0363) with
+	// these settings; its Store is set to Store when nil.
+	Upload *upload.Service
 }
 
 // Archive configures the message archive of accounts; the zero value
@@ -89,6 +93,12 @@ func Default(o Options) []xmpp.Module {
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
 			Mentions: pushMod.Mention, Archive: rooms, IDs: ids})
+	}
+	if o.Upload != nil {
+		if o.Upload.Store == nil {
+			o.Upload.Store = o.Store
+		}
+		mods = append(mods, o.Upload)
 	}
 	return mods
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, and only those that are
-# missing: python3-slixmpp (interop client, run with /usr/bin/python3),
+# missing: python3-slixmpp (interop client, run with /usr/bin/python3) and
+# python3-aiohttp (its XEP-0363 upload plugin),
 # go-sendxmpp and sendxmpp (command-line interop clients), postgresql and
 # redis-server (storage integration tests), prosody with lua-unbound (the
 # federation peer; unbound reads /etc/hosts), sqlite3 (plain SQL on the
@@ -9,7 +10,7 @@
 # Idempotent: with everything present it neither touches apt nor needs root.
 set -euo pipefail
 
-packages=(python3-slixmpp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound sqlite3)
+packages=(python3-slixmpp python3-aiohttp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound sqlite3)
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 

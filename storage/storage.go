@@ -268,6 +268,7 @@ type Store interface {
 	Secrets
 	Push
 	Blocking
+	Uploads
 	Close() error
 }
 

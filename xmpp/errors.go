@@ -136,6 +136,7 @@ type StanzaError struct {
 	Text      string
 	// App is an application-specific condition (RFC 6120 §8.3.4), such
 	// as XEP-0191's <blocked/>, or nil.
+	// as XEP-0363's <file-too-large/>; nil for none.
 	App *Element
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -181,6 +182,8 @@ type Server struct {
 	features   map[Target][]string
 	identities map[Target][]Identity
 	items      map[Target][]ItemsSource
+	// httpMux serves what modules add to the web listener (HandleHTTP).
+	httpMux *http.ServeMux
 	// components serve domains of their own (AddComponent).
 	components map[string]Component
 	// streamFeatures are announced after authentication.
@@ -266,6 +269,7 @@ func (s *Server) setup() {
 		s.features = make(map[Target][]string)
 		s.identities = make(map[Target][]Identity)
 		s.items = make(map[Target][]ItemsSource)
+		s.httpMux = http.NewServeMux()
 	})
 }
 

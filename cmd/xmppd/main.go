@@ -24,6 +24,7 @@ import (
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/internal/web"
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/redis"
 	"github.com/xmppd/xmppd/xmpp"
@@ -81,7 +82,11 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, registry, err := newServer(ctx, cfg, log)
+	policy, err := cfg.HTTP.Policy()
+	if err != nil {
+		return err
+	}
+	srv, registry, err := newServer(ctx, cfg, log, policy)
 	if err != nil {
 		return err
 	}
@@ -117,10 +122,7 @@ func run(args []string) error {
 			return err
 		}
 	}
-	hs, err := newHTTP(cfg, srv, log)
-	if err != nil {
-		return err
-	}
+	hs := newHTTP(cfg, srv, log, policy)
 	// The per-address connection rate applies at accept, before TLS.
 	if err := listen(cfg.Listen.HTTP, "http (websocket, bosh, web client)", func(l net.Listener) error {
 		return hs.Serve(srv.LimitListener(l))
@@ -188,11 +190,7 @@ func setIf(dst *string, v string) {
 
 // newHTTP builds the web listener's server (WebSocket, BOSH, discovery and
 // the web client).
-func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger) (*http.Server, error) {
-	policy, err := cfg.HTTP.Policy()
-	if err != nil {
-		return nil, err
-	}
+func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger, policy *xmpp.WebPolicy) *http.Server {
 	clientDir := ""
 	if cfg.HTTP.WebClient {
 		clientDir = cfg.HTTP.WebClientDir
@@ -216,11 +214,28 @@ func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger) (*http.Serve
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}, nil
+	}
+}
+
+// newUpload is the upload service the configuration asks for, or nil.
+func newUpload(cfg config.Config, policy *xmpp.WebPolicy) *upload.Service {
+	u := cfg.Upload
+	if !u.Enabled || (cfg.Listen.HTTP == "" && cfg.Listen.HTTPS == "" && u.PublicURL == "") {
+		return nil
+	}
+	return &upload.Service{
+		Domain:       u.Domain,
+		Dir:          cfg.UploadDir(),
+		PublicURL:    cfg.UploadURL(),
+		MaxFileSize:  u.MaxFileSize,
+		Quota:        u.QuotaPerAccount,
+		FileLifetime: u.FileLifetime,
+		Policy:       policy,
+	}
 }
 
 // newServer builds the server the configuration describes.
-func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.Server, storage.Registry, error) {
+func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy *xmpp.WebPolicy) (*xmpp.Server, storage.Registry, error) {
 	certFile, keyFile := cfg.CertFiles()
 	cert, created, err := xmpp.LoadOrCreateCert(certFile, keyFile, cfg.Domain)
 	if err != nil {
@@ -300,6 +315,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*xmpp.
 				MaxAge:      cfg.Archive.MaxAge,
 				MaxMessages: cfg.Archive.MaxMessages,
 			},
+			Upload: newUpload(cfg, policy),
 		}),
 	}
 	if rr, ok := registry.(*redis.Registry); ok {

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -41,6 +43,7 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	MUC      MUC      `yaml:"muc"`
 	Archive  Archive  `yaml:"archive"`
+	Upload   Upload   `yaml:"upload"`
 	HTTP     HTTP     `yaml:"http"`
 	S2S      S2S      `yaml:"s2s"`
 	Log      Log      `yaml:"log"`
@@ -125,6 +128,51 @@ type MUC struct {
 	// another by joining is refused (muc.Service.MaxRoomsPerOwner).
 	// Negative: no limit.
 	MaxRoomsPerOwner int `yaml:"max_rooms_per_owner"`
+}
+
+// Upload configures the HTTP file upload service (XEP-0363).
+type Upload struct {
+	// Enabled runs the service; on by default.
+	Enabled bool `yaml:"enabled"`
+	// Domain is the service's domain; default "upload." + Domain.
+	Domain string `yaml:"domain"`
+	// PublicURL is where clients reach the web listener (the proxy's
+	// address behind one); default from listen.https, else listen.http.
+	PublicURL string `yaml:"public_url"`
+	// Dir keeps the files; default DataDir/upload.
+	Dir string `yaml:"dir"`
+	// MaxFileSize bounds one file (bytes); QuotaPerAccount what one
+	// account stores (negative: no limit); FileLifetime how long a file
+	// is kept (negative: for ever).
+	MaxFileSize     int64         `yaml:"max_file_size"`
+	QuotaPerAccount int64         `yaml:"quota_per_account"`
+	FileLifetime    time.Duration `yaml:"file_lifetime"`
+}
+
+// UploadDir is where uploaded files are kept.
+func (c Config) UploadDir() string {
+	if c.Upload.Dir != "" {
+		return c.Upload.Dir
+	}
+	return filepath.Join(c.DataDir, "upload")
+}
+
+// UploadURL is the public URL of the web listener for upload slots:
+// upload.public_url, else https://DOMAIN:PORT of listen.https, else
+// http://DOMAIN:PORT of listen.http (a default port left out).
+func (c Config) UploadURL() string {
+	if c.Upload.PublicURL != "" {
+		return strings.TrimSuffix(c.Upload.PublicURL, "/")
+	}
+	scheme, addr, def := "https", c.Listen.HTTPS, "443"
+	if addr == "" {
+		scheme, addr, def = "http", c.Listen.HTTP, "80"
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == def {
+		return scheme + "://" + c.Domain
+	}
+	return scheme + "://" + net.JoinHostPort(c.Domain, port)
 }
 
 // Presence selects where the presence and session registry lives.
@@ -297,6 +345,12 @@ func Default() Config {
 		},
 		MUC:     MUC{Enabled: true, MaxRoomsPerOwner: 100},
 		Archive: Archive{Enabled: true, Default: "always"},
+		Upload: Upload{
+			Enabled:         true,
+			MaxFileSize:     20 << 20,
+			QuotaPerAccount: 1 << 30,
+			FileLifetime:    30 * 24 * time.Hour,
+		},
 		S2S: S2S{
 			Enabled:        true,
 			Routes:         map[string]string{},

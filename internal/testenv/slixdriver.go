@@ -95,6 +95,8 @@ type DriverEvent struct {
 	Condition string `json:"condition"`
 	Text      string `json:"text"`
 	Reason    string `json:"reason"`
+	// URL is where an upload (XEP-0363) can be fetched.
+	URL string `json:"url"`
 	// XML is the received stanza as slixmpp serialises it.
 	XML string `json:"xml"`
 

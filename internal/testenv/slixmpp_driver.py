@@ -41,6 +41,12 @@ without it slixmpp makes one up, as it does for any stanza it sends.
         unblock-all: jids must not be empty) -> iq_result or iq_error
     {"cmd":"blocklist"}   XEP-0191 block list -> blocklist (text: the
         JIDs, space-separated, as the plugin parsed them) or iq_error
+        pubsub_service command
+    {"cmd":"upload","path":"...","content_type":"..."}   upload a file
+        with slixmpp's XEP-0363 plugin (it finds the service in the server's
+        disco items, reads max-file-size, asks for a slot and PUTs)
+        -> uploaded (url), file_too_big (slixmpp's own check against the
+        service's max-file-size), or upload_error (condition, text)
     {"cmd":"abort"}   drop the TCP connection: no </stream>, no presence
     {"cmd":"quit"}    close the stream (</stream:stream>) and exit
 
@@ -146,6 +152,7 @@ NS_PING = "urn:xmpp:ping"
 NS_MAM = "urn:xmpp:mam:2"
 NS_SID = "urn:xmpp:sid:0"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_UPLOAD = "urn:xmpp:http:upload:0"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_DATA = "jabber:x:data"
 
@@ -590,6 +597,51 @@ class Driver(BaseClient):
     async def cmd_pubsub_service(self, cmd):
         self.pubsub_error = cmd.get("error") or ""
         emit("pubsub_service", condition=self.pubsub_error)
+
+    async def cmd_upload(self, cmd):
+        if "xep_0363" not in self.plugin:
+            self.register_plugin("xep_0030")
+            self.register_plugin("xep_0363")
+        self.track(self.upload(cmd))
+
+    async def upload(self, cmd):
+        from slixmpp.plugins.xep_0363.http_upload import FileTooBig, FileUploadError
+
+        plugin = self["xep_0363"]
+        try:
+            if plugin.upload_service is None:
+                # The plugin's own discovery (XEP-0030 get_info_from_domain)
+                # fails on Python 3.11 in Debian's slixmpp (it passes
+                # coroutines to asyncio.wait): find the service as it would,
+                # from the server's items, and read max-file-size likewise.
+                await self.find_upload_service(plugin)
+            url = await plugin.upload_file(
+                cmd["path"], content_type=cmd.get("content_type"), timeout=self.args.timeout
+            )
+        except FileTooBig as e:
+            emit("file_too_big", text=str(e))
+        except IqError as e:
+            err = e.iq["error"]
+            emit("upload_error", condition=err["condition"], text=err["text"])
+        except (FileUploadError, IqTimeout) as e:
+            emit("upload_error", text=repr(e))
+        else:
+            emit("uploaded", url=url)
+
+    async def find_upload_service(self, plugin):
+        disco = self["xep_0030"]
+        items = await disco.get_items(jid=self.boundjid.domain, timeout=self.args.timeout)
+        for item in items["disco_items"]["items"]:
+            info = await disco.get_info(jid=item[0], timeout=self.args.timeout)
+            di = info["disco_info"]
+            if ("store", "file") not in [(i[0], i[1]) for i in di["identities"]] or NS_UPLOAD not in di["features"]:
+                continue
+            plugin.upload_service = info["from"]
+            for form in di.iterables:
+                values = form["values"]
+                if values.get("FORM_TYPE") == [NS_UPLOAD]:
+                    plugin.max_file_size = int(values["max-file-size"])
+            return
 
     async def cmd_ping(self, cmd):
         iq = self.Iq(stype="get")

@@ -99,13 +99,13 @@ type Server struct {
 // authentication delays); configure adjusts it before it starts.
 func Start(t testing.TB, backend string, configure ...func(*xmpp.Server)) *Server {
 	t.Helper()
-	return start(t, backend, listen(t), configure...)
+	return start(t, backend, listen(t), nil, configure...)
 }
 
 // StartWithS2S is Start with the federation listener given.
 func StartWithS2S(t testing.TB, backend string, s2s net.Listener, configure ...func(*xmpp.Server)) *Server {
 	t.Helper()
-	return start(t, backend, s2s, configure...)
+	return start(t, backend, s2s, nil, configure...)
 }
 
 // StartPair runs two servers federated with each other by static routes:
@@ -114,17 +114,28 @@ func StartWithS2S(t testing.TB, backend string, s2s net.Listener, configure ...f
 func StartPair(t testing.TB, backend, domain string, configure ...func(*xmpp.Server)) (local, remote *Server) {
 	t.Helper()
 	la, lb := listen(t), listen(t)
-	local = start(t, backend, la, append(configure, func(srv *xmpp.Server) {
+	local = start(t, backend, la, nil, append(configure, func(srv *xmpp.Server) {
 		srv.S2SRoutes = map[string]string{domain: lb.Addr().String(), "conference." + domain: lb.Addr().String()}
 	})...)
-	remote = start(t, backend, lb, append(configure, func(srv *xmpp.Server) {
+	remote = start(t, backend, lb, nil, append(configure, func(srv *xmpp.Server) {
 		srv.Domain = domain
 		srv.S2SRoutes = map[string]string{Domain: la.Addr().String(), "conference." + Domain: la.Addr().String()}
 	})...)
 	return local, remote
 }
 
-func start(t testing.TB, backend string, s2s net.Listener, configure ...func(*xmpp.Server)) *Server {
+// StartWithHTTP is Start with the web listener given, for a test that
+// must know its address before the server starts (the upload service's
+// public URL).
+func StartWithHTTP(t testing.TB, backend string, httpL net.Listener, configure ...func(*xmpp.Server)) *Server {
+	t.Helper()
+	return start(t, backend, listen(t), httpL, configure...)
+}
+
+// Listen is a listener on a free loopback port, closed when t ends.
+func Listen(t testing.TB) net.Listener { return listen(t) }
+
+func start(t testing.TB, backend string, s2s, httpL net.Listener, configure ...func(*xmpp.Server)) *Server {
 	t.Helper()
 	certPEM, keyPEM, err := xmpp.SelfSignedCert(Domain)
 	if err != nil {
@@ -157,7 +168,10 @@ func start(t testing.TB, backend string, s2s net.Listener, configure ...func(*xm
 	s := &Server{Server: srv, Roots: roots, CertPEM: certPEM}
 	l1 := listen(t)
 	l2 := listen(t)
-	l3 := listen(t)
+	l3 := httpL
+	if l3 == nil {
+		l3 = listen(t)
+	}
 	s.C2S, s.DirectTLS, s.HTTP, s.S2S = l1.Addr().String(), l2.Addr().String(), l3.Addr().String(), s2s.Addr().String()
 	s.Web = &xmpp.WebPolicy{SecureNetworks: xmpp.LoopbackNetworks}
 	s.BOSH = &bosh.Handler{}

@@ -67,6 +67,8 @@ func Handler(o Options) http.Handler {
 		mux.Handle(PathChat, c)
 		mux.Handle("/chat", http.RedirectHandler(PathChat, http.StatusFound))
 	}
+	// What modules serve (the upload service), below the paths above.
+	mux.Handle("/", o.Server.ModuleHTTP())
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "xmppd serves XMPP for %s here: WebSocket at %s, BOSH at %s", o.Server.Domain, PathWebSocket, PathBOSH)

@@ -114,10 +114,12 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 }
 
 // DeleteUser implements storage.Users. The account's roster, offline
-// messages, message archive, archiving preferences, push
-// registrations and block list go with it, in the same transaction; they have no
-// foreign key to users, because accounts that sign in with the app's
-// tokens have no row there. Group memberships stay: they belong to the app.
+// messages, message archive, archiving preferences, push registrations,
+// block list and upload slots go with it, in the same transaction (the
+// upload service's sweep deletes the files of slots that are gone); they
+// have no foreign key to users, because accounts that sign in with the
+// app's tokens have no row there. Group memberships stay: they belong to
+// the app.
 func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE jid = $1`, jid)
@@ -134,6 +136,7 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 			`DELETE FROM archive_prefs WHERE owner = $1`,
 			`DELETE FROM push_registrations WHERE owner = $1`,
 			`DELETE FROM block_items WHERE owner = $1`,
+			`DELETE FROM upload_slots WHERE owner = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, jid); err != nil {
 				return err

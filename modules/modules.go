@@ -37,11 +37,11 @@ type Options struct {
 	MaxRosterItems, MaxOfflineMessages int
 	MaxOfflineBytes                    int64
 	MaxDirectedPresences               int
-	// MaxVCardBytes bounds one account's serialised vCard (XEP-0054) and
-	// MaxPrivateBytes one element in its private storage (XEP-0049):
-	// zero selects the modules' defaults (64 KiB), a negative value means
-	// no limit.
-	MaxVCardBytes, MaxPrivateBytes int
+	// MaxVCardBytes bounds one account's serialised vCard (XEP-0054),
+	// MaxPrivateBytes one element in its private storage (XEP-0049) and
+	// MaxPrivateElements how many it stores: zero selects the modules'
+	// defaults, a negative value means no limit.
+	MaxVCardBytes, MaxPrivateBytes, MaxPrivateElements int
 	// MUC runs the multi-user chat service on MUCDomain (default
 	// conference.<domain>).
 	MUC       bool
@@ -87,7 +87,7 @@ func Default(o Options) []xmpp.Module {
 		&csi.Module{},
 		pushMod,
 		&vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes},
-		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes},
+		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes, MaxElements: o.MaxPrivateElements},
 	}
 	// One id generator for the accounts' archives and the rooms': ids stay
 	// unique and ordered across both (mam.IDs).

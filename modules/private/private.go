@@ -15,6 +15,11 @@ const NS = "jabber:iq:private"
 // DefaultMaxBytes bounds one stored element when Module.MaxBytes is zero.
 const DefaultMaxBytes = 64 << 10
 
+// DefaultMaxElements bounds how many elements one account stores when
+// Module.MaxElements is zero: clients keep a handful (bookmarks, roster
+// notes, their own preferences).
+const DefaultMaxElements = 100
+
 // Module answers private storage requests of accounts.
 type Module struct {
 	// Store keeps the elements.
@@ -23,12 +28,19 @@ type Module struct {
 	// DefaultMaxBytes, a negative value means no limit (the stanza size
 	// limit still holds).
 	MaxBytes int
+	// MaxElements bounds how many elements (namespace and name) one
+	// account stores, its vCard (storage.XMLDocs keeps both) included:
+	// zero selects DefaultMaxElements, a negative value means no limit.
+	MaxElements int
 }
 
 // Register implements xmpp.Module.
 func (m *Module) Register(s *xmpp.Server) {
 	if m.MaxBytes == 0 {
 		m.MaxBytes = DefaultMaxBytes
+	}
+	if m.MaxElements == 0 {
+		m.MaxElements = DefaultMaxElements
 	}
 	s.AddFeature(xmpp.ToServer, NS)
 	s.HandleIQ(xmpp.ToAccount, "get", NS, "query", m.get)
@@ -87,14 +99,16 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 		return nil, err
 	}
 	data := el.Bytes("")
-	max := m.MaxBytes
-	if max < 0 {
-		max = 0
+	if m.MaxBytes > 0 && len(data) > m.MaxBytes {
+		return nil, xmpp.StanzaError{Condition: xmpp.NotAcceptable,
+			Text: fmt.Sprintf("the element is %d bytes, more than the %d allowed", len(data), m.MaxBytes)}
 	}
-	if err := m.Store.PutXMLDoc(ctx, owner, Key(el.Space, el.Local), data, max); err != nil {
+	lim := storage.XMLDocLimits{MaxBytes: m.MaxBytes, MaxDocs: m.MaxElements}
+	if err := m.Store.PutXMLDoc(ctx, owner, Key(el.Space, el.Local), data, lim); err != nil {
 		if errors.Is(err, storage.ErrLimit) {
-			return nil, xmpp.StanzaError{Condition: xmpp.NotAcceptable,
-				Text: fmt.Sprintf("the element is %d bytes, more than the %d allowed", len(data), m.MaxBytes)}
+			// Not the size: checked above.
+			return nil, xmpp.StanzaError{Condition: xmpp.PolicyViolationCond,
+				Text: fmt.Sprintf("private storage holds at most %d elements", m.MaxElements)}
 		}
 		return nil, err
 	}

@@ -12,12 +12,12 @@ import (
 	"github.com/xmppd/xmppd/xmpp"
 )
 
-const maxBytes = 400
+const maxBytes, maxElements = 400, 3
 
 func start(t *testing.T, backend string, st storage.Store) *testenv.Server {
 	return testenv.Start(t, backend, func(srv *xmpp.Server) {
 		srv.Store = st
-		srv.Modules = modules.Default(modules.Options{Store: st, MaxPrivateBytes: maxBytes})
+		srv.Modules = modules.Default(modules.Options{Store: st, MaxPrivateBytes: maxBytes, MaxPrivateElements: maxElements})
 	})
 }
 
@@ -131,6 +131,24 @@ func TestPrivate(t *testing.T) {
 			}
 			if got := stored(t, b, "urn:example:prefs", "prefs"); len(got.Elements()) != 1 || got.Elements()[0].Text() != "blue" {
 				t.Fatalf("after a second set: %s", got)
+			}
+		})
+
+		t.Run("count", func(t *testing.T) {
+			// Alice holds two elements; a third fits, a fourth does not.
+			if res := a.IQ(t, "set", "", query(`<third xmlns="urn:example:n"/>`)); res.Get("type") != "result" {
+				t.Fatalf("set of the third element: %s", res)
+			}
+			wantError(t, a.IQ(t, "set", "", query(`<fourth xmlns="urn:example:n">x</fourth>`)), xmpp.PolicyViolationCond)
+			if el := stored(t, a, "urn:example:n", "fourth"); len(el.Children) != 0 {
+				t.Fatalf("the refused element was stored: %s", el)
+			}
+			// Replacing one at the limit works.
+			if res := a.IQ(t, "set", "", query(`<third xmlns="urn:example:n">again</third>`)); res.Get("type") != "result" {
+				t.Fatalf("replace at the limit: %s", res)
+			}
+			if el := stored(t, a, "urn:example:n", "third"); el.Text() != "again" {
+				t.Fatalf("replaced element: %s", el)
 			}
 		})
 

@@ -71,11 +71,8 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 		return nil, m.Store.DeleteXMLDoc(ctx, owner, Key)
 	}
 	data := iq.Payload.Bytes("")
-	max := m.MaxBytes
-	if max < 0 {
-		max = 0
-	}
-	if err := m.Store.PutXMLDoc(ctx, owner, Key, data, max); err != nil {
+	// One key: the vCard needs no count limit.
+	if err := m.Store.PutXMLDoc(ctx, owner, Key, data, storage.XMLDocLimits{MaxBytes: m.MaxBytes}); err != nil {
 		if errors.Is(err, storage.ErrLimit) {
 			return nil, xmpp.StanzaError{Condition: xmpp.NotAcceptable,
 				Text: fmt.Sprintf("the vCard is %d bytes, more than the %d allowed", len(data), m.MaxBytes)}

@@ -10,6 +10,10 @@ import (
 	"github.com/xmppd/xmppd/storage"
 )
 
+// xmlDocLock is the advisory lock kind that serialises PutXMLDoc per
+// account when it counts documents.
+const xmlDocLock int32 = 0x786d6c64 // "xmld"
+
 // XMLDoc implements storage.XMLDocs.
 func (s *Store) XMLDoc(ctx context.Context, owner, key string) ([]byte, error) {
 	var data []byte
@@ -26,18 +30,41 @@ func (s *Store) XMLDoc(ctx context.Context, owner, key string) ([]byte, error) {
 	return data, nil
 }
 
-// PutXMLDoc implements storage.XMLDocs. The limit is on one document, so
-// it is checked before the write and needs no lock.
-func (s *Store) PutXMLDoc(ctx context.Context, owner, key string, data []byte, maxBytes int) error {
-	if maxBytes > 0 && len(data) > maxBytes {
+// PutXMLDoc implements storage.XMLDocs. With a count limit, the account's
+// advisory lock keeps two transactions from both adding a document to an
+// account one short of it.
+func (s *Store) PutXMLDoc(ctx context.Context, owner, key string, data []byte, lim storage.XMLDocLimits) error {
+	if lim.MaxBytes > 0 && len(data) > lim.MaxBytes {
 		return fmt.Errorf("postgres: xml doc %s of %s: %d bytes: %w", key, owner, len(data), storage.ErrLimit)
 	}
 	if data == nil {
 		data = []byte{}
 	}
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO xml_docs (owner, key, data) VALUES ($1, $2, $3)
-		ON CONFLICT (owner, key) DO UPDATE SET data = excluded.data, updated_at = now()`, owner, key, data)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if lim.MaxDocs > 0 {
+			if err := lockOwner(ctx, tx, xmlDocLock, owner); err != nil {
+				return err
+			}
+		}
+		// xmax is 0 in a row the statement inserted, not in one it updated.
+		var inserted bool
+		if err := tx.QueryRow(ctx, `
+			INSERT INTO xml_docs (owner, key, data) VALUES ($1, $2, $3)
+			ON CONFLICT (owner, key) DO UPDATE SET data = excluded.data, updated_at = now()
+			RETURNING xmax = 0`, owner, key, data).Scan(&inserted); err != nil {
+			return err
+		}
+		if lim.MaxDocs > 0 && inserted {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM xml_docs WHERE owner = $1`, owner).Scan(&n); err != nil {
+				return err
+			}
+			if n > lim.MaxDocs {
+				return fmt.Errorf("%d documents: %w", n, storage.ErrLimit)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: put xml doc %s of %s: %w", key, owner, err)
 	}

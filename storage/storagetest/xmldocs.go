@@ -3,6 +3,7 @@ package storagetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/xmppd/xmppd/storage"
@@ -18,10 +19,10 @@ func runXMLDocs(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 		s, ctx := open(t), t.Context()
 		_, err := s.XMLDoc(ctx, alice, vcard)
 		wantErr(t, "XMLDoc of nothing", err, storage.ErrNotFound)
-		if err := s.PutXMLDoc(ctx, alice, vcard, card, 0); err != nil {
+		if err := s.PutXMLDoc(ctx, alice, vcard, card, storage.XMLDocLimits{}); err != nil {
 			t.Fatalf("PutXMLDoc: %v", err)
 		}
-		if err := s.PutXMLDoc(ctx, alice, bookmarks, marks, 0); err != nil {
+		if err := s.PutXMLDoc(ctx, alice, bookmarks, marks, storage.XMLDocLimits{}); err != nil {
 			t.Fatalf("PutXMLDoc(bookmarks): %v", err)
 		}
 		checkXMLDoc(t, s, alice, vcard, card)
@@ -34,7 +35,7 @@ func runXMLDocs(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 
 		// A put replaces, the other key is untouched.
 		short := []byte(`<vCard xmlns="vcard-temp"/>`)
-		if err := s.PutXMLDoc(ctx, alice, vcard, short, 0); err != nil {
+		if err := s.PutXMLDoc(ctx, alice, vcard, short, storage.XMLDocLimits{}); err != nil {
 			t.Fatalf("second PutXMLDoc: %v", err)
 		}
 		checkXMLDoc(t, s, alice, vcard, short)
@@ -53,14 +54,74 @@ func runXMLDocs(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 
 	t.Run("Limit", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
-		if err := s.PutXMLDoc(ctx, alice, vcard, card, len(card)); err != nil {
+		if err := s.PutXMLDoc(ctx, alice, vcard, card, storage.XMLDocLimits{MaxBytes: len(card)}); err != nil {
 			t.Fatalf("PutXMLDoc of exactly the limit: %v", err)
 		}
 		big := append(bytes.Clone(card), ' ')
-		err := s.PutXMLDoc(ctx, alice, vcard, big, len(card))
+		err := s.PutXMLDoc(ctx, alice, vcard, big, storage.XMLDocLimits{MaxBytes: len(card)})
 		wantErr(t, "PutXMLDoc past the limit", err, storage.ErrLimit)
 		// The refused put changed nothing.
 		checkXMLDoc(t, s, alice, vcard, card)
+	})
+
+	t.Run("CountLimit", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		lim := storage.XMLDocLimits{MaxDocs: 2}
+		for _, k := range []string{vcard, bookmarks} {
+			if err := s.PutXMLDoc(ctx, alice, k, card, lim); err != nil {
+				t.Fatalf("PutXMLDoc(%s) within the count: %v", k, err)
+			}
+		}
+		err := s.PutXMLDoc(ctx, alice, "{urn:x}third", card, lim)
+		wantErr(t, "PutXMLDoc of a third key", err, storage.ErrLimit)
+		if _, err := s.XMLDoc(ctx, alice, "{urn:x}third"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the refused document was stored: err = %v", err)
+		}
+		// Replacing never fails for the count, even past a lowered limit.
+		if err := s.PutXMLDoc(ctx, alice, bookmarks, marks, storage.XMLDocLimits{MaxDocs: 1}); err != nil {
+			t.Fatalf("PutXMLDoc replacing past the count: %v", err)
+		}
+		checkXMLDoc(t, s, alice, bookmarks, marks)
+		// Another owner has a count of its own.
+		if err := s.PutXMLDoc(ctx, bob, "{urn:x}third", card, lim); err != nil {
+			t.Fatalf("PutXMLDoc for bob: %v", err)
+		}
+		// A deleted document frees its place.
+		if err := s.DeleteXMLDoc(ctx, alice, vcard); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutXMLDoc(ctx, alice, "{urn:x}third", card, lim); err != nil {
+			t.Fatalf("PutXMLDoc after a delete: %v", err)
+		}
+	})
+
+	t.Run("ConcurrentCountLimit", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		stores := []storage.Store{s}
+		if reopen != nil {
+			stores = append(stores, reopen(t, s))
+		}
+		errs := concurrently(8, func(i int) error {
+			return stores[i%len(stores)].PutXMLDoc(ctx, alice, fmt.Sprintf("{urn:x}k%d", i), card, storage.XMLDocLimits{MaxDocs: 3})
+		})
+		ok := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, storage.ErrLimit):
+				t.Errorf("goroutine %d: PutXMLDoc: %v, want nil or ErrLimit", i, err)
+			}
+		}
+		stored := 0
+		for i := range 8 {
+			if _, err := s.XMLDoc(ctx, alice, fmt.Sprintf("{urn:x}k%d", i)); err == nil {
+				stored++
+			}
+		}
+		if ok != 3 || stored != 3 {
+			t.Errorf("%d PutXMLDoc succeeded and %d documents stored; the limit is 3", ok, stored)
+		}
 	})
 
 	t.Run("DeleteUser", func(t *testing.T) {
@@ -69,10 +130,10 @@ func runXMLDocs(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 			t.Fatal(err)
 		}
 		for _, o := range []string{alice, bob} {
-			if err := s.PutXMLDoc(ctx, o, vcard, card, 0); err != nil {
+			if err := s.PutXMLDoc(ctx, o, vcard, card, storage.XMLDocLimits{}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.PutXMLDoc(ctx, o, bookmarks, marks, 0); err != nil {
+			if err := s.PutXMLDoc(ctx, o, bookmarks, marks, storage.XMLDocLimits{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -91,7 +152,7 @@ func runXMLDocs(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 	if reopen != nil {
 		t.Run("Reopen", func(t *testing.T) {
 			s, ctx := open(t), t.Context()
-			if err := s.PutXMLDoc(ctx, alice, bookmarks, marks, 0); err != nil {
+			if err := s.PutXMLDoc(ctx, alice, bookmarks, marks, storage.XMLDocLimits{}); err != nil {
 				t.Fatal(err)
 			}
 			checkXMLDoc(t, reopen(t, s), alice, bookmarks, marks)

@@ -14,8 +14,10 @@ import (
 	"github.com/xmppd/xmppd/modules/mam"
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
+	"github.com/xmppd/xmppd/modules/private"
 	"github.com/xmppd/xmppd/modules/push"
 	"github.com/xmppd/xmppd/modules/upload"
+	"github.com/xmppd/xmppd/modules/vcard"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/roster"
@@ -35,6 +37,11 @@ type Options struct {
 	MaxRosterItems, MaxOfflineMessages int
 	MaxOfflineBytes                    int64
 	MaxDirectedPresences               int
+	// MaxVCardBytes bounds one account's serialised vCard (XEP-0054),
+	// MaxPrivateBytes one element in its private storage (XEP-0049) and
+	// MaxPrivateElements how many it stores: zero selects the modules'
+	// defaults, a negative value means no limit.
+	MaxVCardBytes, MaxPrivateBytes, MaxPrivateElements int
 	// MUC runs the multi-user chat service on MUCDomain (default
 	// conference.<domain>).
 	MUC       bool
@@ -79,6 +86,8 @@ func Default(o Options) []xmpp.Module {
 		&carbons.Module{},
 		&csi.Module{},
 		pushMod,
+		&vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes},
+		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes, MaxElements: o.MaxPrivateElements},
 	}
 	// One id generator for the accounts' archives and the rooms': ids stay
 	// unique and ordered across both (mam.IDs).

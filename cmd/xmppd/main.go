@@ -309,6 +309,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 			MUCMaxRoomsPerOwner:  cfg.MUC.MaxRoomsPerOwner,
 			MaxOfflineBytes:      l.MaxOfflineBytes,
 			MaxDirectedPresences: l.MaxDirectedPresences,
+			MaxVCardBytes:        l.MaxVCardBytes,
+			MaxPrivateBytes:      l.MaxPrivateBytes,
+			MaxPrivateElements:   l.MaxPrivateElements,
 			Archive: modules.Archive{
 				Disabled:    !cfg.Archive.Enabled,
 				Default:     cfg.Archive.Default,

@@ -294,6 +294,12 @@ type Limits struct {
 	// MaxDirectedPresences bounds the entities one session may send
 	// directed presence to (RFC 6121 §4.6).
 	MaxDirectedPresences int `yaml:"max_directed_presences"`
+	// MaxVCardBytes bounds one account's serialised vCard (XEP-0054),
+	// MaxPrivateBytes one element of its private storage (XEP-0049) and
+	// MaxPrivateElements how many elements it stores.
+	MaxVCardBytes      int `yaml:"max_vcard_bytes"`
+	MaxPrivateBytes    int `yaml:"max_private_bytes"`
+	MaxPrivateElements int `yaml:"max_private_elements"`
 }
 
 // Log configures logging.
@@ -342,6 +348,9 @@ func Default() Config {
 			MaxOfflineMessages:    500,
 			MaxOfflineBytes:       1 << 30,
 			MaxDirectedPresences:  100,
+			MaxVCardBytes:         64 << 10,
+			MaxPrivateBytes:       64 << 10,
+			MaxPrivateElements:    100,
 		},
 		MUC:     MUC{Enabled: true, MaxRoomsPerOwner: 100},
 		Archive: Archive{Enabled: true, Default: "always"},

@@ -48,6 +48,14 @@ type DriverArchived struct {
 	RealJID string `json:"real_jid"`
 }
 
+// DriverConference is one conference of XEP-0048 bookmarks.
+type DriverConference struct {
+	JID      string `json:"jid"`
+	Name     string `json:"name"`
+	Nick     string `json:"nick"`
+	Autojoin bool   `json:"autojoin"`
+}
+
 // DriverEvent is one JSON line of slixmpp_driver.py; which fields are set
 // depends on Event (the script's doc string lists them). Attributes are as
 // the server sent them: Type is "" for available presence and for a message
@@ -95,6 +103,9 @@ type DriverEvent struct {
 	Condition string `json:"condition"`
 	Text      string `json:"text"`
 	Reason    string `json:"reason"`
+	// Conferences are the bookmarks read from private storage
+	// (bookmarks_get).
+	Conferences []DriverConference `json:"conferences"`
 	// URL is where an upload (XEP-0363) can be fetched.
 	URL string `json:"url"`
 	// XML is the received stanza as slixmpp serialises it.
@@ -272,6 +283,18 @@ func (d *Driver) Expect(t testing.TB, event string, match func(DriverEvent) bool
 			t.Fatalf("slixmpp driver %s: no matching %q in time; stderr:\n%s", d.JID, event, d.stderr)
 		}
 	}
+}
+
+// Answer returns the next event, the answer to a command sent to a client
+// that is sent nothing else, whatever its kind (a result or an iq_error),
+// failing t when none comes in time.
+func (d *Driver) Answer(t testing.TB) DriverEvent {
+	t.Helper()
+	ev, ok := d.Next(t, Timeout)
+	if !ok {
+		t.Fatalf("slixmpp driver %s ended without an answer; stderr:\n%s", d.JID, d.stderr)
+	}
+	return ev
 }
 
 // Next returns the next event, whatever its kind, failing t when none

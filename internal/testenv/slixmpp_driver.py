@@ -47,6 +47,17 @@ without it slixmpp makes one up, as it does for any stanza it sends.
         disco items, reads max-file-size, asks for a slot and PUTs)
         -> uploaded (url), file_too_big (slixmpp's own check against the
         service's max-file-size), or upload_error (condition, text)
+    {"cmd":"vcard_set","fn":"...","nickname":"...","jid":"..."}   publish
+        a vCard with slixmpp's XEP-0054 plugin: the account's own, or to jid
+        when given -> iq_result or iq_error
+    {"cmd":"vcard_get","jid":"..."}   ask the server for the vCard of jid
+        (a bare JID; the plugin's own cache is not used) -> vcard (name: FN,
+        text: the NICKNAMEs, comma-separated, from, xml) or iq_error
+    {"cmd":"bookmarks_set","conferences":[{"jid","name","nick","autojoin"}]}
+        store XEP-0048 bookmarks in private XML storage with slixmpp's
+        XEP-0049 plugin -> iq_result or iq_error
+    {"cmd":"bookmarks_get"}   read them back -> bookmarks (conferences:
+        [{"jid","name","nick","autojoin"}...], xml) or iq_error
     {"cmd":"abort"}   drop the TCP connection: no </stream>, no presence
     {"cmd":"quit"}    close the stream (</stream:stream>) and exit
 
@@ -691,6 +702,79 @@ class Driver(BaseClient):
             return
         items = sorted(str(j) for j in result["blocklist"]["items"])
         emit("blocklist", id=result["id"], text=" ".join(items))
+
+    async def stanza_op(self, coro, on_result):
+        """Awaits an IQ a plugin sent and reports it; errors as iq_result does."""
+        try:
+            result = await coro
+        except IqError as e:
+            err = e.iq["error"]
+            emit("iq_error", id=e.iq["id"], condition=err["condition"], text=err["text"])
+            return
+        except IqTimeout:
+            emit("iq_timeout")
+            return
+        on_result(result)
+
+    def vcard_plugin(self):
+        """slixmpp's XEP-0054 plugin, registered on first use."""
+        if "xep_0054" not in self.plugin:
+            self.register_plugin("xep_0054")
+        return self["xep_0054"]
+
+    async def cmd_vcard_set(self, cmd):
+        plugin = self.vcard_plugin()
+        vcard = plugin.make_vcard()
+        vcard["FN"] = cmd.get("fn") or ""
+        vcard["NICKNAME"] = cmd.get("nickname") or ""
+        # publish_vcard returns nothing: report the result ourselves.
+        self.track(
+            self.stanza_op(plugin.publish_vcard(vcard, jid=cmd.get("jid"), timeout=self.args.timeout), lambda _r: emit("iq_result"))
+        )
+
+    async def cmd_vcard_get(self, cmd):
+        plugin = self.vcard_plugin()
+
+        def report(result):
+            v = result["vcard_temp"]
+            nick = v["NICKNAME"]  # the plugin gives a list of nicknames
+            if isinstance(nick, list):
+                nick = ",".join(nick)
+            emit("vcard", id=result["id"], **{"from": str(result["from"])}, name=v["FN"], text=nick, xml=str(result))
+
+        self.track(self.stanza_op(plugin.get_vcard(cmd["jid"], local=False, timeout=self.args.timeout), report))
+
+    def private_plugin(self):
+        """slixmpp's XEP-0049 plugin, with XEP-0048's bookmarks stanza."""
+        if "xep_0049" not in self.plugin:
+            from slixmpp.plugins.xep_0048.stanza import Bookmarks
+
+            self.register_plugin("xep_0049")
+            self["xep_0049"].register(Bookmarks)
+        return self["xep_0049"]
+
+    async def cmd_bookmarks_set(self, cmd):
+        from slixmpp.plugins.xep_0048.stanza import Bookmarks
+
+        plugin = self.private_plugin()
+        marks = Bookmarks()
+        for c in cmd.get("conferences") or []:
+            marks.add_conference(c["jid"], c.get("nick") or "", name=c.get("name"), autojoin=c.get("autojoin"))
+        self.track(
+            self.stanza_op(plugin.store(marks, timeout=self.args.timeout), lambda r: emit("iq_result", id=r["id"]))
+        )
+
+    async def cmd_bookmarks_get(self, _cmd):
+        plugin = self.private_plugin()
+
+        def report(result):
+            confs = [
+                {"jid": str(c["jid"]), "name": c["name"], "nick": c["nick"], "autojoin": bool(c["autojoin"])}
+                for c in result["private"]["bookmarks"]["conferences"]
+            ]
+            emit("bookmarks", id=result["id"], conferences=confs, xml=str(result))
+
+        self.track(self.stanza_op(plugin.retrieve("bookmarks", timeout=self.args.timeout), report))
 
     def need_sm(self, name):
         if not self.args.sm:

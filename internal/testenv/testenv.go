@@ -499,6 +499,36 @@ func (c *Client) Expect(t testing.TB, what string, match func(*xmpp.Element) boo
 	}
 }
 
+// IQ sends an IQ of type typ with the XML text payload, to to (none when
+// empty), and returns its answer, a result or an error.
+func (c *Client) IQ(t testing.TB, typ, to, payload string) *xmpp.Element {
+	t.Helper()
+	id := "iq" + xmppID()
+	attrTo := ""
+	if to != "" {
+		attrTo = ` to="` + to + `"`
+	}
+	c.SendRaw(t, `<iq type="`+typ+`" id="`+id+`"`+attrTo+`>`+payload+`</iq>`)
+	return c.Expect(t, "answer to "+id, func(el *xmpp.Element) bool {
+		return el.Local == "iq" && el.Get("id") == id && (el.Get("type") == "result" || el.Get("type") == "error")
+	})
+}
+
+// ErrorCondition returns the stanza error condition of an error stanza,
+// or "" when it carries none.
+func ErrorCondition(st *xmpp.Element) xmpp.Condition {
+	e := st.Child("", "error")
+	if e == nil {
+		return ""
+	}
+	for _, c := range e.Elements() {
+		if c.Space == xmpp.NSStanzas && c.Local != "text" {
+			return xmpp.Condition(c.Local)
+		}
+	}
+	return ""
+}
+
 // ExpectStreamError waits for the stream to end with the given condition.
 func (c *Client) ExpectStreamError(t testing.TB, condition string) {
 	t.Helper()

@@ -115,8 +115,9 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 
 // DeleteUser implements storage.Users. The account's roster, offline
 // messages, message archive, archiving preferences, push registrations,
-// block list and upload slots go with it, in the same transaction (the
-// upload service's sweep deletes the files of slots that are gone); they
+// block list, upload slots, vCard and private XML storage (xml_docs) go
+// with it, in the same transaction (the upload service's sweep deletes the
+// files of slots that are gone); they
 // have no foreign key to users, because accounts that sign in with the
 // app's tokens have no row there. Group memberships stay: they belong to
 // the app.
@@ -137,6 +138,7 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 			`DELETE FROM push_registrations WHERE owner = $1`,
 			`DELETE FROM block_items WHERE owner = $1`,
 			`DELETE FROM upload_slots WHERE owner = $1`,
+			`DELETE FROM xml_docs WHERE owner = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, jid); err != nil {
 				return err

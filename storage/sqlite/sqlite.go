@@ -149,8 +149,9 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 
 // DeleteUser implements storage.Users. The account's roster, offline
 // messages, message archive, archiving preferences, push registrations,
-// block list and upload slots go with it, in the same transaction (the
-// upload service's sweep deletes the files of slots that are gone); they
+// block list, upload slots, vCard and private XML storage (xml_docs) go
+// with it, in the same transaction (the upload service's sweep deletes the
+// files of slots that are gone); they
 // have no foreign key to users, because accounts that sign in with the
 // app's tokens have no row there. Group memberships stay: they belong to
 // the app.
@@ -172,6 +173,7 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 		`DELETE FROM push_registrations WHERE owner = ?`,
 		`DELETE FROM block_items WHERE owner = ?`,
 		`DELETE FROM upload_slots WHERE owner = ?`,
+		`DELETE FROM xml_docs WHERE owner = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, jid); err != nil {
 			return fmt.Errorf("sqlite: delete user %s: %w", jid, err)

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *tes
 	t.Run("Push", func(t *testing.T) { runPush(t, open, reopen) })
 	t.Run("Blocking", func(t *testing.T) { runBlocking(t, open, reopen) })
 	t.Run("Uploads", func(t *testing.T) { runUploads(t, open) })
+	t.Run("XMLDocs", func(t *testing.T) { runXMLDocs(t, open, reopen) })
 }
 
 func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {

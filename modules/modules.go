@@ -15,6 +15,7 @@ import (
 	"github.com/xmppd/xmppd/modules/offline"
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/push"
+	"github.com/xmppd/xmppd/modules/register"
 	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/muc"
@@ -79,6 +80,7 @@ func Default(o Options) []xmpp.Module {
 		&carbons.Module{},
 		&csi.Module{},
 		pushMod,
+		&register.Module{Store: o.Store},
 	}
 	// One id generator for the accounts' archives and the rooms': ids stay
 	// unique and ordered across both (mam.IDs).

@@ -45,6 +45,10 @@ type Options struct {
 	MUCMaxRoomsPerOwner int
 	// Archive configures the message archive (XEP-0313).
 	Archive Archive
+	// Registration configures account creation by in-band registration
+	// (XEP-0077); the zero value refuses it. Password changes and account
+	// removal by their owners are always on.
+	Registration register.Creation
 	// Upload, when set, runs the HTTP file upload service (XEP-0363) with
 	// these settings; its Store is set to Store when nil.
 	Upload *upload.Service
@@ -80,7 +84,7 @@ func Default(o Options) []xmpp.Module {
 		&carbons.Module{},
 		&csi.Module{},
 		pushMod,
-		&register.Module{Store: o.Store},
+		&register.Module{Store: o.Store, Invites: o.Store, Creation: o.Registration},
 	}
 	// One id generator for the accounts' archives and the rooms': ids stay
 	// unique and ordered across both (mam.IDs).

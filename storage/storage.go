@@ -269,6 +269,7 @@ type Store interface {
 	Push
 	Blocking
 	Uploads
+	Invites
 	Close() error
 }
 

@@ -22,9 +22,15 @@ type Module struct {
 	// Iterations is the PBKDF2 iteration count of the credentials a new
 	// password gets; zero selects the server's SCRAMIterations.
 	Iterations int
+	// Creation configures account creation before sign-in; the zero value
+	// refuses it.
+	Creation Creation
+	// Invites keeps the invitations; needed when Creation.RequireInvite.
+	Invites Invites
 
-	srv *xmpp.Server
-	log *slog.Logger
+	srv     *xmpp.Server
+	log     *slog.Logger
+	created creations
 }
 
 // Register implements xmpp.Module.
@@ -34,7 +40,17 @@ func (m *Module) Register(s *xmpp.Server) {
 	if m.Iterations == 0 {
 		m.Iterations = s.SCRAMIterations
 	}
+	if m.Creation.PerAddress == 0 {
+		m.Creation.PerAddress = DefaultPerAddress
+	}
+	if m.Creation.Window <= 0 {
+		m.Creation.Window = DefaultWindow
+	}
+	if m.Creation.RequireInvite && m.Invites == nil {
+		panic("register: Creation.RequireInvite without Invites")
+	}
 	s.AddFeature(xmpp.ToServer, NS)
+	s.HandlePreAuthIQ(m.preAuth())
 	// A signed-in client addresses the server (§3.3) or sends no 'to'
 	// (§3.2); both reach the same handlers.
 	for _, target := range []xmpp.Target{xmpp.ToServer, xmpp.ToAccount} {

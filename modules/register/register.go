@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -17,8 +19,9 @@ const (
 
 // Module is In-Band Registration.
 type Module struct {
-	// Store keeps the accounts.
-	Store storage.Users
+	// Store keeps the accounts (and their rosters, whose contacts learn of
+	// a removal).
+	Store Store
 	// Iterations is the PBKDF2 iteration count of the credentials a new
 	// password gets; zero selects the server's SCRAMIterations.
 	Iterations int
@@ -31,6 +34,18 @@ type Module struct {
 	srv     *xmpp.Server
 	log     *slog.Logger
 	created creations
+}
+
+// Store is what the module needs of storage.
+type Store interface {
+	storage.Users
+	Roster(ctx context.Context, owner string) ([]storage.RosterItem, error)
+}
+
+// subscription is a subscription presence of type typ from the account
+// to contact.
+func subscription(from jid.JID, contact, typ string) *xmpp.Element {
+	return xmpp.NewElement(xmpp.NSClient, "presence", "from", from.String(), "to", contact, "type", typ)
 }
 
 // Register implements xmpp.Module.
@@ -131,11 +146,26 @@ func (m *Module) passwd(ctx context.Context, iq *xmpp.IQ, s *xmpp.Session) (*xmp
 // too once the answer is on its way.
 func (m *Module) remove(ctx context.Context, iq *xmpp.IQ, s *xmpp.Session) (*xmpp.Element, error) {
 	bare := s.JID().Bare()
+	// The contacts learn that the subscriptions are gone (RFC 6121 §3.2,
+	// §3.3), as when the items are removed one by one (§2.5.3), so that
+	// whoever registers the name next inherits none of them.
+	items, err := m.Store.Roster(ctx, bare.String())
+	if err != nil {
+		return nil, err
+	}
 	if err := m.Store.DeleteUser(ctx, bare.String()); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, xmpp.StanzaError{Condition: xmpp.RegistrationRequired, Text: "this account is not registered here"}
 		}
 		return nil, err
+	}
+	for _, it := range items {
+		if it.Ask || it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth {
+			m.srv.Router().Route(ctx, subscription(bare, it.Contact, "unsubscribe"), nil)
+		}
+		if it.PendingIn || it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
+			m.srv.Router().Route(ctx, subscription(bare, it.Contact, "unsubscribed"), nil)
+		}
 	}
 	reply := xmpp.ResultReply(iq.Element, nil)
 	if iq.Get("to") == "" {

@@ -122,6 +122,9 @@ func TestRemove(t *testing.T) {
 		if err := s.Store.PutRosterItem(ctx, a, storage.RosterItem{Contact: bj.String(), Subscription: storage.SubBoth}, 0); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.Store.PutRosterItem(ctx, bj.String(), storage.RosterItem{Contact: a, Subscription: storage.SubBoth}, 0); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := s.Store.Block(ctx, a, []string{"eve@example.net"}, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -131,6 +134,10 @@ func TestRemove(t *testing.T) {
 		a1 := s.Dial(t, aj, "pw", "a1")
 		a2 := s.Dial(t, aj, "pw", "a2")
 		b := s.Dial(t, bj, "pw", "b")
+		// An interested resource (RFC 6121 §2.1.6) gets roster pushes.
+		if got := iq(t, b, "get", "", `<query xmlns="jabber:iq:roster"/>`); got.Get("type") != "result" {
+			t.Fatalf("bob's roster: %s", got)
+		}
 
 		id := "remove1"
 		a1.SendRaw(t, `<iq type="set" id="`+id+`"><query xmlns="`+register.NS+`"><remove/></query></iq>`)
@@ -140,6 +147,19 @@ func TestRemove(t *testing.T) {
 		}
 		a1.ExpectStreamError(t, "not-authorized")
 		a2.ExpectStreamError(t, "not-authorized")
+		// Bob's subscriptions to and from alice are gone: whoever takes
+		// the name next inherits none.
+		b.Expect(t, "roster push of alice without subscription", func(el *xmpp.Element) bool {
+			q := el.Child("jabber:iq:roster", "query")
+			if el.Local != "iq" || q == nil {
+				return false
+			}
+			it := q.Child("jabber:iq:roster", "item")
+			return it != nil && it.Get("jid") == a && it.Get("subscription") == "none"
+		})
+		if it, err := s.Store.RosterItem(ctx, bj.String(), a); err != nil || it.Subscription != storage.SubNone {
+			t.Fatalf("bob's item for alice after her removal: %+v, %v", it, err)
+		}
 
 		if _, err := s.Store.Credentials(ctx, a); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("credentials after removal: %v", err)

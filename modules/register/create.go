@@ -39,6 +39,7 @@ type Creation struct {
 // Invites is what creation needs of the invitation store.
 type Invites interface {
 	UseInvite(ctx context.Context, hash []byte, now time.Time) error
+	DeleteExpiredInvites(ctx context.Context, now time.Time) (int, error)
 }
 
 // creations counts the accounts created per address within the window.
@@ -91,6 +92,29 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 		i++
 	}
 	return ts[i:]
+}
+
+// sweepEvery is how often expired invitations are deleted.
+const sweepEvery = time.Hour
+
+// sweepInvites deletes expired invitations now and then, until the server
+// stops; an expired one is refused either way, this only keeps the table
+// small.
+func (m *Module) sweepInvites(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		if n, err := m.Invites.DeleteExpiredInvites(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			m.log.Warn("deleting expired invitations", "err", err)
+		} else if n > 0 {
+			m.log.Debug("deleted expired invitations", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // preAuth is the stream feature that answers registration IQs before
@@ -186,14 +210,17 @@ func (m *Module) create(ctx context.Context, addr string, payload *xmpp.Element)
 	if err != nil {
 		return xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "not a valid username"}
 	}
-	creds, err := xmpp.NewCredentials(password, m.Iterations)
-	if err != nil {
-		return xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "the password is not acceptable"}
-	}
 	now := time.Now()
+	// Before the key derivation, which costs, so that an address past its
+	// limit costs nothing.
 	if !m.created.reserve(addr, now, m.Creation.PerAddress, m.Creation.Window) {
 		m.log.Info("in-band registration refused: address limit", "addr", addr)
 		return xmpp.StanzaError{Condition: xmpp.ResourceConstraintC, Text: "too many accounts created from this address; try again later"}
+	}
+	creds, err := xmpp.NewCredentials(password, m.Iterations)
+	if err != nil {
+		m.created.release(addr, now)
+		return xmpp.StanzaError{Condition: xmpp.NotAcceptable, Text: "the password is not acceptable"}
 	}
 	bare := j.String()
 	if err := m.Store.CreateUser(ctx, bare, creds); err != nil {

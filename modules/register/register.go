@@ -66,6 +66,9 @@ func (m *Module) Register(s *xmpp.Server) {
 	}
 	s.AddFeature(xmpp.ToServer, NS)
 	s.HandlePreAuthIQ(m.preAuth())
+	if m.Creation.RequireInvite {
+		s.Go(m.sweepInvites)
+	}
 	// A signed-in client addresses the server (§3.3) or sends no 'to'
 	// (§3.2); both reach the same handlers.
 	for _, target := range []xmpp.Target{xmpp.ToServer, xmpp.ToAccount} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
+	"time"
 
 	"mellium.im/xmlstream"
 	mxmpp "mellium.im/xmpp"
@@ -67,28 +68,43 @@ func (c *conn) preAuthFeature(h *PreAuthIQ) mxmpp.StreamFeature {
 			return false, w.EncodeToken(start.End())
 		},
 		Negotiate: func(ctx context.Context, ms *mxmpp.Session, _ interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
-			for i := 0; i < maxPreAuthIQs; i++ {
-				el, err := negotiationElement(ms)
-				if err != nil {
-					return 0, nil, err
+			err := c.preAuthIQs(ctx, ms, h)
+			if err != nil {
+				// Mellium goes on reading after an optional feature
+				// fails: the error goes out now, and its next read ends
+				// negotiation.
+				if se, ok := c.negotiationError(err, ms); ok {
+					c.fail(se)
 				}
-				kids := el.Elements()
-				if el.Local != "iq" || len(kids) != 1 || kids[0].Space != h.Space {
-					return 0, nil, errPreAuthOrder
-				}
-				reply, done := h.Handle(ctx, c.addr, el)
-				if reply != nil {
-					if _, err := c.guard.Write(reply.Bytes(NSClient)); err != nil {
-						return 0, nil, err
-					}
-				}
-				if done {
-					return 0, nil, nil
-				}
+				c.raw.SetReadDeadline(time.Now())
 			}
-			return 0, nil, StreamError{Condition: PolicyViolation, Text: "too many in-band registration IQs"}
+			return 0, nil, err
 		},
 	}
+}
+
+// preAuthIQs answers h's IQs until h is done, or fails.
+func (c *conn) preAuthIQs(ctx context.Context, ms *mxmpp.Session, h *PreAuthIQ) error {
+	for i := 0; i < maxPreAuthIQs; i++ {
+		el, err := negotiationElement(ms)
+		if err != nil {
+			return err
+		}
+		kids := el.Elements()
+		if el.Local != "iq" || len(kids) != 1 || kids[0].Space != h.Space {
+			return errPreAuthOrder
+		}
+		reply, done := h.Handle(ctx, c.addr, el)
+		if reply != nil {
+			if _, err := c.guard.Write(reply.Bytes(NSClient)); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+	return StreamError{Condition: PolicyViolation, Text: "too many in-band registration IQs"}
 }
 
 // PreAuthFrom is the address a reply to a pre-auth IQ comes from.

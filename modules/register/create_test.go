@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +174,26 @@ func containsField(x *xmpp.Element, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestFormThenSignIn: a client that reads the form and then signs in
+// instead of registering has its stream ended with <policy-violation/>
+// saying to sign in on a new stream (mellium negotiates a feature once;
+// see xmpp.PreAuthIQ); it can, there.
+func TestFormThenSignIn(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := startWith(t, backend, register.Creation{Enabled: true})
+		aj := s.AddUser(t, "alice", "pw")
+		ts := s.StartTLS(t, "127.0.0.1")
+		if got := preIQ(t, ts, "get", ""); got.Get("type") != "result" {
+			t.Fatalf("form: %s", got)
+		}
+		io.WriteString(ts, testenv.PlainAuth("alice", "pw"))
+		if el, err := ts.Next(); err == nil || !strings.Contains(err.Error(), "policy-violation") {
+			t.Fatalf("sign-in after the form: %v, %v; want a policy-violation stream error", el, err)
+		}
+		if !canLogin(t, s, aj, "pw") {
+			t.Fatal("alice cannot sign in on a new stream")
+		}
+	})
 }

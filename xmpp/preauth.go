@@ -8,7 +8,6 @@ import (
 
 	"mellium.im/xmlstream"
 	mxmpp "mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
 )
 
 // A PreAuthIQ answers IQs that a client sends on a secure stream before it
@@ -106,6 +105,3 @@ func (c *conn) preAuthIQs(ctx context.Context, ms *mxmpp.Session, h *PreAuthIQ) 
 	}
 	return StreamError{Condition: PolicyViolation, Text: "too many in-band registration IQs"}
 }
-
-// PreAuthFrom is the address a reply to a pre-auth IQ comes from.
-func (s *Server) PreAuthFrom() jid.JID { return s.domainJID }

@@ -16,6 +16,7 @@ import (
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/private"
 	"github.com/xmppd/xmppd/modules/push"
+	"github.com/xmppd/xmppd/modules/register"
 	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/modules/vcard"
 	"github.com/xmppd/xmppd/modules/version"
@@ -51,6 +52,10 @@ type Options struct {
 	MUCMaxRoomsPerOwner int
 	// Archive configures the message archive (XEP-0313).
 	Archive Archive
+	// Registration configures account creation by in-band registration
+	// (XEP-0077); the zero value refuses it. Password changes and account
+	// removal by their owners are always on.
+	Registration register.Creation
 	// Upload, when set, runs the HTTP file upload service (XEP-0363) with
 	// these settings; its Store is set to Store when nil.
 	Upload *upload.Service
@@ -88,6 +93,7 @@ func Default(o Options) []xmpp.Module {
 		pushMod,
 		&vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes},
 		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes, MaxElements: o.MaxPrivateElements},
+		&register.Module{Store: o.Store, Invites: o.Store, Creation: o.Registration},
 	}
 	// One id generator for the accounts' archives and the rooms': ids stay
 	// unique and ordered across both (mam.IDs).

@@ -270,6 +270,7 @@ type Store interface {
 	Blocking
 	Uploads
 	XMLDocs
+	Invites
 	Close() error
 }
 

@@ -213,6 +213,9 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 		} else {
 			features = append(features, c.sasl(mechs))
 		}
+		if c.srv.preAuth != nil {
+			features = append(features, c.preAuthFeature(c.srv.preAuth))
+		}
 	}
 	features = append(features, c.bindFeature(), legacySession)
 	for _, f := range c.srv.streamFeatures {

@@ -170,3 +170,20 @@ func (s *Server) SessionsOf(bare jid.JID) []*Session {
 
 // SessionOf returns the local session bound to the full JID, or nil.
 func (s *Server) SessionOf(full jid.JID) *Session { return s.router.session(full) }
+
+// EndSessions closes the local sessions of the account bare, except keep
+// (which may be nil), with the stream error se: after the account is
+// deleted or its password changes, what signed in with the old credentials
+// no longer may (RFC 6120 §4.9.3.13 <not-authorized/>). It returns how many
+// it closed. Sessions of the account on other nodes are not reached.
+func (s *Server) EndSessions(bare jid.JID, se StreamError, keep *Session) int {
+	n := 0
+	for _, sess := range s.router.sessions(bare.Bare().String()) {
+		if sess == keep {
+			continue
+		}
+		sess.Close(&se)
+		n++
+	}
+	return n
+}

@@ -188,6 +188,8 @@ type Server struct {
 	components map[string]Component
 	// streamFeatures are announced after authentication.
 	streamFeatures []mxmpp.StreamFeature
+	// preAuth answers IQs before authentication (HandlePreAuthIQ), or nil.
+	preAuth        *PreAuthIQ
 	hooks          hooks
 	dialbackSecret []byte
 	// authSecret keys what unknown accounts appear to have (scram.go).

@@ -45,6 +45,9 @@ commands:
                               or an open chat room (docs/muc.md)
   room list                   list stored rooms: JID, kind, title (tab-separated)
   room del NAME               delete a stored room
+  invite create [-ttl 168h]   print an invitation to create one account by in-band
+                              registration (registration.require_invite); -ttl 0 is
+                              the default week
 `
 
 func main() {
@@ -65,7 +68,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return 2, fmt.Errorf("%v\n%s", err, usage)
 	}
 	args = fs.Args()
-	if len(args) < 2 || (args[0] != "user" && args[0] != "token" && args[0] != "group" && args[0] != "room") {
+	if len(args) < 2 || (args[0] != "user" && args[0] != "token" && args[0] != "group" && args[0] != "room" && args[0] != "invite") {
 		return 2, errors.New("unknown command\n" + usage)
 	}
 	cfg, err := config.Load(*cfgPath)
@@ -85,6 +88,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	defer store.Close()
 	if args[0] == "group" {
 		return group(ctx, store, cfg.Domain, args[1:], stdout)
+	}
+	if args[0] == "invite" {
+		return invite(ctx, store, args[1:], stdout)
 	}
 	if args[0] == "room" {
 		return room(ctx, store, cfg.Domain, cmp.Or(cfg.MUC.Domain, "conference."+cfg.Domain), args[1:], stdout)

@@ -24,6 +24,7 @@ import (
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/internal/web"
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/register"
 	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/redis"
@@ -317,6 +318,12 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 				Default:     cfg.Archive.Default,
 				MaxAge:      cfg.Archive.MaxAge,
 				MaxMessages: cfg.Archive.MaxMessages,
+			},
+			Registration: register.Creation{
+				Enabled:       cfg.Registration.Enabled,
+				PerAddress:    cfg.Registration.PerAddress,
+				Window:        cfg.Registration.Window,
+				RequireInvite: cfg.Registration.RequireInvite,
 			},
 			Upload: newUpload(cfg, policy),
 		}),

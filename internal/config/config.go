@@ -34,19 +34,20 @@ type Config struct {
 	// Domain is the XMPP domain served.
 	Domain string `yaml:"domain"`
 	// DataDir holds the embedded database and the generated certificate.
-	DataDir  string   `yaml:"data_dir"`
-	Listen   Listen   `yaml:"listen"`
-	TLS      TLS      `yaml:"tls"`
-	Storage  Store    `yaml:"storage"`
-	Presence Presence `yaml:"presence"`
-	Auth     Auth     `yaml:"auth"`
-	Limits   Limits   `yaml:"limits"`
-	MUC      MUC      `yaml:"muc"`
-	Archive  Archive  `yaml:"archive"`
-	Upload   Upload   `yaml:"upload"`
-	HTTP     HTTP     `yaml:"http"`
-	S2S      S2S      `yaml:"s2s"`
-	Log      Log      `yaml:"log"`
+	DataDir      string       `yaml:"data_dir"`
+	Listen       Listen       `yaml:"listen"`
+	TLS          TLS          `yaml:"tls"`
+	Storage      Store        `yaml:"storage"`
+	Presence     Presence     `yaml:"presence"`
+	Auth         Auth         `yaml:"auth"`
+	Limits       Limits       `yaml:"limits"`
+	MUC          MUC          `yaml:"muc"`
+	Archive      Archive      `yaml:"archive"`
+	Upload       Upload       `yaml:"upload"`
+	Registration Registration `yaml:"registration"`
+	HTTP         HTTP         `yaml:"http"`
+	S2S          S2S          `yaml:"s2s"`
+	Log          Log          `yaml:"log"`
 }
 
 // HTTP configures the web listener: WebSocket (/ws), BOSH (/http-bind),
@@ -128,6 +129,20 @@ type MUC struct {
 	// another by joining is refused (muc.Service.MaxRoomsPerOwner).
 	// Negative: no limit.
 	MaxRoomsPerOwner int `yaml:"max_rooms_per_owner"`
+}
+
+// Registration configures account creation by in-band registration
+// (XEP-0077); password changes and account removal by the account's owner
+// are always on.
+type Registration struct {
+	// Enabled lets clients create accounts; off by default.
+	Enabled bool `yaml:"enabled"`
+	// PerAddress accounts may be created from one IP address per Window
+	// (negative: no limit).
+	PerAddress int           `yaml:"per_address"`
+	Window     time.Duration `yaml:"window"`
+	// RequireInvite asks for an invitation made by xmppctl invite create.
+	RequireInvite bool `yaml:"require_invite"`
 }
 
 // Upload configures the HTTP file upload service (XEP-0363).
@@ -360,6 +375,7 @@ func Default() Config {
 			QuotaPerAccount: 1 << 30,
 			FileLifetime:    30 * 24 * time.Hour,
 		},
+		Registration: Registration{PerAddress: 1, Window: time.Hour},
 		S2S: S2S{
 			Enabled:        true,
 			Routes:         map[string]string{},

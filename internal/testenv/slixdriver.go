@@ -132,6 +132,9 @@ type DriverEvent struct {
 type Driver struct {
 	// JID is the full JID the server bound.
 	JID jid.JID
+	// RegisterError is, with --register, the condition of the refused
+	// registration (XEP-0077): the driver then ends without a session.
+	RegisterError string
 
 	cmd    *exec.Cmd
 	mu     sync.Mutex // serialises writes to stdin
@@ -145,7 +148,9 @@ type Driver struct {
 // StartDriver runs slixmpp_driver.py as user (with resource, if not empty)
 // against s and waits for its session to start; opts are more command-line
 // flags, e.g. "--mode", "directtls" (which also selects s.DirectTLS),
-// "--mech", "PLAIN" or "--sm" (XEP-0198 stream management). It fails t if the session does not start. The client
+// "--mech", "PLAIN", "--sm" (XEP-0198 stream management) or "--register"
+// (create the account first, XEP-0077). It fails t if the session does not
+// start, unless the registration was refused (Driver.RegisterError). The client
 // is stopped when t ends.
 func (s *Server) StartDriver(t testing.TB, user jid.JID, password, resource string, opts ...string) *Driver {
 	t.Helper()
@@ -220,6 +225,9 @@ func StartDriverAt(t testing.TB, addr string, certPEM []byte, user jid.JID, pass
 				if err != nil {
 					t.Fatalf("slixmpp driver bound %q: %v", ev.JID, err)
 				}
+				return d
+			case "register_error":
+				d.RegisterError = ev.Condition
 				return d
 			case "auth_failed", "timeout", "disconnected", "stream_error":
 				t.Fatalf("slixmpp driver %s: %+v; stderr:\n%s", user, ev, d.stderr)

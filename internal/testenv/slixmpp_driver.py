@@ -123,6 +123,9 @@ needs: 0030, 0004, 0059, 0297) and this command is there too:
     {"event":"resumed","id","h"}   <resumed/>: id is the previd
     {"event":"resume_failed","condition","text"}   <failed/> to <resume/>
     {"event":"holding"}  {"event":"held","bytes"}  {"event":"cut","bytes","h"}
+    With --register (XEP-0077 §3.1 before signing in, offered or not):
+    {"event":"registered"}   the account was created; signing in follows
+    {"event":"register_error","condition","text"}   then the script ends (1)
 
     item = {"jid","name","subscription","ask","approved","groups"}
 
@@ -148,12 +151,13 @@ import threading
 import xml.etree.ElementTree as ET
 
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.stanza import StreamFeatures
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
 sys.dont_write_bytecode = True  # importing slixmpp_common leaves no __pycache__ in the tree
-from slixmpp_common import EXIT_OK, EXIT_TIMEOUT, BaseClient, add_common_args, emit, run_main
+from slixmpp_common import EXIT_AUTH_FAILED, EXIT_OK, EXIT_TIMEOUT, BaseClient, add_common_args, emit, run_main
 
 NS_CLIENT = "jabber:client"
 NS_ROSTER = "jabber:iq:roster"
@@ -252,6 +256,7 @@ class Driver(BaseClient):
         self.holding = False  # received data is kept aside, not parsed
         self.held = b""
         self.held_waiter = None  # (text, future) of a wait_held
+        self.register_tried = False  # --register: the feature ran
         self.pubsub_error = None  # pubsub_service: None (off), "" or an error condition
 
         # The test answers subscription requests itself.
@@ -279,6 +284,15 @@ class Driver(BaseClient):
 
         if args.mam:
             self.register_plugin("xep_0313")
+        if args.register:
+            # The plugin for its stanzas; the feature's handler is ours, to
+            # report what happens, and the feature is added to the features
+            # after TLS when the server does not offer it (the plugin's
+            # force_registration does not see TLS on slixmpp 1.8's asyncio
+            # transport), so that such a server is asked anyway.
+            self.register_plugin("xep_0077")
+            self.register_feature("register", self.on_register_feature, restart=False, order=50)
+            self.add_filter("in", self.force_register)
         if args.sm:
             # XEP-0198: enable after binding, ask for resumption (§5).
             self.register_plugin("xep_0198")
@@ -288,6 +302,46 @@ class Driver(BaseClient):
             self.add_event_handler("session_resumed", self.on_sm_resumed)
 
     # Incoming.
+
+    def force_register(self, stanza):
+        if isinstance(stanza, StreamFeatures) and "mechanisms" not in self.features:
+            if "starttls" in self.features or self.args.mode == "directtls":
+                stanza.enable("register")
+        return stanza
+
+    async def on_register_feature(self, _features):
+        # Registering the feature again (over the plugin's) lists it twice in
+        # slixmpp's order: the second call has nothing left to do.
+        if "mechanisms" in self.features or self.register_tried:
+            return False
+        self.register_tried = True
+        # slixmpp 1.8 holds back every IQ until a session starts (its own
+        # XEP-0077 plugin included); registration comes before it.
+        self._always_send_everything = True
+        try:
+            get = self.Iq()
+            get["type"] = "get"
+            get.enable("register")
+            await get.send(timeout=self.args.timeout)
+            iq = self.Iq()
+            iq["type"] = "set"
+            iq["register"]["username"] = self.boundjid.user
+            iq["register"]["password"] = self.password
+            await iq.send(timeout=self.args.timeout)
+        except IqError as e:
+            err = e.iq["error"]
+            emit("register_error", condition=err["condition"], text=err["text"])
+            self.finish(EXIT_AUTH_FAILED)
+            return True
+        except IqTimeout:
+            emit("register_error", condition="timeout", text="")
+            self.finish(EXIT_AUTH_FAILED)
+            return True
+        finally:
+            self._always_send_everything = False
+        emit("registered")
+        # Done (slixmpp then signs in on this stream, as its plugin does).
+        return True
 
     def on_session_start(self, _event):
         # A second one follows a failed resumption: a new session on the
@@ -873,6 +927,7 @@ def parse_args(argv):
     p.add_argument("--resource", default="", help="resource to ask for (default: the JID's, else the server's choice)")
     p.add_argument("--sm", action="store_true", help="enable XEP-0198 stream management with resumption")
     p.add_argument("--mam", action="store_true", help="load the XEP-0313 plugin for the mam command")
+    p.add_argument("--register", action="store_true", help="create the account by in-band registration (XEP-0077) before signing in")
     return p.parse_args(argv)
 
 

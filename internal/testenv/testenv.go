@@ -294,7 +294,7 @@ func dialFrom(ip, addr string) (net.Conn, error) {
 }
 
 func (s *Server) negotiateFrom(ip string, user jid.JID, password, resource string) (*Client, error) {
-	conn, tc, d, err := s.startTLS(ip)
+	conn, tc, d, _, err := s.startTLS(ip)
 	if err != nil {
 		return nil, err
 	}
@@ -338,15 +338,15 @@ func login(conn net.Conn, d *xml.Decoder, header string, user jid.JID, password,
 
 // startTLS connects from ip, negotiates STARTTLS and reads the features of
 // the encrypted stream. The deadline of Timeout stays set on conn.
-func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decoder, err error) {
+func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decoder, features *xmpp.Element, err error) {
 	conn, err = dialFrom(ip, s.C2S)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	conn.SetDeadline(time.Now().Add(Timeout))
-	fail := func(step string, err error) (net.Conn, *tls.Conn, *xml.Decoder, error) {
+	fail := func(step string, err error) (net.Conn, *tls.Conn, *xml.Decoder, *xmpp.Element, error) {
 		conn.Close()
-		return nil, nil, nil, fmt.Errorf("%s: %w", step, err)
+		return nil, nil, nil, nil, fmt.Errorf("%s: %w", step, err)
 	}
 	if d, err = restart(conn, s.header()); err != nil {
 		return fail("stream", err)
@@ -358,10 +358,10 @@ func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decode
 		return fail("starttls", fmt.Errorf("got %v, %v", el, err))
 	}
 	tc = tls.Client(conn, s.ClientTLS())
-	if d, err = restart(tc, s.header()); err != nil {
+	if d, features, err = restartFeatures(tc, s.header()); err != nil {
 		return fail("stream after TLS", err)
 	}
-	return conn, tc, d, nil
+	return conn, tc, d, features, nil
 }
 
 // PlainAuth is a SASL PLAIN <auth/> element.
@@ -374,18 +374,20 @@ func PlainAuth(user, password string) string {
 // script SASL themselves.
 type TLSStream struct {
 	*tls.Conn
-	d *xml.Decoder
+	// Features are the stream features offered after TLS.
+	Features *xmpp.Element
+	d        *xml.Decoder
 }
 
 // StartTLS opens a stream from ip and negotiates TLS on it.
 func (s *Server) StartTLS(t testing.TB, ip string) *TLSStream {
 	t.Helper()
-	_, tc, d, err := s.startTLS(ip)
+	_, tc, d, features, err := s.startTLS(ip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tc.Close() })
-	return &TLSStream{Conn: tc, d: d}
+	return &TLSStream{Conn: tc, Features: features, d: d}
 }
 
 // Next reads the next top-level element; a stream error is returned as an
@@ -395,14 +397,20 @@ func (ts *TLSStream) Next() (*xmpp.Element, error) { return next(ts.d) }
 // restart sends a stream header on w and reads the server's header and
 // features from a new decoder.
 func restart(rw io.ReadWriter, header string) (*xml.Decoder, error) {
+	d, _, err := restartFeatures(rw, header)
+	return d, err
+}
+
+// restartFeatures is restart that returns the features too.
+func restartFeatures(rw io.ReadWriter, header string) (*xml.Decoder, *xmpp.Element, error) {
 	if _, err := io.WriteString(rw, header); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d := xml.NewDecoder(rw)
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if st, ok := tok.(xml.StartElement); ok && st.Name.Local == "stream" {
 			break
@@ -410,12 +418,12 @@ func restart(rw io.ReadWriter, header string) (*xml.Decoder, error) {
 	}
 	el, err := next(d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if el.Local != "features" {
-		return nil, fmt.Errorf("expected features, got %s", el)
+		return nil, nil, fmt.Errorf("expected features, got %s", el)
 	}
-	return d, nil
+	return d, el, nil
 }
 
 // next reads the next top-level element; a stream error becomes an error.

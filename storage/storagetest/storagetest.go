@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *tes
 	t.Run("Archive", func(t *testing.T) { runArchive(t, open, reopen) })
 	t.Run("Push", func(t *testing.T) { runPush(t, open, reopen) })
 	t.Run("Blocking", func(t *testing.T) { runBlocking(t, open, reopen) })
+	t.Run("Invites", func(t *testing.T) { runInvites(t, open) })
 	t.Run("Uploads", func(t *testing.T) { runUploads(t, open) })
 	t.Run("XMLDocs", func(t *testing.T) { runXMLDocs(t, open, reopen) })
 }

@@ -31,20 +31,6 @@ func online(t *testing.T, s *testenv.Server, bare jid.JID, resource string) *tes
 	return c
 }
 
-// iq sends an IQ (to may be empty) and returns its answer.
-func iq(t *testing.T, c *testenv.Client, typ, to, payload string) *xmpp.Element {
-	t.Helper()
-	id := nextID()
-	attrTo := ""
-	if to != "" {
-		attrTo = ` to="` + to + `"`
-	}
-	c.SendRaw(t, `<iq type="`+typ+`" id="`+id+`"`+attrTo+`>`+payload+`</iq>`)
-	return c.Expect(t, "answer to "+id, func(el *xmpp.Element) bool {
-		return el.Local == "iq" && el.Get("id") == id && (el.Get("type") == "result" || el.Get("type") == "error")
-	})
-}
-
 func items(jids ...string) string {
 	var b strings.Builder
 	for _, j := range jids {
@@ -56,7 +42,7 @@ func items(jids ...string) string {
 // blocklist asks for c's list and returns its JIDs.
 func blocklist(t *testing.T, c *testenv.Client) []string {
 	t.Helper()
-	res := iq(t, c, "get", "", `<blocklist xmlns="`+blocking.NS+`"/>`)
+	res := c.IQ(t, "get", "", `<blocklist xmlns="`+blocking.NS+`"/>`)
 	bl := res.Child(blocking.NS, "blocklist")
 	if res.Get("type") != "result" || bl == nil {
 		t.Fatalf("blocklist: %s", res)
@@ -203,7 +189,7 @@ func TestBlocking(t *testing.T) {
 		c := online(t, s, cj, "c")
 
 		// §3.1
-		info := iq(t, a1, "get", testenv.Domain, `<query xmlns="http://jabber.org/protocol/disco#info"/>`)
+		info := a1.IQ(t, "get", testenv.Domain, `<query xmlns="http://jabber.org/protocol/disco#info"/>`)
 		if !strings.Contains(info.String(), `var="`+blocking.NS+`"`) {
 			t.Fatalf("server features lack %s: %s", blocking.NS, info)
 		}
@@ -345,7 +331,7 @@ func TestErrors(t *testing.T) {
 		{"someone else's list", aj.String(), `<block xmlns="` + blocking.NS + `">` + items("x@localhost") + `</block>`, xmpp.NotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := iq(t, b, "set", tc.to, tc.payload)
+			res := b.IQ(t, "set", tc.to, tc.payload)
 			e := res.Child(xmpp.NSClient, "error")
 			if res.Get("type") != "error" || e == nil || e.Child(xmpp.NSStanzas, string(tc.cond)) == nil {
 				t.Fatalf("want %s, got %s", tc.cond, res)

@@ -33,20 +33,6 @@ func online(t *testing.T, s *testenv.Server, bare jid.JID, resource string, prio
 	return c
 }
 
-// iq sends an IQ (to may be empty) and returns the answer.
-func iq(t *testing.T, c *testenv.Client, typ, to, payload string) *xmpp.Element {
-	t.Helper()
-	id := nextID()
-	attrTo := ""
-	if to != "" {
-		attrTo = ` to="` + to + `"`
-	}
-	c.SendRaw(t, `<iq type="`+typ+`" id="`+id+`"`+attrTo+`>`+payload+`</iq>`)
-	return c.Expect(t, "answer to "+id, func(el *xmpp.Element) bool {
-		return el.Local == "iq" && el.Get("id") == id && (el.Get("type") == "result" || el.Get("type") == "error")
-	})
-}
-
 // enable turns carbons on (or off) for c, with no 'to', as clients do.
 func enable(t *testing.T, c *testenv.Client, on bool) {
 	t.Helper()
@@ -54,7 +40,7 @@ func enable(t *testing.T, c *testenv.Client, on bool) {
 	if !on {
 		what = "disable"
 	}
-	res := iq(t, c, "set", "", `<`+what+` xmlns="`+carbons.NS+`"/>`)
+	res := c.IQ(t, "set", "", `<`+what+` xmlns="`+carbons.NS+`"/>`)
 	if res.Get("type") != "result" {
 		t.Fatalf("%s: %s", what, res)
 	}
@@ -153,24 +139,24 @@ func TestCarbons(t *testing.T) {
 	alice, bob := aj.String(), bj.String()
 
 	// §3: the server and the account advertise carbons.
-	info := iq(t, a1, "get", testenv.Domain, `<query xmlns="`+nsDiscoInfo+`"/>`)
+	info := a1.IQ(t, "get", testenv.Domain, `<query xmlns="`+nsDiscoInfo+`"/>`)
 	if !hasFeature(info, carbons.NS) || !hasFeature(info, carbons.NSRules) {
 		t.Fatalf("server features lack %s and %s: %s", carbons.NS, carbons.NSRules, info)
 	}
-	if info := iq(t, a1, "get", alice, `<query xmlns="`+nsDiscoInfo+`"/>`); !hasFeature(info, carbons.NS) {
+	if info := a1.IQ(t, "get", alice, `<query xmlns="`+nsDiscoInfo+`"/>`); !hasFeature(info, carbons.NS) {
 		t.Fatalf("account features lack %s: %s", carbons.NS, info)
 	}
 
 	// §4: enable with no 'to', and with the own bare JID; twice is no
 	// error (§10.1).
 	enable(t, a1, true)
-	res := iq(t, a2, "set", alice, `<enable xmlns="`+carbons.NS+`"/>`)
+	res := a2.IQ(t, "set", alice, `<enable xmlns="`+carbons.NS+`"/>`)
 	if res.Get("type") != "result" {
 		t.Fatalf("enable to own bare JID: %s", res)
 	}
 	enable(t, a2, true)
 	// §4.1: nobody turns on someone else's carbons.
-	if res := iq(t, b, "set", alice, `<enable xmlns="`+carbons.NS+`"/>`); res.Child("", "error") == nil ||
+	if res := b.IQ(t, "set", alice, `<enable xmlns="`+carbons.NS+`"/>`); res.Child("", "error") == nil ||
 		res.Child("", "error").Child(xmpp.NSStanzas, "not-allowed") == nil {
 		t.Fatalf("bob enabling alice's carbons: %s", res)
 	}

@@ -3,7 +3,6 @@ package register_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,20 +17,6 @@ import (
 )
 
 var seq atomic.Int64
-
-// iq sends an IQ (to may be empty) and returns its answer.
-func iq(t *testing.T, c *testenv.Client, typ, to, payload string) *xmpp.Element {
-	t.Helper()
-	id := fmt.Sprintf("r%d", seq.Add(1))
-	attrTo := ""
-	if to != "" {
-		attrTo = ` to="` + to + `"`
-	}
-	c.SendRaw(t, `<iq type="`+typ+`" id="`+id+`"`+attrTo+`>`+payload+`</iq>`)
-	return c.Expect(t, "answer to "+id, func(el *xmpp.Element) bool {
-		return el.Local == "iq" && el.Get("id") == id && (el.Get("type") == "result" || el.Get("type") == "error")
-	})
-}
 
 func expectCondition(t *testing.T, el *xmpp.Element, cond xmpp.Condition) {
 	t.Helper()
@@ -66,7 +51,7 @@ func TestPasswordChange(t *testing.T) {
 		a1 := s.Dial(t, aj, "old", "a1")
 		a2 := s.Dial(t, aj, "old", "a2")
 
-		got := iq(t, a1, "get", "", `<query xmlns="`+register.NS+`"/>`)
+		got := a1.IQ(t, "get", "", `<query xmlns="`+register.NS+`"/>`)
 		q := got.Child(register.NS, "query")
 		if got.Get("type") != "result" || q == nil || q.Child(register.NS, "registered") == nil ||
 			q.Child(register.NS, "username").Text() != "alice" {
@@ -81,7 +66,7 @@ func TestPasswordChange(t *testing.T) {
 			{"no password", `<username>alice</username>`, xmpp.BadRequest},
 			{"empty password", `<username>alice</username><password/>`, xmpp.BadRequest},
 		} {
-			got := iq(t, a1, "set", testenv.Domain, `<query xmlns="`+register.NS+`">`+tc.payload+`</query>`)
+			got := a1.IQ(t, "set", testenv.Domain, `<query xmlns="`+register.NS+`">`+tc.payload+`</query>`)
 			if got.Get("type") != "error" {
 				t.Fatalf("%s: accepted: %s", tc.name, got)
 			}
@@ -91,13 +76,13 @@ func TestPasswordChange(t *testing.T) {
 			t.Fatal("bob's password changed by alice's attempt")
 		}
 
-		got = iq(t, a1, "set", testenv.Domain, `<query xmlns="`+register.NS+`"><username>alice</username><password>new secret</password></query>`)
+		got = a1.IQ(t, "set", testenv.Domain, `<query xmlns="`+register.NS+`"><username>alice</username><password>new secret</password></query>`)
 		if got.Get("type") != "result" {
 			t.Fatalf("password change: %s", got)
 		}
 		a2.ExpectStreamError(t, "not-authorized")
 		// The session that changed it goes on.
-		if got := iq(t, a1, "get", "", `<ping xmlns="urn:xmpp:ping"/>`); got.Get("type") != "result" {
+		if got := a1.IQ(t, "get", "", `<ping xmlns="urn:xmpp:ping"/>`); got.Get("type") != "result" {
 			t.Fatalf("ping after the change: %s", got)
 		}
 		if canLogin(t, s, aj, "old") {
@@ -135,7 +120,7 @@ func TestRemove(t *testing.T) {
 		a2 := s.Dial(t, aj, "pw", "a2")
 		b := s.Dial(t, bj, "pw", "b")
 		// An interested resource (RFC 6121 §2.1.6) gets roster pushes.
-		if got := iq(t, b, "get", "", `<query xmlns="jabber:iq:roster"/>`); got.Get("type") != "result" {
+		if got := b.IQ(t, "get", "", `<query xmlns="jabber:iq:roster"/>`); got.Get("type") != "result" {
 			t.Fatalf("bob's roster: %s", got)
 		}
 
@@ -181,7 +166,7 @@ func TestRemove(t *testing.T) {
 			t.Fatal("a removed account signs in")
 		}
 		// Bob is untouched.
-		if got := iq(t, b, "get", "", `<ping xmlns="urn:xmpp:ping"/>`); got.Get("type") != "result" {
+		if got := b.IQ(t, "get", "", `<ping xmlns="urn:xmpp:ping"/>`); got.Get("type") != "result" {
 			t.Fatalf("bob's ping: %s", got)
 		}
 	})

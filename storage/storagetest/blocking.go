@@ -82,10 +82,7 @@ func runBlocking(t *testing.T, open func(t *testing.T) storage.Store, reopen fun
 
 	t.Run("ConcurrentLimit", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
-		stores := []storage.Store{s}
-		if reopen != nil {
-			stores = append(stores, reopen(t, s))
-		}
+		stores := handles(t, s, reopen)
 		errs := concurrently(8, func(i int) error {
 			_, err := stores[i%len(stores)].Block(ctx, alice, []string{fmt.Sprintf("u%d@example.org", i)}, 3)
 			return err

@@ -2,7 +2,6 @@ package storagetest
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,24 +60,7 @@ func runInvites(t *testing.T, open func(t *testing.T) storage.Store) {
 		if err := s.CreateInvite(ctx, c, now.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		const n = 8
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() { errs[i] = s.UseInvite(ctx, c, now) })
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.Is(err, storage.ErrNotFound):
-				t.Fatalf("UseInvite: %v", err)
-			}
-		}
-		if ok != 1 {
-			t.Fatalf("%d of %d concurrent uses of one invitation succeeded, want 1", ok, n)
-		}
+		errs := concurrently(8, func(int) error { return s.UseInvite(ctx, c, now) })
+		checkWinners(t, "UseInvite", errs, 1, storage.ErrNotFound)
 	})
 }

@@ -98,10 +98,7 @@ func runPush(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t 
 
 	t.Run("ConcurrentLimit", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
-		stores := []storage.Store{s}
-		if reopen != nil {
-			stores = append(stores, reopen(t, s))
-		}
+		stores := handles(t, s, reopen)
 		errs := concurrently(8, func(i int) error {
 			return stores[i%len(stores)].PutPush(ctx, alice, storage.PushRegistration{JID: "push.example.net", Node: fmt.Sprint(i)}, 2)
 		})

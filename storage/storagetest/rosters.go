@@ -278,16 +278,23 @@ func rosterContacts(items []storage.RosterItem) []string {
 // max: exactly max succeeded, and the others failed with ErrLimit.
 func checkLimited(t *testing.T, op string, errs []error, max int) {
 	t.Helper()
+	checkWinners(t, op, errs, max, storage.ErrLimit)
+}
+
+// checkWinners checks the results of concurrent calls: exactly n
+// succeeded, and the others failed with lost.
+func checkWinners(t *testing.T, op string, errs []error, n int, lost error) {
+	t.Helper()
 	var ok int
 	for i, err := range errs {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, storage.ErrLimit):
-			t.Errorf("goroutine %d: %s: %v, want nil or ErrLimit", i, op, err)
+		case !errors.Is(err, lost):
+			t.Errorf("goroutine %d: %s: %v, want nil or %v", i, op, err, lost)
 		}
 	}
-	if ok != max {
-		t.Errorf("%d of %d concurrent %s calls succeeded, want %d", ok, len(errs), op, max)
+	if ok != n {
+		t.Errorf("%d of %d concurrent %s calls succeeded, want %d", ok, len(errs), op, n)
 	}
 }

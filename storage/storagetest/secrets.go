@@ -36,10 +36,7 @@ func runSecrets(t *testing.T, open func(t *testing.T) storage.Store, reopen func
 
 	t.Run("ConcurrentFirstUse", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
-		stores := []storage.Store{s}
-		if reopen != nil {
-			stores = append(stores, reopen(t, s))
-		}
+		stores := handles(t, s, reopen)
 		const n = 8
 		got := make([][]byte, n)
 		errs := make([]error, n)

@@ -227,6 +227,17 @@ func checkCreds(t *testing.T, got, want storage.Credentials) {
 
 // concurrently calls f(0) to f(n-1), each in a goroutine of its own, all
 // released at once so that they race, and returns their errors by i.
+// handles returns s and, when reopen is given, a second store on the same
+// database, as another process would have: for cases where concurrent
+// writers must respect a limit whichever handle they use.
+func handles(t *testing.T, s storage.Store, reopen func(t *testing.T, s storage.Store) storage.Store) []storage.Store {
+	t.Helper()
+	if reopen == nil {
+		return []storage.Store{s}
+	}
+	return []storage.Store{s, reopen(t, s)}
+}
+
 func concurrently(n int, f func(i int) error) []error {
 	errs := make([]error, n)
 	start := make(chan struct{})

@@ -3,7 +3,6 @@ package storagetest
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,26 +80,10 @@ func runUploads(t *testing.T, open func(t *testing.T) storage.Store) {
 		// Ten requests at once for 100 bytes each under a quota of 500:
 		// exactly five get a slot.
 		s, ctx := open(t), t.Context()
-		var wg sync.WaitGroup
-		errs := make([]error, 10)
-		for i := range errs {
-			wg.Go(func() {
-				errs[i] = s.PutUploadSlot(ctx, slot(fmt.Sprint("q", i), alice, 100, now.Add(time.Minute)), 500, now)
-			})
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.Is(err, storage.ErrLimit):
-				t.Errorf("PutUploadSlot: %v", err)
-			}
-		}
-		if ok != 5 {
-			t.Errorf("%d slots of 100 bytes given under a quota of 500, want 5", ok)
-		}
+		errs := concurrently(10, func(i int) error {
+			return s.PutUploadSlot(ctx, slot(fmt.Sprint("q", i), alice, 100, now.Add(time.Minute)), 500, now)
+		})
+		checkLimited(t, "PutUploadSlot", errs, 5)
 		wantBytes(t, s, alice, now, 500)
 	})
 
@@ -114,24 +97,8 @@ func runUploads(t *testing.T, open func(t *testing.T) storage.Store) {
 		wantErr(t, "MarkUploaded of an unknown slot", s.MarkUploaded(ctx, "none", now), storage.ErrNotFound)
 		wantErr(t, "MarkUploaded at the deadline", s.MarkUploaded(ctx, "late", now), storage.ErrNotFound)
 		// Several PUTs at once: one wins.
-		var wg sync.WaitGroup
-		errs := make([]error, 8)
-		for i := range errs {
-			wg.Go(func() { errs[i] = s.MarkUploaded(ctx, "live", now.Add(time.Second)) })
-		}
-		wg.Wait()
-		won := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, storage.ErrNotFound):
-				t.Errorf("MarkUploaded: %v", err)
-			}
-		}
-		if won != 1 {
-			t.Errorf("%d concurrent MarkUploaded succeeded, want 1", won)
-		}
+		errs := concurrently(8, func(int) error { return s.MarkUploaded(ctx, "live", now.Add(time.Second)) })
+		checkWinners(t, "MarkUploaded", errs, 1, storage.ErrNotFound)
 		got, err := s.UploadSlot(ctx, "live")
 		if err != nil {
 			t.Fatal(err)

@@ -745,17 +745,11 @@ class Driver(BaseClient):
         self.track(self.blocklist())
 
     async def blocklist(self):
-        try:
-            result = await self.blocking().get_blocked(timeout=self.args.timeout)
-        except IqError as e:
-            err = e.iq["error"]
-            emit("iq_error", id=e.iq["id"], condition=err["condition"], text=err["text"])
-            return
-        except IqTimeout:
-            emit("iq_timeout")
-            return
-        items = sorted(str(j) for j in result["blocklist"]["items"])
-        emit("blocklist", id=result["id"], text=" ".join(items))
+        def report(result):
+            items = sorted(str(j) for j in result["blocklist"]["items"])
+            emit("blocklist", id=result["id"], text=" ".join(items))
+
+        await self.stanza_op(self.blocking().get_blocked(timeout=self.args.timeout), report)
 
     async def stanza_op(self, coro, on_result):
         """Awaits an IQ a plugin sent and reports it; errors as iq_result does."""

@@ -13,6 +13,7 @@ import (
 	"github.com/xmppd/xmppd/modules/lastactivity"
 	"github.com/xmppd/xmppd/modules/mam"
 	"github.com/xmppd/xmppd/modules/offline"
+	"github.com/xmppd/xmppd/modules/pep"
 	"github.com/xmppd/xmppd/modules/ping"
 	"github.com/xmppd/xmppd/modules/private"
 	"github.com/xmppd/xmppd/modules/push"
@@ -43,6 +44,10 @@ type Options struct {
 	// MaxPrivateElements how many it stores: zero selects the modules'
 	// defaults, a negative value means no limit.
 	MaxVCardBytes, MaxPrivateBytes, MaxPrivateElements int
+	// MaxPEPNodes, MaxPEPItems and MaxPEPItemBytes are pep.Module's
+	// MaxNodes, MaxItems and MaxItemBytes: zero selects its defaults, a
+	// negative value means no limit.
+	MaxPEPNodes, MaxPEPItems, MaxPEPItemBytes int
 	// MUC runs the multi-user chat service on MUCDomain (default
 	// conference.<domain>).
 	MUC       bool
@@ -79,6 +84,8 @@ func Default(o Options) []xmpp.Module {
 	rost := &roster.Module{Store: o.Store, MaxItems: o.MaxRosterItems,
 		MaxDirected: o.MaxDirectedPresences}
 	pushMod := &push.Module{Store: o.Store}
+	pepMod := &pep.Module{Store: o.Store, Roster: rost, Docs: o.Store,
+		MaxNodes: o.MaxPEPNodes, MaxItems: o.MaxPEPItems, MaxItemBytes: o.MaxPEPItemBytes}
 	mods := []xmpp.Module{
 		disco.Module{},
 		ping.Module{},
@@ -92,7 +99,9 @@ func Default(o Options) []xmpp.Module {
 		&csi.Module{},
 		pushMod,
 		&vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes},
-		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes, MaxElements: o.MaxPrivateElements},
+		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes, MaxElements: o.MaxPrivateElements,
+			Changed: pepMod.PrivateChanged},
+		pepMod,
 		&register.Module{Store: o.Store, Invites: o.Store, Creation: o.Registration},
 	}
 	// One id generator for the accounts' archives and the rooms': ids stay

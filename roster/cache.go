@@ -216,6 +216,27 @@ func (m *Module) rosterVersion(ctx context.Context, owner string) (string, []byt
 	return v, raw, nil
 }
 
+// PresenceContacts returns the contacts that get owner's presence (from)
+// and those whose presence owner gets (to), bare JIDs as the roster holds
+// them, in no order: who may see owner's personal eventing nodes, and whose
+// nodes owner may see (XEP-0163 §4.1.1, access model "presence").
+func (m *Module) PresenceContacts(ctx context.Context, owner string) (from, to []string, err error) {
+	return m.presenceContacts(ctx, owner)
+}
+
+// Subscribed reports whether contact gets owner's presence: a subscription
+// from or both, a co-member of a team or project included.
+func (m *Module) Subscribed(ctx context.Context, owner, contact string) (bool, error) {
+	if owner == contact {
+		return true, nil
+	}
+	it, err := m.lookup(ctx, owner, contact)
+	if err != nil {
+		return false, err
+	}
+	return it.hasFrom(), nil
+}
+
 // InRoster reports whether contact is in owner's roster: a stored item, or
 // a co-member of a team or project (the message archive's "roster"
 // preference, XEP-0313 §6).

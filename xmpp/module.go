@@ -143,6 +143,41 @@ func (s *Server) Items(ctx context.Context, target Target, owner, requester jid.
 	return out
 }
 
+// A DiscoNode is what service discovery says of one node of an entity
+// (XEP-0030 §3.2, §4.2): a personal eventing node of an account.
+type DiscoNode struct {
+	Identities []Identity
+	Features   []string
+	Items      []DiscoItem
+}
+
+// A NodeSource describes the node of an entity (the server, or an account
+// whose bare JID is owner) to requester; false when it has no such node,
+// or none that requester may see.
+type NodeSource func(ctx context.Context, owner, requester jid.JID, node string) (DiscoNode, bool)
+
+// AddNodeSource adds a source of service discovery nodes for target.
+func (s *Server) AddNodeSource(target Target, src NodeSource) {
+	s.setup()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	s.nodes[target] = append(s.nodes[target], src)
+}
+
+// DiscoNodeOf returns what the first source that has it says of owner's node.
+func (s *Server) DiscoNodeOf(ctx context.Context, target Target, owner, requester jid.JID, node string) (DiscoNode, bool) {
+	s.setup()
+	s.regMu.Lock()
+	srcs := append([]NodeSource(nil), s.nodes[target]...)
+	s.regMu.Unlock()
+	for _, src := range srcs {
+		if n, ok := src(ctx, owner, requester, node); ok {
+			return n, true
+		}
+	}
+	return DiscoNode{}, false
+}
+
 // An ElementHandler handles a top-level element other than a stanza that a
 // bound session sent, such as stream management's <r/> or client state
 // indication's <active/>. An error ends the stream (a StreamError is sent

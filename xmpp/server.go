@@ -182,6 +182,7 @@ type Server struct {
 	features   map[Target][]string
 	identities map[Target][]Identity
 	items      map[Target][]ItemsSource
+	nodes      map[Target][]NodeSource
 	// httpMux serves what modules add to the web listener (HandleHTTP).
 	httpMux *http.ServeMux
 	// components serve domains of their own (AddComponent).
@@ -271,6 +272,7 @@ func (s *Server) setup() {
 		s.features = make(map[Target][]string)
 		s.identities = make(map[Target][]Identity)
 		s.items = make(map[Target][]ItemsSource)
+		s.nodes = make(map[Target][]NodeSource)
 		s.httpMux = http.NewServeMux()
 	})
 }

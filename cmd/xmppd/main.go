@@ -313,6 +313,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 			MaxVCardBytes:        l.MaxVCardBytes,
 			MaxPrivateBytes:      l.MaxPrivateBytes,
 			MaxPrivateElements:   l.MaxPrivateElements,
+			MaxPEPNodes:          l.MaxPEPNodes,
+			MaxPEPItems:          l.MaxPEPItems,
+			MaxPEPItemBytes:      l.MaxPEPItemBytes,
 			Archive: modules.Archive{
 				Disabled:    !cfg.Archive.Enabled,
 				Default:     cfg.Archive.Default,

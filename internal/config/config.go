@@ -315,6 +315,12 @@ type Limits struct {
 	MaxVCardBytes      int `yaml:"max_vcard_bytes"`
 	MaxPrivateBytes    int `yaml:"max_private_bytes"`
 	MaxPrivateElements int `yaml:"max_private_elements"`
+	// MaxPEPNodes bounds one account's personal eventing nodes
+	// (XEP-0163), MaxPEPItems the items a node keeps at most ("max"),
+	// MaxPEPItemBytes one item's payload.
+	MaxPEPNodes     int `yaml:"max_pep_nodes"`
+	MaxPEPItems     int `yaml:"max_pep_items"`
+	MaxPEPItemBytes int `yaml:"max_pep_item_bytes"`
 }
 
 // Log configures logging.
@@ -366,6 +372,9 @@ func Default() Config {
 			MaxVCardBytes:         64 << 10,
 			MaxPrivateBytes:       64 << 10,
 			MaxPrivateElements:    100,
+			MaxPEPNodes:           200,
+			MaxPEPItems:           256,
+			MaxPEPItemBytes:       128 << 10,
 		},
 		MUC:     MUC{Enabled: true, MaxRoomsPerOwner: 100},
 		Archive: Archive{Enabled: true, Default: "always"},

@@ -44,15 +44,37 @@ func (m Module) Register(s *xmpp.Server) {
 		return items
 	})
 	for _, t := range []xmpp.Target{xmpp.ToServer, xmpp.ToAccount} {
-		s.HandleIQ(t, "get", NSInfo, "query", func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+		s.HandleIQ(t, "get", NSInfo, "query", func(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+			if node := iq.Payload.Get("node"); node != "" {
+				n, ok := s.DiscoNodeOf(ctx, t, iq.To, iq.From, node)
+				if !ok {
+					return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
+				}
+				q, err := info(iq, n.Identities, n.Features)
+				if q != nil {
+					q.Set("node", node)
+				}
+				return q, err
+			}
 			return info(iq, s.Identities(t), s.Features(t))
 		})
 		s.HandleIQ(t, "get", NSItems, "query", func(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
-			if node := iq.Payload.Get("node"); node != "" {
-				return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
+			items := []xmpp.DiscoItem(nil)
+			node := iq.Payload.Get("node")
+			if node != "" {
+				n, ok := s.DiscoNodeOf(ctx, t, iq.To, iq.From, node)
+				if !ok {
+					return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
+				}
+				items = n.Items
+			} else {
+				items = s.Items(ctx, t, iq.To, iq.From)
 			}
 			q := xmpp.NewElement(NSItems, "query")
-			for _, it := range s.Items(ctx, t, iq.To, iq.From) {
+			if node != "" {
+				q.Set("node", node)
+			}
+			for _, it := range items {
 				el := xmpp.NewElement(NSItems, "item", "jid", it.JID)
 				if it.Node != "" {
 					el.Set("node", it.Node)
@@ -67,11 +89,7 @@ func (m Module) Register(s *xmpp.Server) {
 	}
 }
 
-func info(iq *xmpp.IQ, ids []xmpp.Identity, features []string) (*xmpp.Element, error) {
-	if node := iq.Payload.Get("node"); node != "" {
-		// No nodes yet (XEP-0030 §3.1).
-		return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
-	}
+func info(_ *xmpp.IQ, ids []xmpp.Identity, features []string) (*xmpp.Element, error) {
 	q := xmpp.NewElement(NSInfo, "query")
 	for _, id := range ids {
 		el := xmpp.NewElement(NSInfo, "identity", "category", id.Category, "type", id.Type)

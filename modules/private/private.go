@@ -32,6 +32,10 @@ type Module struct {
 	// account stores, its vCard (storage.XMLDocs keeps both) included:
 	// zero selects DefaultMaxElements, a negative value means no limit.
 	MaxElements int
+	// Changed, when set, is called after an element is stored, with the
+	// element: the personal eventing service keeps XEP-0402 bookmarks in
+	// step with XEP-0048's (XEP-0402 §5.3).
+	Changed func(ctx context.Context, owner string, el *xmpp.Element)
 }
 
 // Register implements xmpp.Module.
@@ -111,6 +115,9 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 				Text: fmt.Sprintf("private storage holds at most %d elements", m.MaxElements)}
 		}
 		return nil, err
+	}
+	if m.Changed != nil {
+		m.Changed(ctx, owner, el)
 	}
 	return nil, nil
 }

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -13,13 +15,40 @@ type PEPNode struct {
 	// Config is the node's configuration, pubsub#node_config fields by var
 	// (such as "pubsub#access_model" → ["open"]): the fields the service
 	// keeps, which the store keeps as given without interpreting them.
-	// nil or empty when the node has the service's defaults.
+	// nil or empty when the node has the service's defaults. A field may
+	// have no values. What the store returns is as Normal makes it.
 	Config map[string][]string
 	// Affiliations are the bare JIDs, normalised, that have an affiliation
 	// with the node other than the owner's ("member", "publisher",
 	// "outcast", XEP-0060 §4.1): a whitelist's members among them. nil or
 	// empty when there are none.
 	Affiliations map[string]string
+}
+
+// Normal returns n as backends store and return it, so that nil and empty
+// read back alike: Config and Affiliations nil when they are empty, and the
+// Values of a Config field without values nil. The maps and slices are new
+// ones; n's are not changed.
+func (n PEPNode) Normal() PEPNode {
+	if len(n.Config) == 0 {
+		n.Config = nil
+	} else {
+		c := make(map[string][]string, len(n.Config))
+		for k, v := range n.Config {
+			if len(v) == 0 {
+				c[k] = nil
+			} else {
+				c[k] = slices.Clone(v)
+			}
+		}
+		n.Config = c
+	}
+	if len(n.Affiliations) == 0 {
+		n.Affiliations = nil
+	} else {
+		n.Affiliations = maps.Clone(n.Affiliations)
+	}
+	return n
 }
 
 // A PEPItem is one item published to a node.
@@ -42,13 +71,14 @@ type PEPItem struct {
 type PEP interface {
 	// CreatePEPNode adds node n to owner's service. It fails with ErrExists
 	// if owner has a node of that name, and with ErrLimit if owner already
-	// has maxNodes nodes (maxNodes > 0); either way nothing is stored.
+	// has maxNodes nodes (maxNodes > 0); either way nothing is stored. When
+	// both hold, the error is ErrExists: the node the caller wants is there.
 	CreatePEPNode(ctx context.Context, owner string, n PEPNode, maxNodes int) error
 	// UpdatePEPNode replaces the Config and Affiliations of owner's node
 	// n.Name, keeping its items; ErrNotFound if there is no such node.
 	UpdatePEPNode(ctx context.Context, owner string, n PEPNode) error
-	// PEPNodes returns owner's nodes sorted by name (byte order); none is
-	// not an error.
+	// PEPNodes returns owner's nodes sorted by name (byte order), each as
+	// PEPNode.Normal makes it; none is not an error.
 	PEPNodes(ctx context.Context, owner string) ([]PEPNode, error)
 	// DeletePEPNode removes owner's node and its items; ErrNotFound if
 	// there is no such node.
@@ -65,7 +95,8 @@ type PEP interface {
 	PublishPEPItem(ctx context.Context, owner, node string, it PEPItem, maxItems int) (PEPItem, error)
 	// PEPItems returns items of owner's node, newest first: when ids is not
 	// empty, the items with those ids (ids that are not there are left
-	// out); otherwise the newest max items, all of them when max <= 0.
+	// out, and an id given twice counts once; max is not used); otherwise
+	// the newest max items, all of them when max <= 0.
 	// ErrNotFound if there is no such node; a node without items is not an
 	// error.
 	PEPItems(ctx context.Context, owner, node string, ids []string, max int) ([]PEPItem, error)

@@ -271,6 +271,7 @@ type Store interface {
 	Uploads
 	XMLDocs
 	Invites
+	PEP
 	Close() error
 }
 

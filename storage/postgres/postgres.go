@@ -28,6 +28,9 @@ type Store struct {
 	// onListen, if set (by tests), is called with the backend PID of every
 	// connection a watch starts listening on.
 	onListen func(pid uint32)
+	// now, if set (by tests), is the clock of PEPItem.Published in place
+	// of the database's, so that they can give every item one instant.
+	now func() time.Time
 	// offlineNear says that the last store found the offline total near its
 	// limit, so the next one takes the exclusive lock at once (see
 	// StoreOffline).
@@ -115,9 +118,9 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 
 // DeleteUser implements storage.Users. The account's roster, offline
 // messages, message archive, archiving preferences, push registrations,
-// block list, upload slots, vCard and private XML storage (xml_docs) go
-// with it, in the same transaction (the upload service's sweep deletes the
-// files of slots that are gone); they
+// block list, upload slots, vCard and private XML storage (xml_docs), and
+// PEP nodes with their items go with it, in the same transaction (the
+// upload service's sweep deletes the files of slots that are gone); they
 // have no foreign key to users, because accounts that sign in with the
 // app's tokens have no row there. Group memberships stay: they belong to
 // the app.
@@ -139,6 +142,8 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 			`DELETE FROM block_items WHERE owner = $1`,
 			`DELETE FROM upload_slots WHERE owner = $1`,
 			`DELETE FROM xml_docs WHERE owner = $1`,
+			// Their items go with them (ON DELETE CASCADE).
+			`DELETE FROM pep_nodes WHERE owner = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, jid); err != nil {
 				return err

@@ -3,6 +3,7 @@ package postgres
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -120,4 +121,11 @@ func checkMigrations(t *testing.T, s *Store) {
 	if count != len(ms) || maxV != len(ms) {
 		t.Errorf("schema_migrations has %d rows up to version %d, want %d", count, maxV, len(ms))
 	}
+}
+
+func TestPEPOneInstant(t *testing.T) {
+	s := open(t, pgtest.DSN(t))
+	at := time.Date(2025, 6, 7, 8, 9, 10, 123456000, time.UTC)
+	s.now = func() time.Time { return at }
+	storagetest.PEPOneInstant(t, s, at)
 }

@@ -27,6 +27,9 @@ type Store struct {
 	stmts stmts
 	// watches are the goroutines of WatchGroups; Close ends them.
 	watches storage.Watches
+	// now, if set (by tests), is the clock of PEPItem.Published, so that
+	// they can give every item one instant.
+	now func() time.Time
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -149,9 +152,9 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 
 // DeleteUser implements storage.Users. The account's roster, offline
 // messages, message archive, archiving preferences, push registrations,
-// block list, upload slots, vCard and private XML storage (xml_docs) go
-// with it, in the same transaction (the upload service's sweep deletes the
-// files of slots that are gone); they
+// block list, upload slots, vCard and private XML storage (xml_docs), and
+// PEP nodes with their items go with it, in the same transaction (the
+// upload service's sweep deletes the files of slots that are gone); they
 // have no foreign key to users, because accounts that sign in with the
 // app's tokens have no row there. Group memberships stay: they belong to
 // the app.
@@ -174,6 +177,8 @@ func (s *Store) DeleteUser(ctx context.Context, jid string) error {
 		`DELETE FROM block_items WHERE owner = ?`,
 		`DELETE FROM upload_slots WHERE owner = ?`,
 		`DELETE FROM xml_docs WHERE owner = ?`,
+		// Their items go with them (ON DELETE CASCADE).
+		`DELETE FROM pep_nodes WHERE owner = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, jid); err != nil {
 			return fmt.Errorf("sqlite: delete user %s: %w", jid, err)

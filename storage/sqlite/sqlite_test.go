@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/storagetest"
@@ -151,4 +152,11 @@ func TestTwoStoresOneFile(t *testing.T) {
 			t.Errorf("store %d sees %d users, want %d", i, len(got), 2*perStore)
 		}
 	}
+}
+
+func TestPEPOneInstant(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "xmppd.db"))
+	at := time.Date(2025, 6, 7, 8, 9, 10, 123456000, time.UTC)
+	s.now = func() time.Time { return at }
+	storagetest.PEPOneInstant(t, s, at)
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *tes
 	t.Run("Invites", func(t *testing.T) { runInvites(t, open) })
 	t.Run("Uploads", func(t *testing.T) { runUploads(t, open) })
 	t.Run("XMLDocs", func(t *testing.T) { runXMLDocs(t, open, reopen) })
+	t.Run("PEP", func(t *testing.T) { runPEP(t, open, reopen) })
 }
 
 func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {

@@ -22,8 +22,8 @@ CREATE TABLE pep_nodes (
 --
 -- Indexes:
 --   PRIMARY KEY (owner, node, id)  an id is unique within its node;
---                                  retracting or fetching items by id is one
---                                  probe each.
+--                                  replacing or retracting an item is one
+--                                  probe.
 --   (owner, node, seq DESC)        a node's newest items, a scan of its
 --                                  range from the start; pruning past
 --                                  maxItems; LastPEPItems, whose DISTINCT ON

@@ -19,8 +19,8 @@ CREATE TABLE pep_nodes (
 -- (Unix microseconds, UTC) is only reported: many items can share one.
 --
 -- Indexes:
---   UNIQUE (owner, node, id)   an id is unique within its node; retracting or
---                              fetching items by id is one probe each.
+--   UNIQUE (owner, node, id)   an id is unique within its node; replacing or
+--                              retracting an item is one probe.
 --   (owner, node, seq)         a node's newest items, a backward scan of its
 --                              range; pruning past maxItems; LastPEPItems.
 -- Items die with their node (ON DELETE CASCADE; Open turns foreign keys on).

@@ -118,7 +118,7 @@ func (r *remotes) of(owner string) map[string]*watcher {
 func (m *Module) hookPresence(s *xmpp.Server) {
 	s.Hook(xmpp.PresenceOut, 20, func(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 		if ev.Stanza.Get("to") == "" {
-			m.sessionPresence(ev.Session, ev.Stanza)
+			m.sessionPresence(ctx, ev.Session, ev.Stanza)
 		}
 		return false
 	})
@@ -134,7 +134,7 @@ func (m *Module) hookPresence(s *xmpp.Server) {
 }
 
 // sessionPresence follows a local session's broadcast presence.
-func (m *Module) sessionPresence(sess *xmpp.Session, p *xmpp.Element) {
+func (m *Module) sessionPresence(ctx context.Context, sess *xmpp.Session, p *xmpp.Element) {
 	switch p.Get("type") {
 	case "":
 	case "unavailable":
@@ -154,6 +154,15 @@ func (m *Module) sessionPresence(sess *xmpp.Session, p *xmpp.Element) {
 	w := v.(*watcher)
 	changed, prev := w.update(k, ok)
 	if !changed {
+		return
+	}
+	if in, known := m.caps.lookup(k); known {
+		// Known capabilities (the common case: every client version is
+		// asked once): the last items go out now, before the presence
+		// is broadcast, so that nothing published meanwhile comes twice.
+		if w.learn(k, in) {
+			m.catchUpSession(ctx, sess, in, prev)
+		}
 		return
 	}
 	m.resolve(k, capsNode, sess.JID().String(), func(in interest) {

@@ -150,8 +150,9 @@ func only(ps *xmpp.Element, space string) (*xmpp.Element, error) {
 			continue
 		}
 		// <configure/> and <publish-options/> go with <create/> and
-		// <publish/> (§8.1.3, §7.1.5).
-		if c.Local == "configure" || c.Local == "publish-options" {
+		// <publish/> (§8.1.3, §7.1.5); an owner's <configure/> is a
+		// request of its own.
+		if space == NS && (c.Local == "configure" || c.Local == "publish-options") {
 			continue
 		}
 		if op != nil {

@@ -180,25 +180,20 @@ func (b *BOSH) Until(t testing.TB, what string, match func(*xmpp.Element) bool) 
 func (b *BOSH) Login(t testing.TB, user jid.JID, password, resource string) jid.JID {
 	t.Helper()
 	b.Create(t, 1, 1, "")
-	b.Until(t, "stream features", func(el *xmpp.Element) bool { return el.Local == "features" })
-	b.Post(t, "", PlainAuth(user.Localpart(), password))
-	b.Until(t, "SASL success", func(el *xmpp.Element) bool {
-		if el.Local == "failure" {
-			t.Fatalf("authentication failed: %s", el)
-		}
-		return el.Local == "success"
-	})
-	b.Post(t, `xmpp:restart="true" to="`+Domain+`"`, "")
-	b.Until(t, "stream features after restart", func(el *xmpp.Element) bool { return el.Local == "features" })
-	res := ""
-	if resource != "" {
-		res = "<resource>" + resource + "</resource>"
-	}
-	b.Post(t, "", `<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">`+res+`</bind></iq>`)
-	iq := b.Until(t, "bind result", func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("id") == "bind" })
-	full, err := jid.Parse(iq.Child("", "bind").Child("", "jid").Text())
-	if err != nil {
-		t.Fatalf("bind: %s: %v", iq, err)
-	}
+	b.Until(t, "stream features", isFeatures)
+	_, full := b.signIn(t, user.Localpart(), password, resource)
 	return full
+}
+
+// signIn authenticates with PLAIN on a session whose first features have
+// come, restarts the stream and binds resource; it returns the features
+// after the restart and the full JID.
+func (b *BOSH) signIn(t testing.TB, user, password, resource string) (*xmpp.Element, jid.JID) {
+	t.Helper()
+	b.Post(t, "", PlainAuth(user, password))
+	b.Until(t, "SASL success", isAuthOutcome(t))
+	b.Post(t, `xmpp:restart="true" to="`+Domain+`"`, "")
+	features := b.Until(t, "stream features after restart", isFeatures)
+	b.Post(t, "", bindPayload(resource))
+	return features, bound(t, b.Until(t, "bind result", func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("id") == "bind" }))
 }

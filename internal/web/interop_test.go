@@ -3,8 +3,15 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,16 +19,20 @@ import (
 
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
-// start runs a server with the MUC service, and two accounts that share a
-// team, so that each has the other in its roster with a mutual
-// subscription.
+// start runs a server with the MUC service and the upload service (its
+// files served by the web listener, whose loopback address is its public
+// URL), and two accounts that share a team, so that each has the other in
+// its roster with a mutual subscription.
 func start(t *testing.T, backend string) (s *testenv.Server, alice, bob jid.JID) {
-	s = testenv.Start(t, backend, func(srv *xmpp.Server) {
-		srv.Modules = modules.Default(modules.Options{Store: srv.Store, MUC: true})
+	l := testenv.Listen(t)
+	s = testenv.StartWithHTTP(t, backend, l, func(srv *xmpp.Server) {
+		srv.Modules = modules.Default(modules.Options{Store: srv.Store, MUC: true,
+			Upload: &upload.Service{Dir: t.TempDir(), PublicURL: "http://" + l.Addr().String()}})
 	})
 	alice = s.AddUser(t, "alice", "alice pw")
 	bob = s.AddUser(t, "bob", "bob pw")
@@ -96,29 +107,40 @@ func TestStrophe(t *testing.T) {
 }
 
 // TestConverse: headless Chromium opens /chat/, logs in through
-// Converse.js, sends a message that slixmpp receives over TCP, and receives
-// its answer; over WebSocket and over BOSH. Over WebSocket it then opens
-// the chat again in a fresh browser (a reload on a second device) and sees
-// both messages, which Converse fetched from the message archive
-// (XEP-0313). The screenshots are saved in
+// Converse.js, shows the contact's avatar (the PHOTO of the vCard the
+// contact set before, XEP-0054), sends a message that slixmpp receives
+// over TCP, receives its answer, and sends a picture through HTTP upload
+// (XEP-0363), whose URL slixmpp receives; over WebSocket and over BOSH.
+// Over WebSocket it then opens the chat again in a fresh browser (a reload
+// on a second device) and sees both messages, which Converse fetched from
+// the message archive (XEP-0313). The screenshots are saved in
 // $XMPPD_SCREENSHOTS (or the test's temporary folder).
 func TestConverse(t *testing.T) {
 	testenv.NeedWeb(t, true)
 	testenv.NeedSlixmpp(t)
 	s, _, bob := start(t, "sqlite")
+	photo := picture(t, color.RGBA{R: 0x20, G: 0x60, B: 0xc0, A: 0xff})
+	setPhoto(t, s, bob, "bob pw", photo)
 	peer := s.StartDriver(t, bob, "bob pw", "slix")
 	peer.Do(t, map[string]any{"cmd": "presence"})
 	dir := os.Getenv("XMPPD_SCREENSHOTS")
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	for _, transport := range []string{"websocket", "bosh"} {
+	for i, transport := range []string{"websocket", "bosh"} {
 		t.Run(transport, func(t *testing.T) {
 			hello, reply := "hello from Converse over "+transport, "hello back over TCP, "+transport
 			shot := filepath.Join(dir, "converse-"+transport+".png")
+			// A picture of its own for each run, under a name of its own.
+			sent := picture(t, color.RGBA{R: 0xe0, G: uint8(0x40 * i), B: 0x10, A: 0xff})
+			file := filepath.Join(t.TempDir(), "sent over "+transport+".png")
+			if err := os.WriteFile(file, sent, 0o600); err != nil {
+				t.Fatal(err)
+			}
 			args := []string{"--url", "http://" + s.HTTP + "/chat/?transport=" + transport,
 				"--jid", "alice@localhost", "--password", "alice pw", "--peer", "bob@localhost",
-				"--send", hello, "--expect", reply, "--screenshot", shot, "--timeout", "90"}
+				"--send", hello, "--expect", reply, "--screenshot", shot, "--timeout", "90",
+				"--avatar", "--upload", file}
 			// Over WebSocket, a second visit in a fresh browser shows the
 			// conversation again: Converse fetches it from the archive.
 			history := transport == "websocket"
@@ -126,12 +148,41 @@ func TestConverse(t *testing.T) {
 				args = append(args, "--history")
 			}
 			n := testenv.StartNode(t, "converse.mjs", args...)
-			n.Expect(t, "sent", 70*time.Second)
+
+			// The avatar is the vCard's photo, in the roster and in the
+			// chat's heading.
+			avatar := n.Expect(t, "avatar", 70*time.Second)
+			for _, where := range []string{"roster", "heading"} {
+				uri, _ := avatar[where].(string)
+				if got := dataURI(t, uri, "image/png"); !bytes.Equal(got, photo) {
+					t.Fatalf("the avatar in the %s is %d bytes differing from the %d of the vCard's photo", where, len(got), len(photo))
+				}
+			}
+
+			n.Expect(t, "sent", scriptTimeout)
 			got := peer.Expect(t, "message", func(ev testenv.DriverEvent) bool { return ev.Body == hello })
 			peer.Do(t, map[string]any{"cmd": "message", "to": got.From, "body": reply, "type": "chat"})
 			if ev := n.Expect(t, "message", scriptTimeout); ev["body"] != reply {
 				t.Fatalf("Converse showed %v", ev)
 			}
+
+			// The picture: its URL comes to the peer as the body and as
+			// an out-of-band URL (XEP-0066), and serves the same bytes.
+			uploaded := n.Expect(t, "uploaded", scriptTimeout)
+			ev := peer.Expect(t, "message", func(ev testenv.DriverEvent) bool { return strings.Contains(ev.Body, "/upload/") })
+			if ev.Body != uploaded["url"] {
+				t.Fatalf("the peer got %q, Converse links to %v", ev.Body, uploaded["url"])
+			}
+			if oob := oobURL(t, ev.XML); oob != ev.Body {
+				t.Fatalf("out-of-band URL %q, body %q", oob, ev.Body)
+			}
+			if got := fetch(t, ev.Body); !bytes.Equal(got, sent) {
+				t.Fatalf("GET %s: %d bytes differing from the %d Converse sent", ev.Body, len(got), len(sent))
+			}
+
+			// Bookmarked rooms (XEP-0402, kept with PEP) will be checked
+			// here: a bookmark set before login, the room joined.
+
 			n.Expect(t, "screenshot", scriptTimeout)
 			if history {
 				n.Expect(t, "history", scriptTimeout)
@@ -146,4 +197,77 @@ func TestConverse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// picture is a small PNG of one colour.
+func picture(t *testing.T, c color.Color) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 24, 24))
+	for y := range 24 {
+		for x := range 24 {
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// setPhoto sets user's vCard (XEP-0054) with a name and the PNG as its
+// PHOTO, from a session of its own that ends again.
+func setPhoto(t *testing.T, s *testenv.Server, user jid.JID, password string, photo []byte) {
+	t.Helper()
+	c := s.Dial(t, user, password, "vcard")
+	defer c.Close()
+	res := c.IQ(t, "set", "", `<vCard xmlns="vcard-temp"><FN>Bob</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>`+
+		base64.StdEncoding.EncodeToString(photo)+`</BINVAL></PHOTO></vCard>`)
+	if res.Get("type") != "result" {
+		t.Fatalf("vCard set: %s", res)
+	}
+}
+
+// dataURI decodes a base64 data: URI of the media type.
+func dataURI(t *testing.T, uri, mediaType string) []byte {
+	t.Helper()
+	data, ok := strings.CutPrefix(uri, "data:"+mediaType+";base64,")
+	if !ok {
+		t.Fatalf("not a base64 data: URI of %s: %.80q", mediaType, uri)
+	}
+	b, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		t.Fatalf("data: URI: %v", err)
+	}
+	return b
+}
+
+// oobURL is the XEP-0066 URL of a message, as slixmpp serialised it.
+func oobURL(t *testing.T, message string) string {
+	t.Helper()
+	el, err := xmpp.ParseElement([]byte(message))
+	if err != nil {
+		t.Fatalf("message %q: %v", message, err)
+	}
+	x := el.Child("jabber:x:oob", "x")
+	if x == nil {
+		t.Fatalf("no out-of-band data in %s", message)
+	}
+	return x.Child("jabber:x:oob", "url").Text()
+}
+
+// fetch GETs url and returns the body of a 200 answer.
+func fetch(t *testing.T, url string) []byte {
+	t.Helper()
+	c := &http.Client{Timeout: testenv.Timeout}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return b
 }

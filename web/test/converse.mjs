@@ -7,7 +7,18 @@
 //   node web/test/converse.mjs --url http://127.0.0.1:5280/chat/
 //       --jid user@domain --password PW --peer peer@domain
 //       --send TEXT --expect TEXT [--screenshot PATH] [--timeout SECONDS]
-//       [--chromium PATH] [--trace PATH] [--history]
+//       [--chromium PATH] [--trace PATH] [--history] [--avatar] [--upload PATH]
+//
+// With --avatar, once the chat is open it waits for the peer's avatar (its
+// vCard's PHOTO, XEP-0054, which Converse fetches itself) in the roster and
+// in the chat's heading, and reports both images' data: URIs ("avatar"), so
+// that the test can compare them with the photo it set.
+//
+// With --upload PATH, after the exchange of messages it gives the file to
+// the chat toolbar's file input, as choosing it would: Converse asks the
+// server's upload service (XEP-0363) for a slot, PUTs the file and sends
+// its URL to the peer. It reports the URL its own message links to
+// ("uploaded").
 //
 // With --history, after logging out it opens the page again in a new
 // browser context (a second device: nothing of the first one's browser
@@ -15,7 +26,8 @@
 // messages of the first visit to show: Converse fetches them from the
 // server's message archive (XEP-0313).
 //
-// Events: "loggedin", "chat", "sent", "message", "screenshot", "loggedout"
+// Events: "loggedin", "chat", "avatar", "sent", "message", "uploaded",
+// "screenshot", "loggedout"
 // (a clean logout through the UI, best effort), "history" (both messages
 // shown again after the reload), "done"; on
 // failure a screenshot, then {"event":"error"} and exit status 1 (2 for bad
@@ -78,6 +90,8 @@ try {
             chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
             trace: { type: 'string' },
             history: { type: 'boolean', default: false },
+            avatar: { type: 'boolean', default: false },
+            upload: { type: 'string' },
             help: { type: 'boolean', short: 'h', default: false },
         },
         strict: true,
@@ -100,6 +114,7 @@ if (!/^[^@/]+@[^@/]+$/.test(opts.peer)) usage('--peer must be a bare JID, user@d
 if (opts.send.trim() === '' || opts.expect.trim() === '') usage('--send and --expect must not be blank');
 const timeoutSeconds = Number(opts.timeout);
 if (!(timeoutSeconds > 0)) usage('--timeout must be a positive number of seconds');
+if (opts.upload !== undefined && !fs.existsSync(opts.upload)) usage(`--upload: no file at ${opts.upload}`);
 if (!fs.existsSync(opts.chromium)) usage(`no browser at ${opts.chromium} (scripts/web-deps.sh installs Debian's chromium)`);
 
 const screenshotPath = path.resolve(opts.screenshot);
@@ -185,6 +200,11 @@ async function scenario() {
     await openPage();
     await loginAndOpenChat();
 
+    if (opts.avatar) {
+        stage = 'avatar';
+        await avatars();
+    }
+
     stage = 'send';
     const textarea = page.locator(`converse-chat[jid="${opts.peer}"] textarea.chat-textarea`);
     await textarea.click({ timeout: remaining() });
@@ -197,6 +217,14 @@ async function scenario() {
     stage = 'expect';
     await waitForMessage(opts.peer, { text: opts.expect, fromPeer: true });
     emit({ event: 'message', body: opts.expect });
+
+    if (opts.upload !== undefined) {
+        stage = 'upload';
+        await uploadFile(opts.upload);
+    }
+
+    // A bookmarked room (XEP-0402, stored with PEP) will be checked here:
+    // Converse joins it after login and shows it in the rooms list.
 
     stage = 'screenshot';
     await screenshot();
@@ -303,6 +331,47 @@ async function loginAndOpenChat() {
     const textarea = chat.locator('textarea.chat-textarea');
     await textarea.waitFor({ state: 'visible', timeout: remaining() });
     emit({ event: 'chat', jid: opts.peer });
+}
+
+// avatars waits until the peer's avatar in the roster and in the chat's
+// heading is an image (not the initials Converse shows without a vCard
+// photo) and reports both data: URIs.
+async function avatars() {
+    // Converse draws an avatar as <svg><image href="data:TYPE;base64,…"/>.
+    const image = (el) => el.locator('converse-avatar svg image[href^="data:"]').first();
+    const roster = image(page.locator(`converse-roster a.open-chat[data-jid="${opts.peer}"]`));
+    const heading = image(page.locator(`converse-chat[jid="${opts.peer}"] converse-chat-heading`));
+    await roster.waitFor({ state: 'attached', timeout: remaining() });
+    await heading.waitFor({ state: 'attached', timeout: remaining() });
+    emit({ event: 'avatar', roster: await roster.getAttribute('href'), heading: await heading.getAttribute('href') });
+}
+
+// uploadFile hands file to the chat's file input (the toolbar shows it
+// once disco says the server has an upload service) and waits for our own
+// message linking to the uploaded file: Converse shows the link only
+// after the PUT succeeded, and sends the message then.
+async function uploadFile(file) {
+    const input = page.locator(`converse-chat[jid="${opts.peer}"] converse-chat-toolbar input.fileupload`);
+    await input.waitFor({ state: 'attached', timeout: remaining() });
+    await input.setInputFiles(file, { timeout: remaining() });
+    const url = await page.waitForFunction(
+        ({ peer, name, notBefore }) => {
+            const view = document.querySelector(`converse-chat[jid="${CSS.escape(peer)}"]`);
+            for (const el of view?.querySelectorAll('.chat-msg') ?? []) {
+                const from = el.getAttribute('data-from') || '';
+                if (from === peer || from.startsWith(peer + '/')) continue;
+                if (Date.parse(el.getAttribute('data-isodate') || '') < notBefore) continue;
+                for (const link of el.querySelectorAll('a[href], img[src]')) {
+                    const u = link.getAttribute('href') || link.getAttribute('src');
+                    if (u.includes('/upload/') && decodeURIComponent(u).endsWith('/' + name)) return u;
+                }
+            }
+            return false;
+        },
+        { peer: opts.peer, name: path.basename(file), notBefore: startedAt - SKEW_MS },
+        { polling: 200, timeout: remaining() },
+    );
+    emit({ event: 'uploaded', url: await url.jsonValue() });
 }
 
 // Logs out through Converse's profile dialog, so that the server sees the

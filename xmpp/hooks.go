@@ -183,6 +183,7 @@ type hooks struct {
 	stanza       [numStages]hookList[StanzaHook]
 	session      [numSessionStages]hookList[SessionHook]
 	subscription hookList[SubscriptionHook]
+	removed      hookList[func(context.Context, jid.JID)]
 	shutdown     hookList[func()]
 }
 
@@ -207,6 +208,20 @@ func (s *Server) HookSubscription(priority int, fn SubscriptionHook) {
 func (s *Server) SubscriptionChanged(ctx context.Context, owner, contact jid.JID, from, to string) {
 	for _, h := range s.hooks.subscription.get() {
 		h.fn(ctx, owner, contact, from, to)
+	}
+}
+
+// HookAccountRemoved registers fn to learn that an account was deleted
+// from storage, so that what a module keeps of it in memory goes too;
+// AccountRemoved reports it.
+func (s *Server) HookAccountRemoved(fn func(ctx context.Context, bare jid.JID)) {
+	s.hooks.removed.add(0, fn)
+}
+
+// AccountRemoved tells the modules that the account bare was deleted.
+func (s *Server) AccountRemoved(ctx context.Context, bare jid.JID) {
+	for _, h := range s.hooks.removed.get() {
+		h.fn(ctx, bare)
 	}
 }
 

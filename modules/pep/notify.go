@@ -122,6 +122,7 @@ func (m *Module) hookPresence(s *xmpp.Server) {
 		}
 		return false
 	})
+	s.HookAccountRemoved(func(_ context.Context, bare jid.JID) { m.forget(bare.String()) })
 	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
 		m.sessions.Delete(sess)
 	})

@@ -555,3 +555,20 @@ func TestBookmarksInStep(t *testing.T) {
 		}
 	})
 }
+
+// An account removed in band takes its nodes along, from memory too: the
+// next account of that name has none.
+func TestRemovedAccountForgotten(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := start(t, backend)
+		aj := s.AddUser(t, "alice", "pw")
+		a := s.Dial(t, aj, "pw", "r")
+		ok(t, "publish", a.IQ(t, "set", "", publish(nsNick, "", `<nick xmlns="`+nsNick+`">Al</nick>`, "")))
+		ok(t, "remove", a.IQ(t, "set", "", `<query xmlns="jabber:iq:register"><remove/></query>`))
+		s.AddUser(t, "alice", "pw2")
+		a2 := s.Dial(t, aj, "pw2", "r")
+		if got := ok(t, "disco#items", a2.IQ(t, "get", aj.String(), `<query xmlns="`+nsItems+`"/>`)).String(); strings.Contains(got, nsNick) {
+			t.Fatalf("the new account has the old one's node: %s", got)
+		}
+	})
+}

@@ -162,6 +162,7 @@ func (m *Module) remove(ctx context.Context, iq *xmpp.IQ, s *xmpp.Session) (*xmp
 		}
 		return nil, err
 	}
+	m.srv.AccountRemoved(ctx, bare)
 	for _, it := range items {
 		if it.Ask || it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth {
 			m.srv.Router().Route(ctx, subscription(bare, it.Contact, "unsubscribe"), nil)

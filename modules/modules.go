@@ -56,6 +56,9 @@ type Options struct {
 	// (XEP-0077); the zero value refuses it. Password changes and account
 	// removal by their owners are always on.
 	Registration register.Creation
+	// Contacts are the server's contact addresses (XEP-0157), published in
+	// its service discovery information.
+	Contacts disco.Addresses
 	// Upload, when set, runs the HTTP file upload service (XEP-0363) with
 	// these settings; its Store is set to Store when nil.
 	Upload *upload.Service
@@ -80,7 +83,7 @@ func Default(o Options) []xmpp.Module {
 		MaxDirected: o.MaxDirectedPresences}
 	pushMod := &push.Module{Store: o.Store}
 	mods := []xmpp.Module{
-		disco.Module{},
+		disco.Module{Contacts: o.Contacts},
 		ping.Module{},
 		version.Module{},
 		entitytime.Module{},
@@ -91,7 +94,7 @@ func Default(o Options) []xmpp.Module {
 		&carbons.Module{},
 		&csi.Module{},
 		pushMod,
-		&vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes},
+		&vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes, Presence: rost},
 		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes, MaxElements: o.MaxPrivateElements},
 		&register.Module{Store: o.Store, Invites: o.Store, Creation: o.Registration},
 	}

@@ -181,6 +181,7 @@ type Server struct {
 	elements   map[xml.Name]ElementHandler
 	features   map[Target][]string
 	identities map[Target][]Identity
+	infoForms  map[Target][]*Element
 	items      map[Target][]ItemsSource
 	// httpMux serves what modules add to the web listener (HandleHTTP).
 	httpMux *http.ServeMux
@@ -270,6 +271,7 @@ func (s *Server) setup() {
 		s.elements = make(map[xml.Name]ElementHandler)
 		s.features = make(map[Target][]string)
 		s.identities = make(map[Target][]Identity)
+		s.infoForms = make(map[Target][]*Element)
 		s.items = make(map[Target][]ItemsSource)
 		s.httpMux = http.NewServeMux()
 	})

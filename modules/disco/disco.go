@@ -1,6 +1,8 @@
 // Package disco answers service discovery (XEP-0030) for the server and for
-// accounts, from the identities, features and items the other modules
-// declare (Server.AddIdentity, AddFeature, AddItems).
+// accounts, from the identities, features, items and extended information
+// forms (XEP-0128) the other modules declare (Server.AddIdentity,
+// AddFeature, AddItems, AddInfoForm), and publishes the server's contact
+// addresses (XEP-0157).
 package disco
 
 import (
@@ -17,9 +19,13 @@ const (
 	NSItems = "http://jabber.org/protocol/disco#items"
 )
 
-// Module is the service discovery module. Name is the server's identity name.
+// Module is the service discovery module.
 type Module struct {
+	// Name is the server's identity name; default "xmppd".
 	Name string
+	// Contacts are the server's contact addresses (XEP-0157), served in
+	// its disco#info when any is set.
+	Contacts Addresses
 }
 
 // Register implements xmpp.Module.
@@ -34,8 +40,11 @@ func (m Module) Register(s *xmpp.Server) {
 	}
 	s.AddIdentity(xmpp.ToServer, xmpp.Identity{Category: "server", Type: "im", Name: name})
 	s.AddIdentity(xmpp.ToAccount, xmpp.Identity{Category: "account", Type: "registered"})
-	// The server's items are its components (the chat room service), and
-	// what modules add.
+	if fm := m.Contacts.form(); fm != nil {
+		s.AddInfoForm(xmpp.ToServer, fm)
+	}
+	// The server's items are its components (the chat room service, the
+	// upload service), and what modules add.
 	s.AddItems(xmpp.ToServer, func(context.Context, jid.JID, jid.JID) []xmpp.DiscoItem {
 		var items []xmpp.DiscoItem
 		for _, d := range s.Components() {
@@ -45,7 +54,7 @@ func (m Module) Register(s *xmpp.Server) {
 	})
 	for _, t := range []xmpp.Target{xmpp.ToServer, xmpp.ToAccount} {
 		s.HandleIQ(t, "get", NSInfo, "query", func(_ context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
-			return info(iq, s.Identities(t), s.Features(t))
+			return info(iq, s.Identities(t), s.Features(t), s.InfoForms(t))
 		})
 		s.HandleIQ(t, "get", NSItems, "query", func(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 			if node := iq.Payload.Get("node"); node != "" {
@@ -67,7 +76,7 @@ func (m Module) Register(s *xmpp.Server) {
 	}
 }
 
-func info(iq *xmpp.IQ, ids []xmpp.Identity, features []string) (*xmpp.Element, error) {
+func info(iq *xmpp.IQ, ids []xmpp.Identity, features []string, forms []*xmpp.Element) (*xmpp.Element, error) {
 	if node := iq.Payload.Get("node"); node != "" {
 		// No nodes yet (XEP-0030 §3.1).
 		return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
@@ -82,6 +91,10 @@ func info(iq *xmpp.IQ, ids []xmpp.Identity, features []string) (*xmpp.Element, e
 	}
 	for _, f := range features {
 		q.Add(xmpp.NewElement(NSInfo, "feature", "var", f))
+	}
+	// XEP-0128 §2: the forms come after the identities and features.
+	for _, fm := range forms {
+		q.Add(fm)
 	}
 	return q, nil
 }

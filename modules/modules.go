@@ -61,6 +61,9 @@ type Options struct {
 	// (XEP-0077); the zero value refuses it. Password changes and account
 	// removal by their owners are always on.
 	Registration register.Creation
+	// Contacts are the server's contact addresses (XEP-0157), published in
+	// its service discovery information.
+	Contacts disco.Addresses
 	// Upload, when set, runs the HTTP file upload service (XEP-0363) with
 	// these settings; its Store is set to Store when nil.
 	Upload *upload.Service
@@ -86,8 +89,10 @@ func Default(o Options) []xmpp.Module {
 	pushMod := &push.Module{Store: o.Store}
 	pepMod := &pep.Module{Store: o.Store, Roster: rost, Docs: o.Store,
 		MaxNodes: o.MaxPEPNodes, MaxItems: o.MaxPEPItems, MaxItemBytes: o.MaxPEPItemBytes}
+	vcardMod := &vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes, Presence: rost, Changed: pepMod.VCardChanged}
+	pepMod.Avatars = vcardMod
 	mods := []xmpp.Module{
-		disco.Module{},
+		disco.Module{Contacts: o.Contacts},
 		ping.Module{},
 		version.Module{},
 		entitytime.Module{},
@@ -98,7 +103,7 @@ func Default(o Options) []xmpp.Module {
 		&carbons.Module{},
 		&csi.Module{},
 		pushMod,
-		&vcard.Module{Store: o.Store, MaxBytes: o.MaxVCardBytes},
+		vcardMod,
 		&private.Module{Store: o.Store, MaxBytes: o.MaxPrivateBytes, MaxElements: o.MaxPrivateElements,
 			Changed: pepMod.PrivateChanged},
 		pepMod,

@@ -232,6 +232,38 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	}
 }
 
+// Rebroadcast sends the available session s's current broadcast presence
+// again, as change makes it from the one s last sent, to whoever got that
+// one: its subscribers and the account's available resources (RFC 6121
+// §4.4). It is for a module that changes what the server adds to s's
+// presence: the avatar hash of XEP-0153, when the account's vCard photo
+// changes. change gets a copy sharing the children, which it must not
+// modify (it replaces them instead); nothing is sent when s is not
+// available or change returns nil. Directed presence is not sent again.
+// It runs on the caller's goroutine, not s's: presence s sends at the same
+// moment may be broadcast before or after it.
+func (m *Module) Rebroadcast(ctx context.Context, s *xmpp.Session, change func(p *xmpp.Element) *xmpp.Element) {
+	if ok, _ := s.Available(); !ok {
+		return
+	}
+	owner := s.JID().Bare().String()
+	a := m.account(owner)
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	f, ok := a.presence[s.JID().Resourcepart()]
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	p := change(f.Element(""))
+	if p == nil {
+		return
+	}
+	m.broadcastAvailable(ctx, s, p, false)
+}
+
 // setPresence keeps the last broadcast presence of owner's resource here,
 // serialised once, or forgets it (f nil).
 func (m *Module) setPresence(owner, resource string, f *xmpp.Fanout) {

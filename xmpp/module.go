@@ -113,6 +113,26 @@ func (s *Server) Identities(target Target) []Identity {
 	return append([]Identity(nil), s.identities[target]...)
 }
 
+// AddInfoForm adds an extended information form (XEP-0128) to target's
+// service discovery information: a data form of type result whose
+// FORM_TYPE names it (the server's contact addresses of XEP-0157). The
+// element is shared by every answer and must not change afterwards.
+func (s *Server) AddInfoForm(target Target, form *Element) {
+	s.setup()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	s.infoForms[target] = append(s.infoForms[target], form)
+}
+
+// InfoForms returns target's extended information forms in the order they
+// were added.
+func (s *Server) InfoForms(target Target) []*Element {
+	s.setup()
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	return append([]*Element(nil), s.infoForms[target]...)
+}
+
 // A DiscoItem is a service discovery item (XEP-0030 §4).
 type DiscoItem struct {
 	JID, Node, Name string

@@ -181,6 +181,7 @@ type Server struct {
 	elements   map[xml.Name]ElementHandler
 	features   map[Target][]string
 	identities map[Target][]Identity
+	infoForms  map[Target][]*Element
 	items      map[Target][]ItemsSource
 	nodes      map[Target][]NodeSource
 	// httpMux serves what modules add to the web listener (HandleHTTP).
@@ -271,6 +272,7 @@ func (s *Server) setup() {
 		s.elements = make(map[xml.Name]ElementHandler)
 		s.features = make(map[Target][]string)
 		s.identities = make(map[Target][]Identity)
+		s.infoForms = make(map[Target][]*Element)
 		s.items = make(map[Target][]ItemsSource)
 		s.nodes = make(map[Target][]NodeSource)
 		s.httpMux = http.NewServeMux()

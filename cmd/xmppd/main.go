@@ -328,7 +328,8 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 				Window:        cfg.Registration.Window,
 				RequireInvite: cfg.Registration.RequireInvite,
 			},
-			Upload: newUpload(cfg, policy),
+			Contacts: cfg.Contact.Addresses(),
+			Upload:   newUpload(cfg, policy),
 		}),
 	}
 	if rr, ok := registry.(*redis.Registry); ok {

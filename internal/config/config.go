@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/xmppd/xmppd/internal/apptoken"
+	"github.com/xmppd/xmppd/modules/disco"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/memory"
 	"github.com/xmppd/xmppd/storage/postgres"
@@ -45,6 +46,7 @@ type Config struct {
 	Archive      Archive      `yaml:"archive"`
 	Upload       Upload       `yaml:"upload"`
 	Registration Registration `yaml:"registration"`
+	Contact      Contact      `yaml:"contact"`
 	HTTP         HTTP         `yaml:"http"`
 	S2S          S2S          `yaml:"s2s"`
 	Log          Log          `yaml:"log"`
@@ -162,6 +164,39 @@ type Upload struct {
 	MaxFileSize     int64         `yaml:"max_file_size"`
 	QuotaPerAccount int64         `yaml:"quota_per_account"`
 	FileLifetime    time.Duration `yaml:"file_lifetime"`
+}
+
+// Contact lists the server's contact addresses (XEP-0157), which clients
+// find in the server's service discovery information: for each role, URIs
+// such as mailto:abuse@example.com, xmpp:admin@example.com or
+// https://example.com/support. None are published by default.
+type Contact struct {
+	Abuse    []string `yaml:"abuse"`
+	Admin    []string `yaml:"admin"`
+	Feedback []string `yaml:"feedback"`
+	Sales    []string `yaml:"sales"`
+	Security []string `yaml:"security"`
+	Support  []string `yaml:"support"`
+}
+
+// Addresses are the contact addresses as the disco module takes them.
+func (c Contact) Addresses() disco.Addresses {
+	return disco.Addresses(c)
+}
+
+func (c Contact) check() error {
+	for _, k := range []struct {
+		key  string
+		list []string
+	}{{"abuse", c.Abuse}, {"admin", c.Admin}, {"feedback", c.Feedback},
+		{"sales", c.Sales}, {"security", c.Security}, {"support", c.Support}} {
+		for _, v := range k.list {
+			if err := disco.CheckAddress(v); err != nil {
+				return fmt.Errorf("config: contact.%s: %q: %w", k.key, v, err)
+			}
+		}
+	}
+	return nil
 }
 
 // UploadDir is where uploaded files are kept.
@@ -385,6 +420,14 @@ func Default() Config {
 			FileLifetime:    30 * 24 * time.Hour,
 		},
 		Registration: Registration{PerAddress: 1, Window: time.Hour},
+		Contact: Contact{
+			Abuse:    []string{},
+			Admin:    []string{},
+			Feedback: []string{},
+			Sales:    []string{},
+			Security: []string{},
+			Support:  []string{},
+		},
 		S2S: S2S{
 			Enabled:        true,
 			Routes:         map[string]string{},
@@ -470,6 +513,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: archive.max_age is negative")
 	}
 	if _, err := c.HTTP.Policy(); err != nil {
+		return err
+	}
+	if err := c.Contact.check(); err != nil {
 		return err
 	}
 	// The secret file is read only by those that need it (TokenSecret), so

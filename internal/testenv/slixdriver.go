@@ -117,6 +117,13 @@ type DriverEvent struct {
 	Summary map[string]string   `json:"summary"`
 	Options map[string][]string `json:"options"`
 
+	// Service discovery (disco_info; XEP-0030): the identities as
+	// "category/type", the features, and the extended information forms
+	// (XEP-0128) by FORM_TYPE, each its fields' values by var.
+	Identities []string                       `json:"identities"`
+	Features   []string                       `json:"features"`
+	Forms      map[string]map[string][]string `json:"forms"`
+
 	// Stream management (--sm; XEP-0198): Resume and Max of sm_enabled
 	// (whose ID is the stream's resumption id, as it is resumed's), H of
 	// resumed (the server's count of handled stanzas) and cut (the

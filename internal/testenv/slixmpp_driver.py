@@ -47,9 +47,16 @@ without it slixmpp makes one up, as it does for any stanza it sends.
         disco items, reads max-file-size, asks for a slot and PUTs)
         -> uploaded (url), file_too_big (slixmpp's own check against the
         service's max-file-size), or upload_error (condition, text)
-    {"cmd":"vcard_set","fn":"...","nickname":"...","jid":"..."}   publish
-        a vCard with slixmpp's XEP-0054 plugin: the account's own, or to jid
-        when given -> iq_result or iq_error
+    {"cmd":"vcard_set","fn":"...","nickname":"...","jid":"...",
+     "photo":"<base64>","photo_type":"image/png"}   publish a vCard with
+        slixmpp's XEP-0054 plugin: the account's own, or to jid when given;
+        with photo, a PHOTO whose BINVAL the plugin encodes from the decoded
+        bytes -> iq_result or iq_error
+    {"cmd":"disco_info","jid":"..."}   XEP-0030 disco#info of jid with
+        slixmpp's XEP-0030 plugin -> disco_info (identities:
+        ["category/type"...], features, forms: {FORM_TYPE: {var: [values]}},
+        the extended information forms of XEP-0128 as the plugin parsed
+        them) or iq_error
     {"cmd":"vcard_get","jid":"..."}   ask the server for the vCard of jid
         (a bare JID; the plugin's own cache is not used) -> vcard (name: FN,
         text: the NICKNAMEs, comma-separated, from, xml) or iq_error
@@ -144,6 +151,7 @@ slixmpp logs go to stderr (--debug for the XML).
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import sys
@@ -775,6 +783,9 @@ class Driver(BaseClient):
         vcard = plugin.make_vcard()
         vcard["FN"] = cmd.get("fn") or ""
         vcard["NICKNAME"] = cmd.get("nickname") or ""
+        if cmd.get("photo"):
+            vcard["PHOTO"]["TYPE"] = cmd.get("photo_type") or "image/png"
+            vcard["PHOTO"]["BINVAL"] = base64.b64decode(cmd["photo"])
         # publish_vcard returns nothing: report the result ourselves.
         self.track(
             self.stanza_op(plugin.publish_vcard(vcard, jid=cmd.get("jid"), timeout=self.args.timeout), lambda _r: emit("iq_result"))
@@ -791,6 +802,32 @@ class Driver(BaseClient):
             emit("vcard", id=result["id"], **{"from": str(result["from"])}, name=v["FN"], text=nick, xml=str(result))
 
         self.track(self.stanza_op(plugin.get_vcard(cmd["jid"], local=False, timeout=self.args.timeout), report))
+
+    async def cmd_disco_info(self, cmd):
+        # XEP-0128's plugin, so that the forms in disco#info are parsed.
+        for name in ("xep_0030", "xep_0128"):
+            if name not in self.plugin:
+                self.register_plugin(name)
+
+        def report(result):
+            di = result["disco_info"]
+            forms = {}
+            for form in di.iterables:
+                values = dict(form.get_values())
+                form_type = values.pop("FORM_TYPE", [""])
+                form_type = form_type[0] if isinstance(form_type, list) else form_type
+                forms[form_type] = {k: v if isinstance(v, list) else [v] for k, v in values.items()}
+            emit(
+                "disco_info",
+                id=result["id"],
+                **{"from": str(result["from"])},
+                identities=["%s/%s" % (i[0], i[1]) for i in di["identities"]],
+                features=list(di["features"]),
+                forms=forms,
+                xml=str(result),
+            )
+
+        self.track(self.stanza_op(self["xep_0030"].get_info(jid=cmd["jid"], timeout=self.args.timeout), report))
 
     def private_plugin(self):
         """slixmpp's XEP-0049 plugin, with XEP-0048's bookmarks stanza."""

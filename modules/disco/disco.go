@@ -1,6 +1,8 @@
 // Package disco answers service discovery (XEP-0030) for the server and for
-// accounts, from the identities, features and items the other modules
-// declare (Server.AddIdentity, AddFeature, AddItems).
+// accounts, from the identities, features, items and extended information
+// forms (XEP-0128) the other modules declare (Server.AddIdentity,
+// AddFeature, AddItems, AddInfoForm), and publishes the server's contact
+// addresses (XEP-0157).
 package disco
 
 import (
@@ -17,9 +19,13 @@ const (
 	NSItems = "http://jabber.org/protocol/disco#items"
 )
 
-// Module is the service discovery module. Name is the server's identity name.
+// Module is the service discovery module.
 type Module struct {
+	// Name is the server's identity name; default "xmppd".
 	Name string
+	// Contacts are the server's contact addresses (XEP-0157), served in
+	// its disco#info when any is set.
+	Contacts Addresses
 }
 
 // Register implements xmpp.Module.
@@ -34,8 +40,11 @@ func (m Module) Register(s *xmpp.Server) {
 	}
 	s.AddIdentity(xmpp.ToServer, xmpp.Identity{Category: "server", Type: "im", Name: name})
 	s.AddIdentity(xmpp.ToAccount, xmpp.Identity{Category: "account", Type: "registered"})
-	// The server's items are its components (the chat room service), and
-	// what modules add.
+	if fm := m.Contacts.form(); fm != nil {
+		s.AddInfoForm(xmpp.ToServer, fm)
+	}
+	// The server's items are its components (the chat room service, the
+	// upload service), and what modules add.
 	s.AddItems(xmpp.ToServer, func(context.Context, jid.JID, jid.JID) []xmpp.DiscoItem {
 		var items []xmpp.DiscoItem
 		for _, d := range s.Components() {
@@ -50,13 +59,11 @@ func (m Module) Register(s *xmpp.Server) {
 				if !ok {
 					return nil, xmpp.StanzaError{Condition: xmpp.ItemNotFound}
 				}
-				q, err := info(iq, n.Identities, n.Features)
-				if q != nil {
-					q.Set("node", node)
-				}
-				return q, err
+				q := info(n.Identities, n.Features, nil)
+				q.Set("node", node)
+				return q, nil
 			}
-			return info(iq, s.Identities(t), s.Features(t))
+			return info(s.Identities(t), s.Features(t), s.InfoForms(t)), nil
 		})
 		s.HandleIQ(t, "get", NSItems, "query", func(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 			items := []xmpp.DiscoItem(nil)
@@ -89,7 +96,7 @@ func (m Module) Register(s *xmpp.Server) {
 	}
 }
 
-func info(_ *xmpp.IQ, ids []xmpp.Identity, features []string) (*xmpp.Element, error) {
+func info(ids []xmpp.Identity, features []string, forms []*xmpp.Element) *xmpp.Element {
 	q := xmpp.NewElement(NSInfo, "query")
 	for _, id := range ids {
 		el := xmpp.NewElement(NSInfo, "identity", "category", id.Category, "type", id.Type)
@@ -101,5 +108,9 @@ func info(_ *xmpp.IQ, ids []xmpp.Identity, features []string) (*xmpp.Element, er
 	for _, f := range features {
 		q.Add(xmpp.NewElement(NSInfo, "feature", "var", f))
 	}
-	return q, nil
+	// XEP-0128 §2: the forms come after the identities and features.
+	for _, fm := range forms {
+		q.Add(fm)
+	}
+	return q
 }

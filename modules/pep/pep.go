@@ -60,6 +60,10 @@ type Module struct {
 	// XEP-0048 keeps bookmarks: the module keeps them in step with
 	// XEP-0402's (bookmarks.go).
 	Docs storage.XMLDocs
+	// Avatars, when set with Docs, keeps XEP-0084 avatars and the vCard's
+	// photo in step (XEP-0398, avatar.go): the vCard module, told of a
+	// new hash.
+	Avatars AvatarHashes
 
 	srv      *xmpp.Server
 	cache    services
@@ -92,6 +96,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	if m.Docs != nil {
 		s.AddFeature(xmpp.ToAccount, NSBookmarks+"#compat")
 		s.AddFeature(xmpp.ToAccount, NSBookmarks+"#compat-pep")
+		s.AddFeature(xmpp.ToAccount, NSAvatarConversion)
 	}
 	s.AddItems(xmpp.ToAccount, m.discoItems)
 	s.AddNodeSource(xmpp.ToAccount, m.discoNode)
@@ -338,6 +343,8 @@ func (m *Module) Publish(ctx context.Context, owner, publisher, name, id string,
 		m.broadcast(ctx, owner, &snap, itemsEvent(name, []storage.PEPItem{it}, snap.cfg.payloads))
 	}
 	switch name {
+	case NSAvatarMetadata:
+		m.avatarPublished(ctx, owner, payload)
 	case NSBookmarks:
 		m.bookmarksChanged(ctx, owner, name, nil)
 	case NSLegacyBookmarks:

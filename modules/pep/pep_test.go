@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -569,6 +571,57 @@ func TestRemovedAccountForgotten(t *testing.T) {
 		a2 := s.Dial(t, aj, "pw2", "r")
 		if got := ok(t, "disco#items", a2.IQ(t, "get", aj.String(), `<query xmlns="`+nsItems+`"/>`)).String(); strings.Contains(got, nsNick) {
 			t.Fatalf("the new account has the old one's node: %s", got)
+		}
+	})
+}
+
+// An avatar published over PEP (XEP-0084) becomes the vCard's photo and
+// the hash in presence; a vCard's photo becomes the PEP avatar (XEP-0398).
+func TestAvatarConversion(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		s := start(t, backend)
+		aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+		friends(t, s, aj, bj)
+		a, b := s.Dial(t, aj, "pw", "r"), s.Dial(t, bj, "pw", "r")
+		warm(t, s, newCaps(pep.NSAvatarMetadata), pep.NSAvatarMetadata)
+		online(t, b, newCaps(pep.NSAvatarMetadata), false)
+		a.SendRaw(t, `<presence/>`)
+		bare := aj.String()
+		b.Expect(t, "alice's presence", func(el *xmpp.Element) bool { return el.Local == "presence" && el.Get("from") == aj.String()+"/r" })
+
+		img := []byte("\x89PNG\r\n\x1a\n-a-tiny-test-image-")
+		sum := sha1.Sum(img)
+		hash := hex.EncodeToString(sum[:])
+		b64 := base64.StdEncoding.EncodeToString(img)
+		ok(t, "publish data", a.IQ(t, "set", "", publish(pep.NSAvatarData, hash, `<data xmlns="`+pep.NSAvatarData+`">`+b64+`</data>`, "")))
+		meta := `<metadata xmlns="` + pep.NSAvatarMetadata + `"><info id="` + hash + `" bytes="` + strconv.Itoa(len(img)) + `" type="image/png"/></metadata>`
+		ok(t, "publish metadata", a.IQ(t, "set", "", publish(pep.NSAvatarMetadata, hash, meta, "")))
+		event(t, b, bare, pep.NSAvatarMetadata)
+		b.Expect(t, "alice's presence with the new hash", func(el *xmpp.Element) bool {
+			x := el.Child("vcard-temp:x:update", "x")
+			return el.Local == "presence" && x != nil && x.Child("vcard-temp:x:update", "photo") != nil &&
+				x.Child("vcard-temp:x:update", "photo").Text() == hash
+		})
+		card := ok(t, "vCard", b.IQ(t, "get", bare, `<vCard xmlns="vcard-temp"/>`))
+		bin := card.Child("vcard-temp", "vCard").Child("vcard-temp", "PHOTO").Child("vcard-temp", "BINVAL")
+		if got, _ := base64.StdEncoding.DecodeString(bin.Text()); string(got) != string(img) {
+			t.Fatalf("the vCard's photo is not the avatar: %s", card)
+		}
+
+		// The other way: a vCard with another photo becomes the avatar.
+		img2 := []byte("\x89PNG\r\n\x1a\n-another-image-")
+		sum2 := sha1.Sum(img2)
+		hash2 := hex.EncodeToString(sum2[:])
+		ok(t, "vCard set", a.IQ(t, "set", "", `<vCard xmlns="vcard-temp"><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>`+
+			base64.StdEncoding.EncodeToString(img2)+`</BINVAL></PHOTO></vCard>`))
+		ev := event(t, b, bare, pep.NSAvatarMetadata)
+		info := ev.Child(pep.NSEvent, "item").Child(pep.NSAvatarMetadata, "metadata").Child(pep.NSAvatarMetadata, "info")
+		if info == nil || info.Get("id") != hash2 || info.Get("bytes") != strconv.Itoa(len(img2)) {
+			t.Fatalf("metadata from the vCard: %s", ev)
+		}
+		data := itemsOf(t, retrieve(t, b, bare, pep.NSAvatarData, `><item id="`+hash2+`"/></items>`))
+		if got, _ := base64.StdEncoding.DecodeString(data.Child(pep.NS, "item").Child(pep.NSAvatarData, "data").Text()); string(got) != string(img2) {
+			t.Fatalf("avatar data from the vCard: %s", data)
 		}
 	})
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
@@ -27,10 +29,29 @@ type Module struct {
 	// MaxBytes bounds one serialised vCard: zero selects DefaultMaxBytes,
 	// a negative value means no limit (the stanza size limit still holds).
 	MaxBytes int
+	// Presence, when set, sends an account's presence again when its
+	// avatar changes (SetAvatarHash); without it the next presence
+	// carries the new hash.
+	Presence Presence
+	// Changed, when set, is called after a vCard is set (nil when it was
+	// removed): the personal eventing service publishes its photo as the
+	// XEP-0084 avatar (XEP-0398 §3.2).
+	Changed func(ctx context.Context, owner string, card *xmpp.Element)
+
+	srv *xmpp.Server
+	log *slog.Logger
+	// mu guards accounts: the avatar state of each account with sessions
+	// here, by bare JID; sessions maps each session to its account's.
+	mu       sync.Mutex
+	accounts map[string]*account
+	sessions sync.Map
 }
 
 // Register implements xmpp.Module.
 func (m *Module) Register(s *xmpp.Server) {
+	m.srv = s
+	m.log = s.Log().With("module", "vcard")
+	m.accounts = make(map[string]*account)
 	if m.MaxBytes == 0 {
 		m.MaxBytes = DefaultMaxBytes
 	}
@@ -39,6 +60,13 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.AddFeature(xmpp.ToAccount, NS)
 	s.HandleIQ(xmpp.ToAccount, "get", NS, "vCard", m.get)
 	s.HandleIQ(xmpp.ToAccount, "set", NS, "vCard", m.set)
+	// The avatar hash in presence (XEP-0153, as XEP-0398 §4 has the
+	// server do it).
+	s.HookSession(xmpp.SessionBound, 0, m.bound)
+	// Before the roster says the session is gone, so that the account's
+	// hash is forgotten by the time anyone hears of it.
+	s.HookSession(xmpp.SessionEnded, Priority, m.ended)
+	s.Hook(xmpp.PresenceOut, Priority, m.presenceOut)
 }
 
 // get returns the addressed account's vCard, to anyone (§3.1, §3.3), or an
@@ -68,7 +96,14 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 	}
 	owner := iq.To.Bare().String()
 	if len(iq.Payload.Elements()) == 0 && strings.TrimSpace(iq.Payload.Text()) == "" {
-		return nil, m.Store.DeleteXMLDoc(ctx, owner, Key)
+		if err := m.Store.DeleteXMLDoc(ctx, owner, Key); err != nil {
+			return nil, err
+		}
+		m.SetAvatarHash(ctx, owner, "")
+		if m.Changed != nil {
+			m.Changed(ctx, owner, nil)
+		}
+		return nil, nil
 	}
 	data := iq.Payload.Bytes("")
 	// One key: the vCard needs no count limit.
@@ -78,6 +113,12 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 				Text: fmt.Sprintf("the vCard is %d bytes, more than the %d allowed", len(data), m.MaxBytes)}
 		}
 		return nil, err
+	}
+	// Contacts learn of a new photo from the hash in presence (XEP-0153
+	// §3.1), which the client would otherwise send itself.
+	m.SetAvatarHash(ctx, owner, PhotoHash(iq.Payload))
+	if m.Changed != nil {
+		m.Changed(ctx, owner, iq.Payload)
 	}
 	return nil, nil
 }

@@ -38,3 +38,9 @@ func (s *Server) Components() []string {
 }
 
 func (s *Server) component(domain string) Component { return s.components[domain] }
+
+// Local reports whether domain is served here: the server's own, or a
+// component's.
+func (s *Server) Local(domain string) bool {
+	return domain == s.Domain || s.components[domain] != nil
+}

@@ -275,7 +275,9 @@ func maySee(n *node, owner, requester string, subscribed bool) bool {
 // items, and notified of new ones while it stays.
 func (m *Module) remotePresence(ctx context.Context, p *xmpp.Element, to jid.JID) {
 	from, err := jid.Parse(p.Get("from"))
-	if err != nil || from.Domainpart() == m.srv.Domain || from.Resourcepart() == "" {
+	if err != nil || m.srv.Local(from.Domainpart()) || from.Resourcepart() == "" {
+		// Local sessions are followed at their own presence; a chat
+		// room's occupants are nobody's contacts.
 		return
 	}
 	owner, full := to.Bare().String(), from.String()

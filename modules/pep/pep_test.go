@@ -625,3 +625,53 @@ func TestAvatarConversion(t *testing.T) {
 		}
 	})
 }
+
+// A contact on another server is sent the last items when its presence
+// arrives, after the server asked its client for its capabilities over
+// federation, and is notified of new ones.
+func TestFederated(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		const remoteDomain = "remote.example"
+		local, remote := testenv.StartPair(t, backend, remoteDomain, func(srv *xmpp.Server) {
+			srv.Modules = modules.Default(modules.Options{Store: srv.Store})
+		})
+		aj, bj := local.AddUser(t, "alice", "pw"), remote.AddUser(t, "bob", "pw")
+		for _, p := range []struct {
+			s           *testenv.Server
+			owner, with jid.JID
+		}{{local, aj, bj}, {remote, bj, aj}} {
+			it := storage.RosterItem{Contact: p.with.String(), Subscription: storage.SubBoth}
+			if err := p.s.Store.PutRosterItem(context.Background(), p.owner.String(), it, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a := local.Dial(t, aj, "pw", "r")
+		ok(t, "publish", a.IQ(t, "set", "", publish(nsAvatar, "first", avatarMeta, "")))
+
+		b := remote.Dial(t, bj, "pw", "r")
+		c := newCaps(nsAvatar)
+		b.SendRaw(t, `<presence><c xmlns="`+nsCaps+`" hash="sha-1" node="`+capsNode+`" ver="`+c.ver+`"/></presence>`)
+		// Both servers ask bob's client (his own for its PEP, alice's over
+		// federation); the last item comes once alice's knows.
+		askers := map[string]bool{}
+		b.Expect(t, "alice's last item", func(el *xmpp.Element) bool {
+			if el.Local == "iq" && el.Get("type") == "get" && el.Child(nsInfo, "query") != nil {
+				askers[el.Get("from")] = true
+				b.SendRaw(t, `<iq type="result" id="`+el.Get("id")+`" to="`+el.Get("from")+`"><query xmlns="`+nsInfo+
+					`" node="`+capsNode+`#`+c.ver+`">`+c.info+`</query></iq>`)
+				return false
+			}
+			ev := el.Child(pep.NSEvent, "event")
+			return el.Local == "message" && el.Get("from") == aj.String() && ev != nil && el.Child(nsDelay, "delay") != nil &&
+				strings.Contains(ev.String(), `id="first"`)
+		})
+		if !askers[local.Server.Domain] {
+			t.Fatalf("alice's server did not ask bob's client; askers %v", askers)
+		}
+		ok(t, "publish again", a.IQ(t, "set", "", publish(nsAvatar, "second", avatarMeta, "")))
+		items := event(t, b, aj.String(), nsAvatar)
+		if it := items.Child(pep.NSEvent, "item"); it == nil || it.Get("id") != "second" {
+			t.Fatalf("bob's notification over federation: %s", items)
+		}
+	})
+}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,9 +21,13 @@ import (
 
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/pep"
+	"github.com/xmppd/xmppd/modules/private"
 	"github.com/xmppd/xmppd/modules/upload"
+	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
+	"github.com/xmppd/xmppd/xmpp/form"
 )
 
 // start runs a server with the MUC service and the upload service (its
@@ -113,12 +119,18 @@ func TestStrophe(t *testing.T) {
 // (XEP-0363), whose URL slixmpp receives; over WebSocket and over BOSH.
 // Over WebSocket it then opens the chat again in a fresh browser (a reload
 // on a second device) and sees both messages, which Converse fetched from
-// the message archive (XEP-0313). The screenshots are saved in
+// the message archive (XEP-0313). Before each run the account bookmarks
+// two rooms with autojoin, one the way an old client does (XEP-0048 in
+// private XML storage, from slixmpp) and one the way a new client does
+// (XEP-0402); Converse, which reads the bookmarks from PEP when the
+// server announces XEP-0402's #compat, lists both rooms under their names
+// and joins them with the bookmarks' nicks. The screenshots are saved in
 // $XMPPD_SCREENSHOTS (or the test's temporary folder).
 func TestConverse(t *testing.T) {
 	testenv.NeedWeb(t, true)
 	testenv.NeedSlixmpp(t)
-	s, _, bob := start(t, "sqlite")
+	s, alice, bob := start(t, "sqlite")
+	carol := s.AddUser(t, "carol", "carol pw")
 	photo := picture(t, color.RGBA{R: 0x20, G: 0x60, B: 0xc0, A: 0xff})
 	setPhoto(t, s, bob, "bob pw", photo)
 	peer := s.StartDriver(t, bob, "bob pw", "slix")
@@ -147,6 +159,28 @@ func TestConverse(t *testing.T) {
 			if history {
 				args = append(args, "--history")
 			}
+
+			// Two rooms that exist with names (as `xmppctl room create
+			// -kind chat -name` makes them), carol in both to see alice
+			// come in; then the bookmarks. The old client's set replaces
+			// the whole list, so the earlier run's rooms are gone from
+			// both stores (XEP-0402 §5.3.2) and only these two remain.
+			marks := []bookmark{
+				{room: "legacy-" + transport + "@conference." + testenv.Domain,
+					name: "Old client's room (" + transport + ")", nick: "alice-old-" + transport},
+				{room: "pep-" + transport + "@conference." + testenv.Domain,
+					name: "New client's room (" + transport + ")", nick: "alice-new-" + transport},
+			}
+			watcher := s.Dial(t, carol, "carol pw", "watch-"+transport)
+			for _, b := range marks {
+				createRoom(t, s, b.room, b.name)
+				joinRoom(t, watcher, b.room, "carol")
+				args = append(args, "--bookmark", b.room+"="+b.name)
+			}
+			setLegacyBookmarks(t, s, alice, "alice pw", marks[0])
+			publishBookmark(t, s, alice, "alice pw", marks[1])
+			checkBookmarks(t, s, alice, "alice pw", marks)
+
 			n := testenv.StartNode(t, "converse.mjs", args...)
 
 			// The avatar is the vCard's photo, in the roster and in the
@@ -180,8 +214,27 @@ func TestConverse(t *testing.T) {
 				t.Fatalf("GET %s: %d bytes differing from the %d Converse sent", ev.Body, len(got), len(sent))
 			}
 
-			// Bookmarked rooms (XEP-0402, kept with PEP) will be checked
-			// here: a bookmark set before login, the room joined.
+			// The bookmarked rooms: listed under their names, entered.
+			// Converse fetched them from XEP-0402's node, the one it reads
+			// when the account announces #compat; the server converted
+			// the old client's private-storage set into it.
+			shown := n.Expect(t, "bookmarks", scriptTimeout)
+			rooms, _ := shown["rooms"].([]any)
+			if len(rooms) != len(marks) {
+				t.Fatalf("Converse reported %v, want %d rooms", shown, len(marks))
+			}
+			for i, b := range marks {
+				room, _ := rooms[i].(map[string]any)
+				if room["jid"] != b.room || room["listed"] != b.name || room["bookmarked"] != b.name || room["entered"] != true {
+					t.Errorf("Converse shows %v, want %s listed and bookmarked as %q, entered", room, b.room, b.name)
+				}
+			}
+			if queried, _ := shown["queried"].([]any); len(queried) != 1 || queried[0] != pep.NSBookmarks {
+				t.Errorf("Converse asked for bookmarks from %v, want only the PEP node %s", shown["queried"], pep.NSBookmarks)
+			}
+			// Server-side: alice is an occupant of both rooms, under the
+			// nicks of the bookmarks.
+			expectOccupants(t, watcher, marks)
 
 			n.Expect(t, "screenshot", scriptTimeout)
 			if history {
@@ -195,6 +248,11 @@ func TestConverse(t *testing.T) {
 			if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
 				t.Fatalf("screenshot %s: %d bytes, %v", shot, len(png), err)
 			}
+			// Entering a room, Converse writes its bookmark back when the
+			// room says otherwise (its name from disco#info, say); the
+			// rooms have the bookmarks' names, so both stores still hold
+			// exactly what the clients set.
+			checkBookmarks(t, s, alice, "alice pw", marks)
 		})
 	}
 }
@@ -270,4 +328,160 @@ func fetch(t *testing.T, url string) []byte {
 		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
 	}
 	return b
+}
+
+// bookmark is a room bookmarked with autojoin (XEP-0402 §3, XEP-0048 §3).
+type bookmark struct{ room, name, nick string }
+
+// createRoom stores an open, persistent room with a name, as an admin
+// creates one; the MUC service finds it when it is first addressed.
+func createRoom(t *testing.T, s *testenv.Server, room, name string) {
+	t.Helper()
+	if err := s.Store.SaveRoom(context.Background(), storage.Room{JID: room, Config: muc.ChatRoomConfig(name, 0)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// joinRoom enters room with c as nick and waits for its own presence
+// (XEP-0045 §7.2.2, status 110).
+func joinRoom(t *testing.T, c *testenv.Client, room, nick string) {
+	t.Helper()
+	c.SendRaw(t, `<presence to="`+room+"/"+nick+`"><x xmlns="`+muc.NS+`"/></presence>`)
+	c.Expect(t, "own presence in "+room, func(el *xmpp.Element) bool {
+		if el.Local != "presence" || el.Get("from") != room+"/"+nick {
+			return false
+		}
+		if el.Get("type") == "error" {
+			t.Fatalf("joining %s: %s", room, el)
+		}
+		x := el.Child(muc.NSUser, "x")
+		if x == nil {
+			return false
+		}
+		for _, st := range x.Elements() {
+			if st.Local == "status" && st.Get("code") == "110" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// expectOccupants waits until c, an occupant of each room, has seen the
+// presence of an occupant under each bookmark's nick, in any order.
+func expectOccupants(t *testing.T, c *testenv.Client, marks []bookmark) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, b := range marks {
+		want[b.room+"/"+b.nick] = true
+	}
+	for len(want) > 0 {
+		el := c.Expect(t, fmt.Sprintf("presence from %v", want), func(el *xmpp.Element) bool {
+			return el.Local == "presence" && el.Get("type") == "" && want[el.Get("from")]
+		})
+		delete(want, el.Get("from"))
+	}
+}
+
+// setLegacyBookmarks stores the bookmarks the way an old client does,
+// with slixmpp: XEP-0048's element in private XML storage (XEP-0049),
+// the whole list at once.
+func setLegacyBookmarks(t *testing.T, s *testenv.Server, user jid.JID, password string, marks ...bookmark) {
+	t.Helper()
+	d := s.StartDriver(t, user, password, "old-client")
+	var confs []map[string]any
+	for _, b := range marks {
+		confs = append(confs, map[string]any{"jid": b.room, "name": b.name, "nick": b.nick, "autojoin": true})
+	}
+	d.Do(t, map[string]any{"cmd": "bookmarks_set", "conferences": confs})
+	if ev := d.Answer(t); ev.Event != "iq_result" {
+		t.Fatalf("slixmpp bookmarks_set: %+v", ev)
+	}
+	d.Do(t, map[string]any{"cmd": "quit"})
+	if code := d.Wait(t); code != 0 {
+		t.Fatalf("slixmpp driver exited with %d", code)
+	}
+}
+
+// publishBookmark adds a bookmark the way a new client does: an item of
+// XEP-0402's node, with the publish-options of XEP-0402 §3.2.
+func publishBookmark(t *testing.T, s *testenv.Server, user jid.JID, password string, b bookmark) {
+	t.Helper()
+	c := s.Dial(t, user, password, "new-client")
+	defer c.Close()
+	field := func(v, value string) string {
+		return `<field var="` + v + `"><value>` + value + `</value></field>`
+	}
+	res := c.IQ(t, "set", "", `<pubsub xmlns="`+pep.NS+`"><publish node="`+pep.NSBookmarks+`"><item id="`+b.room+`">`+
+		`<conference xmlns="`+pep.NSBookmarks+`" name="`+b.name+`" autojoin="true"><nick>`+b.nick+`</nick></conference>`+
+		`</item></publish><publish-options><x xmlns="`+form.NS+`" type="submit">`+
+		`<field var="FORM_TYPE" type="hidden"><value>`+pep.FormPublishOptions+`</value></field>`+
+		field("pubsub#persist_items", "true")+field("pubsub#max_items", "max")+
+		field("pubsub#send_last_published_item", "never")+field("pubsub#access_model", "whitelist")+
+		`</x></publish-options></pubsub>`)
+	if res.Get("type") != "result" {
+		t.Fatalf("XEP-0402 publish: %s", res)
+	}
+}
+
+// checkBookmarks reads the account's bookmarks from both stores, the PEP
+// node of XEP-0402 and XEP-0048's element in private XML storage, and
+// checks that each holds exactly marks (XEP-0402 §5.3: the server keeps
+// them in step).
+func checkBookmarks(t *testing.T, s *testenv.Server, user jid.JID, password string, marks []bookmark) {
+	t.Helper()
+	c := s.Dial(t, user, password, "check")
+	defer c.Close()
+	want := map[string]bookmark{}
+	for _, b := range marks {
+		want[b.room] = b
+	}
+
+	res := c.IQ(t, "get", "", `<pubsub xmlns="`+pep.NS+`"><items node="`+pep.NSBookmarks+`"/></pubsub>`)
+	var items *xmpp.Element
+	if ps := res.Child(pep.NS, "pubsub"); res.Get("type") == "result" && ps != nil {
+		items = ps.Child(pep.NS, "items")
+	}
+	if items == nil {
+		t.Fatalf("the items of %s: %s", pep.NSBookmarks, res)
+	}
+	got := map[string]bookmark{}
+	for _, it := range items.Elements() {
+		conf := it.Child(pep.NSBookmarks, "conference")
+		if conf == nil || conf.Get("autojoin") != "true" && conf.Get("autojoin") != "1" {
+			t.Errorf("PEP item %s is not a conference with autojoin", it)
+			continue
+		}
+		got[it.Get("id")] = bookmark{room: it.Get("id"), name: conf.Get("name"), nick: childText(conf, pep.NSBookmarks, "nick")}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("PEP node %s holds %v, want %v", pep.NSBookmarks, got, want)
+	}
+
+	res = c.IQ(t, "get", "", `<query xmlns="`+private.NS+`"><storage xmlns="`+pep.NSLegacyBookmarks+`"/></query>`)
+	var st *xmpp.Element
+	if q := res.Child(private.NS, "query"); res.Get("type") == "result" && q != nil {
+		st = q.Child(pep.NSLegacyBookmarks, "storage")
+	}
+	if st == nil {
+		t.Fatalf("private storage: %s", res)
+	}
+	got = map[string]bookmark{}
+	for _, conf := range st.Elements() {
+		if conf.Get("autojoin") != "true" && conf.Get("autojoin") != "1" {
+			t.Errorf("private storage's %s has no autojoin", conf)
+		}
+		got[conf.Get("jid")] = bookmark{room: conf.Get("jid"), name: conf.Get("name"), nick: childText(conf, pep.NSLegacyBookmarks, "nick")}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("private storage holds %v, want %v", got, want)
+	}
+}
+
+// childText is the text of el's child space:local, "" when it has none.
+func childText(el *xmpp.Element, space, local string) string {
+	if c := el.Child(space, local); c != nil {
+		return c.Text()
+	}
+	return ""
 }

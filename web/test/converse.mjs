@@ -8,6 +8,7 @@
 //       --jid user@domain --password PW --peer peer@domain
 //       --send TEXT --expect TEXT [--screenshot PATH] [--timeout SECONDS]
 //       [--chromium PATH] [--trace PATH] [--history] [--avatar] [--upload PATH]
+//       [--bookmark ROOM=NAME]...
 //
 // With --avatar, once the chat is open it waits for the peer's avatar (its
 // vCard's PHOTO, XEP-0054, which Converse fetches itself) in the roster and
@@ -20,6 +21,17 @@
 // its URL to the peer. It reports the URL its own message links to
 // ("uploaded").
 //
+// With --bookmark ROOM=NAME (repeatable), after that it checks the rooms
+// the account has bookmarked with autojoin, which Converse fetches from the
+// server after login and joins: each room is in the list of open
+// groupchats under NAME; opened from there, its chat area shows (Converse
+// draws it only once the room is entered); and the Bookmarks dialog lists
+// it under NAME. It reports the rooms with the names it saw, and which
+// bookmark stores the page asked the server for ("bookmarks": queried
+// lists "urn:xmpp:bookmarks:1" for XEP-0402's PEP node, "storage:bookmarks"
+// for XEP-0048's, "jabber:iq:private" for private XML storage), read from
+// what the browser sent over the WebSocket or in BOSH requests.
+//
 // With --history, after logging out it opens the page again in a new
 // browser context (a second device: nothing of the first one's browser
 // storage), logs in again, opens the same chat and waits for the two
@@ -27,7 +39,7 @@
 // server's message archive (XEP-0313).
 //
 // Events: "loggedin", "chat", "avatar", "sent", "message", "uploaded",
-// "screenshot", "loggedout"
+// "bookmarks", "screenshot", "loggedout"
 // (a clean logout through the UI, best effort), "history" (both messages
 // shown again after the reload), "done"; on
 // failure a screenshot, then {"event":"error"} and exit status 1 (2 for bad
@@ -92,6 +104,7 @@ try {
             history: { type: 'boolean', default: false },
             avatar: { type: 'boolean', default: false },
             upload: { type: 'string' },
+            bookmark: { type: 'string', multiple: true, default: [] },
             help: { type: 'boolean', short: 'h', default: false },
         },
         strict: true,
@@ -115,6 +128,11 @@ if (opts.send.trim() === '' || opts.expect.trim() === '') usage('--send and --ex
 const timeoutSeconds = Number(opts.timeout);
 if (!(timeoutSeconds > 0)) usage('--timeout must be a positive number of seconds');
 if (opts.upload !== undefined && !fs.existsSync(opts.upload)) usage(`--upload: no file at ${opts.upload}`);
+const bookmarks = opts.bookmark.map((b) => {
+    const [, jid, name] = /^([^@/=]+@[^@/=]+)=(.+)$/.exec(b) ?? [];
+    if (!jid) usage(`--bookmark must be ROOM=NAME with ROOM a bare JID: ${b}`);
+    return { jid, name };
+});
 if (!fs.existsSync(opts.chromium)) usage(`no browser at ${opts.chromium} (scripts/web-deps.sh installs Debian's chromium)`);
 
 const screenshotPath = path.resolve(opts.screenshot);
@@ -133,6 +151,21 @@ const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xmppd-converse-profil
 let browser = null;
 let page = null;
 let traceOut = null;
+
+// The bookmark stores the page asked the server for, by what an IQ get for
+// each looks like on the wire (Strophe writes attributes in double quotes,
+// but either is matched).
+const BOOKMARK_QUERIES = [
+    [/<items\b[^>]*\bnode=(["'])urn:xmpp:bookmarks:1\1/, 'urn:xmpp:bookmarks:1'],
+    [/<items\b[^>]*\bnode=(["'])storage:bookmarks\1/, 'storage:bookmarks'],
+    [/<query\b[^>]*\bxmlns=(["'])jabber:iq:private\1[^>]*>\s*<storage\b[^>]*storage:bookmarks/, 'jabber:iq:private'],
+];
+const bookmarkQueries = new Set();
+function noteSent(data) {
+    for (const [re, what] of BOOKMARK_QUERIES) {
+        if (re.test(data)) bookmarkQueries.add(what);
+    }
+}
 
 async function cleanup() {
     try {
@@ -223,8 +256,10 @@ async function scenario() {
         await uploadFile(opts.upload);
     }
 
-    // A bookmarked room (XEP-0402, stored with PEP) will be checked here:
-    // Converse joins it after login and shows it in the rooms list.
+    if (bookmarks.length > 0) {
+        stage = 'bookmarks';
+        await bookmarkedRooms(bookmarks);
+    }
 
     stage = 'screenshot';
     await screenshot();
@@ -265,6 +300,10 @@ async function openPage() {
     });
     page.on('response', (res) => {
         if (res.status() >= 400) diag({ event: 'http', url: res.url(), status: res.status() });
+    });
+    page.on('websocket', (ws) => ws.on('framesent', (f) => noteSent(String(f.payload))));
+    page.on('request', (req) => {
+        if (req.method() === 'POST') noteSent(req.postData() ?? '');
     });
     await context.route('**/*', (route) => {
         const u = new URL(route.request().url());
@@ -372,6 +411,65 @@ async function uploadFile(file) {
         { polling: 200, timeout: remaining() },
     );
     emit({ event: 'uploaded', url: await url.jsonValue() });
+}
+
+// bookmarkedRooms checks that Converse joined the bookmarked rooms and shows
+// them under their names, in the list of open groupchats and in the
+// Bookmarks dialog, and reports what it saw.
+async function bookmarkedRooms(rooms) {
+    const seen = [];
+    for (const { jid, name } of rooms) {
+        // The rooms list names a room by its MUC model's name: the room's
+        // own (disco#info), which Converse keeps in the bookmark too.
+        const entry = page.locator(`converse-rooms-list a.open-room[data-room-jid="${jid}"]`);
+        try {
+            await entry.waitFor({ state: 'visible', timeout: Math.min(20000, remaining()) });
+        } catch {
+            const asked = [...bookmarkQueries].sort().join(', ') || 'nothing';
+            throw new Error(`${jid} is not among the open groupchats; the page asked for bookmarks from: ${asked}`);
+        }
+        const listed = await waitForAttribute(entry, 'data-room-name', name);
+        await entry.click({ timeout: remaining() });
+        // The chat area is drawn once the room is entered (XEP-0045 §7.2:
+        // our own presence came back); before, a spinner or a form.
+        const muc = page.locator(`converse-muc[jid="${jid}"]`);
+        await muc.locator('converse-muc-chatarea textarea.chat-textarea').waitFor({ state: 'visible', timeout: remaining() });
+        seen.push({ jid, listed, entered: true });
+    }
+
+    // The Bookmarks dialog, from the groupchats' menu.
+    await page.locator('converse-rooms-list converse-dropdown button.dropdown-toggle').click({ timeout: remaining() });
+    await page.locator('converse-rooms-list a.show-bookmark-list-modal').click({ timeout: remaining() });
+    const dialog = page.locator('converse-bookmark-list-modal');
+    for (const room of seen) {
+        const want = rooms.find((r) => r.jid === room.jid).name;
+        const item = dialog.locator(`converse-bookmarks a.open-room[data-room-jid="${room.jid}"]`);
+        await item.waitFor({ state: 'visible', timeout: remaining() });
+        room.bookmarked = await waitForText(item, want);
+    }
+    await dialog.locator('.modal-header button[data-bs-dismiss="modal"]').first().click({ timeout: remaining() });
+    await dialog.locator('.modal-dialog').waitFor({ state: 'hidden', timeout: remaining() });
+    emit({ event: 'bookmarks', rooms: seen, queried: [...bookmarkQueries].sort() });
+}
+
+// waitForAttribute waits a few seconds at most for el's attribute to be
+// want, and returns what it is then, for the test to judge.
+function waitForAttribute(el, attribute, want) {
+    return settle(() => el.getAttribute(attribute, { timeout: remaining() }), want);
+}
+
+// waitForText is waitForAttribute for el's text, trimmed.
+function waitForText(el, want) {
+    return settle(async () => (await el.textContent({ timeout: remaining() }))?.trim(), want);
+}
+
+async function settle(read, want) {
+    const until = Math.min(deadline, Date.now() + 5000);
+    for (;;) {
+        const got = await read();
+        if (got === want || Date.now() >= until) return got;
+        await page.waitForTimeout(200);
+    }
 }
 
 // Logs out through Converse's profile dialog, so that the server sees the

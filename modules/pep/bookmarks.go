@@ -77,7 +77,8 @@ func (m *Module) PrivateChanged(ctx context.Context, owner string, el *xmpp.Elem
 
 // writeLegacy builds XEP-0048's element from XEP-0402's items (XEP-0402
 // §5.3.1) and stores it in private storage (toPrivate) and as the item of
-// XEP-0048's node when that exists (toNode).
+// XEP-0048's node (toNode), which is created when missing: the account
+// announces #compat-pep, so a client of that kind finds the list there.
 func (m *Module) writeLegacy(ctx context.Context, owner string, toPrivate, toNode bool) error {
 	its, err := m.Store.PEPItems(ctx, owner, NSBookmarks, nil, 0)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -97,22 +98,15 @@ func (m *Module) writeLegacy(ctx context.Context, owner string, toPrivate, toNod
 			return err
 		}
 	}
-	if toNode && m.hasNode(ctx, owner, NSLegacyBookmarks) {
+	if toNode {
+		if err := m.ensureNode(ctx, owner, NSLegacyBookmarks, bookmarksConfig()); err != nil {
+			return err
+		}
 		if _, err := m.Publish(ctx, owner, owner, NSLegacyBookmarks, legacyItem, data, nil); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// hasNode reports whether owner has the node name.
-func (m *Module) hasNode(ctx context.Context, owner, name string) bool {
-	svc, err := m.service(ctx, owner)
-	if err != nil {
-		return false
-	}
-	defer svc.mu.Unlock()
-	return svc.nodes[name] != nil
 }
 
 // legacyConference is XEP-0402's conference c of room jid as XEP-0048's.

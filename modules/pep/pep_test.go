@@ -555,6 +555,22 @@ func TestBookmarksInStep(t *testing.T) {
 		if st := privateGet(); len(st.Elements()) != 0 {
 			t.Fatalf("XEP-0048 bookmarks after the last retraction: %s", st)
 		}
+		if ev := event(t, a, bare, pep.NSBookmarks); ev.Child(pep.NSEvent, "retract") == nil {
+			t.Fatalf("retraction notice: %s", ev)
+		}
+		// XEP-0048's node (#compat-pep) was made and holds the list too:
+		// set one room there, and it is in the other two places.
+		if ids := itemIDs(itemsOf(t, retrieve(t, a2, "", pep.NSLegacyBookmarks, `/>`))); !slices.Equal(ids, []string{"current"}) {
+			t.Fatalf("XEP-0048's node: %v", ids)
+		}
+		legacy = `<storage xmlns="storage:bookmarks"><conference jid="grove@conference.localhost" name="Grove" autojoin="true"/></storage>`
+		ok(t, "publish to XEP-0048's node", a2.IQ(t, "set", "", publish(pep.NSLegacyBookmarks, "current", legacy, "")))
+		if ev := event(t, a, bare, pep.NSBookmarks); ev.Child(pep.NSEvent, "item").Get("id") != "grove@conference.localhost" {
+			t.Fatalf("XEP-0402 notification after a XEP-0048 node publish: %s", ev)
+		}
+		if c := privateGet().Child(pep.NSLegacyBookmarks, "conference"); c == nil || c.Get("jid") != "grove@conference.localhost" {
+			t.Fatalf("private storage after a XEP-0048 node publish: %s", privateGet())
+		}
 	})
 }
 

@@ -56,6 +56,13 @@ type DriverConference struct {
 	Autojoin bool   `json:"autojoin"`
 }
 
+// DriverPEPItem is one item of a node (XEP-0060): its id and payload, as
+// slixmpp serialises it.
+type DriverPEPItem struct {
+	ID  string `json:"id"`
+	XML string `json:"xml"`
+}
+
 // DriverEvent is one JSON line of slixmpp_driver.py; which fields are set
 // depends on Event (the script's doc string lists them). Attributes are as
 // the server sent them: Type is "" for available presence and for a message
@@ -116,6 +123,11 @@ type DriverEvent struct {
 	Node    string              `json:"node"`
 	Summary map[string]string   `json:"summary"`
 	Options map[string][]string `json:"options"`
+	// PEPItems are the items of a notification (pubsub_event) or of a
+	// retrieval (pep_items); Retracted the ids a notification retracts.
+	// Ver is the client's capabilities hash (caps, XEP-0115).
+	PEPItems  []DriverPEPItem `json:"pep_items"`
+	Retracted []string        `json:"retracted"`
 
 	// Service discovery (disco_info; XEP-0030): the identities as
 	// "category/type", the features, and the extended information forms

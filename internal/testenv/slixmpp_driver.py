@@ -65,6 +65,28 @@ without it slixmpp makes one up, as it does for any stanza it sends.
         XEP-0049 plugin -> iq_result or iq_error
     {"cmd":"bookmarks_get"}   read them back -> bookmarks (conferences:
         [{"jid","name","nick","autojoin"}...], xml) or iq_error
+    {"cmd":"pep_interest","nodes":["..."]}   load slixmpp's personal
+        eventing plugins (XEP-0030, XEP-0060, XEP-0115, XEP-0163) and ask for
+        notifications of the nodes: "<node>+notify" in the client's
+        disco#info (xep_0163 add_interest; for urn:xmpp:avatar:metadata the
+        XEP-0084 plugin, which registers it itself). From then on each
+        available presence carries the caps (XEP-0115) and the client
+        answers the server's disco#info query -> caps (ver: the hash)
+    {"cmd":"pep_publish","node":"...","id":"...","payload":"<x/>",
+     "options":{"pubsub#access_model":"open"}}   publish to the account's
+        node with the XEP-0060 plugin, with publish-options when options is
+        given (a submitted pubsub#publish-options form); id is optional
+        -> iq_result (xml) or iq_error
+    {"cmd":"pep_items","jid":"...","node":"...","ids":["..."]}   retrieve
+        a node's items (all, or those of ids) from jid (the account's own
+        when absent) -> pep_items (from, node, pep_items) or iq_error
+    {"cmd":"avatar_publish","data":"<base64>","type":"image/png"}   publish
+        an avatar with slixmpp's XEP-0084 plugin: the data item
+        (publish_avatar), then the metadata (publish_avatar_metadata)
+        -> avatar_published (id: the data's SHA-1, the items' id) or iq_error
+    {"cmd":"avatar_get","jid":"...","id":"..."}   the data item id of jid's
+        avatar (retrieve_avatar) -> avatar (from, id, text: the data as
+        base64, as the plugin decoded and encoded it again) or iq_error
     {"cmd":"abort"}   drop the TCP connection: no </stream>, no presence
     {"cmd":"quit"}    close the stream (</stream:stream>) and exit
 
@@ -110,7 +132,16 @@ needs: 0030, 0004, 0059, 0297) and this command is there too:
     {"event":"iq_error","id","condition","text"}
     {"event":"iq_timeout","id"}
     {"event":"message","from","to","type","id","body","delay","delay_from",
-     "stanza_ids":[{"by","id"}...],"xml"}   (archive results are not reported)
+     "stanza_ids":[{"by","id"}...],"xml"}   (archive results are not reported,
+        nor, after pep_interest, pubsub notifications)
+    {"event":"pubsub_event","from","id","node","delay","delay_from",
+     "pep_items":[{"id","xml"}...],"retracted":["..."],"xml"}
+        a notification of published or retracted items (XEP-0060 §7.1.2)
+        as the XEP-0060 plugin raised it (pubsub_publish, pubsub_retract):
+        once per message, whatever its number of items
+    {"event":"caps","ver"}   the client's XEP-0115 hash after pep_interest
+    {"event":"pep_items","id","from","node","pep_items":[{"id","xml"}...]}
+    {"event":"avatar_published","id"}   {"event":"avatar","from","id","text"}
     {"event":"mam_results","id","results":[{"id","from","to","body","stamp","real_jid"}...]}
         real_jid: the jid of the forwarded message's muc#user item (a
         room archive's sender, for those who may see it), else ""
@@ -166,6 +197,7 @@ from slixmpp.xmlstream.matcher.base import MatcherBase
 
 sys.dont_write_bytecode = True  # importing slixmpp_common leaves no __pycache__ in the tree
 from slixmpp_common import EXIT_AUTH_FAILED, EXIT_OK, EXIT_TIMEOUT, BaseClient, add_common_args, emit, run_main
+from slixmpp_pep import PEPCommands
 
 NS_CLIENT = "jabber:client"
 NS_ROSTER = "jabber:iq:roster"
@@ -178,6 +210,7 @@ NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_UPLOAD = "urn:xmpp:http:upload:0"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_DATA = "jabber:x:data"
+NS_EVENT = NS_PUBSUB + "#event"
 
 
 def child_text(elem, name, ns=NS_CLIENT):
@@ -251,7 +284,7 @@ class MatchForeignStanza(MatcherBase):
         return name in ("message", "presence", "iq") and ns.lstrip("{") != NS_CLIENT
 
 
-class Driver(BaseClient):
+class Driver(PEPCommands, BaseClient):
     def __init__(self, args, done):
         jid = args.jid if not args.resource else "%s/%s" % (args.jid.split("/", 1)[0], args.resource)
         super().__init__(jid, args, done)
@@ -266,6 +299,7 @@ class Driver(BaseClient):
         self.held_waiter = None  # (text, future) of a wait_held
         self.register_tried = False  # --register: the feature ran
         self.pubsub_error = None  # pubsub_service: None (off), "" or an error condition
+        self.last_event = None  # the notification last reported (slixmpp_pep)
 
         # The test answers subscription requests itself.
         self.roster.auto_authorize = None
@@ -426,6 +460,8 @@ class Driver(BaseClient):
         x = msg.xml
         if x.find("{%s}result" % NS_MAM) is not None:
             return  # an archive result: the mam command reports it
+        if "xep_0060" in self.plugin and x.find("{%s}event" % NS_EVENT) is not None:
+            return  # a notification: on_pubsub_event reports it
         if x.get("type") == "error":
             self.report_error("message", x, str(msg))
             return

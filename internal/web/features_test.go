@@ -3,15 +3,19 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/modules/blocking"
+	"github.com/xmppd/xmppd/modules/pep"
 	"github.com/xmppd/xmppd/modules/register"
 	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/storage"
@@ -212,6 +216,109 @@ func TestWebUpload(t *testing.T) {
 			if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
 				t.Fatalf("GET %s: %s, %d bytes (want %d, the same), %v", get, resp.Status, len(got), len(data), err)
 			}
+		})
+	}
+}
+
+// withCaps sends available presence announcing the capabilities of a
+// client with interest in node (XEP-0115 §5.1; XEP-0163 §4.4: node+notify)
+// and answers the server's disco#info query for them, which it asks
+// once per hash (name, the client's, makes it differ): send writes
+// elements, until waits for one (a testenv.Client's SendRaw and Expect, a
+// web client's Send and Until). self is the client's full JID. The
+// server learns the interest once it has the answer; callers wait for a
+// last item to know it has.
+func withCaps(t *testing.T, send func(testing.TB, string), until func(testing.TB, string, func(*xmpp.Element) bool) *xmpp.Element, self, name, node string) {
+	t.Helper()
+	const nsCaps, nsInfo, capsNode = "http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info", "https://xmppd.test/web"
+	feats := []string{nsCaps, nsInfo, node, node + "+notify"}
+	slices.Sort(feats)
+	hashed, info := "client/web//"+name+"<", `<identity category="client" type="web" name="`+name+`"/>`
+	for _, f := range feats {
+		hashed += f + "<"
+		info += `<feature var="` + f + `"/>`
+	}
+	sum := sha1.Sum([]byte(hashed))
+	ver := base64.StdEncoding.EncodeToString(sum[:])
+	send(t, `<presence xmlns="jabber:client"><c xmlns="`+nsCaps+`" hash="sha-1" node="`+capsNode+`" ver="`+ver+`"/></presence>`)
+	q := until(t, "the server's disco#info query", func(el *xmpp.Element) bool {
+		return el.Local == "iq" && el.Get("type") == "get" && el.Get("to") == self && el.Child(nsInfo, "query") != nil
+	})
+	if got := q.Child(nsInfo, "query").Get("node"); got != capsNode+"#"+ver {
+		t.Fatalf("disco#info query for node %q, want %q", got, capsNode+"#"+ver)
+	}
+	send(t, `<iq xmlns="jabber:client" type="result" id="`+q.Get("id")+`" to="`+q.Get("from")+`"><query xmlns="`+nsInfo+
+		`" node="`+capsNode+`#`+ver+`">`+info+`</query></iq>`)
+}
+
+// pepItem is the id of the one item of a notification from 'from' of node,
+// sent late (with a delay stamp, XEP-0060 §12.4) or not; "" when el is
+// something else.
+func pepItem(el *xmpp.Element, from, node string, late bool) string {
+	ev := el.Child(pep.NSEvent, "event")
+	if el.Local != "message" || el.Get("from") != from || ev == nil || (el.Child("urn:xmpp:delay", "delay") != nil) != late {
+		return ""
+	}
+	items := ev.Child(pep.NSEvent, "items")
+	if items == nil || items.Get("node") != node || items.Child(pep.NSEvent, "item") == nil {
+		return ""
+	}
+	return items.Child(pep.NSEvent, "item").Get("id")
+}
+
+// TestWebPEP: personal eventing (XEP-0163) over each web transport. A web
+// client publishes, and its contact over TCP, whose capabilities ask for
+// the node, is notified; then the web client announces capabilities
+// asking for it, answers the server's disco#info query, is sent the last
+// items (its contact's and its own), and is notified of its contact's
+// next publish.
+func TestWebPEP(t *testing.T) {
+	const node = "http://jabber.org/protocol/nick"
+	nick := func(id, name string) string {
+		return `<pubsub xmlns="` + pep.NS + `"><publish node="` + node + `"><item id="` + id + `"><nick xmlns="` + node + `">` +
+			name + `</nick></item></publish></pubsub>`
+	}
+	for _, transport := range testenv.WebTransports() {
+		t.Run(transport, func(t *testing.T) {
+			s, alice, bob := start(t, "sqlite")
+			tcp := s.Dial(t, bob, "bob pw", "tcp")
+			// Bob's nick first: once he is sent it as his own last item, the
+			// server knows his interest.
+			if res := tcp.IQ(t, "set", "", nick("bob1", "Bob")); res.Get("type") != "result" {
+				t.Fatalf("bob publishes: %s", res)
+			}
+			withCaps(t, tcp.SendRaw, tcp.Expect, tcp.JID.String(), "xmppd over tcp", node)
+			tcp.Expect(t, "bob's own last item", func(el *xmpp.Element) bool { return pepItem(el, bob.String(), node, true) == "bob1" })
+
+			w := s.OpenWeb(t, transport)
+			full := w.SignIn(t, alice.Localpart(), "alice pw", transport)
+			wantResult(t, "alice publishes over "+transport, iq(t, w, "pub1", "set", "", nick("alice1", "Alice over "+transport)))
+			got := tcp.Expect(t, "alice's nick", func(el *xmpp.Element) bool { return pepItem(el, alice.String(), node, false) != "" })
+			if id := pepItem(got, alice.String(), node, false); id != "alice1" || !bytes.Contains(got.Bytes(xmpp.NSClient), []byte("Alice over "+transport)) {
+				t.Fatalf("bob's notification: %s", got)
+			}
+
+			withCaps(t, w.Send, w.Until, full.String(), "xmppd over "+transport, node)
+			last := map[string]bool{}
+			for range 2 {
+				w.Until(t, "a last item", func(el *xmpp.Element) bool {
+					for _, from := range []string{alice.String(), bob.String()} {
+						if id := pepItem(el, from, node, true); id != "" {
+							last[from+" "+id] = true
+							return true
+						}
+					}
+					return false
+				})
+			}
+			if !last[bob.String()+" bob1"] || !last[alice.String()+" alice1"] {
+				t.Fatalf("last items %v, want bob's and alice's own", last)
+			}
+
+			if res := tcp.IQ(t, "set", "", nick("bob2", "Robert")); res.Get("type") != "result" {
+				t.Fatalf("bob publishes again: %s", res)
+			}
+			w.Until(t, "bob's new nick", func(el *xmpp.Element) bool { return pepItem(el, bob.String(), node, false) == "bob2" })
 		})
 	}
 }

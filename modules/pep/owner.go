@@ -32,15 +32,11 @@ func (m *Module) ownerGet(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, erro
 	if err != nil {
 		return nil, err
 	}
-	svc, err := m.service(ctx, r.owner)
+	svc, n, err := m.node(ctx, r.owner, name)
 	if err != nil {
 		return nil, err
 	}
 	defer svc.mu.Unlock()
-	n := svc.nodes[name]
-	if n == nil {
-		return nil, errNoNode
-	}
 	switch op.Local {
 	case "configure":
 		c := xmpp.NewElement(NSOwner, "configure", "node", name).Add(n.cfg.form(form.TypeForm).Element())
@@ -103,15 +99,11 @@ func (m *Module) configure(ctx context.Context, owner, name string, op *xmpp.Ele
 	if fm.Type != form.TypeSubmit || (fm.FormType != "" && fm.FormType != FormNodeConfig) {
 		return pubsubError(xmpp.BadRequest, "", "configure holds a submitted "+FormNodeConfig+" form")
 	}
-	svc, err := m.service(ctx, owner)
+	svc, n, err := m.node(ctx, owner, name)
 	if err != nil {
 		return err
 	}
 	defer svc.mu.Unlock()
-	n := svc.nodes[name]
-	if n == nil {
-		return errNoNode
-	}
 	cfg := n.cfg
 	if err := cfg.apply(fm, m.MaxItems, true); err != nil {
 		return err
@@ -146,14 +138,9 @@ func (m *Module) update(ctx context.Context, owner string, n *node, cfg nodeConf
 // Delete removes owner's node and its items (§8.4), telling those with
 // interest when the node notifies deletion.
 func (m *Module) Delete(ctx context.Context, owner, name string) error {
-	svc, err := m.service(ctx, owner)
+	svc, n, err := m.node(ctx, owner, name)
 	if err != nil {
 		return err
-	}
-	n := svc.nodes[name]
-	if n == nil {
-		svc.mu.Unlock()
-		return errNoNode
 	}
 	if err := m.Store.DeletePEPNode(ctx, owner, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		svc.mu.Unlock()
@@ -173,14 +160,9 @@ func (m *Module) Delete(ctx context.Context, owner, name string) error {
 
 // purge removes every item of owner's node (§8.5).
 func (m *Module) purge(ctx context.Context, owner, name string) error {
-	svc, err := m.service(ctx, owner)
+	svc, n, err := m.node(ctx, owner, name)
 	if err != nil {
 		return err
-	}
-	n := svc.nodes[name]
-	if n == nil {
-		svc.mu.Unlock()
-		return errNoNode
 	}
 	if err := m.Store.PurgePEPNode(ctx, owner, name); err != nil {
 		svc.mu.Unlock()
@@ -223,15 +205,11 @@ func (m *Module) setAffiliations(ctx context.Context, owner, name string, op *xm
 			return pubsubError(xmpp.BadRequest, "", "affiliation "+aff+" cannot be given")
 		}
 	}
-	svc, err := m.service(ctx, owner)
+	svc, n, err := m.node(ctx, owner, name)
 	if err != nil {
 		return err
 	}
 	defer svc.mu.Unlock()
-	n := svc.nodes[name]
-	if n == nil {
-		return errNoNode
-	}
 	affs := maps.Clone(n.affs)
 	if affs == nil {
 		affs = map[string]string{}

@@ -427,14 +427,9 @@ func (m *Module) retractRequest(ctx context.Context, r request, op *xmpp.Element
 // Retract removes items from owner's node (XEP-0060 §7.2), telling those
 // with interest when notify is set and the node notifies retractions.
 func (m *Module) Retract(ctx context.Context, owner, name string, ids []string, notify bool) error {
-	svc, err := m.service(ctx, owner)
+	svc, n, err := m.node(ctx, owner, name)
 	if err != nil {
 		return err
-	}
-	n := svc.nodes[name]
-	if n == nil {
-		svc.mu.Unlock()
-		return errNoNode
 	}
 	for _, id := range ids {
 		if err := m.Store.RetractPEPItem(ctx, owner, name, id); err != nil {

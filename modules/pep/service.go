@@ -123,3 +123,19 @@ func (m *Module) lastItem(ctx context.Context, owner string, n *node) (storage.P
 	}
 	return its[0], true
 }
+
+// node returns owner's service and its node name with the service's mutex
+// held (the caller unlocks it), or errNoNode (or the store's error) with
+// it released.
+func (m *Module) node(ctx context.Context, owner, name string) (*service, *node, error) {
+	svc, err := m.service(ctx, owner)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := svc.nodes[name]
+	if n == nil {
+		svc.mu.Unlock()
+		return nil, nil, errNoNode
+	}
+	return svc, n, nil
+}

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -110,4 +112,37 @@ type PEP interface {
 	// PurgePEPNode removes every item of owner's node, keeping the node;
 	// ErrNotFound if there is no such node.
 	PurgePEPNode(ctx context.Context, owner, node string) error
+}
+
+// ColumnsJSON returns n's Config and Affiliations as the JSON objects a
+// backend's columns hold: {} when there are none.
+func (n PEPNode) ColumnsJSON() (config, affs string, err error) {
+	n = n.Normal()
+	if n.Config == nil {
+		n.Config = map[string][]string{}
+	}
+	if n.Affiliations == nil {
+		n.Affiliations = map[string]string{}
+	}
+	c, err := json.Marshal(n.Config)
+	if err != nil {
+		return "", "", err
+	}
+	a, err := json.Marshal(n.Affiliations)
+	if err != nil {
+		return "", "", err
+	}
+	return string(c), string(a), nil
+}
+
+// PEPNodeFromJSON reads what ColumnsJSON wrote, as Normal makes it.
+func PEPNodeFromJSON(name string, config, affs []byte) (PEPNode, error) {
+	n := PEPNode{Name: name}
+	if err := json.Unmarshal(config, &n.Config); err != nil {
+		return n, fmt.Errorf("config: %w", err)
+	}
+	if err := json.Unmarshal(affs, &n.Affiliations); err != nil {
+		return n, fmt.Errorf("affiliations: %w", err)
+	}
+	return n.Normal(), nil
 }

@@ -149,12 +149,7 @@ func (m *Module) Delete(ctx context.Context, owner, name string) error {
 	delete(svc.nodes, name)
 	snap := *n
 	svc.mu.Unlock()
-	if snap.cfg.delete {
-		m.broadcast(ctx, owner, &snap, xmpp.NewElement(NSEvent, "delete", "node", name))
-	}
-	if name == NSBookmarks {
-		m.bookmarksChanged(ctx, owner, name, nil)
-	}
+	m.after(ctx, owner, &snap, xmpp.NewElement(NSEvent, "delete", "node", name), snap.cfg.delete)
 	return nil
 }
 
@@ -171,12 +166,7 @@ func (m *Module) purge(ctx context.Context, owner, name string) error {
 	n.last = nil
 	snap := *n
 	svc.mu.Unlock()
-	if snap.cfg.retract {
-		m.broadcast(ctx, owner, &snap, xmpp.NewElement(NSEvent, "purge", "node", name))
-	}
-	if name == NSBookmarks {
-		m.bookmarksChanged(ctx, owner, name, nil)
-	}
+	m.after(ctx, owner, &snap, xmpp.NewElement(NSEvent, "purge", "node", name), snap.cfg.retract)
 	return nil
 }
 

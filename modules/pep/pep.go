@@ -448,17 +448,24 @@ func (m *Module) Retract(ctx context.Context, owner, name string, ids []string, 
 	}
 	snap := *n
 	svc.mu.Unlock()
-	if notify && snap.cfg.retract {
-		ev := xmpp.NewElement(NSEvent, "items", "node", name)
-		for _, id := range ids {
-			ev.Add(xmpp.NewElement(NSEvent, "retract", "id", id))
-		}
-		m.broadcast(ctx, owner, &snap, ev)
+	ev := xmpp.NewElement(NSEvent, "items", "node", name)
+	for _, id := range ids {
+		ev.Add(xmpp.NewElement(NSEvent, "retract", "id", id))
 	}
-	if name == NSBookmarks {
-		m.bookmarksChanged(ctx, owner, name, nil)
-	}
+	m.after(ctx, owner, &snap, ev, notify && snap.cfg.retract)
 	return nil
+}
+
+// after follows a change to owner's node n (a snapshot): the event ev to
+// those with interest when send is set, and a bookmarks node's change to
+// the bookmarks' other forms.
+func (m *Module) after(ctx context.Context, owner string, n *node, ev *xmpp.Element, send bool) {
+	if send {
+		m.broadcast(ctx, owner, n, ev)
+	}
+	if n.name == NSBookmarks {
+		m.bookmarksChanged(ctx, owner, n.name, nil)
+	}
 }
 
 func contains(l []string, s string) bool {

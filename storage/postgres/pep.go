@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -21,7 +20,7 @@ const pepLock int32 = 0x70657020 // "pep "
 // advisory lock keeps two transactions from both adding a node to an
 // account one short of it.
 func (s *Store) CreatePEPNode(ctx context.Context, owner string, n storage.PEPNode, maxNodes int) error {
-	config, affs, err := marshalPEPNode(n)
+	config, affs, err := n.ColumnsJSON()
 	if err != nil {
 		return fmt.Errorf("postgres: create pep node %s of %s: %w", n.Name, owner, err)
 	}
@@ -61,7 +60,7 @@ func (s *Store) CreatePEPNode(ctx context.Context, owner string, n storage.PEPNo
 
 // UpdatePEPNode implements storage.PEP.
 func (s *Store) UpdatePEPNode(ctx context.Context, owner string, n storage.PEPNode) error {
-	config, affs, err := marshalPEPNode(n)
+	config, affs, err := n.ColumnsJSON()
 	if err != nil {
 		return fmt.Errorf("postgres: update pep node %s of %s: %w", n.Name, owner, err)
 	}
@@ -79,7 +78,7 @@ func (s *Store) PEPNodes(ctx context.Context, owner string) ([]storage.PEPNode, 
 	nodes := []storage.PEPNode{}
 	var name, config, affs string
 	_, err := pgx.ForEachRow(rows, []any{&name, &config, &affs}, func() error {
-		n, err := unmarshalPEPNode(name, []byte(config), []byte(affs))
+		n, err := storage.PEPNodeFromJSON(name, []byte(config), []byte(affs))
 		if err != nil {
 			return fmt.Errorf("node %s: %w", name, err)
 		}
@@ -249,38 +248,4 @@ func pepItem(id, publisher string, payload []byte, published time.Time) storage.
 		payload = []byte{}
 	}
 	return storage.PEPItem{ID: id, Publisher: publisher, Payload: payload, Published: published.UTC()}
-}
-
-// marshalPEPNode returns n's Config and Affiliations as the JSON objects
-// the columns hold: {} when there are none.
-func marshalPEPNode(n storage.PEPNode) (config, affs string, err error) {
-	n = n.Normal()
-	if n.Config == nil {
-		n.Config = map[string][]string{}
-	}
-	if n.Affiliations == nil {
-		n.Affiliations = map[string]string{}
-	}
-	c, err := json.Marshal(n.Config)
-	if err != nil {
-		return "", "", err
-	}
-	a, err := json.Marshal(n.Affiliations)
-	if err != nil {
-		return "", "", err
-	}
-	return string(c), string(a), nil
-}
-
-// unmarshalPEPNode reads what marshalPEPNode wrote, as PEPNode.Normal
-// makes it.
-func unmarshalPEPNode(name string, config, affs []byte) (storage.PEPNode, error) {
-	n := storage.PEPNode{Name: name}
-	if err := json.Unmarshal(config, &n.Config); err != nil {
-		return n, fmt.Errorf("config: %w", err)
-	}
-	if err := json.Unmarshal(affs, &n.Affiliations); err != nil {
-		return n, fmt.Errorf("affiliations: %w", err)
-	}
-	return n.Normal(), nil
 }

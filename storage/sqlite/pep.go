@@ -14,7 +14,7 @@ import (
 // lock at BEGIN (see Open), so the count after the insert is exact: the
 // limit holds under concurrent creates.
 func (s *Store) CreatePEPNode(ctx context.Context, owner string, n storage.PEPNode, maxNodes int) error {
-	config, affs, err := marshalPEPNode(n)
+	config, affs, err := n.ColumnsJSON()
 	if err != nil {
 		return fmt.Errorf("sqlite: create pep node %s of %s: %w", n.Name, owner, err)
 	}
@@ -51,7 +51,7 @@ func (s *Store) CreatePEPNode(ctx context.Context, owner string, n storage.PEPNo
 
 // UpdatePEPNode implements storage.PEP.
 func (s *Store) UpdatePEPNode(ctx context.Context, owner string, n storage.PEPNode) error {
-	config, affs, err := marshalPEPNode(n)
+	config, affs, err := n.ColumnsJSON()
 	if err != nil {
 		return fmt.Errorf("sqlite: update pep node %s of %s: %w", n.Name, owner, err)
 	}
@@ -77,7 +77,7 @@ func (s *Store) PEPNodes(ctx context.Context, owner string) ([]storage.PEPNode, 
 		if err := rows.Scan(&n.Name, &config, &affs); err != nil {
 			return nil, fmt.Errorf("sqlite: pep nodes of %s: %w", owner, err)
 		}
-		if n, err = unmarshalPEPNode(n.Name, []byte(config), []byte(affs)); err != nil {
+		if n, err = storage.PEPNodeFromJSON(n.Name, []byte(config), []byte(affs)); err != nil {
 			return nil, fmt.Errorf("sqlite: pep node %s of %s: %w", n.Name, owner, err)
 		}
 		nodes = append(nodes, n)
@@ -269,38 +269,4 @@ func pepItem(id, publisher string, payload []byte, published int64) storage.PEPI
 		payload = []byte{}
 	}
 	return storage.PEPItem{ID: id, Publisher: publisher, Payload: payload, Published: time.UnixMicro(published).UTC()}
-}
-
-// marshalPEPNode returns n's Config and Affiliations as the JSON objects
-// the columns hold: {} when there are none.
-func marshalPEPNode(n storage.PEPNode) (config, affs string, err error) {
-	n = n.Normal()
-	if n.Config == nil {
-		n.Config = map[string][]string{}
-	}
-	if n.Affiliations == nil {
-		n.Affiliations = map[string]string{}
-	}
-	c, err := json.Marshal(n.Config)
-	if err != nil {
-		return "", "", err
-	}
-	a, err := json.Marshal(n.Affiliations)
-	if err != nil {
-		return "", "", err
-	}
-	return string(c), string(a), nil
-}
-
-// unmarshalPEPNode reads what marshalPEPNode wrote, as PEPNode.Normal
-// makes it.
-func unmarshalPEPNode(name string, config, affs []byte) (storage.PEPNode, error) {
-	n := storage.PEPNode{Name: name}
-	if err := json.Unmarshal(config, &n.Config); err != nil {
-		return n, fmt.Errorf("config: %w", err)
-	}
-	if err := json.Unmarshal(affs, &n.Affiliations); err != nil {
-		return n, fmt.Errorf("affiliations: %w", err)
-	}
-	return n.Normal(), nil
 }

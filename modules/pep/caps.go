@@ -47,6 +47,9 @@ type capsCache struct {
 // maxCaps bounds the capabilities sets kept; past it, one is let go.
 const maxCaps = 10_000
 
+// maxPending bounds the capabilities sets being asked for at once.
+const maxPending = 1000
+
 // capsTimeout bounds the wait for an entity's disco#info answer.
 const capsTimeout = 30 * time.Second
 
@@ -94,6 +97,12 @@ func (m *Module) resolve(k capsKey, node, full string, done func(interest)) {
 		c.pending = make(map[capsKey][]func(interest))
 	}
 	waiting := c.pending[k]
+	if waiting == nil && len(c.pending) >= maxPending {
+		// Many unknown sets at once (a contact's client announcing a new
+		// one in every presence): the rest wait for a later presence.
+		c.mu.Unlock()
+		return
+	}
 	c.pending[k] = append(waiting, done)
 	c.mu.Unlock()
 	if waiting != nil {

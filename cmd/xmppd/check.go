@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/storage/redis"
@@ -46,9 +47,17 @@ func (c *checker) fail(what, format string, a ...any) {
 	c.line("FAIL", what, format, a...)
 }
 
+// line prints one finding on one line (YAML errors come on several).
 func (c *checker) line(mark, what, format string, a ...any) {
-	fmt.Fprintf(c.w, "%s  %-12s %s\n", mark, what+":", fmt.Sprintf(format, a...))
+	msg := strings.Fields(fmt.Sprintf(format, a...))
+	fmt.Fprintf(c.w, "%s  %-12s %s\n", mark, what+":", strings.Join(msg, " "))
 }
+
+// quietRedis drops go-redis's own log lines: the check reports the error
+// on its line.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // runCheck is xmppd -check: it checks what the server needs to start and
 // serve — the configuration (loaded with loadErr), the certificate, the
@@ -58,6 +67,7 @@ func (c *checker) line(mark, what, format string, a ...any) {
 // errReported when something would stop the server or break clients.
 func runCheck(w io.Writer, path string, cfg config.Config, loadErr error) error {
 	c := &checker{w: w, now: time.Now()}
+	goredis.SetLogger(quietRedis{}) // the process ends after the check
 	if c.checkConfig(path, cfg, loadErr) {
 		c.checkCert(cfg)
 		ctx := context.Background()
@@ -120,6 +130,7 @@ func (c *checker) checkCert(cfg config.Config) {
 		}
 	}
 	left := leaf.NotAfter.Sub(c.now)
+	current := left > 0 && !c.now.Before(leaf.NotBefore)
 	expiry := fmt.Sprintf("%s, expires %s", strings.Join(leaf.DNSNames, " "), leaf.NotAfter.UTC().Format(time.DateOnly))
 	switch {
 	case left <= 0:
@@ -158,7 +169,7 @@ func (c *checker) checkCert(cfg config.Config) {
 			inter.AddCert(ic)
 		}
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Intermediates: inter, CurrentTime: c.now}); err != nil && left > 0 {
+	if _, err := leaf.Verify(x509.VerifyOptions{Intermediates: inter, CurrentTime: c.now}); err != nil && current {
 		c.warn("certificate", "%s does not verify against this system's roots (is the chain, fullchain.pem, in the file?): %v", certFile, err)
 	}
 }

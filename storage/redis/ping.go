@@ -16,6 +16,7 @@ func Ping(ctx context.Context, addr string) error {
 	}
 	// No retries: a check reports what it found, at once.
 	copts.MaxRetries = -1
+	copts.DialerRetries = 1
 	c := goredis.NewClient(copts)
 	defer c.Close()
 	return c.Ping(ctx).Err()

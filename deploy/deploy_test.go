@@ -29,9 +29,9 @@ type compose struct {
 }
 
 type service struct {
-	Image     string            `yaml:"image"`
-	Build     any               `yaml:"build"`
-	Command   []string          `yaml:"command"`
+	Image     string   `yaml:"image"`
+	Build     any      `yaml:"build"`
+	Command   []string `yaml:"command"`
 	DependsOn map[string]struct {
 		Condition string `yaml:"condition"`
 	} `yaml:"depends_on"`

@@ -439,3 +439,24 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestDeployDocConfig: the YAML examples of docs/deploy.md load.
+func TestDeployDocConfig(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
+	if len(blocks) == 0 {
+		t.Fatal("no yaml examples in docs/deploy.md")
+	}
+	for i, b := range blocks {
+		path := filepath.Join(t.TempDir(), "example.yaml")
+		if err := os.WriteFile(path, b[1], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(path); err != nil {
+			t.Errorf("example %d does not load: %v\n%s", i+1, err, b[1])
+		}
+	}
+}

@@ -31,14 +31,8 @@ import (
 	"github.com/xmppd/xmppd/xmpp"
 )
 
-// version is set at build time with -ldflags "-X main.buildVersion=...".
-var buildVersion = "dev"
-
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "xmppd:", err)
-		os.Exit(1)
-	}
+	os.Exit(exitStatus(os.Stderr, run(os.Args[1:])))
 }
 
 func run(args []string) error {
@@ -57,11 +51,17 @@ func run(args []string) error {
 	httpAddr := fs.String("http", "", "HTTP listener address for WebSocket, BOSH and the web client, e.g. 127.0.0.1:5280 (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler at this address, e.g. 127.0.0.1:6060 (off by default)")
-	if err := fs.Parse(args); err != nil {
+	showVersion := fs.Bool("version", false, "print the version and build, and exit")
+	check := fs.Bool("check", false, "check the configuration, certificate, storage and Redis, print a verdict, and exit (0: OK, 1: FAILED)")
+	if err := parseArgs(fs, args, os.Stdout); err != nil {
 		return err
 	}
+	if *showVersion {
+		writeVersion(os.Stdout, buildInfo())
+		return nil
+	}
 	cfg, err := config.Load(*cfgPath)
-	if err != nil {
+	if err != nil && !*check {
 		return err
 	}
 	setIf(&cfg.Domain, *domain)
@@ -71,6 +71,9 @@ func run(args []string) error {
 	setIf(&cfg.Listen.HTTP, *httpAddr)
 	setIf(&cfg.Listen.S2S, *s2sAddr)
 	setIf(&cfg.Log.Level, *level)
+	if *check {
+		return runCheck(os.Stdout, *cfgPath, cfg, err)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
 	if cfg.Limits.MaxConnsPerIP != 0 {
 		log.Warn("limits.max_connections_per_ip is deprecated: it now sets limits.max_unauthenticated_per_ip (signed-in sessions are limited per account by limits.max_sessions_per_account)")
@@ -264,7 +267,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 		TLSConfig:              xmpp.TLSConfig(cert),
 		Store:                  store,
 		Logger:                 log,
-		Version:                buildVersion,
+		Version:                buildInfo().Version,
 		AllowPlaintextAuth:     cfg.Auth.AllowPlaintext,
 		SCRAMIterations:        cfg.Auth.Iterations,
 		MaxStanzaSize:          l.MaxStanzaSize,

@@ -5,12 +5,14 @@
 # go-sendxmpp and sendxmpp (command-line interop clients), postgresql and
 # redis-server (storage integration tests), prosody with lua-unbound (the
 # federation peer; unbound reads /etc/hosts), sqlite3 (plain SQL on the
-# embedded database, as an app would write its teams).
+# embedded database, as an app would write its teams), docker-compose and
+# systemd (they check docker-compose.yml and the systemd unit; no Docker
+# engine is needed or started).
 #
 # Idempotent: with everything present it neither touches apt nor needs root.
 set -euo pipefail
 
-packages=(python3-slixmpp python3-aiohttp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound sqlite3)
+packages=(python3-slixmpp python3-aiohttp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound sqlite3 docker-compose systemd)
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 

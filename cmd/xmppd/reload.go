@@ -145,7 +145,12 @@ func (r *reloader) reload() {
 	r.srv.Reconfigure(settings(cfg))
 	if tokens {
 		if !bytes.Equal(secret, r.secret) {
-			changed = appendOnce(changed, "auth.tokens secret")
+			// The file's content may have changed, not its name.
+			key := "auth.tokens.secret"
+			if cfg.Auth.Tokens.SecretFile != "" {
+				key = "auth.tokens.secret_file"
+			}
+			changed = appendOnce(changed, key)
 		}
 		sig := *r.tokens.v.Load()
 		sig.Verifier.Secret = secret

@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/sasl"
 	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/xmpp"
@@ -275,5 +278,45 @@ func TestChangedKeys(t *testing.T) {
 		if reloadable(k, false) != (k == "limits.queue_size" || k == "s2s.deny") {
 			t.Errorf("reloadable(%s) = %v", k, reloadable(k, false))
 		}
+	}
+}
+
+// TestReloadTokenSecret: a new sign-in token secret applies at the next
+// sign-in, and tokens made with the old one are refused from then on.
+func TestReloadTokenSecret(t *testing.T) {
+	oldSecret, newSecret := strings.Repeat("o", 32), strings.Repeat("n", 32)
+	s, cfgPath, _ := startWithConfig(t, "auth:\n  tokens:\n    secret: "+oldSecret+"\n")
+	mint := func(secret string) string {
+		tok, err := apptoken.Mint([]byte(secret), "alice@localhost", "", time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	signIn := func(token string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.Timeout)
+		defer cancel()
+		conn, err := net.Dial("tcp", s.c2s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = mxmpp.NewClientSession(ctx, jid.MustParse("alice@localhost"), conn,
+			mxmpp.StartTLS(s.clientTLS(t)), mxmpp.SASL("", token, sasl.Plain), mxmpp.BindResource())
+		return err
+	}
+	if err := signIn(mint(oldSecret)); err != nil {
+		t.Fatalf("token before the reload: %v", err)
+	}
+	writeFile(t, cfgPath, "auth:\n  tokens:\n    secret: "+newSecret+"\n")
+	s.reload(t, 1)
+	if !strings.Contains(s.log.String(), `changed=auth.tokens.secret needs_restart=""`) {
+		t.Errorf("the summary does not name the secret:\n%s", s.log)
+	}
+	if err := signIn(mint(newSecret)); err != nil {
+		t.Errorf("token with the new secret: %v", err)
+	}
+	if err := signIn(mint(oldSecret)); err == nil {
+		t.Error("a token with the old secret still signs in")
 	}
 }

@@ -46,7 +46,8 @@ const (
 // limits select the defaults above; a negative value switches a limit off
 // where that makes sense (stanza size, connections and failures per address,
 // failure delay, keepalive pings) and selects the default elsewhere (queue
-// size, timeouts).
+// size, timeouts). The fields are read when serving starts; the limits
+// that may change while it runs are changed with Reconfigure (Settings).
 type Server struct {
 	// Domain is the XMPP domain served, e.g. "example.com".
 	Domain string

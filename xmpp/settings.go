@@ -14,9 +14,10 @@ import (
 //   - every accept, stanza or attempt from then on: the connection rate and
 //     unauthenticated connections per address, the outbound queue bounds of
 //     every session (QueueSize, QueueBytes, SMMaxUnacked), the sessions per
-//     account at the next bind, the authentication failure limits, and the
-//     federation routes and allow and deny lists at the next stream or
-//     outgoing connection;
+//     account at the next bind, the authentication failure limits, the
+//     federation allow and deny lists (checked for each stanza either way,
+//     so a stream from a domain denied since it was set up ends at its next
+//     one), and S2SRoutes at the next outgoing stream;
 //   - new connections only: MaxStanzaSize, ReadRate and ReadBurst (a
 //     connection keeps the guard it was given), NegotiationTimeout,
 //     TLSHandshakeTimeout, SMResumeTimeout (fixed when a session enables

@@ -17,13 +17,15 @@ import (
 
 	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/config"
+	"github.com/xmppd/xmppd/modules/offline"
+	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
 // A reloader applies the configuration file again on SIGHUP, without
 // dropping a session: the certificate, the log level, the limits and
-// federation lists the core reads at run time (xmpp.Settings) and the
-// sign-in token secret. Other keys need a restart; a changed one is logged
+// federation lists the core reads at run time (xmpp.Settings), the roster
+// and offline limits, and the sign-in token secret. Other keys need a restart; a changed one is logged
 // as such. A file that does not load, or names a certificate that does
 // not, changes nothing. docs/configuration.md lists what reloads.
 type reloader struct {
@@ -143,6 +145,14 @@ func (r *reloader) reload() {
 	r.certs.Set(cert)
 	r.level.Set(cfg.Level())
 	r.srv.Reconfigure(settings(cfg))
+	for _, m := range r.srv.Modules {
+		switch m := m.(type) {
+		case *roster.Module:
+			m.SetMaxItems(cfg.Limits.MaxRosterItems)
+		case *offline.Module:
+			m.SetLimits(cfg.Limits.MaxOfflineMessages, cfg.Limits.MaxOfflineBytes)
+		}
+	}
 	if tokens {
 		if !bytes.Equal(secret, r.secret) {
 			// The file's content may have changed, not its name.
@@ -211,6 +221,7 @@ func reloadable(key string, tokens bool) bool {
 		"limits.tls_handshake_timeout", "limits.negotiation_timeout",
 		"limits.max_sessions_per_account", "limits.sm_resume_timeout", "limits.sm_max_unacked",
 		"limits.queue_size", "limits.queue_bytes",
+		"limits.max_roster_items", "limits.max_offline_messages", "limits.max_offline_bytes",
 		"auth.failure_delay", "auth.max_failures", "auth.max_account_failures", "auth.failure_window",
 		"s2s.routes", "s2s.allow", "s2s.deny",
 		"s2s.idle_timeout", "s2s.connect_timeout", "s2s.queue_size":

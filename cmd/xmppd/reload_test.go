@@ -125,13 +125,15 @@ s2s:
   deny: [denied.test]
 listen:
   s2s_direct_tls: 127.0.0.1:0
+limits:
+  max_roster_items: 1
 `)
 	s.reload(t, 1)
 	log := s.log.String()
 	if !strings.Contains(log, `msg="configuration reloaded"`) {
 		t.Fatalf("reload failed:\n%s", log)
 	}
-	for _, want := range []string{"certificate", "log.level", "s2s.deny"} {
+	for _, want := range []string{"certificate", "log.level", "s2s.deny", "limits.max_roster_items"} {
 		if !regexpContains(log, `changed="[^"]*\b`+want+`\b`) {
 			t.Errorf("the summary does not name %s as changed", want)
 		}
@@ -170,6 +172,12 @@ listen:
 	io.WriteString(ms.Conn(), `<message type="chat" id="d1" to="eve@denied.test"><body>hi</body></message>`)
 	if got := readUntil(t, ms.Conn(), `id="d1"`); !strings.Contains(got, "remote-server-not-found") || !strings.Contains(got, "not allowed") {
 		t.Errorf("a message to the denied domain: %s", got)
+	}
+	// The roster limit is the new one.
+	io.WriteString(ms.Conn(), `<iq type="set" id="r1"><query xmlns="jabber:iq:roster"><item jid="c1@localhost"/></query></iq>`+
+		`<iq type="set" id="r2"><query xmlns="jabber:iq:roster"><item jid="c2@localhost"/></query></iq>`)
+	if got := readUntil(t, ms.Conn(), "at most 1 items"); strings.Contains(got, `id="r1" type="error"`) {
+		t.Errorf("the first roster item was refused: %s", got)
 	}
 	// A stream from the denied domain is refused.
 	sc, err := net.Dial("tcp", s.s2sAddr(t))

@@ -75,6 +75,8 @@ type Module struct {
 	cos       coSets
 	watchOnce sync.Once
 	watching  chan struct{} // closed once the group watch runs
+	// maxItems is MaxItems, which SetMaxItems changes (limits.go).
+	maxItems atomic.Int64
 }
 
 // account is what the module keeps for an account while it has sessions.
@@ -113,6 +115,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	if m.MaxItems == 0 {
 		m.MaxItems = DefaultMaxItems
 	}
+	m.maxItems.Store(int64(m.MaxItems))
 	if m.MaxDirected == 0 {
 		m.MaxDirected = DefaultMaxDirected
 	}
@@ -475,9 +478,10 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 
 // save stores it, with the roster's item limit.
 func (m *Module) save(ctx context.Context, owner string, it *item) error {
-	err := m.Store.PutRosterItem(ctx, owner, it.RosterItem, m.MaxItems)
+	max := int(m.maxItems.Load())
+	err := m.Store.PutRosterItem(ctx, owner, it.RosterItem, max)
 	if errors.Is(err, storage.ErrLimit) {
-		return xmpp.StanzaError{Condition: xmpp.NotAllowed, Text: "the roster is full: it may hold at most " + strconv.Itoa(m.MaxItems) + " items"}
+		return xmpp.StanzaError{Condition: xmpp.NotAllowed, Text: "the roster is full: it may hold at most " + strconv.Itoa(max) + " items"}
 	}
 	if err == nil {
 		it.stored = true

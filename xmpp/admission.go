@@ -145,13 +145,12 @@ func (a *admission) state(addr string, now time.Time) *addrState {
 // On success the caller owns one pending slot of addr.
 func (s *Server) admit(addr string) refusal {
 	now := time.Now()
-	if r := s.admission.connect(addr, s.connRate(), float64(s.ConnBurstPerIP), now); r != "" {
+	set := s.cur()
+	if r := s.admission.connect(addr, set.ConnRatePerIP, float64(set.ConnBurstPerIP), now); r != "" {
 		return r
 	}
-	return s.admission.acquire(addr, s.MaxUnauthPerIP, now)
+	return s.admission.acquire(addr, set.MaxUnauthPerIP, now)
 }
-
-func (s *Server) connRate() float64 { return s.ConnRatePerIP }
 
 // refuse closes a connection that was not admitted. A plain TCP client stream
 // is told why, with a stream error it can show (RFC 6120 §4.9.1.2: our
@@ -191,7 +190,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		s := l.srv
-		if why := s.admission.connect(addrKey(c.RemoteAddr()), s.connRate(), float64(s.ConnBurstPerIP), time.Now()); why != "" {
+		set := s.cur()
+		if why := s.admission.connect(addrKey(c.RemoteAddr()), set.ConnRatePerIP, float64(set.ConnBurstPerIP), time.Now()); why != "" {
 			s.log.Info("connection refused", "remote", c.RemoteAddr().String(), "reason", string(why))
 			c.Close()
 			continue

@@ -116,5 +116,6 @@ func (k *knownAddrs) has(bare, addr string) bool {
 // refused without checking the password: guesses from anywhere used up its
 // failures in the window, and addr is not one its owner signed in from.
 func (s *Server) accountLocked(bare, addr string) bool {
-	return s.accountFailures.blocked(bare, s.MaxAccountAuthFailures, s.AuthFailureWindow) && !s.knownAddrs.has(bare, addr)
+	set := s.cur()
+	return s.accountFailures.blocked(bare, set.MaxAccountAuthFailures, set.AuthFailureWindow) && !s.knownAddrs.has(bare, addr)
 }

@@ -83,7 +83,9 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 	}()
 	c := &conn{srv: s, raw: raw, addr: addr, remote: raw.RemoteAddr().String(), mode: mode}
 	var layer net.Conn = raw
-	deadline := time.Now().Add(s.NegotiationTimeout)
+	// One version of the settings for the connection's set-up.
+	set := s.cur()
+	deadline := time.Now().Add(set.NegotiationTimeout)
 	c.deadline = deadline
 	if mode == directTLS {
 		tc := tls.Server(raw, s.TLSConfig)
@@ -96,13 +98,13 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		raw.SetDeadline(time.Time{})
 		layer = tc
 	}
-	c.guard = newGuard(layer, s.MaxStanzaSize, newRateLimiter(s.ReadRate, s.ReadBurst))
+	c.guard = newGuard(layer, set.MaxStanzaSize, newRateLimiter(set.ReadRate, set.ReadBurst))
 	c.guard.owner = c
 	if t, ok := raw.(interface{ StreamManagement() bool }); ok && !t.StreamManagement() {
 		c.noSM = true
 	}
 
-	if s.failures.blocked(addr, s.MaxAuthFailures, s.AuthFailureWindow) {
+	if s.failures.blocked(addr, set.MaxAuthFailures, set.AuthFailureWindow) {
 		c.fail(StreamError{Condition: PolicyViolation, Text: "too many failed authentication attempts; try again later"})
 		return
 	}
@@ -114,10 +116,11 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		locked:  func(bare string) bool { return s.accountLocked(bare, addr) },
 		tokens:  s.Tokens,
 		fail: func() {
-			n := s.failures.record(addr, s.AuthFailureWindow)
-			if acct := c.auth.attempted; acct != "" && s.MaxAccountAuthFailures >= 0 {
-				if m := s.accountFailures.record(acct, s.AuthFailureWindow); m == s.MaxAccountAuthFailures {
-					c.logger().Warn("account locked for new addresses after failed authentications", "jid", acct, "failures", m, "window", s.AuthFailureWindow)
+			set := s.cur()
+			n := s.failures.record(addr, set.AuthFailureWindow)
+			if acct := c.auth.attempted; acct != "" && set.MaxAccountAuthFailures >= 0 {
+				if m := s.accountFailures.record(acct, set.AuthFailureWindow); m == set.MaxAccountAuthFailures {
+					c.logger().Warn("account locked for new addresses after failed authentications", "jid", acct, "failures", m, "window", set.AuthFailureWindow)
 				}
 			}
 			c.logger().Info("authentication failed", "failures", n, "reason", c.auth.reason)
@@ -165,7 +168,7 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 // handshakeDeadline is when a TLS handshake must be done: within the
 // handshake timeout, and within the negotiation's deadline.
 func (s *Server) handshakeDeadline(negotiation time.Time) time.Time {
-	d := time.Now().Add(s.TLSHandshakeTimeout)
+	d := time.Now().Add(s.cur().TLSHandshakeTimeout)
 	if negotiation.Before(d) {
 		return negotiation
 	}
@@ -247,7 +250,7 @@ func (c *conn) sasl(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 				return mask, rw, err
 			}
 			c.logger().Debug("authentication attempt failed", "attempt", attempt, "reason", c.auth.reason)
-			if c.srv.failures.blocked(c.addr, c.srv.MaxAuthFailures, c.srv.AuthFailureWindow) {
+			if set := c.srv.cur(); c.srv.failures.blocked(c.addr, set.MaxAuthFailures, set.AuthFailureWindow) {
 				return 0, nil, errBlocked
 			}
 		}
@@ -388,7 +391,7 @@ func (c *conn) startTLS() mxmpp.StreamFeature {
 			return 0, nil, err
 		}
 		releaseHandshakeBuffers(tc)
-		c.guard = newGuard(tc, c.srv.MaxStanzaSize, c.guard.rate)
+		c.guard = newGuard(tc, c.guard.lex.limit, c.guard.rate)
 		c.guard.owner = c
 		return mxmpp.Secure, c.guard, nil
 	}
@@ -468,7 +471,7 @@ func (c *conn) bind(resource string) (jid.JID, error) {
 	c.bound = j
 	sess := newSession(c.srv, c)
 	if !sess.register() {
-		c.logger().Info("bind refused: too many sessions", "jid", j.Bare().String(), "max", c.srv.MaxSessionsPerAccount)
+		c.logger().Info("bind refused: too many sessions", "jid", j.Bare().String(), "max", c.srv.cur().MaxSessionsPerAccount)
 		return jid.JID{}, StanzaError{Condition: ResourceConstraintC, Text: "this account has as many sessions as it may have"}
 	}
 	c.sess = sess

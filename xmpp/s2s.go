@@ -51,9 +51,6 @@ func (s *Server) initS2S() {
 		s.dialbackSecret = make([]byte, 32)
 		rand.Read(s.dialbackSecret)
 	}
-	s.S2SIdleTimeout = positive(s.S2SIdleTimeout, DefaultS2SIdleTimeout)
-	s.S2SConnectTimeout = positive(s.S2SConnectTimeout, DefaultS2SConnectTimeout)
-	s.S2SQueueSize = positive(s.S2SQueueSize, DefaultS2SQueueSize)
 	s.s2sDials.init(s)
 	s.outgoingConns = make(map[string]*s2sOut)
 }
@@ -118,15 +115,16 @@ func (s *Server) remoteAllowed(domain string) bool {
 	if s.S2SDisabled {
 		return false
 	}
-	for _, d := range s.S2SDeny {
+	set := s.cur()
+	for _, d := range set.S2SDeny {
 		if d == domain {
 			return false
 		}
 	}
-	if len(s.S2SAllow) == 0 {
+	if len(set.S2SAllow) == 0 {
 		return true
 	}
-	for _, d := range s.S2SAllow {
+	for _, d := range set.S2SAllow {
 		if d == domain {
 			return true
 		}
@@ -147,7 +145,7 @@ type s2sAddr struct {
 // domain itself on 5269 (RFC 6120 §3.2, XEP-0368). The lookups end with
 // ctx, the attempt's connect timeout.
 func (s *Server) s2sAddrs(ctx context.Context, domain string) []s2sAddr {
-	if a, ok := s.S2SRoutes[domain]; ok {
+	if a, ok := s.cur().S2SRoutes[domain]; ok {
 		if rest, ok := strings.CutPrefix(a, "tls://"); ok {
 			return []s2sAddr{{rest, true}}
 		}

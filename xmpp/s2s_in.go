@@ -66,7 +66,7 @@ func (s *Server) handleS2S(raw net.Conn, direct bool, addr string) {
 	c := &s2sIn{srv: s, raw: raw, remote: raw.RemoteAddr().String(), authorized: make(map[string]bool), addr: addr}
 	defer c.authenticated()
 	var conn net.Conn = raw
-	deadline := time.Now().Add(s.NegotiationTimeout)
+	deadline := time.Now().Add(s.cur().NegotiationTimeout)
 	c.deadline = deadline
 	raw.SetDeadline(s.handshakeDeadline(deadline))
 	stop := context.AfterFunc(s.ctx, func() { raw.SetReadDeadline(time.Now()) })
@@ -114,7 +114,8 @@ func (c *s2sIn) serve(conn net.Conn, secure bool) error {
 		}
 	}()
 	for {
-		g := newGuard(conn, s.MaxStanzaSize, newRateLimiter(s.ReadRate, s.ReadBurst))
+		set := s.cur()
+		g := newGuard(conn, set.MaxStanzaSize, newRateLimiter(set.ReadRate, set.ReadBurst))
 		d := xml.NewDecoder(g)
 		hdr, err := readHeader(d)
 		if err != nil {
@@ -244,7 +245,7 @@ func (c *s2sIn) handle(el *Element, streamID string) error {
 		go func() {
 			defer c.pending.Done()
 			defer c.verifying.Add(-1)
-			ctx, cancel := context.WithTimeout(c.ctx, s.S2SConnectTimeout)
+			ctx, cancel := context.WithTimeout(c.ctx, s.cur().S2SConnectTimeout)
 			defer cancel()
 			ok, err := s.outgoingFrom(to, from, "dialback "+c.addr).verify(ctx, streamID, el.Text())
 			typ := "invalid"
@@ -299,6 +300,11 @@ func (c *s2sIn) stanza(el *Element) error {
 			return StreamError{Condition: HostUnknown}
 		}
 		return StreamError{Condition: InvalidFrom, Text: fj.Domainpart() + " has not been authenticated on this stream"}
+	}
+	// The lists may have changed since the stream was set up
+	// (Reconfigure): a domain denied now is cut off now.
+	if !c.srv.remoteAllowed(fj.Domainpart()) {
+		return StreamError{Condition: PolicyViolation, Text: "federation with " + fj.Domainpart() + " is not allowed"}
 	}
 	toClientNamespace(el)
 	c.srv.router.Route(c.srv.ctx, el, nil)

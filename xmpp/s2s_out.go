@@ -41,6 +41,8 @@ type s2sOut struct {
 	w        *s2sWriter
 	verifies map[string]chan bool // "id" of a db:verify sent → its answer
 	idle     *time.Timer
+	// idleTimeout is S2SIdleTimeout when the stream started.
+	idleTimeout time.Duration
 	// established is closed when the stream is encrypted (db:verify may
 	// be sent), or when the connection failed (err is set).
 	established chan struct{}
@@ -70,9 +72,10 @@ func (s *Server) outgoingFrom(local, remote, sender string) *s2sOut {
 		s.s2sMu.Unlock()
 		return o
 	}
+	set := s.cur()
 	o := &s2sOut{srv: s, local: local, remote: remote, sender: sender, verifies: make(map[string]chan bool),
-		established: make(chan struct{}), out: make(chan *Element, s.S2SQueueSize)}
-	o.ctx, o.cancel = context.WithTimeout(s.ctx, s.S2SConnectTimeout)
+		established: make(chan struct{}), out: make(chan *Element, set.S2SQueueSize), idleTimeout: set.S2SIdleTimeout}
+	o.ctx, o.cancel = context.WithTimeout(s.ctx, set.S2SConnectTimeout)
 	// Known before it may start, so that its failure finds and forgets it.
 	s.outgoingConns[k] = o
 	err := s.s2sDials.admit(o)
@@ -160,7 +163,7 @@ func toClientNamespace(e *Element) {
 // touch restarts the idle timer; o.mu is held.
 func (o *s2sOut) touch() {
 	if o.idle != nil {
-		o.idle.Reset(o.srv.S2SIdleTimeout)
+		o.idle.Reset(o.idleTimeout)
 	}
 }
 
@@ -187,7 +190,7 @@ type s2sStream struct {
 }
 
 func (o *s2sOut) open(conn net.Conn) (*s2sStream, *Element, error) {
-	st := &s2sStream{g: newGuard(conn, o.srv.MaxStanzaSize, newRateLimiter(0, 0))}
+	st := &s2sStream{g: newGuard(conn, o.srv.cur().MaxStanzaSize, newRateLimiter(0, 0))}
 	st.g.wrote = true
 	if _, err := conn.Write(appendS2SHeader(nil, o.local, o.remote, "")); err != nil {
 		return nil, nil, err
@@ -253,11 +256,11 @@ func (o *s2sOut) connect() (external bool, err error) {
 	// verify is no reason to give up (XEP-0220 §1). Ours goes along, for
 	// SASL EXTERNAL.
 	tc := tls.Client(raw, &tls.Config{
-		ServerName:         o.remote,
-		InsecureSkipVerify: true,
-		MinVersion:         tls.VersionTLS12,
-		Certificates:       s.TLSConfig.Certificates,
-		NextProtos:         []string{"xmpp-server"},
+		ServerName:           o.remote,
+		InsecureSkipVerify:   true,
+		MinVersion:           tls.VersionTLS12,
+		GetClientCertificate: s.clientCertificate,
+		NextProtos:           []string{"xmpp-server"},
 	})
 	if !direct {
 		st, feat, err := o.open(raw)
@@ -368,7 +371,7 @@ func (o *s2sOut) authenticated(how string) {
 	o.auth = how
 	o.ready = true
 	o.stream.g.Conn.SetDeadline(time.Time{})
-	o.idle = time.AfterFunc(o.srv.S2SIdleTimeout, o.close)
+	o.idle = time.AfterFunc(o.idleTimeout, o.close)
 	o.srv.wg.Add(1)
 	go o.write(o.w, o.out)
 	o.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mxmpp "mellium.im/xmpp"
@@ -45,7 +46,8 @@ const (
 // limits select the defaults above; a negative value switches a limit off
 // where that makes sense (stanza size, connections and failures per address,
 // failure delay, keepalive pings) and selects the default elsewhere (queue
-// size, timeouts).
+// size, timeouts). The fields are read when serving starts; the limits
+// that may change while it runs are changed with Reconfigure (Settings).
 type Server struct {
 	// Domain is the XMPP domain served, e.g. "example.com".
 	Domain string
@@ -165,6 +167,8 @@ type Server struct {
 	S2SMaxWaiting, S2SMaxWaitingPerSender       int
 	S2SQueueSize                                int
 	s2sDials                                    dialLimiter
+	// settings are what Reconfigure changes (settings.go).
+	settings atomic.Pointer[Settings]
 
 	once      sync.Once
 	setupOnce sync.Once
@@ -227,26 +231,12 @@ func (s *Server) init() {
 		s.router = newRouter(s)
 		s.setup()
 		s.initShared()
-		s.MaxStanzaSize = orDefault(s.MaxStanzaSize, DefaultMaxStanzaSize)
-		s.MaxUnauthPerIP = orDefault(s.MaxUnauthPerIP, DefaultMaxUnauthPerIP)
-		s.ConnRatePerIP = orDefault(s.ConnRatePerIP, DefaultConnRatePerIP)
-		s.ConnBurstPerIP = orDefault(s.ConnBurstPerIP, DefaultConnBurstPerIP)
-		s.TLSHandshakeTimeout = positive(s.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
-		s.MaxSessionsPerAccount = orDefault(s.MaxSessionsPerAccount, DefaultMaxSessionsPerAccount)
-		s.SMResumeTimeout = orDefault(s.SMResumeTimeout, DefaultSMResumeTimeout)
-		s.SMMaxUnacked = positive(s.SMMaxUnacked, DefaultSMMaxUnacked)
+		s.initSettings()
 		s.smSessions = make(map[string]*Session)
 		s.smGone = make(map[string]smGone)
-		s.QueueSize = positive(s.QueueSize, DefaultQueueSize)
-		s.QueueBytes = positive(s.QueueBytes, DefaultQueueBytes)
 		s.PresenceLinger = orDefault(s.PresenceLinger, DefaultPresenceLinger)
-		s.MaxAuthFailures = orDefault(s.MaxAuthFailures, DefaultMaxAuthFailures)
-		s.NegotiationTimeout = positive(s.NegotiationTimeout, DefaultNegotiationTimeout)
 		s.PingInterval = orDefault(s.PingInterval, DefaultPingInterval)
 		s.PingTimeout = positive(s.PingTimeout, DefaultPingTimeout)
-		s.AuthFailureDelay = orDefault(s.AuthFailureDelay, DefaultAuthFailureDelay)
-		s.AuthFailureWindow = orDefault(s.AuthFailureWindow, DefaultAuthFailureWindow)
-		s.MaxAccountAuthFailures = orDefault(s.MaxAccountAuthFailures, DefaultMaxAccountAuthFailures)
 		if s.Version == "" {
 			s.Version = "dev"
 		}
@@ -435,10 +425,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // delay is the growing delay before answering the n-th failure.
 func (s *Server) authDelay(n int) time.Duration {
-	if s.AuthFailureDelay < 0 {
+	d := s.cur().AuthFailureDelay
+	if d < 0 {
 		return 0
 	}
-	d := s.AuthFailureDelay
 	for i := 1; i < n && d < 30*time.Second; i++ {
 		d *= 2
 	}

@@ -130,7 +130,7 @@ func (s *Session) Hibernated() bool {
 // the same full JID (RFC 6120 §7.7.2.2); false when the account has as many
 // sessions as it may have.
 func (s *Session) register() bool {
-	old, ok := s.srv.router.register(s, s.srv.MaxSessionsPerAccount)
+	old, ok := s.srv.router.register(s, s.srv.cur().MaxSessionsPerAccount)
 	if old != nil {
 		old.Close(&StreamError{Condition: Conflict, Text: "replaced by a new session for the same resource"})
 	}
@@ -352,7 +352,8 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 			return true // kept for the resumption
 		}
 	}
-	if len(s.queue) >= s.srv.QueueSize {
+	set := s.srv.cur()
+	if len(s.queue) >= set.QueueSize {
 		s.wmu.Unlock()
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too many stanzas waiting for delivery"})
 		return false
@@ -360,7 +361,7 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	// Bytes bound the queue too: a few large stanzas to a client that does
 	// not read would otherwise hold hundreds of megabytes. One stanza is
 	// always taken when nothing waits, whatever its size.
-	if s.queued > 0 && s.queued+len(b) > s.srv.QueueBytes {
+	if s.queued > 0 && s.queued+len(b) > set.QueueBytes {
 		s.wmu.Unlock()
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too much data waiting for delivery"})
 		return false

@@ -44,7 +44,7 @@ type smState struct {
 // error when the client lets too many wait (XEP-0198 §4 leaves the limit to
 // the server).
 func (sm *smState) sent(s *Session, b []byte) *StreamError {
-	if len(sm.unacked) >= s.srv.SMMaxUnacked || sm.bytes+len(b) > 4*s.srv.QueueBytes {
+	if set := s.srv.cur(); len(sm.unacked) >= set.SMMaxUnacked || sm.bytes+len(b) > 4*set.QueueBytes {
 		return &StreamError{Condition: ResourceConstraint, Text: "too many stanzas not acknowledged (XEP-0198)"}
 	}
 	sm.out++
@@ -165,12 +165,13 @@ func (s *Server) smEnable(_ context.Context, sess *Session, el *Element) error {
 		sess.sendNonza(smFailed("unexpected-request", 0, false))
 		return nil
 	}
-	sm := &smState{max: s.SMResumeTimeout}
+	resumeTimeout := s.cur().SMResumeTimeout
+	sm := &smState{max: resumeTimeout}
 	if m, err := strconv.Atoi(el.Get("max")); err == nil && m > 0 && time.Duration(m)*time.Second < sm.max {
 		sm.max = time.Duration(m) * time.Second
 	}
 	b := []byte(`<enabled xmlns="` + NSSM + `"`)
-	if resume && s.SMResumeTimeout > 0 {
+	if resume && resumeTimeout > 0 {
 		sm.id = randomID() + randomID()
 		b = appendAttrs(b, "id", sm.id, "resume", "true", "max", strconv.Itoa(int(sm.max/time.Second)))
 	}

@@ -88,8 +88,8 @@ func newWSConn(s *Server, ws *websocket.Conn, remote net.Addr) *wsConn {
 	c := &wsConn{ws: ws, remote: remote, limit: -1}
 	// A message larger than a stanza may be is refused with a stream error,
 	// as on TCP, once that much of it has been read.
-	if s.MaxStanzaSize > 0 {
-		c.limit = int64(s.MaxStanzaSize)
+	if max := s.cur().MaxStanzaSize; max > 0 {
+		c.limit = int64(max)
 	}
 	c.seen.Store(time.Now().UnixNano())
 	ws.SetPongHandler(func(string) error {

@@ -330,8 +330,7 @@ func AppendEscaped(b []byte, s string) []byte { return appendEscaped(b, s) }
 // StanzaLimit is the largest stanza accepted, in bytes (MaxStanzaSize with
 // its default applied; negative: no limit).
 func (s *Server) StanzaLimit() int {
-	s.init()
-	return s.MaxStanzaSize
+	return s.cur().MaxStanzaSize
 }
 
 // ServeConn negotiates and serves one client stream that a web transport
@@ -360,7 +359,7 @@ func (s *Server) ServeConn(c net.Conn, secure bool) {
 	// The HTTP listener charged the connection rate at accept
 	// (LimitListener); the stream counts as unauthenticated from here.
 	addr := addrKey(c.RemoteAddr())
-	if why := s.admission.acquire(addr, s.MaxUnauthPerIP, time.Now()); why != "" {
+	if why := s.admission.acquire(addr, s.cur().MaxUnauthPerIP, time.Now()); why != "" {
 		c := &conn{srv: s, raw: c, remote: c.RemoteAddr().String(), guard: newGuard(c, 0, nil)}
 		c.fail(StreamError{Condition: PolicyViolation, Text: string(why)})
 		c.raw.Close()

@@ -64,17 +64,23 @@ func run(args []string) error {
 	if err != nil && !*check {
 		return err
 	}
-	setIf(&cfg.Domain, *domain)
-	setIf(&cfg.DataDir, *dataDir)
-	setIf(&cfg.Listen.C2S, *c2s)
-	setIf(&cfg.Listen.C2SDirect, *direct)
-	setIf(&cfg.Listen.HTTP, *httpAddr)
-	setIf(&cfg.Listen.S2S, *s2sAddr)
-	setIf(&cfg.Log.Level, *level)
+	// The flags win over the file, at the start and at each reload.
+	override := func(cfg *config.Config) {
+		setIf(&cfg.Domain, *domain)
+		setIf(&cfg.DataDir, *dataDir)
+		setIf(&cfg.Listen.C2S, *c2s)
+		setIf(&cfg.Listen.C2SDirect, *direct)
+		setIf(&cfg.Listen.HTTP, *httpAddr)
+		setIf(&cfg.Listen.S2S, *s2sAddr)
+		setIf(&cfg.Log.Level, *level)
+	}
+	override(&cfg)
 	if *check {
 		return runCheck(os.Stdout, *cfgPath, cfg, err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	logLevel := new(slog.LevelVar) // a reload changes it
+	logLevel.Set(cfg.Level())
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 	if cfg.Limits.MaxConnsPerIP != 0 {
 		log.Warn("limits.max_connections_per_ip is deprecated: it now sets limits.max_unauthenticated_per_ip (signed-in sessions are limited per account by limits.max_sessions_per_account)")
 	}
@@ -98,6 +104,11 @@ func run(args []string) error {
 	// Closed after the server has stopped, so that the sessions' entries
 	// are gone from a shared registry at once rather than after its TTL.
 	defer closeWithin(log, "presence registry", registry.Close)
+	rl, err := newReloader(*cfgPath, override, cfg, srv, log, logLevel)
+	if err != nil {
+		return err
+	}
+	defer rl.watch(ctx)() // SIGHUP
 
 	errc := make(chan error, 2)
 	listen := func(addr, kind string, serve func(net.Listener) error) error {

@@ -47,6 +47,9 @@ type Module struct {
 	// full is set while the total limit refuses messages, so that the
 	// operator hears of it once, not at every message.
 	full atomic.Bool
+	// limits are Max and MaxTotalBytes, which SetLimits changes
+	// (limits.go).
+	limits atomic.Pointer[storage.OfflineLimits]
 }
 
 // lock takes the server's lock on bare's queue: two sessions becoming
@@ -67,6 +70,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	if m.MaxTotalBytes == 0 {
 		m.MaxTotalBytes = DefaultMaxTotalBytes
 	}
+	m.limits.Store(&storage.OfflineLimits{PerAccount: m.Max, TotalBytes: m.MaxTotalBytes})
 	s.AddFeature(xmpp.ToServer, NSFeature)
 	s.Hook(xmpp.Undeliverable, 0, func(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 		taken, err := m.store(ctx, ev.Stanza)
@@ -122,7 +126,7 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 	el.Children = append(append([]xmpp.Node(nil), st.Children...),
 		xmpp.NewElement(NSDelay, "delay", "from", m.srv.Domain, "stamp", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")))
 	// Limits of zero or less are none, for the storage as here.
-	lim := storage.OfflineLimits{PerAccount: m.Max, TotalBytes: m.MaxTotalBytes}
+	lim := *m.limits.Load()
 	err = m.Store.StoreOffline(ctx, to, el.Bytes(xmpp.NSClient), lim)
 	// A message that cannot be stored goes back to its sender, never
 	// silently away: <service-unavailable/>, as XEP-0160 §2 (step 3) says
@@ -131,13 +135,13 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 	switch {
 	case errors.Is(err, storage.ErrTotalLimit):
 		if m.full.CompareAndSwap(false, true) {
-			m.log.Warn("offline storage is full: messages to offline accounts bounce", "max_bytes", m.MaxTotalBytes)
+			m.log.Warn("offline storage is full: messages to offline accounts bounce", "max_bytes", lim.TotalBytes)
 		}
 		return false, xmpp.StanzaError{Condition: xmpp.ServiceUnavailable,
 			Text: "the recipient is offline and the server's offline storage is full"}
 	case errors.Is(err, storage.ErrLimit):
 		return false, xmpp.StanzaError{Condition: xmpp.ServiceUnavailable,
-			Text: "the recipient is offline and their offline storage is full (" + strconv.Itoa(m.Max) + " messages)"}
+			Text: "the recipient is offline and their offline storage is full (" + strconv.Itoa(lim.PerAccount) + " messages)"}
 	case err != nil:
 		return false, err
 	}

@@ -162,11 +162,21 @@ func (p accounts) get(w http.ResponseWriter, r *http.Request) error {
 	if err := p.exists(r.Context(), bare); err != nil {
 		return err
 	}
+	// The registry knows every node's sessions; this node's own are
+	// counted too, since the registry learns of a binding a moment after
+	// it.
 	res, err := p.a.Server.Registry().Resources(r.Context(), bare.String())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, Account{JID: bare.String(), OnlineResources: len(res)})
+	online := make(map[string]bool, len(res))
+	for _, r := range res {
+		online[r.Resource] = true
+	}
+	for _, s := range p.a.Server.SessionsOf(bare) {
+		online[s.JID().Resourcepart()] = true
+	}
+	return writeJSON(w, http.StatusOK, Account{JID: bare.String(), OnlineResources: len(online)})
 }
 
 // password replaces the account's credentials and ends its sessions, as a

@@ -151,10 +151,17 @@ func live(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 	apiURL := fs.String("api", "", "the admin API's base URL, e.g. http://127.0.0.1:5281")
 	token := fs.String("token", "", "an API token (prefer XMPPD_API_TOKEN or api.token_file)")
 	cmd := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2, fmt.Errorf("%v\n%s", err, usage)
+	// Flags may come before, between or after the arguments.
+	var rest []string
+	for a := args[1:]; ; {
+		if err := fs.Parse(a); err != nil {
+			return 2, fmt.Errorf("%v\n%s", err, usage)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, a = append(rest, fs.Arg(0)), fs.Args()[1:]
 	}
-	rest := fs.Args()
 	switch {
 	case cmd == "status" && len(rest) == 0:
 	case cmd == "session" && len(rest) == 1 && rest[0] == "list":

@@ -51,6 +51,7 @@ write_config() {
 		  c2s_direct_tls: ""
 		  http: "$( [[ ${WEBSOCKET:-0} == 1 ]] && echo "127.0.0.1:$ws_port")"
 		  s2s: ""
+		  admin: ""
 
 		# same: the shared certificate (xmppd accepts TLS 1.2 and later).
 		tls:

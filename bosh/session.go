@@ -465,6 +465,9 @@ func (s *session) Close() error {
 func (s *session) LocalAddr() net.Addr  { return s.h.local }
 func (s *session) RemoteAddr() net.Addr { return s.addr }
 
+// Transport names the transport for xmpp.Session.Transport.
+func (s *session) Transport() string { return xmpp.TransportBOSH }
+
 // StreamManagement tells the server not to offer stream management
 // (XEP-0198) on this stream: BOSH acknowledges requests itself (XEP-0124
 // §9), and a BOSH session outlives its HTTP connections anyway.

@@ -272,6 +272,7 @@ type Store interface {
 	XMLDocs
 	Invites
 	PEP
+	APITokens
 	Close() error
 }
 

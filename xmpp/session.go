@@ -29,6 +29,8 @@ type Session struct {
 	jid  jid.JID
 	full string
 	bare string
+	// since is when the session was bound (Unix nanoseconds).
+	since int64
 
 	closing   chan struct{} // closed when the session is to end for good
 	closeOnce sync.Once
@@ -76,6 +78,7 @@ func newSession(s *Server, c *conn) *Session {
 		jid:        j,
 		full:       j.String(),
 		bare:       j.Bare().String(),
+		since:      time.Now().UnixNano(),
 		closing:    make(chan struct{}),
 		live:       true,
 		writerDone: make(chan struct{}),

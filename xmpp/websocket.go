@@ -254,6 +254,9 @@ func (c *wsConn) Close() error {
 func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
 func (c *wsConn) RemoteAddr() net.Addr { return c.remote }
 
+// Transport names the transport for Session.Transport.
+func (c *wsConn) Transport() string { return TransportWebSocket }
+
 func (c *wsConn) SetDeadline(t time.Time) error {
 	c.ws.SetReadDeadline(t)
 	return c.SetWriteDeadline(t)

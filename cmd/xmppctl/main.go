@@ -1,5 +1,6 @@
 // Command xmppctl administers xmppd's data (accounts, teams and projects) and
-// mints sign-in tokens. It works on the same configuration file or data
+// mints sign-in tokens and admin API tokens; its live commands (session,
+// status) go through the running server's admin API. It works on the same configuration file or data
 // directory as the server, also while the server runs.
 package main
 
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +47,15 @@ commands:
                               or an open chat room (docs/muc.md)
   room list                   list stored rooms: JID, kind, title (tab-separated)
   room del NAME               delete a stored room
+  api-token create NAME       print a new admin API token called NAME (shown once)
+  api-token list              list API tokens: name, created, last used (tab-separated)
+  api-token revoke NAME       revoke an API token at once
+  session list [-api URL] [-token T]
+                              list the sessions online on the server (through its admin API)
+  session kick JID [-api URL] [-token T]
+                              disconnect the session with that full JID
+  status [-api URL] [-token T]
+                              the server's version, uptime, nodes and counts
   invite create [-ttl 168h]   print an invitation to create one account by in-band
                               registration (registration.require_invite); -ttl 0 is
                               the default week
@@ -68,9 +79,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return 2, fmt.Errorf("%v\n%s", err, usage)
 	}
 	args = fs.Args()
-	if len(args) < 2 || (args[0] != "user" && args[0] != "token" && args[0] != "group" && args[0] != "room" && args[0] != "invite") {
+	// status alone takes no subcommand; every other command has one.
+	commands := []string{"user", "token", "group", "room", "invite", "api-token", "session", "status"}
+	if len(args) == 0 || !slices.Contains(commands, args[0]) || (len(args) < 2 && args[0] != "status") {
 		return 2, errors.New("unknown command\n" + usage)
 	}
+
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return 1, err
@@ -80,6 +94,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	if args[0] == "token" {
 		return token(cfg, args[1:], stdout)
+	}
+	if args[0] == "session" || args[0] == "status" {
+		return live(ctx, cfg, args, stdout)
 	}
 	store, err := cfg.OpenStore(ctx)
 	if err != nil {
@@ -91,6 +108,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	if args[0] == "invite" {
 		return invite(ctx, store, args[1:], stdout)
+	}
+	if args[0] == "api-token" {
+		return apiToken(ctx, store, args[1:], stdout)
 	}
 	if args[0] == "room" {
 		return room(ctx, store, cfg.Domain, cmp.Or(cfg.MUC.Domain, "conference."+cfg.Domain), args[1:], stdout)

@@ -84,7 +84,7 @@ func TestUserCommands(t *testing.T) {
 		{"del again", "", []string{"user", "del", "carol@localhost"}, 1, "does not exist"},
 		{"del with resource", "", []string{"user", "del", "alice@localhost/r"}, 1, "not an account address"},
 		{"no command", "", nil, 2, "usage"},
-		{"unknown command", "", []string{"session", "list"}, 2, "usage"},
+		{"unknown command", "", []string{"sessions", "list"}, 2, "usage"},
 		{"user alone", "", []string{"user"}, 2, "usage"},
 		{"unknown user command", "", []string{"user", "rename", "a@localhost"}, 2, "usage"},
 		{"add without JID", "", []string{"user", "add"}, 2, "usage"},

@@ -48,6 +48,7 @@ func run(args []string) error {
 	c2s := fs.String("c2s", "", "STARTTLS client listener address, e.g. 127.0.0.1:5222 (overrides the file)")
 	direct := fs.String("c2s-tls", "", "direct TLS client listener address (overrides the file)")
 	s2sAddr := fs.String("s2s", "", "server-to-server listener address, e.g. 0.0.0.0:5269 (overrides the file)")
+	adminAddr := fs.String("admin", "", "admin listener address for the admin API, e.g. 127.0.0.1:5281 (overrides the file)")
 	httpAddr := fs.String("http", "", "HTTP listener address for WebSocket, BOSH and the web client, e.g. 127.0.0.1:5280 (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler at this address, e.g. 127.0.0.1:6060 (off by default)")
@@ -71,6 +72,7 @@ func run(args []string) error {
 		setIf(&cfg.Listen.C2S, *c2s)
 		setIf(&cfg.Listen.C2SDirect, *direct)
 		setIf(&cfg.Listen.HTTP, *httpAddr)
+		setIf(&cfg.Listen.Admin, *adminAddr)
 		setIf(&cfg.Listen.S2S, *s2sAddr)
 		setIf(&cfg.Log.Level, *level)
 	}
@@ -137,6 +139,7 @@ func run(args []string) error {
 			return err
 		}
 	}
+	as, _ := newAdmin(cfg, srv, log)
 	hs := newHTTP(cfg, srv, log, policy)
 	// The per-address connection rate applies at accept, before TLS.
 	if err := listen(cfg.Listen.HTTP, "http (websocket, bosh, web client)", func(l net.Listener) error {
@@ -153,6 +156,9 @@ func run(args []string) error {
 	}); err != nil {
 		return err
 	}
+	if err := listen(cfg.Listen.Admin, "admin (api)", as.Serve); err != nil {
+		return err
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -166,6 +172,7 @@ func run(args []string) error {
 	err = srv.Shutdown(sctx)
 	// After the streams: BOSH clients still get their system-shutdown.
 	hs.Shutdown(sctx)
+	as.Shutdown(sctx)
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

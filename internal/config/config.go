@@ -48,6 +48,7 @@ type Config struct {
 	Registration Registration `yaml:"registration"`
 	Contact      Contact      `yaml:"contact"`
 	HTTP         HTTP         `yaml:"http"`
+	API          API          `yaml:"api"`
 	S2S          S2S          `yaml:"s2s"`
 	Log          Log          `yaml:"log"`
 }
@@ -249,6 +250,19 @@ type Listen struct {
 	// S2S and S2SDirect accept other servers (federation).
 	S2S       string `yaml:"s2s"`
 	S2SDirect string `yaml:"s2s_direct_tls"`
+	// Admin serves the admin API (and operations' endpoints) apart from
+	// the web listener; loopback by default.
+	Admin string `yaml:"admin"`
+}
+
+// API configures the admin HTTP API (/api/v1, docs/api.md).
+type API struct {
+	// Enabled serves the API on listen.admin.
+	Enabled bool `yaml:"enabled"`
+	// WebListener serves it on listen.http and listen.https too.
+	WebListener bool `yaml:"web_listener"`
+	// TokenFile holds the API token xmppctl's live commands use.
+	TokenFile string `yaml:"token_file"`
 }
 
 // S2S configures federation with other servers.
@@ -369,7 +383,8 @@ func Default() Config {
 	return Config{
 		Domain:  "localhost",
 		DataDir: "./data",
-		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223", HTTP: "127.0.0.1:5280", S2S: "127.0.0.1:5269"},
+		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223", HTTP: "127.0.0.1:5280", S2S: "127.0.0.1:5269", Admin: "127.0.0.1:5281"},
+		API:     API{Enabled: true, WebListener: true},
 		Storage: Store{Backend: "sqlite"},
 		Presence: Presence{
 			Backend: "memory",

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store, reopen func(t *tes
 	t.Run("Uploads", func(t *testing.T) { runUploads(t, open) })
 	t.Run("XMLDocs", func(t *testing.T) { runXMLDocs(t, open, reopen) })
 	t.Run("PEP", func(t *testing.T) { runPEP(t, open, reopen) })
+	t.Run("APITokens", func(t *testing.T) { runAPITokens(t, open) })
 }
 
 func runUsers(t *testing.T, open func(t *testing.T) storage.Store) {

@@ -113,6 +113,7 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		unknown: s.unknownCredentials,
 		locked:  func(bare string) bool { return s.accountLocked(bare, addr) },
 		tokens:  s.Tokens,
+		metrics: s.Metrics,
 		fail: func() {
 			n := s.failures.record(addr, s.AuthFailureWindow)
 			if acct := c.auth.attempted; acct != "" && s.MaxAccountAuthFailures >= 0 {

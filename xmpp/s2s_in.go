@@ -64,6 +64,8 @@ const maxPendingDialback = 8
 func (s *Server) handleS2S(raw net.Conn, direct bool, addr string) {
 	defer raw.Close()
 	c := &s2sIn{srv: s, raw: raw, remote: raw.RemoteAddr().String(), authorized: make(map[string]bool), addr: addr}
+	s.s2sInStreams.Add(1)
+	defer s.s2sInStreams.Add(-1)
 	defer c.authenticated()
 	var conn net.Conn = raw
 	deadline := time.Now().Add(s.NegotiationTimeout)
@@ -301,6 +303,15 @@ func (c *s2sIn) stanza(el *Element) error {
 		return StreamError{Condition: InvalidFrom, Text: fj.Domainpart() + " has not been authenticated on this stream"}
 	}
 	toClientNamespace(el)
+	m := c.srv.Metrics
+	var start time.Time
+	if m != nil {
+		start = time.Now()
+	}
 	c.srv.router.Route(c.srv.ctx, el, nil)
+	if k, stanza := kindOf(el.Local); m != nil && stanza {
+		m.StanzaIn(k)
+		m.Routed(k, time.Since(start))
+	}
 	return nil
 }

@@ -199,6 +199,7 @@ func (s *Session) end(err error) {
 // ends: nil when the client closed it, else why it ended.
 func (s *Session) readLoop(c *conn) error {
 	g := c.guard
+	m := s.srv.Metrics
 	for {
 		b, err := g.next()
 		if err != nil {
@@ -206,6 +207,10 @@ func (s *Session) readLoop(c *conn) error {
 				return nil // the client closed its stream
 			}
 			return err
+		}
+		var read time.Time
+		if m != nil {
+			read = time.Now()
 		}
 		el, err := parseStanza(b, NSClient)
 		if err != nil {
@@ -216,8 +221,14 @@ func (s *Session) readLoop(c *conn) error {
 		if (el.Space == NSStream || el.Space == "stream") && el.Local == "error" {
 			return nil // the client ends the stream with an error of its own
 		}
+		kind, stanza := kindOf(el.Local)
+		stanza = stanza && el.Space == NSClient
 		if err := s.handle(el); err != nil {
 			return err
+		}
+		if m != nil && stanza {
+			m.StanzaIn(kind)
+			m.Routed(kind, time.Since(read))
 		}
 	}
 }
@@ -354,6 +365,7 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	}
 	if len(s.queue) >= s.srv.QueueSize {
 		s.wmu.Unlock()
+		s.dropped()
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too many stanzas waiting for delivery"})
 		return false
 	}
@@ -362,6 +374,7 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	// always taken when nothing waits, whatever its size.
 	if s.queued > 0 && s.queued+len(b) > s.srv.QueueBytes {
 		s.wmu.Unlock()
+		s.dropped()
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too much data waiting for delivery"})
 		return false
 	}
@@ -379,6 +392,23 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	}
 	s.wmu.Unlock()
 	return true
+}
+
+// dropped counts a session dropped for a full queue, and the stanza that
+// did not fit, once: a client that does not read is refused every stanza
+// after the first until its session has ended.
+func (s *Session) dropped() {
+	m := s.srv.Metrics
+	if m == nil {
+		return
+	}
+	select {
+	case <-s.closing:
+		return // dropped already, or ending anyway
+	default:
+	}
+	m.SessionDropped()
+	m.StanzaDropped(DropSessionQueue)
 }
 
 // DefaultPresenceLinger is how long presence may wait in a session's queue

@@ -304,13 +304,15 @@ func (c *s2sIn) stanza(el *Element) error {
 	}
 	toClientNamespace(el)
 	m := c.srv.Metrics
+	k, stanza := kindOf(el.Local)
+	stanza = stanza && m != nil
 	var start time.Time
-	if m != nil {
+	if stanza {
+		m.StanzaIn(k)
 		start = time.Now()
 	}
 	c.srv.router.Route(c.srv.ctx, el, nil)
-	if k, stanza := kindOf(el.Local); m != nil && stanza {
-		m.StanzaIn(k)
+	if stanza {
 		m.Routed(k, time.Since(start))
 	}
 	return nil

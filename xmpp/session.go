@@ -222,12 +222,14 @@ func (s *Session) readLoop(c *conn) error {
 			return nil // the client ends the stream with an error of its own
 		}
 		kind, stanza := kindOf(el.Local)
-		stanza = stanza && el.Space == NSClient
+		stanza = stanza && el.Space == NSClient && m != nil
+		if stanza {
+			m.StanzaIn(kind)
+		}
 		if err := s.handle(el); err != nil {
 			return err
 		}
-		if m != nil && stanza {
-			m.StanzaIn(kind)
+		if stanza {
 			m.Routed(kind, time.Since(read))
 		}
 	}

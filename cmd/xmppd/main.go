@@ -55,6 +55,7 @@ func run(args []string) error {
 	direct := fs.String("c2s-tls", "", "direct TLS client listener address (overrides the file)")
 	s2sAddr := fs.String("s2s", "", "server-to-server listener address, e.g. 0.0.0.0:5269 (overrides the file)")
 	httpAddr := fs.String("http", "", "HTTP listener address for WebSocket, BOSH and the web client, e.g. 127.0.0.1:5280 (overrides the file)")
+	adminAddr := fs.String("admin", "", "admin listener address for /metrics, /healthz and /readyz, e.g. 127.0.0.1:5281 (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler at this address, e.g. 127.0.0.1:6060 (off by default)")
 	if err := fs.Parse(args); err != nil {
@@ -69,6 +70,7 @@ func run(args []string) error {
 	setIf(&cfg.Listen.C2S, *c2s)
 	setIf(&cfg.Listen.C2SDirect, *direct)
 	setIf(&cfg.Listen.HTTP, *httpAddr)
+	setIf(&cfg.Listen.Admin, *adminAddr)
 	setIf(&cfg.Listen.S2S, *s2sAddr)
 	setIf(&cfg.Log.Level, *level)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
@@ -139,6 +141,10 @@ func run(args []string) error {
 	}); err != nil {
 		return err
 	}
+	admin := newAdmin(cfg, srv, registry, log)
+	if err := listen(cfg.Listen.Admin, "admin (metrics, health)", admin.Serve); err != nil {
+		return err
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -152,6 +158,7 @@ func run(args []string) error {
 	err = srv.Shutdown(sctx)
 	// After the streams: BOSH clients still get their system-shutdown.
 	hs.Shutdown(sctx)
+	admin.Shutdown(sctx)
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -200,16 +207,20 @@ func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger, policy *xmpp
 		}
 	}
 	b := cfg.HTTP.BOSH
+	bh := &bosh.Handler{
+		MaxWait:    b.MaxWait,
+		MaxHold:    b.MaxHold,
+		Inactivity: b.Inactivity,
+		MaxPause:   b.MaxPause,
+	}
+	if m := metricsOf(srv); m != nil {
+		m.WatchBOSH(bh)
+	}
 	h := web.Handler(web.Options{
 		Server:    srv,
 		Policy:    policy,
 		ClientDir: clientDir,
-		BOSH: &bosh.Handler{
-			MaxWait:    b.MaxWait,
-			MaxHold:    b.MaxHold,
-			Inactivity: b.Inactivity,
-			MaxPause:   b.MaxPause,
-		},
+		BOSH:      bh,
 	})
 	return &http.Server{
 		Handler:           h,
@@ -257,6 +268,10 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 	if err != nil {
 		store.Close()
 		return nil, nil, fmt.Errorf("presence registry: %w", err)
+	}
+	mx := newMetrics(cfg)
+	if mx != nil {
+		store = mx.WrapStore(store) // timed per operation (internal/metrics)
 	}
 	l := cfg.Limits
 	srv := &xmpp.Server{
@@ -331,6 +346,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 			Contacts: cfg.Contact.Addresses(),
 			Upload:   newUpload(cfg, policy),
 		}),
+	}
+	if mx != nil {
+		srv.Metrics = mx
 	}
 	if rr, ok := registry.(*redis.Registry); ok {
 		// Nodes sharing the registry share locks on accounts too.

@@ -88,6 +88,7 @@ type server struct {
 	c2s     string
 	direct  string
 	http    string
+	admin   string
 	exited  chan struct{} // closed when the process has ended
 	waitErr error         // valid once exited is closed
 }
@@ -104,7 +105,7 @@ func startServer(t *testing.T, data string, args ...string) *server {
 		exited: make(chan struct{}),
 	}
 	s.cmd = exec.Command(filepath.Join(bin, "xmppd"), append([]string{
-		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0", "-http", "127.0.0.1:0", "-s2s", "127.0.0.1:0"}, args...)...)
+		"-data", data, "-c2s", "127.0.0.1:0", "-c2s-tls", "127.0.0.1:0", "-http", "127.0.0.1:0", "-s2s", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
 	s.cmd.Dir = t.TempDir()
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {
@@ -137,9 +138,11 @@ func startServer(t *testing.T, data string, args ...string) *server {
 				s.direct = m[2]
 			case "http (websocket, bosh, web client)":
 				s.http = m[2]
+			case "admin (metrics, health)":
+				s.admin = m[2]
 			}
 		}
-		if s.c2s != "" && s.direct != "" && s.http != "" {
+		if s.c2s != "" && s.direct != "" && s.http != "" && s.admin != "" {
 			return s
 		}
 		select {

@@ -50,6 +50,7 @@ type Config struct {
 	HTTP         HTTP         `yaml:"http"`
 	S2S          S2S          `yaml:"s2s"`
 	Log          Log          `yaml:"log"`
+	Metrics      Metrics      `yaml:"metrics"`
 }
 
 // HTTP configures the web listener: WebSocket (/ws), BOSH (/http-bind),
@@ -249,6 +250,14 @@ type Listen struct {
 	// S2S and S2SDirect accept other servers (federation).
 	S2S       string `yaml:"s2s"`
 	S2SDirect string `yaml:"s2s_direct_tls"`
+	// Admin serves operators: /metrics, /healthz, /readyz. Loopback by
+	// default: it must not be open to the internet.
+	Admin string `yaml:"admin"`
+}
+
+// Metrics configures Prometheus metrics on the admin listener.
+type Metrics struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // S2S configures federation with other servers.
@@ -369,7 +378,7 @@ func Default() Config {
 	return Config{
 		Domain:  "localhost",
 		DataDir: "./data",
-		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223", HTTP: "127.0.0.1:5280", S2S: "127.0.0.1:5269"},
+		Listen:  Listen{C2S: "127.0.0.1:5222", C2SDirect: "127.0.0.1:5223", HTTP: "127.0.0.1:5280", S2S: "127.0.0.1:5269", Admin: "127.0.0.1:5281"},
 		Storage: Store{Backend: "sqlite"},
 		Presence: Presence{
 			Backend: "memory",
@@ -455,7 +464,8 @@ func Default() Config {
 				MaxPause:   120 * time.Second,
 			},
 		},
-		Log: Log{Level: "info"},
+		Log:     Log{Level: "info"},
+		Metrics: Metrics{Enabled: true},
 	}
 }
 

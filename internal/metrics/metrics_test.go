@@ -1,15 +1,18 @@
 package metrics_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,8 @@ import (
 
 	"github.com/xmppd/xmppd/internal/metrics"
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/storage/redis"
+	"github.com/xmppd/xmppd/storage/redis/redistest"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -266,4 +271,59 @@ func TestReadyzFailsWhenStorageIsClosed(t *testing.T) {
 			t.Errorf("readyz took %v", d)
 		}
 	})
+}
+
+// TestReadyzFollowsRedis: with presence in Redis, the server is ready while
+// Redis answers PING, and not once nothing listens at Redis's address any
+// more. The registry reaches the real Redis through a loopback relay that
+// the test closes.
+func TestReadyzFollowsRedis(t *testing.T) {
+	target := redistest.Addr(t)
+	prefix := redistest.Prefix(t)
+	l := testenv.Listen(t)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, r)
+			mu.Unlock()
+			go func() { io.Copy(r, c); r.Close() }()
+			go func() { io.Copy(c, r); c.Close() }()
+		}
+	}()
+	reg, err := redis.Open(context.Background(), redis.Options{Addr: l.Addr().String(), Prefix: prefix, Node: "readyz", TTL: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	p := &metrics.Probes{Checks: []metrics.Check{metrics.PingCheck("redis", reg)}, Timeout: time.Second}
+	ready := func() (int, map[string]string) {
+		rec := httptest.NewRecorder()
+		p.Readyz(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var r struct{ Checks map[string]string }
+		json.Unmarshal(rec.Body.Bytes(), &r)
+		return rec.Code, r.Checks
+	}
+	if code, checks := ready(); code != http.StatusOK || checks["redis"] != "ok" {
+		t.Fatalf("Redis up: %d %v", code, checks)
+	}
+	l.Close()
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	if code, checks := ready(); code != http.StatusServiceUnavailable || checks["redis"] == "ok" || checks["redis"] == "" {
+		t.Errorf("Redis gone: %d %v", code, checks)
+	}
 }

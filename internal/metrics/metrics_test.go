@@ -327,3 +327,62 @@ func TestReadyzFollowsRedis(t *testing.T) {
 		t.Errorf("Redis gone: %d %v", code, checks)
 	}
 }
+
+// TestFederationMetrics: a message to another server counts out on the
+// sender's and in on the recipient's, each sees the stream it has, and
+// nothing is dropped.
+func TestFederationMetrics(t *testing.T) {
+	var ms []*metrics.Metrics
+	local, remote := testenv.StartPair(t, "sqlite", "remote.test", func(s *xmpp.Server) {
+		m := metrics.New()
+		s.Metrics = m
+		ms = append(ms, m)
+	})
+	ms[0].Watch(local.Server)
+	ms[1].Watch(remote.Server)
+	alice := local.Dial(t, local.AddUser(t, "alice", "pw"), "pw", "a")
+	bob := remote.Dial(t, remote.AddUser(t, "bob", "pw"), "pw", "b")
+	testenv.Exchange(t, alice, bob)
+	gather := func(m *metrics.Metrics) map[string]*dto.MetricFamily {
+		fams, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]*dto.MetricFamily{}
+		for _, f := range fams {
+			byName[f.GetName()] = f
+		}
+		return byName
+	}
+	// A count may follow its stanza by a moment: they are awaited.
+	var short []string
+	for deadline := time.Now().Add(testenv.Timeout); ; time.Sleep(10 * time.Millisecond) {
+		l, r := gather(ms[0]), gather(ms[1])
+		short = nil
+		for _, c := range []struct {
+			what     string
+			got, min float64
+		}{
+			{"sender's outgoing streams", value(l, "xmppd_s2s_streams", map[string]string{"direction": "out"}), 1},
+			{"recipient's incoming streams", value(r, "xmppd_s2s_streams", map[string]string{"direction": "in"}), 1},
+			{"sender's messages out", value(l, "xmppd_stanzas_out_total", map[string]string{"kind": "message"}), 1},
+			{"recipient's messages in", value(r, "xmppd_stanzas_in_total", map[string]string{"kind": "message"}), 1},
+		} {
+			if c.got < c.min {
+				short = append(short, fmt.Sprintf("%s = %v, want at least %v", c.what, c.got, c.min))
+			}
+		}
+		if v := value(l, "xmppd_s2s_streams", map[string]string{"direction": "out"}); v > 1 {
+			t.Fatalf("sender's outgoing streams = %v, want 1", v)
+		}
+		if v := value(l, "xmppd_stanzas_dropped_total", nil); v != 0 {
+			t.Fatalf("dropped = %v", v)
+		}
+		if len(short) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(strings.Join(short, "\n"))
+		}
+	}
+}

@@ -52,8 +52,14 @@ func idleSession(s *Server, full string) *Session {
 // the sessions.
 func TestMetricsHook(t *testing.T) {
 	m := &tally{auth: map[string]int{}}
-	s := &Server{Domain: "example.com", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), QueueSize: 2, Metrics: m}
+	s := &Server{Domain: "example.com", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), QueueSize: 2, Metrics: m,
+		PingInterval: -1} // no keepalive: these sessions have no connection to ping
 	s.init()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
 	alice := idleSession(s, "alice@example.com/desk")
 	idleSession(s, "bob@example.com/phone")
 	if st := s.Stats(); st.TCP != 2 || st.WebSocket+st.BOSH+st.DirectTLS+st.S2SIn+st.S2SOut+st.Hibernated != 0 {

@@ -115,6 +115,7 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		unknown: s.unknownCredentials,
 		locked:  func(bare string) bool { return s.accountLocked(bare, addr) },
 		tokens:  s.Tokens,
+		metrics: s.Metrics,
 		fail: func() {
 			set := s.cur()
 			n := s.failures.record(addr, set.AuthFailureWindow)

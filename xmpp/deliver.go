@@ -29,10 +29,18 @@ func (r *Router) deliver(ctx context.Context, s *Session, st *Element) bool {
 // send queues b, the stanza st serialised, for s: presence may wait a
 // little to share a write with what follows (Server.PresenceLinger).
 func send(s *Session, st *Element, b []byte) bool {
+	var ok bool
 	if st.Local == "presence" {
-		return s.sendPresence(b)
+		ok = s.sendPresence(b)
+	} else {
+		ok = s.sendBytes(b)
 	}
-	return s.sendBytes(b)
+	if m := s.srv.Metrics; m != nil && ok {
+		if k, stanza := kindOf(st.Local); stanza {
+			m.StanzaOut(k)
+		}
+	}
+	return ok
 }
 
 // deliverFanout is deliver for a stanza serialised once for many: without
@@ -135,7 +143,13 @@ func (r *Router) DeliverSession(ctx context.Context, s *Session, st *Element) bo
 // DeliverHeld queues st for s without the Deliver hooks: for the hook that
 // held it back (client state indication) when it lets it go.
 func (r *Router) DeliverHeld(s *Session, st *Element) bool {
-	return s.sendBytes(st.Bytes(NSClient))
+	ok := s.sendBytes(st.Bytes(NSClient))
+	if m := r.srv.Metrics; m != nil && ok {
+		if k, stanza := kindOf(st.Local); stanza {
+			m.StanzaOut(k)
+		}
+	}
+	return ok
 }
 
 // maxRouteDepth is how deeply stanzas that the server and its components

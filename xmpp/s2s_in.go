@@ -64,6 +64,8 @@ const maxPendingDialback = 8
 func (s *Server) handleS2S(raw net.Conn, direct bool, addr string) {
 	defer raw.Close()
 	c := &s2sIn{srv: s, raw: raw, remote: raw.RemoteAddr().String(), authorized: make(map[string]bool), addr: addr}
+	s.s2sInStreams.Add(1)
+	defer s.s2sInStreams.Add(-1)
 	defer c.authenticated()
 	var conn net.Conn = raw
 	deadline := time.Now().Add(s.cur().NegotiationTimeout)
@@ -307,6 +309,17 @@ func (c *s2sIn) stanza(el *Element) error {
 		return StreamError{Condition: PolicyViolation, Text: "federation with " + fj.Domainpart() + " is not allowed"}
 	}
 	toClientNamespace(el)
+	m := c.srv.Metrics
+	k, stanza := kindOf(el.Local)
+	stanza = stanza && m != nil
+	var start time.Time
+	if stanza {
+		m.StanzaIn(k)
+		start = time.Now()
+	}
 	c.srv.router.Route(c.srv.ctx, el, nil)
+	if stanza {
+		m.Routed(k, time.Since(start))
+	}
 	return nil
 }

@@ -136,8 +136,14 @@ func (s *Server) sendRemote(st *Element, local, remote string, origin *Session) 
 	select {
 	case o.out <- st:
 		o.mu.Unlock()
+		if k, stanza := kindOf(st.Local); s.Metrics != nil && stanza {
+			s.Metrics.StanzaOut(k)
+		}
 	default:
 		o.mu.Unlock()
+		if s.Metrics != nil {
+			s.Metrics.StanzaDropped(DropS2SQueue)
+		}
 		s.router.bounce(st, origin, StanzaError{Condition: ResourceConstraintC, Text: "too many stanzas waiting for " + remote})
 	}
 }

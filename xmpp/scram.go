@@ -113,6 +113,10 @@ type authenticator struct {
 	user jid.JID
 	// reason says why the last attempt failed, for the log.
 	reason string
+	// mech is the mechanism of the current attempt, and metrics what
+	// counts failures (nil: nothing).
+	mech    string
+	metrics Metrics
 }
 
 var errAuth = sasl.ErrAuthn
@@ -123,6 +127,9 @@ var errAuth = sasl.ErrAuthn
 // mellium answer <not-authorized/>.
 func (a *authenticator) failed(reason string) error {
 	a.reason = reason
+	if a.metrics != nil {
+		a.metrics.AuthFailed(a.mech, authReasonOf(reason))
+	}
 	if a.fail != nil {
 		a.fail()
 	}
@@ -134,6 +141,9 @@ func (a *authenticator) failed(reason string) error {
 // nor delayed, so that a client may go on to a mechanism that works.
 func (a *authenticator) refused(reason string) error {
 	a.reason = reason
+	if a.metrics != nil {
+		a.metrics.AuthFailed(a.mech, AuthProtocol)
+	}
 	return errAuth
 }
 
@@ -172,6 +182,7 @@ type scramState struct {
 // -PLUS variants.
 func (a *authenticator) scram(name string, h func() hash.Hash, plus bool) sasl.Mechanism {
 	next := func(n *sasl.Negotiator, msg []byte, cache interface{}) (bool, []byte, interface{}, error) {
+		a.mech = name
 		st, _ := cache.(*scramState)
 		if st == nil {
 			if len(msg) == 0 {
@@ -327,6 +338,7 @@ func (a *authenticator) plain() sasl.Mechanism {
 		Name:  "PLAIN",
 		Start: func(*sasl.Negotiator) (bool, []byte, interface{}, error) { return true, nil, nil, nil },
 		Next: func(n *sasl.Negotiator, msg []byte, cache interface{}) (bool, []byte, interface{}, error) {
+			a.mech = "PLAIN"
 			if len(msg) == 0 && cache == nil {
 				return true, nil, true, nil
 			}

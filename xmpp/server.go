@@ -137,6 +137,10 @@ type Server struct {
 	// Version is reported by software version queries.
 	Version string
 
+	// Metrics, when set, is told what the core counts (metrics.go); nil:
+	// nothing is counted.
+	Metrics Metrics
+
 	// Federation (ServeS2S). S2SRoutes maps remote domains to host:port,
 	// tried before DNS. S2SAllow, when not empty, lists the only domains
 	// federated with; S2SDeny lists domains never federated with;
@@ -206,6 +210,7 @@ type Server struct {
 	locker        Locker
 	s2sMu         sync.Mutex
 	outgoingConns map[string]*s2sOut
+	s2sInStreams  atomic.Int64 // streams other servers opened (Stats)
 	admission     admission
 	failures      failureTracker // by address
 	// accountFailures counts failed attempts on existing accounts, from

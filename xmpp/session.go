@@ -202,6 +202,7 @@ func (s *Session) end(err error) {
 // ends: nil when the client closed it, else why it ended.
 func (s *Session) readLoop(c *conn) error {
 	g := c.guard
+	m := s.srv.Metrics
 	for {
 		b, err := g.next()
 		if err != nil {
@@ -209,6 +210,10 @@ func (s *Session) readLoop(c *conn) error {
 				return nil // the client closed its stream
 			}
 			return err
+		}
+		var read time.Time
+		if m != nil {
+			read = time.Now()
 		}
 		el, err := parseStanza(b, NSClient)
 		if err != nil {
@@ -219,8 +224,16 @@ func (s *Session) readLoop(c *conn) error {
 		if (el.Space == NSStream || el.Space == "stream") && el.Local == "error" {
 			return nil // the client ends the stream with an error of its own
 		}
+		kind, stanza := kindOf(el.Local)
+		stanza = stanza && el.Space == NSClient && m != nil
+		if stanza {
+			m.StanzaIn(kind)
+		}
 		if err := s.handle(el); err != nil {
 			return err
+		}
+		if stanza {
+			m.Routed(kind, time.Since(read))
 		}
 	}
 }
@@ -358,6 +371,7 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	set := s.srv.cur()
 	if len(s.queue) >= set.QueueSize {
 		s.wmu.Unlock()
+		s.dropped()
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too many stanzas waiting for delivery"})
 		return false
 	}
@@ -366,6 +380,7 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	// always taken when nothing waits, whatever its size.
 	if s.queued > 0 && s.queued+len(b) > set.QueueBytes {
 		s.wmu.Unlock()
+		s.dropped()
 		s.Close(&StreamError{Condition: ResourceConstraint, Text: "too much data waiting for delivery"})
 		return false
 	}
@@ -383,6 +398,23 @@ func (s *Session) enqueue(b []byte, stanza, soon bool) bool {
 	}
 	s.wmu.Unlock()
 	return true
+}
+
+// dropped counts a session dropped for a full queue, and the stanza that
+// did not fit, once: a client that does not read is refused every stanza
+// after the first until its session has ended.
+func (s *Session) dropped() {
+	m := s.srv.Metrics
+	if m == nil {
+		return
+	}
+	select {
+	case <-s.closing:
+		return // dropped already, or ending anyway
+	default:
+	}
+	m.SessionDropped()
+	m.StanzaDropped(DropSessionQueue)
 }
 
 // DefaultPresenceLinger is how long presence may wait in a session's queue

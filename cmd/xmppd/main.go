@@ -48,7 +48,7 @@ func run(args []string) error {
 	c2s := fs.String("c2s", "", "STARTTLS client listener address, e.g. 127.0.0.1:5222 (overrides the file)")
 	direct := fs.String("c2s-tls", "", "direct TLS client listener address (overrides the file)")
 	s2sAddr := fs.String("s2s", "", "server-to-server listener address, e.g. 0.0.0.0:5269 (overrides the file)")
-	adminAddr := fs.String("admin", "", "admin listener address for the admin API, e.g. 127.0.0.1:5281 (overrides the file)")
+	adminAddr := fs.String("admin", "", "admin listener address for the admin API, /metrics, /healthz and /readyz, e.g. 127.0.0.1:5281 (overrides the file)")
 	httpAddr := fs.String("http", "", "HTTP listener address for WebSocket, BOSH and the web client, e.g. 127.0.0.1:5280 (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler at this address, e.g. 127.0.0.1:6060 (off by default)")
@@ -139,7 +139,7 @@ func run(args []string) error {
 			return err
 		}
 	}
-	as, _ := newAdmin(cfg, srv, log)
+	as, amux := newAdmin(cfg, srv, log)
 	hs := newHTTP(cfg, srv, log, policy)
 	// The per-address connection rate applies at accept, before TLS.
 	if err := listen(cfg.Listen.HTTP, "http (websocket, bosh, web client)", func(l net.Listener) error {
@@ -156,7 +156,8 @@ func run(args []string) error {
 	}); err != nil {
 		return err
 	}
-	if err := listen(cfg.Listen.Admin, "admin (api)", as.Serve); err != nil {
+	addOperations(cfg, srv, registry, log, amux)
+	if err := listen(cfg.Listen.Admin, "admin (api, metrics, health)", as.Serve); err != nil {
 		return err
 	}
 	select {
@@ -221,16 +222,20 @@ func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger, policy *xmpp
 		}
 	}
 	b := cfg.HTTP.BOSH
+	bh := &bosh.Handler{
+		MaxWait:    b.MaxWait,
+		MaxHold:    b.MaxHold,
+		Inactivity: b.Inactivity,
+		MaxPause:   b.MaxPause,
+	}
+	if m := metricsOf(srv); m != nil {
+		m.WatchBOSH(bh)
+	}
 	h := web.Handler(web.Options{
 		Server:    srv,
 		Policy:    policy,
 		ClientDir: clientDir,
-		BOSH: &bosh.Handler{
-			MaxWait:    b.MaxWait,
-			MaxHold:    b.MaxHold,
-			Inactivity: b.Inactivity,
-			MaxPause:   b.MaxPause,
-		},
+		BOSH:      bh,
 	})
 	return &http.Server{
 		Handler:           h,
@@ -278,6 +283,10 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 	if err != nil {
 		store.Close()
 		return nil, nil, fmt.Errorf("presence registry: %w", err)
+	}
+	mx := newMetrics(cfg)
+	if mx != nil {
+		store = mx.WrapStore(store) // timed per operation (internal/metrics)
 	}
 	l := cfg.Limits
 	srv := &xmpp.Server{
@@ -352,6 +361,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 			Contacts: cfg.Contact.Addresses(),
 			Upload:   newUpload(cfg, policy),
 		}),
+	}
+	if mx != nil {
+		srv.Metrics = mx
 	}
 	if rr, ok := registry.(*redis.Registry); ok {
 		// Nodes sharing the registry share locks on accounts too.

@@ -138,7 +138,7 @@ func startServer(t *testing.T, data string, args ...string) *server {
 				s.direct = m[2]
 			case "http (websocket, bosh, web client)":
 				s.http = m[2]
-			case "admin (api)":
+			case "admin (api, metrics, health)":
 				s.admin = m[2]
 			}
 		}

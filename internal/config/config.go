@@ -51,6 +51,7 @@ type Config struct {
 	API          API          `yaml:"api"`
 	S2S          S2S          `yaml:"s2s"`
 	Log          Log          `yaml:"log"`
+	Metrics      Metrics      `yaml:"metrics"`
 }
 
 // HTTP configures the web listener: WebSocket (/ws), BOSH (/http-bind),
@@ -250,8 +251,9 @@ type Listen struct {
 	// S2S and S2SDirect accept other servers (federation).
 	S2S       string `yaml:"s2s"`
 	S2SDirect string `yaml:"s2s_direct_tls"`
-	// Admin serves the admin API (and operations' endpoints) apart from
-	// the web listener; loopback by default.
+	// Admin serves the admin API and operators' endpoints (/metrics,
+	// /healthz, /readyz) apart from the web listener. Loopback by default:
+	// it must not be open to the internet.
 	Admin string `yaml:"admin"`
 }
 
@@ -263,6 +265,11 @@ type API struct {
 	WebListener bool `yaml:"web_listener"`
 	// TokenFile holds the API token xmppctl's live commands use.
 	TokenFile string `yaml:"token_file"`
+}
+
+// Metrics configures Prometheus metrics on the admin listener.
+type Metrics struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // S2S configures federation with other servers.
@@ -470,7 +477,8 @@ func Default() Config {
 				MaxPause:   120 * time.Second,
 			},
 		},
-		Log: Log{Level: "info"},
+		Log:     Log{Level: "info"},
+		Metrics: Metrics{Enabled: true},
 	}
 }
 

@@ -21,3 +21,9 @@ func Ping(ctx context.Context, addr string) error {
 	defer c.Close()
 	return c.Ping(ctx).Err()
 }
+
+// Ping asks Redis for PONG: whether this node can reach the registry now,
+// for a readiness probe (internal/metrics). A closed registry fails.
+func (r *Registry) Ping(ctx context.Context) error {
+	return r.client.Ping(ctx).Err()
+}

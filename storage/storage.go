@@ -224,6 +224,9 @@ type Groups interface {
 	// DeleteGroup removes a group and its memberships; ErrNotFound if
 	// absent.
 	DeleteGroup(ctx context.Context, id string) error
+	// RenameGroup changes the name rosters show for a group; ErrNotFound
+	// if absent. Watches report it as a change of the group itself.
+	RenameGroup(ctx context.Context, id, name string) error
 	// Group returns one group; ErrNotFound if absent.
 	Group(ctx context.Context, id string) (Group, error)
 	// ListGroups returns every group sorted by ID.

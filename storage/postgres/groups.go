@@ -58,6 +58,13 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 	return oneRow(tag, err, "delete group", id)
 }
 
+// RenameGroup implements storage.Groups; the update trigger notifies
+// watches.
+func (s *Store) RenameGroup(ctx context.Context, id, name string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE groups SET name = $1 WHERE id = $2`, name, id)
+	return oneRow(tag, err, "rename group", id)
+}
+
 // Group implements storage.Groups.
 func (s *Store) Group(ctx context.Context, id string) (storage.Group, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT id, kind, name, coalesce(parent, '') FROM groups WHERE id = $1`, id)

@@ -58,6 +58,13 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 	return oneRow(res, err, "delete group", id)
 }
 
+// RenameGroup implements storage.Groups; the update trigger records the
+// change for watches.
+func (s *Store) RenameGroup(ctx context.Context, id, name string) error {
+	res, err := s.exec(ctx, `UPDATE groups SET name = ? WHERE id = ?`, name, id)
+	return oneRow(res, err, "rename group", id)
+}
+
 // Group implements storage.Groups.
 func (s *Store) Group(ctx context.Context, id string) (storage.Group, error) {
 	var g storage.Group

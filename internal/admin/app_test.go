@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmppd/xmppd/internal/admin"
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/modules"
@@ -338,6 +340,104 @@ func TestRooms(t *testing.T) {
 		a.must(t, http.StatusNotFound, "PATCH", "/rooms/nope", map[string]any{"name": "X"})
 		if _, err := a.Store.Room(t.Context(), "x@conference.localhost"); err == nil {
 			t.Error("a refused creation left room x")
+		}
+	})
+}
+
+func isMessage(from, typ, body string) func(*xmpp.Element) bool {
+	return func(el *xmpp.Element) bool {
+		b := el.Child(xmpp.NSClient, "body")
+		return el.Local == "message" && el.Get("from") == from && el.Get("type") == typ && b != nil && b.Text() == body
+	}
+}
+
+// isEvent matches an app event called name whose payload is payload.
+func isEvent(name, payload string) func(*xmpp.Element) bool {
+	return func(el *xmpp.Element) bool {
+		ev := el.Child(admin.NSEvent, "event")
+		return el.Local == "message" && el.Get("from") == testenv.Domain && ev != nil && ev.Get("name") == name && ev.Text() == payload
+	}
+}
+
+func TestMessagesAndEvents(t *testing.T) {
+	testenv.EachBackend(t, func(t *testing.T, backend string) {
+		a := startApp(t, backend)
+		alice := online(t, a.Server, "alice", "tcp")
+		// alice is also signed in from a page, over WebSocket on one
+		// backend and BOSH on the other.
+		transport := testenv.TransportWebSocket
+		if backend == "postgres" {
+			transport = testenv.TransportBOSH
+		}
+		web := a.OpenWeb(t, transport)
+		web.SignIn(t, "alice", "pw", "web")
+		web.Send(t, `<presence xmlns="jabber:client"/>`)
+		bob := online(t, a.Server, "bob", "b")
+		a.AddUser(t, "carol", "pw")
+		a.must(t, http.StatusCreated, "POST", "/groups",
+			map[string]any{"id": "t", "kind": "team", "members": []string{"alice", "bob", "carol"}})
+		a.must(t, http.StatusCreated, "POST", "/rooms", map[string]any{"room": "news", "kind": "chat"})
+		join(t, bob, "news@conference.localhost", "bob")
+
+		// A headline to the team: every online resource of every member.
+		out := a.must(t, http.StatusOK, "POST", "/messages", map[string]any{
+			"type": "headline", "to": map[string]any{"groups": []string{"t"}, "rooms": []string{"news"}}, "body": "release at 5"})
+		if got := strings.Join(names(out["recipients"]), ","); got != "alice@localhost,bob@localhost,carol@localhost" {
+			t.Errorf("recipients: %s", got)
+		}
+		alice.Expect(t, "the headline over TCP", isMessage("localhost", "headline", "release at 5"))
+		web.Until(t, "the headline over "+transport, isMessage("localhost", "headline", "release at 5"))
+		bob.Expect(t, "the headline", isMessage("localhost", "headline", "release at 5"))
+		bob.Expect(t, "the room's announcement", isMessage("news@conference.localhost", "groupchat", "release at 5"))
+
+		// A chat from a user who is not online.
+		a.must(t, http.StatusOK, "POST", "/messages", map[string]any{"from": "carol", "to": map[string]any{"jids": []string{"bob@localhost"}}, "body": "hi"})
+		bob.Expect(t, "carol's chat", isMessage("carol@localhost", "chat", "hi"))
+
+		// An app event: to every online resource; with store, also to carol
+		// at her next sign-in.
+		ev := a.must(t, http.StatusOK, "POST", "/events", map[string]any{
+			"to": map[string]any{"groups": []string{"t"}}, "name": "task.updated",
+			"payload": map[string]any{"task": 42, "state": "done", "who": "<alice & co>"}, "store": true})
+		const payload = `{"state":"done","task":42,"who":"\u003calice \u0026 co\u003e"}`
+		if ev["delivered"] != 3.0 || strings.Join(names(ev["stored"]), ",") != "carol@localhost" {
+			t.Errorf("event answer: %v", ev)
+		}
+		alice.Expect(t, "the event over TCP", isEvent("task.updated", payload))
+		web.Until(t, "the event over "+transport, isEvent("task.updated", payload))
+		bob.Expect(t, "the event", isEvent("task.updated", payload))
+		c := a.Dial(t, jid.MustParse("carol@localhost"), "pw", "c")
+		c.SendRaw(t, `<presence/>`)
+		el := c.Expect(t, "the stored event", isEvent("task.updated", payload))
+		if el.Child("urn:xmpp:delay", "delay") == nil {
+			t.Errorf("a stored event has no delay stamp: %s", el)
+		}
+		// Without store, nothing waits for an account that is offline.
+		a.must(t, http.StatusOK, "POST", "/events", map[string]any{"to": map[string]any{"jids": []string{"dave"}}, "name": "x", "payload": 1})
+		if q, err := a.Store.OfflineMessages(t.Context(), "dave@localhost"); err != nil || len(q) != 0 {
+			t.Errorf("dave's offline queue: %v, %v", q, err)
+		}
+
+		// Errors.
+		a.bad(t, "type", "POST", "/messages", map[string]any{"type": "groupchat", "to": map[string]any{"jids": []string{"bob"}}, "body": "x"})
+		a.bad(t, "body", "POST", "/messages", map[string]any{"to": map[string]any{"jids": []string{"bob"}}})
+		a.bad(t, "to", "POST", "/messages", map[string]any{"body": "x"})
+		a.bad(t, "from", "POST", "/messages", map[string]any{"from": "bob", "to": map[string]any{"rooms": []string{"news"}}, "body": "x"})
+		a.bad(t, "to.jids[1]", "POST", "/messages", map[string]any{"to": map[string]any{"jids": []string{"bob", "a@b@c"}}, "body": "x"})
+		a.bad(t, "to.rooms[0]", "POST", "/messages", map[string]any{"to": map[string]any{"rooms": []string{"x@elsewhere.example"}}, "body": "x"})
+		a.must(t, http.StatusNotFound, "POST", "/messages", map[string]any{"from": "nobody", "to": map[string]any{"jids": []string{"bob"}}, "body": "x"})
+		a.must(t, http.StatusNotFound, "POST", "/messages", map[string]any{"to": map[string]any{"groups": []string{"nope"}}, "body": "x"})
+		a.must(t, http.StatusNotFound, "POST", "/messages", map[string]any{"to": map[string]any{"jids": []string{"bob"}, "rooms": []string{"nope"}}, "body": "never"})
+		a.bad(t, "name", "POST", "/events", map[string]any{"to": map[string]any{"jids": []string{"bob"}}, "name": "a b", "payload": 1})
+		a.bad(t, "payload", "POST", "/events", map[string]any{"to": map[string]any{"jids": []string{"bob"}}, "name": "x"})
+		a.bad(t, "to.jids[0]", "POST", "/events", map[string]any{"to": map[string]any{"jids": []string{"bob@elsewhere.example"}}, "name": "x", "payload": 1})
+		a.must(t, http.StatusNotFound, "POST", "/events", map[string]any{"to": map[string]any{"groups": []string{"nope"}}, "name": "x", "payload": 1})
+		// A refused message sent nothing: bob's next message is the
+		// marker, not "never".
+		a.must(t, http.StatusOK, "POST", "/messages", map[string]any{"to": map[string]any{"jids": []string{"bob"}}, "body": "marker"})
+		el = bob.Expect(t, "the marker", func(el *xmpp.Element) bool { return el.Local == "message" && el.Get("from") == "localhost" })
+		if el.Child(xmpp.NSClient, "body").Text() != "marker" {
+			t.Errorf("bob got %s before the marker", el)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -105,9 +106,9 @@ func (p messages) send(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var roomJIDs []string
+	var svc *muc.Service
 	if len(req.To.Rooms) > 0 {
-		svc, err := p.a.service()
-		if err != nil {
+		if svc, err = p.a.service(); err != nil {
 			return err
 		}
 		for i, s := range req.To.Rooms {
@@ -121,11 +122,6 @@ func (p messages) send(w http.ResponseWriter, r *http.Request) error {
 			}
 			roomJIDs = append(roomJIDs, rj)
 		}
-		for _, rj := range roomJIDs {
-			if err := svc.Announce(ctx, rj, req.Subject, req.Body); err != nil {
-				return roomError(err, rj)
-			}
-		}
 	}
 	id := rand.Text()
 	for _, j := range to {
@@ -137,6 +133,12 @@ func (p messages) send(w http.ResponseWriter, r *http.Request) error {
 			m.Add(xmpp.NewElement(xmpp.NSClient, "body").Add(xmpp.Text(req.Body)))
 		}
 		p.a.Server.Router().Route(ctx, m, nil)
+	}
+	for _, rj := range roomJIDs {
+		// Checked above; a room destroyed since is the only failure.
+		if err := svc.Announce(ctx, rj, req.Subject, req.Body); err != nil {
+			return roomError(err, rj)
+		}
 	}
 	if to == nil {
 		to = []string{}

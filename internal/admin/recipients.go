@@ -57,10 +57,11 @@ func (a *API) expand(ctx context.Context, field string, to Recipients, local boo
 	return slices.Compact(out), nil
 }
 
-// parseAddress reads an address: with local, an account of this server,
-// named by its localpart alone or its bare JID; otherwise any JID.
+// parseAddress reads an address: a name without "@" is the localpart of
+// an account of this server; with local, it must be one, named by its
+// bare JID or its localpart; otherwise any JID, of another server too.
 func (a *API) parseAddress(s string, local bool) (string, error) {
-	if local && s != "" && !strings.Contains(s, "@") {
+	if s != "" && !strings.Contains(s, "@") {
 		s += "@" + a.Server.Domain
 	}
 	j, err := jid.Parse(s)

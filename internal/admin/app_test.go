@@ -441,3 +441,33 @@ func TestMessagesAndEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestStropheEvent: a page using strophe.js receives an app event, over
+// WebSocket and over BOSH, as docs/events.md shows.
+func TestStropheEvent(t *testing.T) {
+	testenv.NeedWeb(t, false)
+	a := startApp(t, "sqlite")
+	a.AddUser(t, "alice", "pw")
+	for _, tc := range []struct{ transport, url string }{
+		{"websocket", a.WebSocketURL()},
+		{"bosh", a.BOSHURL()},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			n := testenv.StartNode(t, "strophe.mjs", "--transport", tc.transport, "--url", tc.url,
+				"--jid", "alice@localhost", "--password", "pw", "--resource", tc.transport,
+				"--event", "task.updated", "--timeout", "30")
+			n.Expect(t, "online", testenv.Timeout)
+			a.must(t, http.StatusOK, "POST", "/events", map[string]any{
+				"to": map[string]any{"jids": []string{"alice"}}, "name": "task.updated",
+				"payload": map[string]any{"task": 42, "via": tc.transport}})
+			ev := n.Expect(t, "app-event", testenv.Timeout)
+			if p, _ := ev["payload"].(map[string]any); p["task"] != 42.0 || p["via"] != tc.transport {
+				t.Errorf("strophe got %v", ev)
+			}
+			n.Expect(t, "done", testenv.Timeout)
+			if err := n.Wait(t, testenv.Timeout); err != nil {
+				t.Fatalf("strophe.mjs: %v", err)
+			}
+		})
+	}
+}

@@ -72,12 +72,22 @@ func (s *Service) CreateRoom(ctx context.Context, st storage.Room, affs []storag
 		r.affs[a.JID] = a
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.rooms[r.bare] != nil {
-		// Someone joined (and so created) it meanwhile: it is theirs.
+	taken := s.rooms[r.bare] != nil
+	if !taken {
+		s.adopt(r)
+	}
+	s.mu.Unlock()
+	if taken {
+		// Someone joined (and so created) it meanwhile: it is theirs, and
+		// what was stored goes (the joined room is not stored until its
+		// owner configures it).
+		if s.Store != nil && st.Config.Persistent {
+			if err := s.Store.DeleteRoom(context.WithoutCancel(ctx), st.JID); err != nil {
+				s.log.Warn("undoing a room's creation", "room", st.JID, "err", err)
+			}
+		}
 		return fmt.Errorf("muc: room %s: %w", st.JID, storage.ErrExists)
 	}
-	s.adopt(r)
 	return nil
 }
 

@@ -221,6 +221,8 @@ func TestGroups(t *testing.T) {
 		a.must(t, http.StatusNotFound, "PATCH", "/groups/x", map[string]any{"name": "X"})
 		a.must(t, http.StatusNotFound, "DELETE", "/groups/design/members/bob", nil)
 		a.must(t, http.StatusNotFound, "PUT", "/groups/x/members/bob", nil)
+		a.must(t, http.StatusNotFound, "POST", "/groups/x/members", map[string]any{"add": []string{"bob"}})
+		a.bad(t, "remove[1]", "POST", "/groups/design/members", map[string]any{"add": []string{"bob"}, "remove": []string{"carol", "bob@localhost"}})
 		if _, err := a.Store.Group(t.Context(), "x"); err == nil {
 			t.Error("a refused creation left group x")
 		}

@@ -135,9 +135,9 @@ func (p groups) create(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	for _, m := range members {
-		if err := p.a.Store.AddMember(ctx, g.ID, m); err != nil {
-			// The store has no transaction over several calls: undo, so
+	if len(members) > 0 {
+		if err := p.a.Store.ChangeMembers(ctx, g.ID, members, nil); err != nil {
+			// The group and its members are two steps: undo the first, so
 			// that a failed creation leaves no group behind.
 			if derr := p.a.Store.DeleteGroup(context.WithoutCancel(ctx), g.ID); derr != nil {
 				p.a.Log.Error("admin API: undoing a group's creation", "group", g.ID, "err", derr)
@@ -247,8 +247,7 @@ func (p groups) members(w http.ResponseWriter, r *http.Request) error {
 }
 
 // changeMembers adds and removes several members at once, all or none:
-// everything is checked first, and what was done is undone when a step
-// fails.
+// everything is checked first, then changed in one transaction.
 func (p groups) changeMembers(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Add    []string `json:"add"`
@@ -265,54 +264,21 @@ func (p groups) changeMembers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for i, j := range remove {
-		if slices.Contains(add, j) {
+	for i, raw := range req.Remove {
+		// Checked by memberList: named by its index in the request.
+		if j, _ := p.a.parseAddress(raw, true); slices.Contains(add, j) {
 			return invalid(fmt.Sprintf("remove[%d]", i), "%s is also to be added", j)
 		}
 	}
 	ctx := r.Context()
 	id := r.PathValue("id")
-	current, err := p.a.Store.Members(ctx, id)
+	// One transaction in the store: all or none.
+	err = p.a.Store.ChangeMembers(ctx, id, add, remove)
 	if errors.Is(err, storage.ErrNotFound) {
 		return notFound("no team or project %q", id)
 	}
 	if err != nil {
 		return err
-	}
-	// Adding a member and removing a non-member change nothing.
-	add = slices.DeleteFunc(add, func(j string) bool { return slices.Contains(current, j) })
-	remove = slices.DeleteFunc(remove, func(j string) bool { return !slices.Contains(current, j) })
-	var added, removed []string
-	undo := func() {
-		uctx := context.WithoutCancel(ctx)
-		for _, j := range added {
-			p.a.Store.RemoveMember(uctx, id, j)
-		}
-		for _, j := range removed {
-			p.a.Store.AddMember(uctx, id, j)
-		}
-	}
-	for _, j := range add {
-		err := p.a.Store.AddMember(ctx, id, j)
-		if errors.Is(err, storage.ErrExists) {
-			continue // added meanwhile by someone else: not ours to undo
-		}
-		if err != nil {
-			undo()
-			return err
-		}
-		added = append(added, j)
-	}
-	for _, j := range remove {
-		err := p.a.Store.RemoveMember(ctx, id, j)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			undo()
-			return err
-		}
-		removed = append(removed, j)
 	}
 	members, err := p.a.Store.Members(ctx, id)
 	if err != nil {

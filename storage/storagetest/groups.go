@@ -103,6 +103,32 @@ func runGroups(t *testing.T, open func(t *testing.T) storage.Store, reopen func(
 		}
 	})
 
+	t.Run("ChangeMembers", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		const alice, bob, carol = "alice@example.com", "bob@example.com", "carol@example.com"
+		if err := s.CreateGroup(ctx, team("eng", "Engineering")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddMember(ctx, "eng", alice); err != nil {
+			t.Fatal(err)
+		}
+		// Adding a member and removing a non-member are no errors.
+		if err := s.ChangeMembers(ctx, "eng", []string{alice, bob, carol}, []string{"nobody@example.com"}); err != nil {
+			t.Fatalf("ChangeMembers: %v", err)
+		}
+		checkMembers(t, s, "eng", []string{alice, bob, carol})
+		if err := s.ChangeMembers(ctx, "eng", nil, []string{alice, carol}); err != nil {
+			t.Fatalf("ChangeMembers removing: %v", err)
+		}
+		checkMembers(t, s, "eng", []string{bob})
+		if err := s.ChangeMembers(ctx, "nope", []string{alice}, nil); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("ChangeMembers(absent group) = %v, want ErrNotFound", err)
+		}
+		if ok, err := s.IsMember(ctx, alice); err != nil || ok {
+			t.Errorf("IsMember(alice) after a refused change = %v, %v", ok, err)
+		}
+	})
+
 	t.Run("Members", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		if err := s.CreateGroup(ctx, team("eng", "Engineering")); err != nil {

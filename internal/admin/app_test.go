@@ -415,7 +415,9 @@ func TestMessagesAndEvents(t *testing.T) {
 			t.Errorf("a stored event has no delay stamp: %s", el)
 		}
 		// Without store, nothing waits for an account that is offline.
+		a.AddUser(t, "dave", "pw")
 		a.must(t, http.StatusOK, "POST", "/events", map[string]any{"to": map[string]any{"jids": []string{"dave"}}, "name": "x", "payload": 1})
+		a.must(t, http.StatusNotFound, "POST", "/events", map[string]any{"to": map[string]any{"jids": []string{"nobody"}}, "name": "x", "payload": 1})
 		if q, err := a.Store.OfflineMessages(t.Context(), "dave@localhost"); err != nil || len(q) != 0 {
 			t.Errorf("dave's offline queue: %v, %v", q, err)
 		}

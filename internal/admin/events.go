@@ -100,6 +100,13 @@ func (p events) send(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for _, s := range req.To.JIDs {
+		// Named accounts must exist (members of the groups do, as far as
+		// the server is concerned: they may sign in with the app's tokens).
+		if j, _ := p.a.parseAddress(s, true); !p.a.Server.AccountExists(ctx, j) {
+			return notFound("no account %s", j)
+		}
+	}
 	id := rand.Text()
 	event := func() *xmpp.Element {
 		return xmpp.NewElement(NSEvent, "event", "name", req.Name, "id", id).Add(xmpp.Text(compact.String()))

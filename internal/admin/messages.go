@@ -2,13 +2,11 @@ package admin
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net/http"
 	"unicode/utf8"
 
 	"github.com/xmppd/xmppd/muc"
-	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -94,10 +92,10 @@ func (p messages) send(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return invalid("from", "%v", err)
 		}
-		if _, err := p.a.Store.Credentials(ctx, j); errors.Is(err, storage.ErrNotFound) {
+		// An account has credentials, or signs in with the app's tokens
+		// as a member of a team or project.
+		if !p.a.Server.AccountExists(ctx, j) {
 			return notFound("no account %s", j)
-		} else if err != nil {
-			return err
 		}
 		from = j
 	}

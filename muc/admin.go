@@ -228,23 +228,31 @@ func (r *room) adminSet(q *xmpp.Element, from jid.JID) *xmpp.StanzaError {
 			r.broadcastPresence(c.o, nil)
 			continue
 		}
-		r.setAffiliation(storage.Affiliation{JID: c.bare, Affiliation: c.aff, Reason: c.reason})
-		for _, o := range r.byNick {
-			if o.bare != c.bare {
-				continue
-			}
-			switch {
-			case c.aff == storage.AffOutcast:
-				r.remove(o, "301", actorNick, c.reason)
-			case r.cfg.MembersOnly && c.aff == storage.AffNone:
-				r.remove(o, "321", actorNick, c.reason)
-			default:
-				o.role = r.defaultRole(c.aff)
-				r.broadcastPresence(o, nil)
-			}
-		}
+		r.affiliate(storage.Affiliation{JID: c.bare, Affiliation: c.aff, Reason: c.reason}, actorNick)
 	}
 	return nil
+}
+
+// affiliate gives a bare JID an affiliation and applies it to its
+// occupants: a ban (301) or, in a members-only room, the loss of
+// membership (321) takes them out; otherwise their role follows (§9, §10).
+// r.mu is held.
+func (r *room) affiliate(a storage.Affiliation, actorNick string) {
+	r.setAffiliation(a)
+	for _, o := range r.byNick {
+		if o.bare != a.JID {
+			continue
+		}
+		switch {
+		case a.Affiliation == storage.AffOutcast:
+			r.remove(o, "301", actorNick, a.Reason)
+		case r.cfg.MembersOnly && a.Affiliation == storage.AffNone:
+			r.remove(o, "321", actorNick, a.Reason)
+		default:
+			o.role = r.defaultRole(a.Affiliation)
+			r.broadcastPresence(o, nil)
+		}
+	}
 }
 
 func (r *room) owners() int {

@@ -56,6 +56,14 @@ func (r *room) owner(st, q *xmpp.Element, typ string, from jid.JID) {
 		r.reply(st, *serr)
 		return
 	}
+	r.reconfigure(cfg)
+	r.result(st, nil)
+}
+
+// reconfigure gives the room a new configuration, from its owner's form or
+// from the server's administrators (the admin API): those who may no longer
+// stay leave, occupants hear of the change, storage follows. r.mu is held.
+func (r *room) reconfigure(cfg storage.RoomConfig) {
 	wasPersistent, wasMembersOnly, wasLocked := r.cfg.Persistent, r.cfg.MembersOnly, r.locked
 	r.cfg, r.locked = cfg, false
 	if cfg.MembersOnly && !wasMembersOnly {
@@ -86,7 +94,6 @@ func (r *room) owner(st, q *xmpp.Element, typ string, from jid.JID) {
 			}
 		}
 	})
-	r.result(st, nil)
 }
 
 // The choices of the list fields of the configuration form.

@@ -224,6 +224,9 @@ type Groups interface {
 	// DeleteGroup removes a group and its memberships; ErrNotFound if
 	// absent.
 	DeleteGroup(ctx context.Context, id string) error
+	// RenameGroup changes the name rosters show for a group; ErrNotFound
+	// if absent. Watches report it as a change of the group itself.
+	RenameGroup(ctx context.Context, id, name string) error
 	// Group returns one group; ErrNotFound if absent.
 	Group(ctx context.Context, id string) (Group, error)
 	// ListGroups returns every group sorted by ID.
@@ -233,6 +236,10 @@ type Groups interface {
 	AddMember(ctx context.Context, group, jid string) error
 	// RemoveMember removes a member; ErrNotFound if it is not one.
 	RemoveMember(ctx context.Context, group, jid string) error
+	// ChangeMembers adds and removes several members of a group in one
+	// transaction, all or none: adding a member or removing a non-member
+	// is no error. ErrNotFound if the group does not exist.
+	ChangeMembers(ctx context.Context, group string, add, remove []string) error
 	// Members returns a group's members, sorted; ErrNotFound if the group
 	// does not exist.
 	Members(ctx context.Context, group string) ([]string, error)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -43,6 +44,10 @@ type API struct {
 	Tokens Tokens
 	// Log logs every change with the name of the token that made it.
 	Log *slog.Logger
+	// Rooms is the multi-user chat service whose rooms the rooms area
+	// manages and messages go into; nil: the one among Server.Modules,
+	// and without one the rooms area answers 404.
+	Rooms *muc.Service
 	// Areas are the API's parts (accounts, sessions, rooms, ...); each
 	// adds its routes. Set by New.
 	areas []area

@@ -19,6 +19,7 @@ var storeOperations = [...]string{
 	"ArchivePrefs",
 	"Block",
 	"BlockList",
+	"ChangeMembers",
 	"CoMembers",
 	"CreateAPIToken",
 	"CreateGroup",
@@ -62,6 +63,7 @@ var storeOperations = [...]string{
 	"PutXMLDoc",
 	"QueryArchive",
 	"RemoveMember",
+	"RenameGroup",
 	"RetractPEPItem",
 	"Room",
 	"Roster",
@@ -132,436 +134,450 @@ func (s *Store) BlockList(a0 context.Context, a1 string) ([]string, error) {
 	return r0, r1
 }
 
+func (s *Store) ChangeMembers(a0 context.Context, a1 string, a2 []string, a3 []string) error {
+	start := time.Now()
+	r0 := s.next.ChangeMembers(a0, a1, a2, a3)
+	s.observe[7].Observe(time.Since(start).Seconds())
+	return r0
+}
+
 func (s *Store) CoMembers(a0 context.Context, a1 string) ([]storage.SharedContact, error) {
 	start := time.Now()
 	r0, r1 := s.next.CoMembers(a0, a1)
-	s.observe[7].Observe(time.Since(start).Seconds())
+	s.observe[8].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) CreateAPIToken(a0 context.Context, a1 string, a2 []byte, a3 time.Time) error {
 	start := time.Now()
 	r0 := s.next.CreateAPIToken(a0, a1, a2, a3)
-	s.observe[8].Observe(time.Since(start).Seconds())
+	s.observe[9].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) CreateGroup(a0 context.Context, a1 storage.Group) error {
 	start := time.Now()
 	r0 := s.next.CreateGroup(a0, a1)
-	s.observe[9].Observe(time.Since(start).Seconds())
+	s.observe[10].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) CreateInvite(a0 context.Context, a1 []byte, a2 time.Time) error {
 	start := time.Now()
 	r0 := s.next.CreateInvite(a0, a1, a2)
-	s.observe[10].Observe(time.Since(start).Seconds())
+	s.observe[11].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) CreatePEPNode(a0 context.Context, a1 string, a2 storage.PEPNode, a3 int) error {
 	start := time.Now()
 	r0 := s.next.CreatePEPNode(a0, a1, a2, a3)
-	s.observe[11].Observe(time.Since(start).Seconds())
+	s.observe[12].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) CreateUser(a0 context.Context, a1 string, a2 storage.Credentials) error {
 	start := time.Now()
 	r0 := s.next.CreateUser(a0, a1, a2)
-	s.observe[12].Observe(time.Since(start).Seconds())
+	s.observe[13].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) Credentials(a0 context.Context, a1 string) (storage.Credentials, error) {
 	start := time.Now()
 	r0, r1 := s.next.Credentials(a0, a1)
-	s.observe[13].Observe(time.Since(start).Seconds())
+	s.observe[14].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) DeleteAPIToken(a0 context.Context, a1 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteAPIToken(a0, a1)
-	s.observe[14].Observe(time.Since(start).Seconds())
+	s.observe[15].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeleteArchive(a0 context.Context, a1 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteArchive(a0, a1)
-	s.observe[15].Observe(time.Since(start).Seconds())
+	s.observe[16].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeleteExpiredInvites(a0 context.Context, a1 time.Time) (int, error) {
 	start := time.Now()
 	r0, r1 := s.next.DeleteExpiredInvites(a0, a1)
-	s.observe[16].Observe(time.Since(start).Seconds())
+	s.observe[17].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) DeleteGroup(a0 context.Context, a1 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteGroup(a0, a1)
-	s.observe[17].Observe(time.Since(start).Seconds())
+	s.observe[18].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeleteOffline(a0 context.Context, a1 string, a2 int64) error {
 	start := time.Now()
 	r0 := s.next.DeleteOffline(a0, a1, a2)
-	s.observe[18].Observe(time.Since(start).Seconds())
+	s.observe[19].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeletePEPNode(a0 context.Context, a1 string, a2 string) error {
 	start := time.Now()
 	r0 := s.next.DeletePEPNode(a0, a1, a2)
-	s.observe[19].Observe(time.Since(start).Seconds())
+	s.observe[20].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeletePush(a0 context.Context, a1 string, a2 string, a3 string) (int, error) {
 	start := time.Now()
 	r0, r1 := s.next.DeletePush(a0, a1, a2, a3)
-	s.observe[20].Observe(time.Since(start).Seconds())
+	s.observe[21].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) DeleteRoom(a0 context.Context, a1 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteRoom(a0, a1)
-	s.observe[21].Observe(time.Since(start).Seconds())
+	s.observe[22].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeleteRosterItem(a0 context.Context, a1 string, a2 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteRosterItem(a0, a1, a2)
-	s.observe[22].Observe(time.Since(start).Seconds())
+	s.observe[23].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeleteUploadSlot(a0 context.Context, a1 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteUploadSlot(a0, a1)
-	s.observe[23].Observe(time.Since(start).Seconds())
+	s.observe[24].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeleteUser(a0 context.Context, a1 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteUser(a0, a1)
-	s.observe[24].Observe(time.Since(start).Seconds())
+	s.observe[25].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) DeleteXMLDoc(a0 context.Context, a1 string, a2 string) error {
 	start := time.Now()
 	r0 := s.next.DeleteXMLDoc(a0, a1, a2)
-	s.observe[25].Observe(time.Since(start).Seconds())
+	s.observe[26].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) ExpiredUploads(a0 context.Context, a1 time.Time, a2 time.Time, a3 int) ([]storage.UploadSlot, error) {
 	start := time.Now()
 	r0, r1 := s.next.ExpiredUploads(a0, a1, a2, a3)
-	s.observe[26].Observe(time.Since(start).Seconds())
+	s.observe[27].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) Group(a0 context.Context, a1 string) (storage.Group, error) {
 	start := time.Now()
 	r0, r1 := s.next.Group(a0, a1)
-	s.observe[27].Observe(time.Since(start).Seconds())
+	s.observe[28].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) IsMember(a0 context.Context, a1 string) (bool, error) {
 	start := time.Now()
 	r0, r1 := s.next.IsMember(a0, a1)
-	s.observe[28].Observe(time.Since(start).Seconds())
+	s.observe[29].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) LastPEPItems(a0 context.Context, a1 string) (map[string]storage.PEPItem, error) {
 	start := time.Now()
 	r0, r1 := s.next.LastPEPItems(a0, a1)
-	s.observe[29].Observe(time.Since(start).Seconds())
+	s.observe[30].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) ListAPITokens(a0 context.Context) ([]storage.APIToken, error) {
 	start := time.Now()
 	r0, r1 := s.next.ListAPITokens(a0)
-	s.observe[30].Observe(time.Since(start).Seconds())
+	s.observe[31].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) ListGroups(a0 context.Context) ([]storage.Group, error) {
 	start := time.Now()
 	r0, r1 := s.next.ListGroups(a0)
-	s.observe[31].Observe(time.Since(start).Seconds())
+	s.observe[32].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) ListRooms(a0 context.Context) ([]storage.Room, error) {
 	start := time.Now()
 	r0, r1 := s.next.ListRooms(a0)
-	s.observe[32].Observe(time.Since(start).Seconds())
+	s.observe[33].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) ListUsers(a0 context.Context) ([]string, error) {
 	start := time.Now()
 	r0, r1 := s.next.ListUsers(a0)
-	s.observe[33].Observe(time.Since(start).Seconds())
+	s.observe[34].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) MarkUploaded(a0 context.Context, a1 string, a2 time.Time) error {
 	start := time.Now()
 	r0 := s.next.MarkUploaded(a0, a1, a2)
-	s.observe[34].Observe(time.Since(start).Seconds())
+	s.observe[35].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) Members(a0 context.Context, a1 string) ([]string, error) {
 	start := time.Now()
 	r0, r1 := s.next.Members(a0, a1)
-	s.observe[35].Observe(time.Since(start).Seconds())
+	s.observe[36].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) OfflineMessages(a0 context.Context, a1 string) ([]storage.OfflineMessage, error) {
 	start := time.Now()
 	r0, r1 := s.next.OfflineMessages(a0, a1)
-	s.observe[36].Observe(time.Since(start).Seconds())
+	s.observe[37].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) OfflineUsage(a0 context.Context) (storage.OfflineUsage, error) {
 	start := time.Now()
 	r0, r1 := s.next.OfflineUsage(a0)
-	s.observe[37].Observe(time.Since(start).Seconds())
+	s.observe[38].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) PEPItems(a0 context.Context, a1 string, a2 string, a3 []string, a4 int) ([]storage.PEPItem, error) {
 	start := time.Now()
 	r0, r1 := s.next.PEPItems(a0, a1, a2, a3, a4)
-	s.observe[38].Observe(time.Since(start).Seconds())
+	s.observe[39].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) PEPNodes(a0 context.Context, a1 string) ([]storage.PEPNode, error) {
 	start := time.Now()
 	r0, r1 := s.next.PEPNodes(a0, a1)
-	s.observe[39].Observe(time.Since(start).Seconds())
+	s.observe[40].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) PruneArchive(a0 context.Context, a1 time.Time, a2 int) (int64, error) {
 	start := time.Now()
 	r0, r1 := s.next.PruneArchive(a0, a1, a2)
-	s.observe[40].Observe(time.Since(start).Seconds())
+	s.observe[41].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) PublishPEPItem(a0 context.Context, a1 string, a2 string, a3 storage.PEPItem, a4 int) (storage.PEPItem, error) {
 	start := time.Now()
 	r0, r1 := s.next.PublishPEPItem(a0, a1, a2, a3, a4)
-	s.observe[41].Observe(time.Since(start).Seconds())
+	s.observe[42].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) PurgePEPNode(a0 context.Context, a1 string, a2 string) error {
 	start := time.Now()
 	r0 := s.next.PurgePEPNode(a0, a1, a2)
-	s.observe[42].Observe(time.Since(start).Seconds())
+	s.observe[43].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) PushRegistrations(a0 context.Context, a1 string) ([]storage.PushRegistration, error) {
 	start := time.Now()
 	r0, r1 := s.next.PushRegistrations(a0, a1)
-	s.observe[43].Observe(time.Since(start).Seconds())
+	s.observe[44].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) PutPush(a0 context.Context, a1 string, a2 storage.PushRegistration, a3 int) error {
 	start := time.Now()
 	r0 := s.next.PutPush(a0, a1, a2, a3)
-	s.observe[44].Observe(time.Since(start).Seconds())
+	s.observe[45].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) PutRosterItem(a0 context.Context, a1 string, a2 storage.RosterItem, a3 int) error {
 	start := time.Now()
 	r0 := s.next.PutRosterItem(a0, a1, a2, a3)
-	s.observe[45].Observe(time.Since(start).Seconds())
+	s.observe[46].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) PutUploadSlot(a0 context.Context, a1 storage.UploadSlot, a2 int64, a3 time.Time) error {
 	start := time.Now()
 	r0 := s.next.PutUploadSlot(a0, a1, a2, a3)
-	s.observe[46].Observe(time.Since(start).Seconds())
+	s.observe[47].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) PutXMLDoc(a0 context.Context, a1 string, a2 string, a3 []byte, a4 storage.XMLDocLimits) error {
 	start := time.Now()
 	r0 := s.next.PutXMLDoc(a0, a1, a2, a3, a4)
-	s.observe[47].Observe(time.Since(start).Seconds())
+	s.observe[48].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) QueryArchive(a0 context.Context, a1 string, a2 storage.ArchiveQuery) (storage.ArchivePage, error) {
 	start := time.Now()
 	r0, r1 := s.next.QueryArchive(a0, a1, a2)
-	s.observe[48].Observe(time.Since(start).Seconds())
+	s.observe[49].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) RemoveMember(a0 context.Context, a1 string, a2 string) error {
 	start := time.Now()
 	r0 := s.next.RemoveMember(a0, a1, a2)
-	s.observe[49].Observe(time.Since(start).Seconds())
+	s.observe[50].Observe(time.Since(start).Seconds())
+	return r0
+}
+
+func (s *Store) RenameGroup(a0 context.Context, a1 string, a2 string) error {
+	start := time.Now()
+	r0 := s.next.RenameGroup(a0, a1, a2)
+	s.observe[51].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) RetractPEPItem(a0 context.Context, a1 string, a2 string, a3 string) error {
 	start := time.Now()
 	r0 := s.next.RetractPEPItem(a0, a1, a2, a3)
-	s.observe[50].Observe(time.Since(start).Seconds())
+	s.observe[52].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) Room(a0 context.Context, a1 string) (storage.Room, error) {
 	start := time.Now()
 	r0, r1 := s.next.Room(a0, a1)
-	s.observe[51].Observe(time.Since(start).Seconds())
+	s.observe[53].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) Roster(a0 context.Context, a1 string) ([]storage.RosterItem, error) {
 	start := time.Now()
 	r0, r1 := s.next.Roster(a0, a1)
-	s.observe[52].Observe(time.Since(start).Seconds())
+	s.observe[54].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) RosterItem(a0 context.Context, a1 string, a2 string) (storage.RosterItem, error) {
 	start := time.Now()
 	r0, r1 := s.next.RosterItem(a0, a1, a2)
-	s.observe[53].Observe(time.Since(start).Seconds())
+	s.observe[55].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) SaveRoom(a0 context.Context, a1 storage.Room) error {
 	start := time.Now()
 	r0 := s.next.SaveRoom(a0, a1)
-	s.observe[54].Observe(time.Since(start).Seconds())
+	s.observe[56].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) Secret(a0 context.Context, a1 string, a2 int) ([]byte, error) {
 	start := time.Now()
 	r0, r1 := s.next.Secret(a0, a1, a2)
-	s.observe[55].Observe(time.Since(start).Seconds())
+	s.observe[57].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) SetAffiliation(a0 context.Context, a1 string, a2 storage.Affiliation) error {
 	start := time.Now()
 	r0 := s.next.SetAffiliation(a0, a1, a2)
-	s.observe[56].Observe(time.Since(start).Seconds())
+	s.observe[58].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) SetArchivePrefs(a0 context.Context, a1 string, a2 storage.ArchivePrefs) error {
 	start := time.Now()
 	r0 := s.next.SetArchivePrefs(a0, a1, a2)
-	s.observe[57].Observe(time.Since(start).Seconds())
+	s.observe[59].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) SetCredentials(a0 context.Context, a1 string, a2 storage.Credentials) error {
 	start := time.Now()
 	r0 := s.next.SetCredentials(a0, a1, a2)
-	s.observe[58].Observe(time.Since(start).Seconds())
+	s.observe[60].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) StoreOffline(a0 context.Context, a1 string, a2 []byte, a3 storage.OfflineLimits) error {
 	start := time.Now()
 	r0 := s.next.StoreOffline(a0, a1, a2, a3)
-	s.observe[59].Observe(time.Since(start).Seconds())
+	s.observe[61].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) TouchAPIToken(a0 context.Context, a1 string, a2 time.Time) error {
 	start := time.Now()
 	r0 := s.next.TouchAPIToken(a0, a1, a2)
-	s.observe[60].Observe(time.Since(start).Seconds())
+	s.observe[62].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) Unblock(a0 context.Context, a1 string, a2 []string) (int, error) {
 	start := time.Now()
 	r0, r1 := s.next.Unblock(a0, a1, a2)
-	s.observe[61].Observe(time.Since(start).Seconds())
+	s.observe[63].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) UnblockAll(a0 context.Context, a1 string) (int, error) {
 	start := time.Now()
 	r0, r1 := s.next.UnblockAll(a0, a1)
-	s.observe[62].Observe(time.Since(start).Seconds())
+	s.observe[64].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) UpdatePEPNode(a0 context.Context, a1 string, a2 storage.PEPNode) error {
 	start := time.Now()
 	r0 := s.next.UpdatePEPNode(a0, a1, a2)
-	s.observe[63].Observe(time.Since(start).Seconds())
+	s.observe[65].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) UploadBytes(a0 context.Context, a1 string, a2 time.Time) (int64, error) {
 	start := time.Now()
 	r0, r1 := s.next.UploadBytes(a0, a1, a2)
-	s.observe[64].Observe(time.Since(start).Seconds())
+	s.observe[66].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) UploadSlot(a0 context.Context, a1 string) (storage.UploadSlot, error) {
 	start := time.Now()
 	r0, r1 := s.next.UploadSlot(a0, a1)
-	s.observe[65].Observe(time.Since(start).Seconds())
+	s.observe[67].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) UseInvite(a0 context.Context, a1 []byte, a2 time.Time) error {
 	start := time.Now()
 	r0 := s.next.UseInvite(a0, a1, a2)
-	s.observe[66].Observe(time.Since(start).Seconds())
+	s.observe[68].Observe(time.Since(start).Seconds())
 	return r0
 }
 
 func (s *Store) WatchGroups(a0 context.Context) (<-chan storage.GroupChange, error) {
 	start := time.Now()
 	r0, r1 := s.next.WatchGroups(a0)
-	s.observe[67].Observe(time.Since(start).Seconds())
+	s.observe[69].Observe(time.Since(start).Seconds())
 	return r0, r1
 }
 
 func (s *Store) XMLDoc(a0 context.Context, a1 string, a2 string) ([]byte, error) {
 	start := time.Now()
 	r0, r1 := s.next.XMLDoc(a0, a1, a2)
-	s.observe[68].Observe(time.Since(start).Seconds())
+	s.observe[70].Observe(time.Since(start).Seconds())
 	return r0, r1
 }

@@ -20,6 +20,8 @@ import (
 const (
 	NSDelay   = "urn:xmpp:delay"
 	NSFeature = "msgoffline"
+	// NSHints is Message Processing Hints (XEP-0334).
+	NSHints = "urn:xmpp:hints"
 )
 
 // DefaultMax is the queue limit per account when Module.Max is zero.
@@ -101,9 +103,12 @@ func (m *Module) store(ctx context.Context, st *xmpp.Element) (bool, error) {
 	default:
 		return false, nil // headlines are dropped, errors never bounce
 	}
-	if st.Child(xmpp.NSClient, "body") == nil && st.Child(xmpp.NSClient, "subject") == nil {
+	if st.Child(xmpp.NSClient, "body") == nil && st.Child(xmpp.NSClient, "subject") == nil &&
+		st.Child(NSHints, "store") == nil {
 		// Chat states and receipts mean nothing later; drop them quietly
-		// rather than bounce an error for each.
+		// rather than bounce an error for each. A <store/> hint (XEP-0334
+		// §4.4) asks for one to be kept all the same: the app's events
+		// (the admin API) that are to wait for their recipient.
 		return true, nil
 	}
 	to := st.Get("to")

@@ -86,3 +86,24 @@ func TestOfflineTotalLimit(t *testing.T) {
 		s.Others(t)
 	})
 }
+
+// TestStoreHint: a message without body or subject is dropped for an
+// offline account, unless it carries XEP-0334's <store/>: then it waits
+// for the account's next available presence (the admin API's stored app
+// events).
+func TestStoreHint(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+	a := s.Dial(t, aj, "pw", "a")
+	a.SendRaw(t, `<presence/>`)
+	a.SendRaw(t, `<message id="plain" to="`+bj.String()+`"><x xmlns="urn:example:app">dropped</x></message>`)
+	a.SendRaw(t, `<message id="hinted" to="`+bj.String()+`"><x xmlns="urn:example:app">kept</x><store xmlns="urn:xmpp:hints"/></message>`)
+	// A round trip: alice's messages have been handled.
+	a.IQ(t, "get", "", `<ping xmlns="urn:xmpp:ping"/>`)
+	b := s.Dial(t, bj, "pw", "b")
+	b.SendRaw(t, `<presence/>`)
+	el := b.Expect(t, "a stored message", func(el *xmpp.Element) bool { return el.Local == "message" })
+	if el.Get("id") != "hinted" {
+		t.Fatalf("delivered at login: %s, want only the message with <store/>", el)
+	}
+}

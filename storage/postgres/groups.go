@@ -58,6 +58,13 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 	return oneRow(tag, err, "delete group", id)
 }
 
+// RenameGroup implements storage.Groups; the update trigger notifies
+// watches.
+func (s *Store) RenameGroup(ctx context.Context, id, name string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE groups SET name = $1 WHERE id = $2`, name, id)
+	return oneRow(tag, err, "rename group", id)
+}
+
 // Group implements storage.Groups.
 func (s *Store) Group(ctx context.Context, id string) (storage.Group, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT id, kind, name, coalesce(parent, '') FROM groups WHERE id = $1`, id)
@@ -101,6 +108,37 @@ func (s *Store) AddMember(ctx context.Context, group, jid string) error {
 		return fmt.Errorf("postgres: add %s to group %s: group %w", jid, group, storage.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: add %s to group %s: %w", jid, group, err)
+	}
+	return nil
+}
+
+// ChangeMembers implements storage.Groups: one transaction, the group
+// locked FOR SHARE so that it cannot go before commit.
+func (s *Store) ChangeMembers(ctx context.Context, group string, add, remove []string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM groups WHERE id = $1 FOR SHARE`, group).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return storage.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if len(add) > 0 {
+			_, err := tx.Exec(ctx, `INSERT INTO group_members (group_id, jid) SELECT $1, unnest($2::text[])
+				ON CONFLICT DO NOTHING`, group, add)
+			if err != nil {
+				return err
+			}
+		}
+		if len(remove) > 0 {
+			_, err := tx.Exec(ctx, `DELETE FROM group_members WHERE group_id = $1 AND jid = ANY($2::text[])`, group, remove)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: change members of group %s: %w", group, err)
 	}
 	return nil
 }

@@ -58,6 +58,13 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 	return oneRow(res, err, "delete group", id)
 }
 
+// RenameGroup implements storage.Groups; the update trigger records the
+// change for watches.
+func (s *Store) RenameGroup(ctx context.Context, id, name string) error {
+	res, err := s.exec(ctx, `UPDATE groups SET name = ? WHERE id = ?`, name, id)
+	return oneRow(res, err, "rename group", id)
+}
+
 // Group implements storage.Groups.
 func (s *Store) Group(ctx context.Context, id string) (storage.Group, error) {
 	var g storage.Group
@@ -107,6 +114,42 @@ func (s *Store) AddMember(ctx context.Context, group, jid string) error {
 		return fmt.Errorf("sqlite: add %s to group %s: %w", jid, group, err)
 	}
 	return nil
+}
+
+// ChangeMembers implements storage.Groups in one transaction.
+func (s *Store) ChangeMembers(ctx context.Context, group string, add, remove []string) error {
+	err := s.changeMembers(ctx, group, add, remove)
+	if err != nil {
+		return fmt.Errorf("sqlite: change members of group %s: %w", group, err)
+	}
+	return nil
+}
+
+func (s *Store) changeMembers(ctx context.Context, group string, add, remove []string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM groups WHERE id = ?`, group).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	for _, j := range add {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, jid) VALUES (?, ?)`, group, j); err != nil {
+			return err
+		}
+	}
+	for _, j := range remove {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND jid = ?`, group, j); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // RemoveMember implements storage.Groups.

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -80,6 +81,52 @@ func runGroups(t *testing.T, open func(t *testing.T) storage.Store, reopen func(
 		wantErr(t, "Group", err, storage.ErrNotFound)
 		err = s.DeleteGroup(ctx, "nope")
 		wantErr(t, "DeleteGroup", err, storage.ErrNotFound)
+	})
+
+	t.Run("Rename", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		if err := s.CreateGroup(ctx, team("eng", "Engineering")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RenameGroup(ctx, "eng", "Engineers"); err != nil {
+			t.Fatalf("RenameGroup: %v", err)
+		}
+		// The same name again is no error: the group exists.
+		if err := s.RenameGroup(ctx, "eng", "Engineers"); err != nil {
+			t.Fatalf("RenameGroup to its own name: %v", err)
+		}
+		if got, err := s.Group(ctx, "eng"); err != nil || got != team("eng", "Engineers") {
+			t.Fatalf("Group after rename = %+v, %v", got, err)
+		}
+		if err := s.RenameGroup(ctx, "nope", "X"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("RenameGroup(absent) = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("ChangeMembers", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		const alice, bob, carol = "alice@example.com", "bob@example.com", "carol@example.com"
+		if err := s.CreateGroup(ctx, team("eng", "Engineering")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddMember(ctx, "eng", alice); err != nil {
+			t.Fatal(err)
+		}
+		// Adding a member and removing a non-member are no errors.
+		if err := s.ChangeMembers(ctx, "eng", []string{alice, bob, carol}, []string{"nobody@example.com"}); err != nil {
+			t.Fatalf("ChangeMembers: %v", err)
+		}
+		checkMembers(t, s, "eng", []string{alice, bob, carol})
+		if err := s.ChangeMembers(ctx, "eng", nil, []string{alice, carol}); err != nil {
+			t.Fatalf("ChangeMembers removing: %v", err)
+		}
+		checkMembers(t, s, "eng", []string{bob})
+		if err := s.ChangeMembers(ctx, "nope", []string{alice}, nil); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("ChangeMembers(absent group) = %v, want ErrNotFound", err)
+		}
+		if ok, err := s.IsMember(ctx, alice); err != nil || ok {
+			t.Errorf("IsMember(alice) after a refused change = %v, %v", ok, err)
+		}
 	})
 
 	t.Run("Members", func(t *testing.T) {
@@ -264,6 +311,10 @@ func changeGroups(t *testing.T, s storage.Store, chans []<-chan storage.GroupCha
 		t.Fatal(err)
 	}
 	await(storage.GroupChange{Group: "eng", JID: bob})
+	if err := s.RenameGroup(ctx, "eng", "Engineers"); err != nil {
+		t.Fatal(err)
+	}
+	await(storage.GroupChange{Group: "eng"})
 	if err := s.RemoveMember(ctx, "eng", alice); err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,15 @@
 //       --jid user@domain --password PW [--resource R]
 //       [--peer JID] [--send TEXT] [--expect TEXT [--reply TEXT]]
 //       [--room ROOM@conference.domain --nick NICK]
-//       [--mechanism NAME] [--timeout SECONDS] [--verbose]
+//       [--event NAME] [--mechanism NAME] [--timeout SECONDS] [--verbose]
 //
 // Scenario, in order: connect and authenticate ("connected"), fetch the
 // roster ("roster"), send initial presence and wait for one IQ round trip so
 // the server has processed it ("online"), send a chat message to --peer
 // ("sent"), wait for a chat message whose body is --expect ("message") and
-// answer its sender with --reply ("replied"), join --room as --nick
+// answer its sender with --reply ("replied"), wait for an app event
+// (docs/events.md) called --event and report its JSON payload ("app-event"),
+// join --room as --nick
 // ("joined"), send a groupchat message and wait for its reflection
 // ("groupchat"), then make sure the server has read everything and
 // disconnect ("done").
@@ -43,6 +45,7 @@ const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const NS_MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
 const NS_PING = 'urn:xmpp:ping';
 const NS_DELAY = 'urn:xmpp:delay';
+const NS_EVENT = 'urn:xmppd:event:0';
 
 // ---------------------------------------------------------------------------
 // Output
@@ -70,7 +73,7 @@ function usage(message) {
         `strophe.mjs: ${message}\n` +
             'usage: strophe.mjs --transport bosh|websocket --url URL --jid user@domain --password PW\n' +
             '       [--resource R] [--peer JID] [--send TEXT] [--expect TEXT [--reply TEXT]]\n' +
-            '       [--room ROOM@conference.domain --nick NICK] [--mechanism NAME]\n' +
+            '       [--room ROOM@conference.domain --nick NICK] [--event NAME] [--mechanism NAME]\n' +
             '       [--timeout SECONDS] [--verbose]\n',
     );
     process.exit(2);
@@ -92,6 +95,7 @@ try {
             send: { type: 'string' },
             expect: { type: 'string' },
             reply: { type: 'string' },
+            event: { type: 'string' },
             room: { type: 'string' },
             nick: { type: 'string' },
             mechanism: { type: 'string' },
@@ -360,6 +364,7 @@ if (opts.verbose) {
 // arrives before we look for it (offline delivery, a fast peer) is not lost.
 const chats = [];
 const groupchats = [];
+const appEvents = [];
 let waiters = [];
 
 function onStanza() {
@@ -380,6 +385,12 @@ function waitFor(check) {
 conn.addHandler(
     (stanza) => {
         const type = stanza.getAttribute('type') || 'normal';
+        // An app event: the app's JSON in <event xmlns="urn:xmppd:event:0"/>.
+        const ev = child(stanza, 'event', NS_EVENT);
+        if (ev) {
+            appEvents.push({ name: ev.getAttribute('name'), id: ev.getAttribute('id'), payload: JSON.parse(ev.textContent) });
+            onStanza();
+        }
         const body = bodyOf(stanza);
         if (body !== null) {
             const entry = { from: stanza.getAttribute('from'), type, body, delayed: !!child(stanza, 'delay', NS_DELAY) };
@@ -461,6 +472,12 @@ async function run() {
         stage = 'send';
         conn.send($msg({ to: opts.peer, type: 'chat' }).c('body').t(opts.send));
         emit({ event: 'sent' });
+    }
+
+    if (opts.event !== undefined) {
+        stage = 'event';
+        const e = await waitFor(() => appEvents.find((a) => a.name === opts.event));
+        emit({ event: 'app-event', name: e.name, id: e.id, payload: e.payload });
     }
 
     if (opts.expect !== undefined) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -119,12 +120,23 @@ func newAPIClient(cfg config.Config, apiFlag, tokenFlag string) (*apiClient, err
 
 // call makes one request; an API error becomes an error with its message
 // (and field).
-func (c *apiClient) call(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+func (c *apiClient) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -143,13 +155,17 @@ func (c *apiClient) call(ctx context.Context, method, path string, out any) erro
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// live runs the commands that go through the API: "session list|kick"
-// and "status".
+// live runs the commands that go through the API: "session list|kick",
+// "status", "send" and "event".
 func live(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) (int, error) {
 	fs := flag.NewFlagSet("xmppctl "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	apiURL := fs.String("api", "", "the admin API's base URL, e.g. http://127.0.0.1:5281")
 	token := fs.String("token", "", "an API token (prefer XMPPD_API_TOKEN or api.token_file)")
+	from := fs.String("from", "", "send: the account it comes from (default: the server)")
+	typ := fs.String("type", "chat", "send: chat, normal or headline")
+	subject := fs.String("subject", "", "send: the subject")
+	store := fs.Bool("store", false, "event: keep it offline for accounts with no session")
 	cmd := args[0]
 	// Flags may come before, between or after the arguments.
 	var rest []string
@@ -166,6 +182,7 @@ func live(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 	case cmd == "status" && len(rest) == 0:
 	case cmd == "session" && len(rest) == 1 && rest[0] == "list":
 	case cmd == "session" && len(rest) == 2 && rest[0] == "kick":
+	case cmd == "send" && len(rest) >= 2, cmd == "event" && len(rest) >= 3:
 	default:
 		return 2, errors.New("unknown or malformed command\n" + usage)
 	}
@@ -174,9 +191,31 @@ func live(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		return 1, err
 	}
 	switch {
+	case cmd == "send":
+		to := addresses(rest[:len(rest)-1])
+		in := admin.SendMessage{From: *from, Type: *typ, Subject: *subject, Body: rest[len(rest)-1],
+			To: admin.MessageTo{Recipients: to.Recipients, Rooms: to.rooms}}
+		var out admin.Sent
+		if err := c.call(ctx, "POST", "/messages", in, &out); err != nil {
+			return 1, err
+		}
+		fmt.Fprintf(stdout, "sent %s to %d recipients and %d rooms\n", out.ID, len(out.Recipients), len(out.Rooms))
+		return 0, nil
+	case cmd == "event":
+		to := addresses(rest[2:])
+		if len(to.rooms) > 0 {
+			return 2, errors.New("an event goes to accounts, teams and projects, not rooms\n" + usage)
+		}
+		in := admin.SendEvent{Name: rest[0], Payload: json.RawMessage(rest[1]), Store: *store, To: to.Recipients}
+		var out admin.EventSent
+		if err := c.call(ctx, "POST", "/events", in, &out); err != nil {
+			return 1, err
+		}
+		fmt.Fprintf(stdout, "event %s: %d sessions, stored for %d accounts\n", out.ID, out.Delivered, len(out.Stored))
+		return 0, nil
 	case cmd == "status":
 		var st admin.Status
-		if err := c.call(ctx, "GET", "/status", &st); err != nil {
+		if err := c.call(ctx, "GET", "/status", nil, &st); err != nil {
 			return 1, err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -192,7 +231,7 @@ func live(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		cursor := ""
 		for {
 			var page admin.Page[admin.SessionInfo]
-			if err := c.call(ctx, "GET", "/sessions?limit=1000&cursor="+url.QueryEscape(cursor), &page); err != nil {
+			if err := c.call(ctx, "GET", "/sessions?limit=1000&cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
 				return 1, err
 			}
 			for _, s := range page.Items {
@@ -207,10 +246,32 @@ func live(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		var out struct {
 			JID string `json:"jid"`
 		}
-		if err := c.call(ctx, "DELETE", "/sessions/"+url.PathEscape(rest[1]), &out); err != nil {
+		if err := c.call(ctx, "DELETE", "/sessions/"+url.PathEscape(rest[1]), nil, &out); err != nil {
 			return 1, err
 		}
 		fmt.Fprintf(stdout, "disconnected %s\n", out.JID)
 		return 0, nil
 	}
+}
+
+// to is whom "send" and "event" address: JIDs, group:ID (a team or
+// project) and room:NAME.
+type to struct {
+	admin.Recipients
+	rooms []string
+}
+
+func addresses(args []string) to {
+	var t to
+	for _, a := range args {
+		switch {
+		case strings.HasPrefix(a, "group:"):
+			t.Groups = append(t.Groups, strings.TrimPrefix(a, "group:"))
+		case strings.HasPrefix(a, "room:"):
+			t.rooms = append(t.rooms, strings.TrimPrefix(a, "room:"))
+		default:
+			t.JIDs = append(t.JIDs, a)
+		}
+	}
+	return t
 }

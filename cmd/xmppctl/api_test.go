@@ -11,6 +11,7 @@ import (
 
 	"github.com/xmppd/xmppd/internal/admin"
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/xmpp"
 )
 
 func TestAPITokenCommands(t *testing.T) {
@@ -88,6 +89,26 @@ func TestLiveCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "\t127.0.0.1:") {
 		t.Errorf("session list printed %q, want the client's address", r.stdout)
 	}
+	// A headline from the server reaches the available session (a
+	// headline to a bare JID goes to available resources only), and an
+	// app event reaches it.
+	c.SendRaw(t, "<presence/>")
+	c.Expect(t, "own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
+	live("send", "-type", "headline", "-subject", "Deploy", "-api", hs.URL, "alice@localhost", "v2 is out").
+		check(t, "send", 0, "to 1 recipients and 0 rooms")
+	c.Expect(t, "the headline", func(el *xmpp.Element) bool {
+		b := el.Child("", "body")
+		return el.Local == "message" && el.Get("type") == "headline" && el.Get("from") == "localhost" && b != nil && b.Text() == "v2 is out"
+	})
+	live("event", "-api", hs.URL, "task.updated", `{"id":7}`, "alice").check(t, "event", 0, "1 sessions, stored for 0 accounts")
+	c.Expect(t, "the event", func(el *xmpp.Element) bool {
+		ev := el.Child("urn:xmppd:event:0", "event")
+		return el.Local == "message" && ev != nil && ev.Get("name") == "task.updated" && strings.Contains(ev.Text(), `"id":7`)
+	})
+	live("event", "-api", hs.URL, "task.updated", `{"id":7}`, "room:lobby").check(t, "event to a room", 2, "not rooms")
+	live("event", "-api", hs.URL, "task.updated", `not json`, "alice").check(t, "event with bad JSON", 1, "")
+	live("send", "-api", hs.URL, "group:nosuch", "hi").check(t, "send to an unknown team", 1, "HTTP 404")
+
 	live("session", "kick", "bob@localhost/x", "-api", hs.URL).check(t, "kick nobody", 1, "no session")
 	live("session", "kick", "alice@localhost", "-api", hs.URL).check(t, "kick bare", 1, "jid: a full JID")
 	live("session", "kick", "alice@localhost/desk", "-api", hs.URL).check(t, "kick", 0, "disconnected alice@localhost/desk")

@@ -56,6 +56,13 @@ commands:
                               disconnect the session with that full JID
   status [-api URL] [-token T]
                               the server's version, uptime, nodes and counts
+  send [-from JID] [-type chat|normal|headline] [-subject S] TO... BODY
+                              send a message; TO is a JID, group:ID (every member of
+                              a team or project) or room:NAME (from the room itself)
+  event [-store] NAME JSON TO...
+                              send the app event NAME with the JSON payload to the
+                              online sessions of TO (JIDs, group:ID); -store keeps it
+                              for those offline (docs/events.md)
   invite create [-ttl 168h]   print an invitation to create one account by in-band
                               registration (registration.require_invite); -ttl 0 is
                               the default week
@@ -80,7 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	args = fs.Args()
 	// status alone takes no subcommand; every other command has one.
-	commands := []string{"user", "token", "group", "room", "invite", "api-token", "session", "status"}
+	commands := []string{"user", "token", "group", "room", "invite", "api-token", "session", "status", "send", "event"}
 	if len(args) == 0 || !slices.Contains(commands, args[0]) || (len(args) < 2 && args[0] != "status") {
 		return 2, errors.New("unknown command\n" + usage)
 	}
@@ -95,7 +102,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if args[0] == "token" {
 		return token(cfg, args[1:], stdout)
 	}
-	if args[0] == "session" || args[0] == "status" {
+	if args[0] == "session" || args[0] == "status" || args[0] == "send" || args[0] == "event" {
 		return live(ctx, cfg, args, stdout)
 	}
 	store, err := cfg.OpenStore(ctx)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,7 +15,12 @@ import (
 // admin API (docs/api.md) where api.enabled and api.web_listener say. The
 // returned mux is the admin listener's: operations' endpoints (/metrics,
 // /healthz) are added to it with Handle, before it serves.
-func newAdmin(cfg config.Config, srv *xmpp.Server, log *slog.Logger) (*http.Server, *http.ServeMux) {
+//
+// On the web listener the API answers only secure requests (HTTPS, a
+// secure network, or a trusted proxy saying HTTPS: policy.Client), as
+// sign-in over the web transports does: a bearer token must not cross the
+// network in clear.
+func newAdmin(cfg config.Config, srv *xmpp.Server, log *slog.Logger, policy *xmpp.WebPolicy) (*http.Server, *http.ServeMux) {
 	mux := http.NewServeMux()
 	if cfg.API.Enabled {
 		api := &admin.API{
@@ -26,7 +32,7 @@ func newAdmin(cfg config.Config, srv *xmpp.Server, log *slog.Logger) (*http.Serv
 		h := api.Handler()
 		mux.Handle(admin.Prefix+"/", h)
 		if cfg.API.WebListener {
-			srv.HandleHTTP(admin.Prefix+"/", h)
+			srv.HandleHTTP(admin.Prefix+"/", secureOnly(h, policy))
 		}
 	}
 	return &http.Server{
@@ -34,4 +40,19 @@ func newAdmin(cfg config.Config, srv *xmpp.Server, log *slog.Logger) (*http.Serv
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}, mux
+}
+
+// secureOnly refuses, with 403 and the API's JSON error, a request that
+// policy does not count as secure.
+func secureOnly(h http.Handler, policy *xmpp.WebPolicy) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, secure := policy.Client(r); !secure {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			json.NewEncoder(w).Encode(admin.Error{Status: http.StatusForbidden,
+				Message: "the admin API needs HTTPS here (or listen.admin, or http.secure_networks)"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

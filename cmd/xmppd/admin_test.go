@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/xmpp"
 )
 
 // TestAdminListener runs xmppd with a token made by xmppctl beforehand:
@@ -90,6 +92,40 @@ func awaitLog(t *testing.T, s *server, want string) {
 			t.Fatalf("xmppd exited: %v", s.waitErr)
 		case <-timer.C:
 			t.Fatalf("the log lacks %q:\n%s", want, s.log)
+		}
+	}
+}
+
+// On the web listener the API refuses a plain-HTTP request from outside
+// the secure networks, and serves it over HTTPS or from a secure network.
+func TestAPISecureOnly(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	loopback := &xmpp.WebPolicy{SecureNetworks: xmpp.LoopbackNetworks}
+	none := &xmpp.WebPolicy{}
+	for _, c := range []struct {
+		name   string
+		policy *xmpp.WebPolicy
+		tls    bool
+		want   int
+	}{
+		{"plain from a secure network", loopback, false, http.StatusNoContent},
+		{"plain from elsewhere", none, false, http.StatusForbidden},
+		{"https from elsewhere", none, true, http.StatusNoContent},
+	} {
+		hs := httptest.NewUnstartedServer(secureOnly(ok, c.policy))
+		if c.tls {
+			hs.StartTLS()
+		} else {
+			hs.Start()
+		}
+		resp, err := hs.Client().Get(hs.URL + "/api/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		hs.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: HTTP %d, want %d", c.name, resp.StatusCode, c.want)
 		}
 	}
 }

@@ -139,7 +139,7 @@ func run(args []string) error {
 			return err
 		}
 	}
-	as, amux := newAdmin(cfg, srv, log)
+	as, amux := newAdmin(cfg, srv, log, policy)
 	hs := newHTTP(cfg, srv, log, policy)
 	// The per-address connection rate applies at accept, before TLS.
 	if err := listen(cfg.Listen.HTTP, "http (websocket, bosh, web client)", func(l net.Listener) error {

@@ -1,13 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
 	"github.com/xmppd/xmppd/storage/redis/redistest"
 	"github.com/xmppd/xmppd/xmpp"
@@ -101,7 +95,7 @@ func TestCheckSelfSigned(t *testing.T) {
 
 func TestCheckCertificates(t *testing.T) {
 	now := time.Now()
-	ca := newTestCA(t)
+	ca := testenv.NewCA(t)
 	for _, tc := range []struct {
 		name      string
 		dns       []string
@@ -124,7 +118,7 @@ func TestCheckCertificates(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := t.TempDir()
-			ca.issue(t, data, tc.dns, tc.from, tc.to)
+			issue(t, ca, data, tc.dns, tc.from, tc.to)
 			r := check(t, data, "domain: example.net\n")
 			if r.code != tc.code {
 				t.Errorf("status %d, want %d", r.code, tc.code)
@@ -142,9 +136,9 @@ func TestCheckCertificates(t *testing.T) {
 // TestCheckTrustedChain: a certificate whose chain leads to a root the
 // system trusts gets no warning; one whose root is unknown does.
 func TestCheckTrustedChain(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testenv.NewCA(t)
 	data := t.TempDir()
-	ca.issue(t, data, []string{"example.net", "*.example.net"}, time.Now().Add(-time.Hour), time.Now().AddDate(0, 3, 0))
+	issue(t, ca, data, []string{"example.net", "*.example.net"}, time.Now().Add(-time.Hour), time.Now().AddDate(0, 3, 0))
 	r := check(t, data, "domain: example.net\n")
 	r.expect(t, 0, "OK, with 1 warning")
 	if !r.has("WARN", "certificate", "does not verify against this system's roots") {
@@ -152,7 +146,7 @@ func TestCheckTrustedChain(t *testing.T) {
 	}
 
 	roots := filepath.Join(t.TempDir(), "roots.pem")
-	writeFile(t, roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}))
+	writeFile(t, roots, ca.PEM)
 	t.Setenv("SSL_CERT_FILE", roots) // Go's system roots on Unix
 	t.Setenv("SSL_CERT_DIR", t.TempDir())
 	r = check(t, data, "domain: example.net\n")
@@ -269,64 +263,10 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-// testCA issues certificates as a public CA would (not self-signed).
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(t *testing.T) *testCA {
+// issue writes cert.pem (leaf and CA) and key.pem from ca into dir.
+func issue(t *testing.T, ca *testenv.CA, dir string, dns []string, from, to time.Time) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "xmppd test CA"},
-		NotBefore:             time.Now().AddDate(-1, 0, 0),
-		NotAfter:              time.Now().AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}
-}
-
-// issue writes cert.pem (leaf and CA) and key.pem into dir.
-func (ca *testCA) issue(t *testing.T, dir string, dns []string, from, to time.Time) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: dns[0]},
-		DNSNames:     dns,
-		NotBefore:    from,
-		NotAfter:     to,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...)
+	chain, key := ca.IssuePEM(t, from, to, dns...)
 	writeFile(t, filepath.Join(dir, "cert.pem"), chain)
-	writeFile(t, filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+	writeFile(t, filepath.Join(dir, "key.pem"), key)
 }

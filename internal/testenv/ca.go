@@ -52,6 +52,25 @@ func NewCA(t testing.TB) *CA {
 // connecting to other servers.
 func (ca *CA) Issue(t testing.TB, domains ...string) tls.Certificate {
 	t.Helper()
+	der, key := ca.issue(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), domains)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// IssuePEM makes a certificate for the domains valid from from to to, as
+// files hold it: the leaf and the CA as a PEM chain, and the PEM key.
+func (ca *CA) IssuePEM(t testing.TB, from, to time.Time, domains ...string) (chain, key []byte) {
+	t.Helper()
+	der, k := ca.issue(t, from, to, domains)
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.PEM...)
+	return chain, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func (ca *CA) issue(t testing.TB, from, to time.Time, domains []string) ([]byte, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +79,8 @@ func (ca *CA) Issue(t testing.TB, domains ...string) tls.Certificate {
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
 		Subject:      pkix.Name{CommonName: domains[0]},
 		DNSNames:     domains,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    from,
+		NotAfter:     to,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
@@ -69,5 +88,5 @@ func (ca *CA) Issue(t testing.TB, domains ...string) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return der, key
 }

@@ -137,6 +137,20 @@ func (a *API) pathRoom(r *http.Request) (*muc.Service, string, error) {
 	return svc, rj, err
 }
 
+// pathRoomState is pathRoom and the room's state; a 404 when there is no
+// such room.
+func (a *API) pathRoomState(r *http.Request) (*muc.Service, string, muc.RoomState, error) {
+	svc, rj, err := a.pathRoom(r)
+	if err != nil {
+		return nil, "", muc.RoomState{}, err
+	}
+	st, err := svc.Room(r.Context(), rj)
+	if err != nil {
+		return nil, "", muc.RoomState{}, roomError(err, rj)
+	}
+	return svc, rj, st, nil
+}
+
 // roomError turns the service's errors into the API's.
 func roomError(err error, room string) error {
 	switch {
@@ -266,13 +280,9 @@ func checkText(field, s string) error {
 }
 
 func (p rooms) get(w http.ResponseWriter, r *http.Request) error {
-	svc, rj, err := p.a.pathRoom(r)
+	_, _, st, err := p.a.pathRoomState(r)
 	if err != nil {
 		return err
-	}
-	st, err := svc.Room(r.Context(), rj)
-	if err != nil {
-		return roomError(err, rj)
 	}
 	return writeJSON(w, http.StatusOK, roomOf(st, true))
 }
@@ -368,13 +378,9 @@ func (p rooms) configure(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &q); err != nil {
 		return err
 	}
-	svc, rj, err := p.a.pathRoom(r)
+	svc, rj, st, err := p.a.pathRoomState(r)
 	if err != nil {
 		return err
-	}
-	st, err := svc.Room(r.Context(), rj)
-	if err != nil {
-		return roomError(err, rj)
 	}
 	cfg, err := q.apply(st.Config)
 	if err != nil {
@@ -411,13 +417,9 @@ func (p rooms) members(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	svc, rj, err := p.a.pathRoom(r)
+	_, _, st, err := p.a.pathRoomState(r)
 	if err != nil {
 		return err
-	}
-	st, err := svc.Room(r.Context(), rj)
-	if err != nil {
-		return roomError(err, rj)
 	}
 	byJID := make(map[string]RoomMember)
 	var keys []string

@@ -182,13 +182,17 @@ func (m *Module) broadcastAvailable(ctx context.Context, s *xmpp.Session, p *xmp
 	for _, c := range from {
 		m.broadcastTo(ctx, p, f, c)
 	}
-	// Every available resource of the account, the sender included (§4.2.2).
+	// Every available resource of the account, the sender included (§4.2.2),
+	// on other nodes of a cluster too.
 	m.srv.Router().DeliverEach(ctx, full.Bare(), func(o *xmpp.Session) *xmpp.Element {
 		if ok, _ := o.Available(); ok {
 			return p
 		}
 		return nil
 	})
+	if m.srv.Bus != nil {
+		m.srv.Router().ToOtherNodes(ctx, owner, addressed(p, owner))
+	}
 	if !initial {
 		return
 	}
@@ -326,6 +330,10 @@ func (m *Module) broadcastTo(ctx context.Context, p *xmpp.Element, f xmpp.Fanout
 			ok, _ := s.Available()
 			return ok
 		})
+		if m.srv.Bus != nil {
+			// The contact's sessions on other nodes of a cluster.
+			m.srv.Router().ToOtherNodes(ctx, contact, addressed(p, contact))
+		}
 		return
 	}
 	m.route(ctx, addressed(p, contact))
@@ -416,6 +424,9 @@ func (m *Module) broadcastUnavailable(ctx context.Context, s *xmpp.Session, st *
 		}
 		return nil
 	})
+	if m.srv.Bus != nil {
+		m.srv.Router().ToOtherNodes(ctx, owner, addressed(p, owner))
+	}
 }
 
 // sendPresenceTo sends the current presence of each of owner's available

@@ -214,6 +214,9 @@ func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to ji
 		r.deliver(ctx, s, st)
 		return
 	}
+	if r.srv.Bus != nil && r.toRemoteFull(ctx, st, to) {
+		return
+	}
 	switch st.Local {
 	case "message":
 		switch typ := st.Get("type"); {
@@ -260,6 +263,7 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 				r.deliver(ctx, s, st)
 			}
 		}
+		r.ToOtherNodes(ctx, bare, st)
 	case "message":
 		typ := st.Get("type")
 		if typ == "error" {
@@ -270,6 +274,26 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 			return
 		}
 		targets := highestPriority(sessions, typ == "headline")
+		if r.srv.Bus != nil {
+			// The account's resources on other nodes count too.
+			if rms := r.remotes(ctx, bare); len(rms) > 0 {
+				best := -1
+				if len(targets) > 0 {
+					_, best = targets[0].Available()
+				}
+				nodes, keepLocal := remoteTargets(rms, best, typ == "headline")
+				sent := false
+				for _, n := range nodes {
+					sent = r.sendTo(ctx, n, st) || sent
+				}
+				if !keepLocal {
+					targets = nil
+				}
+				if sent && len(targets) == 0 {
+					return
+				}
+			}
+		}
 		if len(targets) == 0 {
 			r.undeliverable(ctx, st, origin, bare, sessions)
 			return

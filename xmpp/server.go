@@ -64,6 +64,10 @@ type Server struct {
 	// NodeName names this process in it (default: the registry's own).
 	SessionRegistry storage.Registry
 	NodeName        string
+	// Bus, with a shared SessionRegistry, carries stanzas for sessions on
+	// other nodes to them (cluster.go); nil: sessions elsewhere are not
+	// reached.
+	Bus Bus
 	// Locker serialises work on one account (its roster, its offline
 	// queue); nil means locks in this process.
 	Locker Locker

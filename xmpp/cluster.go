@@ -1,0 +1,137 @@
+package xmpp
+
+import (
+	"context"
+
+	"mellium.im/xmpp/jid"
+)
+
+// A Bus carries stanzas between the nodes of a cluster that share one
+// session registry (docs/ARCHITECTURE.md, "How a stanza travels"): a
+// stanza for a session on another node is handed to that node, which
+// delivers it with Server.Receive.
+type Bus interface {
+	// Publish hands the serialised stanza to the node named node; false
+	// when no node of that name takes it (it is gone), so that the router
+	// goes on as for a session that is not there. (storage.Bus, which
+	// storage/redis implements, is one.)
+	Publish(ctx context.Context, node string, stanza []byte) (bool, error)
+}
+
+type fromBusKey struct{}
+
+// fromBus reports whether ctx is the delivery of a stanza another node
+// sent: it must not go back over the bus, whatever happens to it here.
+func fromBus(ctx context.Context) bool { return ctx.Value(fromBusKey{}) != nil }
+
+// Receive delivers a stanza another node sent over the bus. The sending
+// node ran the hooks an account's stanza passes (MessageIn, PresenceIn)
+// and chose this node for the session or account addressed; here it goes
+// to that local session (Deliver hooks included), or, if the session went
+// meanwhile, the way the core treats a stanza for a session that is not
+// there — never back over the bus.
+func (s *Server) Receive(ctx context.Context, stanza []byte) error {
+	st, err := ParseStanza(stanza)
+	if err != nil {
+		return err
+	}
+	to, err := jid.Parse(st.Get("to"))
+	if err != nil || to.Localpart() == "" || to.Domainpart() != s.Domain {
+		return nil // not for an account here: nothing to do with it
+	}
+	ctx = context.WithValue(ctx, fromBusKey{}, true)
+	if to.Resourcepart() != "" {
+		s.router.toFull(ctx, st, nil, to)
+		return nil
+	}
+	s.router.toBare(ctx, st, nil, to)
+	return nil
+}
+
+// remote is an available resource of an account on another node.
+type remote struct {
+	node     string
+	resource string
+	priority int
+}
+
+// remotes returns bare's available resources on other nodes, from the
+// registry; none without a bus, or for a stanza that came over it.
+func (r *Router) remotes(ctx context.Context, bare string) []remote {
+	if r.srv.Bus == nil || fromBus(ctx) {
+		return nil
+	}
+	rs, err := r.srv.registry.Resources(ctx, bare)
+	if err != nil {
+		r.srv.log.Warn("session registry", "jid", bare, "err", err)
+		return nil
+	}
+	var out []remote
+	for _, res := range rs {
+		if res.Node != r.srv.node && res.Available {
+			out = append(out, remote{node: res.Node, resource: res.Resource, priority: res.Priority})
+		}
+	}
+	return out
+}
+
+// sendTo hands st to node over the bus; false when the node did not take
+// it.
+func (r *Router) sendTo(ctx context.Context, node string, st *Element) bool {
+	ok, err := r.srv.Bus.Publish(ctx, node, st.Bytes(NSClient))
+	if err != nil {
+		r.srv.log.Warn("cluster bus", "node", node, "err", err)
+		return false
+	}
+	return ok
+}
+
+// toRemoteFull sends a stanza for a full JID with no session here to the
+// node that holds it; false when none does (or took it).
+func (r *Router) toRemoteFull(ctx context.Context, st *Element, to jid.JID) bool {
+	res := to.Resourcepart()
+	for _, rm := range r.remotes(ctx, to.Bare().String()) {
+		if rm.resource == res {
+			return r.sendTo(ctx, rm.node, st)
+		}
+	}
+	return false
+}
+
+// remoteTargets picks, among the local sessions' best priority (local,
+// -1 for none) and the other nodes' resources, the nodes a message to the
+// bare JID goes to as well (RFC 6121 §8.5.2.1.1 over the whole cluster):
+// every node with an available resource of non-negative priority for a
+// headline (all), else those with the highest priority. keepLocal is
+// false when a node elsewhere has a higher priority than any here.
+func remoteTargets(remotes []remote, local int, all bool) (nodes []string, keepLocal bool) {
+	best := local
+	for _, rm := range remotes {
+		if rm.priority >= 0 && rm.priority > best {
+			best = rm.priority
+		}
+	}
+	seen := map[string]bool{}
+	for _, rm := range remotes {
+		if rm.priority < 0 || (!all && rm.priority != best) || seen[rm.node] {
+			continue
+		}
+		seen[rm.node] = true
+		nodes = append(nodes, rm.node)
+	}
+	return nodes, all || (local >= 0 && local == best)
+}
+
+// ToOtherNodes hands st, addressed to the bare JID bare of an account
+// here, to each other node where that account has an available resource:
+// a presence broadcast, which each node gives to the sessions it holds.
+// Nothing happens without a bus.
+func (r *Router) ToOtherNodes(ctx context.Context, bare string, st *Element) {
+	if r.srv.Bus == nil {
+		return
+	}
+	nodes, _ := remoteTargets(r.remotes(ctx, bare), -1, true)
+	for _, n := range nodes {
+		r.sendTo(ctx, n, st)
+	}
+}

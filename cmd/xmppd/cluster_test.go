@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"mellium.im/xmlstream"
+	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/postgres"
+	"github.com/xmppd/xmppd/storage/postgres/pgtest"
+	"github.com/xmppd/xmppd/storage/redis/redistest"
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// TestClusterTwoNodes runs two xmppd processes sharing one Postgres and
+// one Redis (presence and the cluster bus): alice on node A and bob on
+// node B see each other's presence and exchange messages to bare and full
+// JIDs across the nodes; after node B is killed with SIGKILL, a message to
+// bob is stored offline, and bob gets it when he signs in on node A.
+func TestClusterTwoNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
+	ctx := context.Background()
+	node := func(name string) *server {
+		data := t.TempDir()
+		conf := filepath.Join(data, "xmppd.yaml")
+		err := os.WriteFile(conf, fmt.Appendf(nil, "domain: localhost\nstorage:\n  backend: postgres\n  postgres_dsn: %q\n"+
+			"presence:\n  backend: redis\n  redis: %q\n  redis_prefix: %q\n  node: %s\n  ttl: 2s\n", dsn, addr, prefix, name), 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startServer(t, data, "-config", conf)
+	}
+	a := node("node-a")
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"alice@localhost", "bob@localhost"} {
+		creds, err := xmpp.NewCredentials("pw", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateUser(ctx, u, creds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"}} {
+		if err := st.PutRosterItem(ctx, p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubBoth}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := node("node-b")
+
+	alice, _, err := a.login(t, "alice@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Send(ctx, xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, alice, func(el *xmpp.Element) bool { // her own, back
+		return el.Local == "presence" && el.Get("from") == alice.LocalAddr().String()
+	})
+	bob, _, err := b.login(t, "bob@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Send(ctx, xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	// bob's presence reaches alice on the other node (the broadcast over
+	// the bus), and alice's reaches bob (read from the registry).
+	expect(t, alice, func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") == bob.LocalAddr().String() && el.Get("type") == ""
+	})
+	expect(t, bob, func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") == alice.LocalAddr().String() && el.Get("type") == ""
+	})
+
+	chat := func(from *mxmpp.Session, to jid.JID, body string) {
+		t.Helper()
+		msg := stanza.Message{To: to, Type: stanza.ChatMessage}
+		if err := from.Send(ctx, msg.Wrap(xmlBody(body))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := func(ms *mxmpp.Session, body string) *xmpp.Element {
+		t.Helper()
+		return expect(t, ms, func(el *xmpp.Element) bool {
+			b := el.Child("", "body")
+			return el.Local == "message" && b != nil && b.Text() == body
+		})
+	}
+	chat(alice, jid.MustParse("bob@localhost"), "to your bare JID, over there")
+	if el := got(bob, "to your bare JID, over there"); el.Get("from") != alice.LocalAddr().String() {
+		t.Errorf("bob got it from %q", el.Get("from"))
+	}
+	chat(bob, alice.LocalAddr(), "to your full JID, back here")
+	got(alice, "to your full JID, back here")
+
+	// Node B dies: its subscription to the bus goes with it, so a message
+	// to bob falls back to offline storage, and he gets it on node A.
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-b.exited
+	chat(alice, jid.MustParse("bob@localhost"), "while you were away")
+	await(t, "the message in bob's offline queue", func() bool {
+		msgs, err := st.OfflineMessages(ctx, "bob@localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(msgs) == 1 && strings.Contains(string(msgs[0].Data), "while you were away")
+	})
+	bob2, _, err := a.login(t, "bob@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob2.Send(ctx, xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	got(bob2, "while you were away")
+}
+
+// xmlBody is a message's <body/>.
+func xmlBody(text string) xml.TokenReader {
+	return xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: "body"}})
+}

@@ -314,3 +314,32 @@ type Registry interface {
 	// Close removes this node's entries and releases the registry.
 	Close() error
 }
+
+// A Bus carries payloads (serialised stanzas) from one node to another
+// named node, for a session the registry places there (the cluster bus of
+// docs/ARCHITECTURE.md). Delivery is at most once: a payload is never
+// repeated, and one may be lost (the receiver restarting, or falling
+// behind). Payloads from one publisher to one node arrive in the order
+// they were published.
+type Bus interface {
+	// Publish sends payload to node. received is false when no process of
+	// that name was listening: the caller falls back as for a recipient
+	// that is not online (offline storage for a message). true means the
+	// node took the payload, not that it delivered it.
+	Publish(ctx context.Context, node string, payload []byte) (received bool, err error)
+	// PublishMany sends several payloads in one round trip, in order, and
+	// reports for each whether its node took it.
+	PublishMany(ctx context.Context, msgs []BusMessage) (received []bool, err error)
+	// Serve starts delivering this node's payloads to h, one at a time in
+	// order, and returns once the node is listening. It may be called
+	// once; Close stops it, and waits for h to return.
+	Serve(ctx context.Context, h func(payload []byte)) error
+	// Close stops listening and releases the bus.
+	Close() error
+}
+
+// A BusMessage is one payload of Bus.PublishMany.
+type BusMessage struct {
+	Node    string
+	Payload []byte
+}

@@ -62,6 +62,8 @@ type Registry struct {
 	prefix  string
 	nodeKey string // prefix node:<node>:<incarnation>
 	idxKey  string // prefix nodeidx:<node>:<incarnation>
+	idxTTL  time.Duration
+	member  string // <node>:<incarnation>, in the node list
 	owner   []byte // the owner part of every entry this registry writes
 	log     *slog.Logger
 
@@ -115,13 +117,20 @@ func Open(ctx context.Context, o Options) (*Registry, error) {
 		prefix:  o.Prefix,
 		nodeKey: o.Prefix + "node:" + node + ":" + inc,
 		idxKey:  o.Prefix + "nodeidx:" + node + ":" + inc,
+		idxTTL:  idxTTL(ttl),
+		member:  node + ":" + inc,
 		owner:   ownerPrefix(node, inc),
 		log:     logger.With("node", node),
 		mine:    make(map[string]map[string]string),
 		lost:    make(map[string]map[string]bool),
 		done:    make(chan struct{}),
 	}
-	if err := r.client.Set(ctx, r.nodeKey, "1", ttl).Err(); err != nil {
+	_, err = r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, r.nodeKey, "1", ttl)
+		p.SAdd(ctx, r.nodesKey(), r.member)
+		return nil
+	})
+	if err != nil {
 		r.client.Close()
 		// copts.Addr, not o.Addr: a URL may hold a password.
 		return nil, fmt.Errorf("redis: open registry on %s: %w", copts.Addr, err)
@@ -182,8 +191,8 @@ func (r *Registry) SetResource(ctx context.Context, bare string, res storage.Res
 	defer r.gate.RUnlock()
 	_, err := r.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.HSet(ctx, r.presKey(bare), res.Resource, v)
-		p.SAdd(ctx, r.idxKey, bare)
-		p.PExpire(ctx, r.idxKey, r.ttl)
+		p.SAdd(ctx, r.idxKey, idxMember(bare, res.Resource))
+		p.PExpire(ctx, r.idxKey, r.idxTTL)
 		return nil
 	})
 	// Recorded even when the write failed: the session exists on this
@@ -213,7 +222,7 @@ func (r *Registry) RemoveResource(ctx context.Context, bare, resource string) er
 	}
 	r.gate.RLock()
 	defer r.gate.RUnlock()
-	err := removeOwn.Run(ctx, r.client, []string{r.presKey(bare)}, resource, r.owner).Err()
+	err := removeOwn.Run(ctx, r.client, []string{r.presKey(bare), r.idxKey}, resource, r.owner, idxMember(bare, resource)).Err()
 	r.mu.Lock()
 	delete(r.mine[bare], resource)
 	if len(r.mine[bare]) == 0 {
@@ -301,13 +310,25 @@ func (r *Registry) Close() error {
 		r.closed.Store(true)
 		r.stop()
 		<-r.done
+		// Writes that began before closed was set end first, so that the
+		// index read below holds their sessions.
+		r.gate.Lock()
+		defer r.gate.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		// Without its node key every entry of this node is dead to readers
-		// at once, even if the clean-up below fails half-way.
-		err := r.client.Del(ctx, r.nodeKey).Err()
+		// at once, even if the clean-up below fails half-way. The index
+		// goes in the same transaction, so that a watcher never takes a
+		// node that closed for one that crashed (WatchNodes).
+		var members *goredis.StringSliceCmd
+		_, err := r.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			members = p.SMembers(ctx, r.idxKey)
+			p.Del(ctx, r.nodeKey, r.idxKey)
+			p.SRem(ctx, r.nodesKey(), r.member)
+			return nil
+		})
 		if err == nil {
-			err = r.removeAll(ctx)
+			err = r.removeAll(ctx, members.Val())
 		}
 		if err != nil {
 			err = fmt.Errorf("redis: close registry: %w", err)
@@ -317,11 +338,13 @@ func (r *Registry) Close() error {
 	return r.closeErr
 }
 
-// removeAll deletes this node's entries from every hash it wrote to.
-func (r *Registry) removeAll(ctx context.Context) error {
-	bares, err := r.client.SMembers(ctx, r.idxKey).Result()
-	if err != nil {
-		return err
+// removeAll deletes this node's entries from the hashes of the sessions in
+// members (its index) and in mine.
+func (r *Registry) removeAll(ctx context.Context, members []string) error {
+	bares := make([]string, 0, len(members)+len(r.mine))
+	for _, m := range members {
+		bare, _ := splitIdxMember(m)
+		bares = append(bares, bare)
 	}
 	r.mu.Lock()
 	for bare := range r.mine { // in case the index was lost
@@ -339,7 +362,21 @@ func (r *Registry) removeAll(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.client.Del(ctx, r.idxKey).Err()
+	return nil
+}
+
+// idxTTL is the TTL of a node's index for a node TTL of ttl: longer, so
+// that after a crash the index outlives the node key long enough for the
+// survivors' watchers (polling every TTL/3) to read which sessions died.
+func idxTTL(ttl time.Duration) time.Duration { return 2 * ttl }
+
+// idxMember is a session's member in its node's index: its full JID (a
+// bare JID holds no '/', RFC 7622 §3.1).
+func idxMember(bare, resource string) string { return bare + "/" + resource }
+
+func splitIdxMember(m string) (bare, resource string) {
+	bare, resource, _ = strings.Cut(m, "/")
+	return bare, resource
 }
 
 // heartbeat keeps this node's keys alive until ctx ends. It logs only when
@@ -380,7 +417,10 @@ func (r *Registry) beat(ctx context.Context) error {
 	var alive *goredis.BoolCmd
 	_, err := r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		alive = p.PExpire(ctx, r.nodeKey, r.ttl)
-		p.PExpire(ctx, r.idxKey, r.ttl)
+		p.PExpire(ctx, r.idxKey, r.idxTTL)
+		// Again each time: Redis may have lost it, or a watcher pruned it
+		// while this node's heartbeat stalled.
+		p.SAdd(ctx, r.nodesKey(), r.member)
 		return nil
 	})
 	if err != nil {
@@ -412,19 +452,21 @@ func (r *Registry) resync(ctx context.Context) error {
 			for res := range resources {
 				// Eval, not EvalSha: a Redis that lost its data lost its
 				// scripts too, and a pipeline cannot fall back.
-				removeOwn.Eval(ctx, p, []string{r.presKey(bare)}, res, r.owner)
+				removeOwn.Eval(ctx, p, []string{r.presKey(bare), r.idxKey}, res, r.owner, idxMember(bare, res))
 			}
 		}
 		for bare, byRes := range r.mine {
 			args := make([]any, 0, 1+2*len(byRes))
 			args = append(args, r.owner)
+			members := make([]any, 0, len(byRes))
 			for res, v := range byRes {
 				args = append(args, res, v)
+				members = append(members, idxMember(bare, res))
 			}
 			restoreOwn.Eval(ctx, p, []string{r.presKey(bare)}, args...)
-			p.SAdd(ctx, r.idxKey, bare)
+			p.SAdd(ctx, r.idxKey, members...)
 		}
-		p.PExpire(ctx, r.idxKey, r.ttl)
+		p.PExpire(ctx, r.idxKey, r.idxTTL)
 		p.Set(ctx, r.nodeKey, "1", r.ttl)
 		return nil
 	})
@@ -436,9 +478,13 @@ func (r *Registry) resync(ctx context.Context) error {
 	return nil
 }
 
-// removeOwn deletes a field if its value starts with the owner part.
-// KEYS[1]: hash; ARGV[1]: field; ARGV[2]: owner part.
+// removeOwn deletes a field if its value starts with the owner part, and
+// the session from the node's index either way (if the entry is another
+// node's, the session is not this node's any more).
+// KEYS[1]: hash; KEYS[2]: index; ARGV[1]: field; ARGV[2]: owner part;
+// ARGV[3]: index member.
 var removeOwn = goredis.NewScript(`
+redis.call('SREM', KEYS[2], ARGV[3])
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and string.sub(v, 1, #ARGV[2]) == ARGV[2] then
 	return redis.call('HDEL', KEYS[1], ARGV[1])

@@ -123,9 +123,8 @@ func TestCrashedNodeExpires(t *testing.T) {
 	if n, err := b.client.Exists(ctx, b.presKey("bob@example.com"), a.nodeKey).Result(); err != nil || n != 0 {
 		t.Errorf("EXISTS of bob's hash and a's node key = %d, %v; want 0", n, err)
 	}
-	// The index may outlive the node key by a beat: SetResource refreshes
-	// it too.
-	await(t, testTTL, "rid of the crashed node's index", func() bool {
+	// The index outlives the node key by a TTL (idxTTL), for watchers.
+	await(t, idxTTL(testTTL), "rid of the crashed node's index", func() bool {
 		n, err := b.client.Exists(ctx, a.idxKey).Result()
 		return err == nil && n == 0
 	})

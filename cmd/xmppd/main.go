@@ -106,6 +106,13 @@ func run(args []string) error {
 	// Closed after the server has stopped, so that the sessions' entries
 	// are gone from a shared registry at once rather than after its TTL.
 	defer closeWithin(log, "presence registry", registry.Close)
+	leave, err := startBus(ctx, cfg, srv, registry, log)
+	if err != nil {
+		return fmt.Errorf("cluster bus: %w", err)
+	}
+	if leave != nil {
+		defer leave()
+	}
 	rl, err := newReloader(*cfgPath, override, cfg, srv, log, logLevel)
 	if err != nil {
 		return err

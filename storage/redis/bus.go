@@ -55,6 +55,7 @@ type Bus struct {
 	channel    string // this node's
 	queueLen   int
 	queueBytes int64
+	health     time.Duration // busHealth; shorter in tests
 	log        *slog.Logger
 
 	// mu guards ps and closed.
@@ -104,6 +105,7 @@ func OpenBus(ctx context.Context, o BusOptions) (*Bus, error) {
 		channel:      o.Prefix + "bus:" + node,
 		queueLen:     o.Queue,
 		queueBytes:   int64(o.QueueBytes),
+		health:       busHealth,
 		log:          logger.With("node", node),
 		unsubscribed: make(chan struct{}),
 	}
@@ -221,11 +223,11 @@ func (b *Bus) read(ctx context.Context, ps *goredis.PubSub) {
 		if pinged {
 			// The PONG is due: a timeout now is a connection error, after
 			// which go-redis replaces the connection.
-			pctx, cancel := context.WithTimeout(ctx, busHealth)
+			pctx, cancel := context.WithTimeout(ctx, b.health)
 			msg, err = ps.ReceiveTimeout(pctx, 0)
 			cancel()
 		} else {
-			msg, err = ps.ReceiveTimeout(ctx, busHealth)
+			msg, err = ps.ReceiveTimeout(ctx, b.health)
 		}
 		if ctx.Err() != nil {
 			return

@@ -286,6 +286,9 @@ type proxy struct {
 	ln     net.Listener
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
+	// frozen connections forward nothing, as a link to a peer that
+	// vanished without a FIN or RST.
+	frozen map[net.Conn]bool
 	wg     sync.WaitGroup
 }
 
@@ -307,6 +310,7 @@ func (p *proxy) restart(t *testing.T) {
 	p.mu.Lock()
 	p.ln = ln
 	p.conns = make(map[net.Conn]bool)
+	p.frozen = make(map[net.Conn]bool)
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
@@ -348,9 +352,36 @@ func (p *proxy) track(conns ...net.Conn) bool {
 
 func (p *proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.isFrozen(src) {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
+}
+
+func (p *proxy) isFrozen(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frozen[c]
+}
+
+// freeze makes every connection open now forward nothing from then on,
+// and leaves them open; later connections work.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		p.frozen[c] = true
+	}
 }
 
 // stop closes the listener and every connection, and waits for the

@@ -184,6 +184,7 @@ type hooks struct {
 	session      [numSessionStages]hookList[SessionHook]
 	subscription hookList[SubscriptionHook]
 	removed      hookList[func(context.Context, jid.JID)]
+	nodeGone     hookList[func(context.Context, map[string][]string)]
 	shutdown     hookList[func()]
 }
 
@@ -222,6 +223,21 @@ func (s *Server) HookAccountRemoved(fn func(ctx context.Context, bare jid.JID)) 
 func (s *Server) AccountRemoved(ctx context.Context, bare jid.JID) {
 	for _, h := range s.hooks.removed.get() {
 		h.fn(ctx, bare)
+	}
+}
+
+// HookSessionsGone registers fn to learn that sessions on another node
+// ended without saying so (the node crashed): bare JID → resources. The
+// roster tells this node's sessions that they are unavailable.
+func (s *Server) HookSessionsGone(fn func(ctx context.Context, gone map[string][]string)) {
+	s.hooks.nodeGone.add(0, fn)
+}
+
+// SessionsGone reports sessions of another node that ended without a word
+// (a cluster node that died: its registry entries expired).
+func (s *Server) SessionsGone(ctx context.Context, gone map[string][]string) {
+	for _, h := range s.hooks.nodeGone.get() {
+		h.fn(ctx, gone)
 	}
 }
 

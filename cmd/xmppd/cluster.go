@@ -11,9 +11,10 @@ import (
 )
 
 // startBus joins the cluster bus when presence is in Redis: the nodes that
-// share the registry reach each other's sessions through it (docs: the
-// cluster section of configuration.md). It returns the function that
-// leaves it, or nil with a single-node registry.
+// share the registry reach each other's sessions through it, and learn
+// when a node dies (its sessions are then unavailable to this node's).
+// It returns the function that leaves, or nil with a single-node
+// registry.
 func startBus(ctx context.Context, cfg config.Config, srv *xmpp.Server, registry storage.Registry, log *slog.Logger) (func(), error) {
 	reg, ok := registry.(*redis.Registry)
 	if !ok {
@@ -38,5 +39,22 @@ func startBus(ctx context.Context, cfg config.Config, srv *xmpp.Server, registry
 		bus.Close()
 		return nil, err
 	}
-	return func() { bus.Close() }, nil
+	// A node that dies leaves its sessions' entries to expire; each node
+	// then tells its own sessions that those contacts went away.
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reg.WatchNodes(wctx, func(ev redis.NodeEvent) {
+			if !ev.Alive && len(ev.Sessions) > 0 {
+				log.Warn("cluster: a node went away without ending its sessions", "node", ev.Node, "accounts", len(ev.Sessions))
+				srv.SessionsGone(wctx, ev.Sessions)
+			}
+		})
+	}()
+	return func() {
+		stop()
+		<-done
+		bus.Close()
+	}, nil
 }

@@ -116,6 +116,11 @@ func TestClusterTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-b.exited
+	// Within the registry's TTL (2 s) node A learns that B died, and
+	// tells alice that bob is unavailable.
+	expect(t, alice, func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") == bob.LocalAddr().String() && el.Get("type") == "unavailable"
+	})
 	chat(alice, jid.MustParse("bob@localhost"), "while you were away")
 	await(t, "the message in bob's offline queue", func() bool {
 		msgs, err := st.OfflineMessages(ctx, "bob@localhost")

@@ -22,12 +22,14 @@ import (
 	"github.com/xmppd/xmppd/xmpp"
 )
 
-// TestClusterTwoNodes runs two xmppd processes sharing one Postgres and
-// one Redis (presence and the cluster bus): alice on node A and bob on
-// node B see each other's presence and exchange messages to bare and full
-// JIDs across the nodes; after node B is killed with SIGKILL, a message to
-// bob is stored offline, and bob gets it when he signs in on node A.
-func TestClusterTwoNodes(t *testing.T) {
+// TestCluster runs three xmppd processes sharing one Postgres and one
+// Redis (presence and the cluster bus): alice on node A, bob on node B and
+// carol on node C see each other's presence and exchange messages to bare
+// and full JIDs across the nodes. Node B is then killed with SIGKILL:
+// within the registry's TTL alice is told that bob is unavailable, a
+// message to bob is stored offline, and bob gets it when he signs in on
+// node A.
+func TestCluster(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
 	ctx := context.Background()
@@ -47,7 +49,7 @@ func TestClusterTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for _, u := range []string{"alice@localhost", "bob@localhost"} {
+	for _, u := range []string{"alice@localhost", "bob@localhost", "carol@localhost"} {
 		creds, err := xmpp.NewCredentials("pw", 4096)
 		if err != nil {
 			t.Fatal(err)
@@ -56,12 +58,13 @@ func TestClusterTwoNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"}} {
+	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"},
+		{"carol@localhost", "alice@localhost"}, {"alice@localhost", "carol@localhost"}} {
 		if err := st.PutRosterItem(ctx, p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubBoth}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b := node("node-b")
+	b, c := node("node-b"), node("node-c")
 
 	alice, _, err := a.login(t, "alice@localhost", "pw")
 	if err != nil {
@@ -109,6 +112,23 @@ func TestClusterTwoNodes(t *testing.T) {
 	}
 	chat(bob, alice.LocalAddr(), "to your full JID, back here")
 	got(alice, "to your full JID, back here")
+
+	// A third node: carol's presence reaches alice, and messages go between
+	// nodes C and B (no roster needed for a message).
+	carol, _, err := c.login(t, "carol@localhost", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.Send(ctx, xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, alice, func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") == carol.LocalAddr().String() && el.Get("type") == ""
+	})
+	chat(carol, jid.MustParse("bob@localhost"), "from the third node")
+	got(bob, "from the third node")
+	chat(bob, carol.LocalAddr(), "and back to it")
+	got(carol, "and back to it")
 
 	// Node B dies: its subscription to the bus goes with it, so a message
 	// to bob falls back to offline storage, and he gets it on node A.

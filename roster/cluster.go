@@ -42,3 +42,13 @@ func (m *Module) sessionsGone(ctx context.Context, gone map[string][]string) {
 		}
 	}
 }
+
+// announceAgain sends the presence of every available session here again,
+// to its subscribers and the account's resources, on every node: the
+// other nodes may have taken them for gone (their entries had expired) and
+// told their contacts so.
+func (m *Module) announceAgain(ctx context.Context) {
+	for _, s := range m.srv.LocalSessions() {
+		m.Rebroadcast(ctx, s, func(p *xmpp.Element) *xmpp.Element { return p })
+	}
+}

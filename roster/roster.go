@@ -136,6 +136,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.HookSession(xmpp.SessionBound, 0, m.sessionStarted)
 	s.HookSession(xmpp.SessionEnded, 0, m.sessionEnded)
 	s.HookSessionsGone(m.sessionsGone)
+	s.HookTakenForGone(m.announceAgain)
 	go m.watchGroups(s.Context())
 }
 

@@ -185,6 +185,7 @@ type hooks struct {
 	subscription hookList[SubscriptionHook]
 	removed      hookList[func(context.Context, jid.JID)]
 	nodeGone     hookList[func(context.Context, map[string][]string)]
+	mistaken     hookList[func(context.Context)]
 	shutdown     hookList[func()]
 }
 
@@ -238,6 +239,19 @@ func (s *Server) HookSessionsGone(fn func(ctx context.Context, gone map[string][
 func (s *Server) SessionsGone(ctx context.Context, gone map[string][]string) {
 	for _, h := range s.hooks.nodeGone.get() {
 		h.fn(ctx, gone)
+	}
+}
+
+// HookTakenForGone registers fn to learn that the other nodes of a
+// cluster may have taken this node's sessions for gone (its registry
+// entries had expired): the roster sends their presence again.
+func (s *Server) HookTakenForGone(fn func(ctx context.Context)) { s.hooks.mistaken.add(0, fn) }
+
+// TakenForGone reports that the other nodes may have taken this node's
+// sessions for gone.
+func (s *Server) TakenForGone(ctx context.Context) {
+	for _, h := range s.hooks.mistaken.get() {
+		h.fn(ctx)
 	}
 }
 

@@ -39,6 +39,11 @@ func startBus(ctx context.Context, cfg config.Config, srv *xmpp.Server, registry
 		bus.Close()
 		return nil, err
 	}
+	// A node whose entries expired (its heartbeat stalled) was taken for
+	// dead by the others: its sessions announce themselves again.
+	reg.OnLost(func() {
+		srv.Go(func(ctx context.Context) { srv.TakenForGone(ctx) })
+	})
 	// A node that dies leaves its sessions' entries to expire; each node
 	// then tells its own sessions that those contacts went away.
 	wctx, stop := context.WithCancel(ctx)

@@ -80,6 +80,10 @@ type Registry struct {
 	// dirty says that a write failed: the next heartbeat resyncs.
 	dirty atomic.Bool
 
+	// lostFn, when set, learns that this node's liveness key had gone
+	// (OnLost).
+	lostFn atomic.Pointer[func()]
+
 	closed    atomic.Bool
 	stop      context.CancelFunc
 	done      chan struct{} // closed when the heartbeat has returned
@@ -435,8 +439,21 @@ func (r *Registry) beat(ctx context.Context) error {
 		// this node's entries already.
 		r.log.Warn("presence registry: this node's liveness key was gone; writing its sessions again")
 	}
-	return r.resync(ctx)
+	if err := r.resync(ctx); err != nil {
+		return err
+	}
+	if fn := r.lostFn.Load(); !alive.Val() && fn != nil {
+		(*fn)()
+	}
+	return nil
 }
+
+// OnLost makes fn run after this node's entries were written again because
+// its liveness key had gone: the other nodes may have taken its sessions
+// for dead (WatchNodes) and told their contacts so, and fn can tell them
+// otherwise (the node's sessions send their presence again). fn runs on
+// the heartbeat's goroutine and should not block long.
+func (r *Registry) OnLost(fn func()) { r.lostFn.Store(&fn) }
 
 // resync writes again every entry this node holds (unless another node
 // has taken its resource since), retries failed removals and sets the node

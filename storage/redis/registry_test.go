@@ -162,6 +162,13 @@ func TestLostKeysAreWrittenAgain(t *testing.T) {
 	}
 	// Meanwhile the resource moved to b: a must not take it back.
 	set(t, b, "bob@example.com", "phone")
+	lost := make(chan struct{}, 1)
+	a.OnLost(func() {
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	})
 	ctx := t.Context()
 	if err := b.client.Del(ctx, a.nodeKey, a.idxKey).Err(); err != nil {
 		t.Fatal(err)
@@ -172,6 +179,13 @@ func TestLostKeysAreWrittenAgain(t *testing.T) {
 	await(t, 2*testTTL, "written again", func() bool {
 		return resources(t, b, "alice@example.com") == "laptop@b phone@a"
 	})
+	// The node learns that it was taken for gone, so that its sessions
+	// can announce themselves again.
+	select {
+	case <-lost:
+	case <-time.After(2 * testTTL):
+		t.Fatal("OnLost was not called after the node's key had gone")
+	}
 	if got := resources(t, b, "bob@example.com"); got != "phone@b" {
 		t.Errorf("bob: %q; want phone@b", got)
 	}

@@ -458,23 +458,26 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-// TestDeployDocConfig: the YAML examples of docs/deploy.md load.
+// TestDeployDocConfig: the YAML examples of docs/deploy.md and
+// docs/cluster.md load.
 func TestDeployDocConfig(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(root, "docs", "deploy.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
-	if len(blocks) == 0 {
-		t.Fatal("no yaml examples in docs/deploy.md")
-	}
-	for i, b := range blocks {
-		path := filepath.Join(t.TempDir(), "example.yaml")
-		if err := os.WriteFile(path, b[1], 0o600); err != nil {
+	for _, name := range []string{"deploy.md", "cluster.md"} {
+		doc, err := os.ReadFile(filepath.Join(root, "docs", name))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := config.Load(path); err != nil {
-			t.Errorf("example %d does not load: %v\n%s", i+1, err, b[1])
+		blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
+		if len(blocks) == 0 {
+			t.Fatalf("no yaml examples in docs/%s", name)
+		}
+		for i, b := range blocks {
+			path := filepath.Join(t.TempDir(), "example.yaml")
+			if err := os.WriteFile(path, b[1], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Load(path); err != nil {
+				t.Errorf("docs/%s example %d does not load: %v\n%s", name, i+1, err, b[1])
+			}
 		}
 	}
 }

@@ -39,11 +39,12 @@ COPY web/chat ./chat
 FROM alpine:${ALPINE_VERSION}
 # ca-certificates: verifying other servers' certificates (s2s) and Postgres
 # over TLS; tzdata: log times in TZ when set. wget (busybox) is the health
-# check's.
+# check's. /var/lib/xmppd/upload exists in the image so that a volume mounted
+# there (the one the nodes of docker-compose.cluster.yml share) is xmppd's.
 RUN apk add --no-cache ca-certificates tzdata \
 	&& addgroup -S -g 10001 xmppd \
 	&& adduser -S -D -H -u 10001 -G xmppd -h /var/lib/xmppd -s /sbin/nologin xmppd \
-	&& install -d -o xmppd -g xmppd -m 0700 /var/lib/xmppd \
+	&& install -d -o xmppd -g xmppd -m 0700 /var/lib/xmppd /var/lib/xmppd/upload \
 	&& install -d -m 0755 /etc/xmppd
 COPY --from=build /out/xmppd /out/xmppctl /usr/local/bin/
 COPY --from=web /web/chat /usr/share/xmppd/web/chat

@@ -26,6 +26,9 @@ const root = ".."
 type compose struct {
 	Services map[string]service `yaml:"services"`
 	Volumes  map[string]any     `yaml:"volumes"`
+	Secrets  map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
 }
 
 type service struct {
@@ -38,21 +41,26 @@ type service struct {
 	Environment map[string]string `yaml:"environment"`
 	Volumes     []string          `yaml:"volumes"`
 	Ports       []string          `yaml:"ports"`
+	Secrets     []string          `yaml:"secrets"`
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
 }
 
-func loadCompose(t *testing.T) compose {
+func loadCompose(t *testing.T) compose { return loadComposeFile(t, "docker-compose.yml") }
+
+// loadComposeFile reads a Compose file at the top, anchors and merge keys
+// resolved.
+func loadComposeFile(t *testing.T, name string) compose {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	b, err := os.ReadFile(filepath.Join(root, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c compose
 	d := yaml.NewDecoder(bytes.NewReader(b))
 	if err := d.Decode(&c); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return c
 }
@@ -338,32 +346,40 @@ func TestDockerfile(t *testing.T) {
 // TestSecretsStayOut: .env holds the real password; git and the image
 // context leave it out, and the sample names every variable compose needs.
 func TestSecretsStayOut(t *testing.T) {
-	for file, want := range map[string]string{".gitignore": ".env", ".dockerignore": ".env"} {
+	for file, want := range map[string][]string{
+		".gitignore":    {".env", "/deploy/cluster/dialback_secret"},
+		".dockerignore": {".env", "deploy/cluster/dialback_secret"},
+	} {
 		b, err := os.ReadFile(filepath.Join(root, file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(strings.Split(string(b), "\n"), want) {
-			t.Errorf("%s does not list %s", file, want)
+		for _, w := range want {
+			if !slices.Contains(strings.Split(string(b), "\n"), w) {
+				t.Errorf("%s does not list %s", file, w)
+			}
 		}
 	}
 	sample, err := os.ReadFile(filepath.Join(root, ".env.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`\$\{([A-Z_]+)`).FindAllSubmatch(dc, -1) {
-		if !regexp.MustCompile(`(?m)^` + string(m[1]) + `=`).Match(sample) {
-			t.Errorf(".env.example does not set %s, which docker-compose.yml uses", m[1])
+	for _, file := range []string{"docker-compose.yml", "docker-compose.cluster.yml"} {
+		dc, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`\$\{([A-Z_]+)`).FindAllSubmatch(dc, -1) {
+			if !regexp.MustCompile(`(?m)^` + string(m[1]) + `=`).Match(sample) {
+				t.Errorf(".env.example does not set %s, which %s uses", m[1], file)
+			}
 		}
 	}
 }
 
-// TestComposeCLI runs `docker-compose config -q` where the CLI is
-// installed (Debian's docker-compose); it needs no Docker engine.
+// TestComposeCLI runs `docker-compose config -q` on both Compose files
+// where the CLI is installed (Debian's docker-compose); it needs no Docker
+// engine.
 func TestComposeCLI(t *testing.T) {
 	bin, err := exec.LookPath("docker-compose")
 	if err != nil {
@@ -380,19 +396,21 @@ func TestComposeCLI(t *testing.T) {
 	if err := os.WriteFile(noEnv, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(env ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, bin, "--project-directory", top, "--env-file", noEnv,
-			"-f", filepath.Join(top, "docker-compose.yml"), "config", "-q")
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-		cmd.Dir = t.TempDir()
-		return cmd.CombinedOutput()
-	}
-	if out, err := run("POSTGRES_PASSWORD=for-the-test"); err != nil {
-		t.Errorf("docker-compose config: %v\n%s", err, out)
-	}
-	out, err := run()
-	if err == nil || !strings.Contains(string(out), "POSTGRES_PASSWORD") {
-		t.Errorf("docker-compose config without POSTGRES_PASSWORD: %v, %s; want a refusal naming it", err, out)
+	for _, file := range []string{"docker-compose.yml", "docker-compose.cluster.yml"} {
+		run := func(env ...string) ([]byte, error) {
+			cmd := exec.CommandContext(ctx, bin, "--project-directory", top, "--env-file", noEnv,
+				"-f", filepath.Join(top, file), "config", "-q")
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+			cmd.Dir = t.TempDir()
+			return cmd.CombinedOutput()
+		}
+		if out, err := run("POSTGRES_PASSWORD=for-the-test"); err != nil {
+			t.Errorf("docker-compose -f %s config: %v\n%s", file, err, out)
+		}
+		out, err := run()
+		if err == nil || !strings.Contains(string(out), "POSTGRES_PASSWORD") {
+			t.Errorf("docker-compose -f %s config without POSTGRES_PASSWORD: %v, %s; want a refusal naming it", file, err, out)
+		}
 	}
 }
 
@@ -440,23 +458,26 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-// TestDeployDocConfig: the YAML examples of docs/deploy.md load.
+// TestDeployDocConfig: the YAML examples of docs/deploy.md and
+// docs/cluster.md load.
 func TestDeployDocConfig(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(root, "docs", "deploy.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
-	if len(blocks) == 0 {
-		t.Fatal("no yaml examples in docs/deploy.md")
-	}
-	for i, b := range blocks {
-		path := filepath.Join(t.TempDir(), "example.yaml")
-		if err := os.WriteFile(path, b[1], 0o600); err != nil {
+	for _, name := range []string{"deploy.md", "cluster.md"} {
+		doc, err := os.ReadFile(filepath.Join(root, "docs", name))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := config.Load(path); err != nil {
-			t.Errorf("example %d does not load: %v\n%s", i+1, err, b[1])
+		blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
+		if len(blocks) == 0 {
+			t.Fatalf("no yaml examples in docs/%s", name)
+		}
+		for i, b := range blocks {
+			path := filepath.Join(t.TempDir(), "example.yaml")
+			if err := os.WriteFile(path, b[1], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Load(path); err != nil {
+				t.Errorf("docs/%s example %d does not load: %v\n%s", name, i+1, err, b[1])
+			}
 		}
 	}
 }

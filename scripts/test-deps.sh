@@ -5,14 +5,15 @@
 # go-sendxmpp and sendxmpp (command-line interop clients), postgresql and
 # redis-server (storage integration tests), prosody with lua-unbound (the
 # federation peer; unbound reads /etc/hosts), sqlite3 (plain SQL on the
-# embedded database, as an app would write its teams), docker-compose and
-# systemd (they check docker-compose.yml and the systemd unit; no Docker
-# engine is needed or started).
+# embedded database, as an app would write its teams), docker-compose,
+# haproxy and systemd (they check the Compose files, the cluster's haproxy
+# configuration and the systemd unit; no Docker engine is needed or
+# started, nor haproxy).
 #
 # Idempotent: with everything present it neither touches apt nor needs root.
 set -euo pipefail
 
-packages=(python3-slixmpp python3-aiohttp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound sqlite3 docker-compose systemd)
+packages=(python3-slixmpp python3-aiohttp go-sendxmpp sendxmpp postgresql redis-server prosody lua-unbound sqlite3 docker-compose haproxy systemd)
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 

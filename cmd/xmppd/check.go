@@ -98,6 +98,9 @@ func (c *checker) checkConfig(path string, cfg config.Config, loadErr error) boo
 	if err == nil {
 		_, err = cfg.TokenSecret()
 	}
+	if err == nil {
+		_, err = cfg.DialbackSecret()
+	}
 	if err != nil {
 		c.fail("config", "%s: %v", source, err)
 		return false

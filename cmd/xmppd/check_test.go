@@ -178,6 +178,9 @@ func TestCheckBadConfig(t *testing.T) {
 		{"domian: example.net\n", "field domian not found"},
 		{"storage:\n  backend: postgres\n", "postgres_dsn is empty"},
 		{"auth:\n  tokens:\n    secret_file: /nonexistent/secret\n", "auth.tokens.secret_file"},
+		// A cluster node without the shared dialback key would federate
+		// with a random one: the check says so before the start does.
+		{"s2s:\n  dialback_secret_file: /nonexistent/secret\n", "s2s.dialback_secret_file"},
 	} {
 		r := check(t, t.TempDir(), tc.cfg)
 		r.expect(t, 1, "FAILED: 1 problem(s)")

@@ -282,6 +282,10 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 	if err != nil {
 		return nil, nil, err
 	}
+	dialback, err := cfg.DialbackSecret()
+	if err != nil {
+		return nil, nil, err
+	}
 	store, err := cfg.OpenStore(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage: %w", err)
@@ -327,7 +331,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 		S2SRoutes:              cfg.S2S.Routes,
 		S2SAllow:               cfg.S2S.Allow,
 		S2SDeny:                cfg.S2S.Deny,
-		DialbackSecret:         []byte(cfg.S2S.DialbackSecret),
+		DialbackSecret:         dialback,
 		S2SIdleTimeout:         cfg.S2S.IdleTimeout,
 		S2SConnectTimeout:      cfg.S2S.ConnectTimeout,
 

@@ -283,10 +283,12 @@ type S2S struct {
 	Allow []string `yaml:"allow"`
 	Deny  []string `yaml:"deny"`
 	// DialbackSecret keys dialback; empty: random at each start. Nodes of
-	// one cluster must share it.
-	DialbackSecret string        `yaml:"dialback_secret"`
-	IdleTimeout    time.Duration `yaml:"idle_timeout"`
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// one cluster must share it. DialbackSecretFile holds it instead, so
+	// that it stays out of the file (docs/cluster.md).
+	DialbackSecret     string        `yaml:"dialback_secret"`
+	DialbackSecretFile string        `yaml:"dialback_secret_file"`
+	IdleTimeout        time.Duration `yaml:"idle_timeout"`
+	ConnectTimeout     time.Duration `yaml:"connect_timeout"`
 	// MaxConnecting bounds the outgoing streams being set up at once, and
 	// MaxConnectingPerSender those of one sender; MaxWaiting and
 	// MaxWaitingPerSender bound the attempts waiting for their turn.
@@ -550,7 +552,39 @@ func (c Config) Validate() error {
 	if t.Secret != "" && len(t.Secret) < apptoken.MinSecretSize {
 		return fmt.Errorf("config: auth.tokens.secret is %d bytes, want at least %d", len(t.Secret), apptoken.MinSecretSize)
 	}
+	if c.S2S.DialbackSecret != "" && c.S2S.DialbackSecretFile != "" {
+		return errors.New("config: s2s.dialback_secret and s2s.dialback_secret_file are both set")
+	}
 	return nil
+}
+
+// DialbackSecret returns the key of dialback keys from s2s.dialback_secret
+// or the file s2s.dialback_secret_file (without trailing line breaks), or
+// nil for a random one at each start. A file is how the nodes of a cluster
+// share one key without writing it into their configuration: a remote
+// server may verify a key with any node (XEP-0220 §2.3), so each must be
+// able to recompute what another issued.
+func (c Config) DialbackSecret() ([]byte, error) {
+	s := c.S2S
+	switch {
+	case s.DialbackSecret != "" && s.DialbackSecretFile != "":
+		return nil, errors.New("config: s2s.dialback_secret and s2s.dialback_secret_file are both set")
+	case s.DialbackSecretFile != "":
+		b, err := os.ReadFile(s.DialbackSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: s2s.dialback_secret_file: %w", err)
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) == 0 {
+			// Empty would mean a random key per node: dialback between
+			// the cluster and other servers would fail most of the time.
+			return nil, fmt.Errorf("config: s2s.dialback_secret_file %s is empty", s.DialbackSecretFile)
+		}
+		return b, nil
+	case s.DialbackSecret != "":
+		return []byte(s.DialbackSecret), nil
+	}
+	return nil, nil
 }
 
 // TokenSecret returns the key for sign-in tokens from auth.tokens.secret or

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -37,9 +38,13 @@ type chatState struct {
 	room    string
 	senders int
 	fanout  int64
-	steps   [maxSteps]atomic.Pointer[stepStats]
-	other   atomic.Int64 // messages received without our marker
-	dropped atomic.Int64 // clients whose stream ended
+	// from and to, for chat with fixed partners (-pairs other than
+	// random): from[k] writes to to[k]; each pair of which both signed in
+	// is there both ways.
+	from, to []*client
+	steps    [maxSteps]atomic.Pointer[stepStats]
+	other    atomic.Int64 // messages received without our marker
+	dropped  atomic.Int64 // clients whose stream ended
 }
 
 type chatStep struct {
@@ -59,6 +64,9 @@ type chatResult struct {
 	Clients  int        `json:"clients"`
 	Senders  int        `json:"senders,omitempty"`
 	Room     string     `json:"room,omitempty"`
+	Addrs    int        `json:"addresses"`
+	Pairs    string     `json:"pairs,omitempty"`
+	Paired   int        `json:"paired_clients,omitempty"`
 	Failed   int        `json:"failed_logins"`
 	Steps    []chatStep `json:"steps"`
 	Best     float64    `json:"best_delivered_per_s"`
@@ -75,6 +83,25 @@ func runChat(ctx context.Context, cfg *config) (any, error) {
 	return runMessages(ctx, cfg, "chat", nil)
 }
 
+// pairUp fills from and to with the partners of -pairs among the clients
+// that signed in (by index, nil where the login failed).
+func (st *chatState) pairUp(byIndex []*client) error {
+	p, err := partners(st.cfg.pairs, len(byIndex), len(st.cfg.addrs))
+	if err != nil || p == nil {
+		return err
+	}
+	for i, j := range p {
+		if byIndex[i] != nil && byIndex[j] != nil {
+			st.from = append(st.from, byIndex[i])
+			st.to = append(st.to, byIndex[j])
+		}
+	}
+	if len(st.from) == 0 {
+		return errors.New("no pair of clients has both signed in")
+	}
+	return nil
+}
+
 // runMessages signs the clients in, starts their readers, lets setup (the
 // muc scenario's joins) prepare the state, then offers each rate in turn.
 func runMessages(ctx context.Context, cfg *config, name string, setup func(context.Context, *chatState) error) (any, error) {
@@ -84,9 +111,16 @@ func runMessages(ctx context.Context, cfg *config, name string, setup func(conte
 	l := loginAll(ctx, cfg, name, cfg.clients, true)
 	defer l.closeAll()
 	st := &chatState{cfg: cfg, base: time.Now(), clients: l.online(), fanout: 1}
-	res := &chatResult{Scenario: name, Server: cfg.server, Clients: len(st.clients), Failed: int(l.failed.Load())}
+	res := &chatResult{Scenario: name, Server: cfg.server, Clients: len(st.clients), Failed: int(l.failed.Load()), Addrs: len(cfg.addrs)}
 	if len(st.clients) < 2 {
 		return res, fmt.Errorf("only %d clients signed in: %v", len(st.clients), l.errs)
+	}
+	if setup == nil {
+		res.Pairs = cfg.pairs
+		if err := st.pairUp(l.clients); err != nil {
+			return res, err
+		}
+		res.Paired = len(st.from)
 	}
 	var readers sync.WaitGroup
 	for _, c := range st.clients {
@@ -131,6 +165,8 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 	senders := min(4, len(st.clients))
 	if st.room != "" {
 		senders = min(4, st.senders)
+	} else if st.from != nil {
+		senders = min(4, len(st.from))
 	}
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -164,13 +200,16 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 }
 
 // send is one of the sending goroutines: it writes for the clients whose
-// index is part modulo parts, to random online peers, at rate per second,
-// catching up every millisecond.
+// index is part modulo parts, to random online peers (or each to its
+// partner, with fixed pairs), at rate per second, catching up every
+// millisecond.
 func (st *chatState) send(ctx context.Context, ss *stepStats, step, part, parts int, rate float64) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(part)))
 	pool := len(st.clients)
 	if st.room != "" {
 		pool = st.senders
+	} else if st.from != nil {
+		pool = len(st.from)
 	}
 	mine := (pool - part + parts - 1) / parts
 	if mine <= 0 {
@@ -193,6 +232,10 @@ func (st *chatState) send(ctx context.Context, ss *stepStats, step, part, parts 
 			if st.room != "" {
 				buf = append(buf[:0], "<message type='groupchat' to='"...)
 				buf = append(buf, st.room...)
+			} else if st.from != nil {
+				from = st.from[fi]
+				buf = append(buf[:0], "<message type='chat' to='"...)
+				buf = append(buf, st.to[fi].full...)
 			} else {
 				ti := rng.IntN(len(st.clients) - 1)
 				if ti >= fi {

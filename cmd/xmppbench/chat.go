@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,31 @@ type chatStep struct {
 	Errors    int64   `json:"errors"`
 	Loss      float64 `json:"loss"`
 	Latency   latency `json:"latency_ms"`
+	// With -cpu-pids: their CPU time over the step, from its start until
+	// its messages are in (or the drain ends), per delivered message, and
+	// that of the -db-comm processes and of this tool over the same span.
+	ServerCPU   *float64 `json:"server_cpu_seconds,omitempty"`
+	CPUPerMsgUS *float64 `json:"server_cpu_us_per_msg,omitempty"`
+	DBCPU       *float64 `json:"db_cpu_seconds,omitempty"`
+	LoadCPU     *float64 `json:"load_cpu_seconds,omitempty"`
+}
+
+// cpuSample is the CPU time of the -cpu-pids processes, of the -db-comm
+// ones and of this tool at one moment.
+type cpuSample struct{ server, db, load float64 }
+
+func (st *chatState) sampleCPU() (cpuSample, error) {
+	var s cpuSample
+	for _, pid := range st.cfg.cpuPIDs {
+		v, err := cpuSeconds(pid)
+		if err != nil {
+			return s, fmt.Errorf("-cpu-pids: %w", err)
+		}
+		s.server += v
+	}
+	s.db = commCPUSeconds(st.cfg.dbComm)
+	s.load, _ = cpuSeconds(os.Getpid())
+	return s, nil
 }
 
 type chatResult struct {
@@ -146,6 +172,9 @@ func runMessages(ctx context.Context, cfg *config, name string, setup func(conte
 		res.Steps = append(res.Steps, s)
 		fmt.Fprintf(cfg.progress, "%s: offered %d/s: sent %.0f/s, delivered %.0f/s, loss %.4f, p50 %.1f ms, p99 %.1f ms\n",
 			name, rate, s.SentPerS, s.PerSecond, s.Loss, s.Latency.P50, s.Latency.P99)
+		if s.ServerCPU != nil {
+			fmt.Fprintf(cfg.progress, "%s: offered %d/s: server CPU %.2f s, load tool CPU %.2f s\n", name, rate, *s.ServerCPU, *s.LoadCPU)
+		}
 		if s.Loss <= 0.001 && s.Latency.P99 < float64(p99Limit.Milliseconds()) && s.PerSecond > res.Best {
 			res.Best = s.PerSecond
 		}
@@ -169,6 +198,7 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 		senders = min(4, len(st.from))
 	}
 	var wg sync.WaitGroup
+	cpuBefore, cpuErr := st.sampleCPU()
 	start := time.Now()
 	for s := range senders {
 		wg.Add(1)
@@ -195,6 +225,25 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 	}
 	if want := sent * st.fanout; want > 0 {
 		out.Loss = round(float64(want-got)/float64(want), 6)
+	}
+	if len(st.cfg.cpuPIDs) > 0 {
+		cpuAfter, err := st.sampleCPU()
+		if err = errors.Join(cpuErr, err); err != nil {
+			// A node that died is the run's news; say so rather than
+			// report a part of the cluster's CPU as all of it.
+			fmt.Fprintf(st.cfg.progress, "%v\n", err)
+			return out
+		}
+		server, load := round(cpuAfter.server-cpuBefore.server, 2), round(cpuAfter.load-cpuBefore.load, 2)
+		out.ServerCPU, out.LoadCPU = &server, &load
+		if got > 0 {
+			us := round(1e6*(cpuAfter.server-cpuBefore.server)/float64(got), 2)
+			out.CPUPerMsgUS = &us
+		}
+		if st.cfg.dbComm != "" {
+			db := round(cpuAfter.db-cpuBefore.db, 2)
+			out.DBCPU = &db
+		}
 	}
 	return out
 }

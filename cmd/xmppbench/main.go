@@ -37,6 +37,7 @@ type config struct {
 	concurrency int
 	sources     []net.IP
 	pid         int
+	cpuPIDs     []int // chat: the processes whose CPU each step reports (the nodes)
 	rates       []int
 	room        string // muc: the room's JID
 	senders     int    // muc: how many occupants send
@@ -157,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs.IntVar(&cfg.clients, "clients", 100, "number of clients (sessions for idle)")
 	fs.IntVar(&cfg.concurrency, "concurrency", 50, "logins in flight at once")
 	sources := fs.String("sources", "127.0.0.1", "local source addresses, comma-separated, used in turn")
+	cpuPIDs := fs.String("cpu-pids", "", "chat: process IDs, comma-separated (a cluster's nodes), whose CPU time (user and system, from /proc) each step reports, summed, from its start until its messages are in; with -db-comm, that command's processes' too")
 	fs.IntVar(&cfg.pid, "pid", 0, "the server's process ID, to read its memory and CPU time from /proc (idle, team)")
 	rates := fs.String("rates", "1000,2000,5000,10000,20000", "chat: offered messages per second, one step each")
 	fs.StringVar(&cfg.room, "room", "", "muc: the room's JID (default bench@conference.DOMAIN)")
@@ -166,7 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "idle, team: wait before reading memory")
 	fs.IntVar(&cfg.rate, "rate", 0, "team: start this many logins per second (default: -concurrency at a time)")
 	fs.DurationVar(&cfg.settleTimeout, "settle-timeout", time.Minute, "team: how long after the last login to wait until every member has seen every other's presence")
-	fs.StringVar(&cfg.dbComm, "db-comm", "", "team: also report the CPU time of the processes with this command name (e.g. postgres, the server's database)")
+	fs.StringVar(&cfg.dbComm, "db-comm", "", "team, and chat with -cpu-pids: also report the CPU time of the processes with this command name (e.g. postgres, the server's database; redis-server, a cluster's bus)")
 	fs.BoolVar(&cfg.warm, "warm", true, "login with SCRAM: sign every user in once, untimed, so that the tool's own PBKDF2 is cached")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "upper bound on the whole run (and on one login)")
 	insecure := fs.Bool("insecure", true, "accept any server certificate (the targets are loopback servers with self-signed certificates)")
@@ -218,6 +220,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 			return nil, nil, fmt.Errorf("-sources: %q is not an IP address", s)
 		}
 		cfg.sources = append(cfg.sources, ip)
+	}
+	for _, p := range strings.Split(*cpuPIDs, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, nil, fmt.Errorf("-cpu-pids: %q is not a process ID", p)
+		}
+		cfg.cpuPIDs = append(cfg.cpuPIDs, n)
 	}
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))

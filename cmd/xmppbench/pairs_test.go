@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -97,8 +99,17 @@ func TestPairsAddresses(t *testing.T) {
 	users(t, b, 8)
 	common := []string{"-addr", a.C2S + "," + b.C2S, "-domain", testenv.Domain, "-clients", "8", "-concurrency", "4",
 		"-scenario", "chat", "-rates", "200", "-step", "300ms", "-drain", "1s"}
-	res := bench(t, 0, append(common, "-pairs", "local")...)[0]
+	// Both servers are this process: -cpu-pids gives its CPU per step.
+	res := bench(t, 0, append(common, "-pairs", "local", "-cpu-pids", strconv.Itoa(os.Getpid()), "-db-comm", "no-such-command")...)[0]
 	st := res["steps"].([]any)[0].(map[string]any)
+	for _, k := range []string{"server_cpu_seconds", "server_cpu_us_per_msg", "db_cpu_seconds", "load_cpu_seconds"} {
+		if v, ok := st[k].(float64); !ok || v < 0 {
+			t.Errorf("local with -cpu-pids: %s is %v", k, st[k])
+		}
+	}
+	if st["db_cpu_seconds"] != 0.0 {
+		t.Errorf("no process is named no-such-command, yet db_cpu_seconds is %v", st["db_cpu_seconds"])
+	}
 	if res["addresses"] != 2.0 || res["pairs"] != "local" || res["paired_clients"] != 8.0 {
 		t.Errorf("local: %v", res)
 	}
@@ -108,6 +119,9 @@ func TestPairsAddresses(t *testing.T) {
 	// Loss past 5% is a failed run only in the table; xmppbench exits 0.
 	res = bench(t, 0, append(common, "-pairs", "cross")...)[0]
 	st = res["steps"].([]any)[0].(map[string]any)
+	if _, ok := st["server_cpu_seconds"]; ok {
+		t.Errorf("cross without -cpu-pids reports CPU: %v", st)
+	}
 	if sent := st["sent"].(float64); sent < 20 || st["delivered"] != 0.0 {
 		t.Errorf("cross: no message should reach a partner on the other server: %v", st)
 	}

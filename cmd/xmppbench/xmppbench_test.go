@@ -215,6 +215,7 @@ func TestFlags(t *testing.T) {
 		{"-curves", "X25519"},
 		{"-addr", "127.0.0.1:5222,nowhere"},
 		{"-pairs", "ring"},
+		{"-cpu-pids", "1,x"},
 		{"-pairs", "cross"},
 		{"-pairs", "half", "-clients", "10", "-addr", "127.0.0.1:1,127.0.0.1:2"},
 		{"extra"},

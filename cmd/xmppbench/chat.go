@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,9 +39,13 @@ type chatState struct {
 	room    string
 	senders int
 	fanout  int64
-	steps   [maxSteps]atomic.Pointer[stepStats]
-	other   atomic.Int64 // messages received without our marker
-	dropped atomic.Int64 // clients whose stream ended
+	// from and to, for chat with fixed partners (-pairs other than
+	// random): from[k] writes to to[k]; each pair of which both signed in
+	// is there both ways.
+	from, to []*client
+	steps    [maxSteps]atomic.Pointer[stepStats]
+	other    atomic.Int64 // messages received without our marker
+	dropped  atomic.Int64 // clients whose stream ended
 }
 
 type chatStep struct {
@@ -51,6 +57,31 @@ type chatStep struct {
 	Errors    int64   `json:"errors"`
 	Loss      float64 `json:"loss"`
 	Latency   latency `json:"latency_ms"`
+	// With -cpu-pids: their CPU time over the step, from its start until
+	// its messages are in (or the drain ends), per delivered message, and
+	// that of the -db-comm processes and of this tool over the same span.
+	ServerCPU   *float64 `json:"server_cpu_seconds,omitempty"`
+	CPUPerMsgUS *float64 `json:"server_cpu_us_per_msg,omitempty"`
+	DBCPU       *float64 `json:"db_cpu_seconds,omitempty"`
+	LoadCPU     *float64 `json:"load_cpu_seconds,omitempty"`
+}
+
+// cpuSample is the CPU time of the -cpu-pids processes, of the -db-comm
+// ones and of this tool at one moment.
+type cpuSample struct{ server, db, load float64 }
+
+func (st *chatState) sampleCPU() (cpuSample, error) {
+	var s cpuSample
+	for _, pid := range st.cfg.cpuPIDs {
+		v, err := cpuSeconds(pid)
+		if err != nil {
+			return s, fmt.Errorf("-cpu-pids: %w", err)
+		}
+		s.server += v
+	}
+	s.db = commCPUSeconds(st.cfg.dbComm)
+	s.load, _ = cpuSeconds(os.Getpid())
+	return s, nil
 }
 
 type chatResult struct {
@@ -59,6 +90,9 @@ type chatResult struct {
 	Clients  int        `json:"clients"`
 	Senders  int        `json:"senders,omitempty"`
 	Room     string     `json:"room,omitempty"`
+	Addrs    int        `json:"addresses"`
+	Pairs    string     `json:"pairs,omitempty"`
+	Paired   int        `json:"paired_clients,omitempty"`
 	Failed   int        `json:"failed_logins"`
 	Steps    []chatStep `json:"steps"`
 	Best     float64    `json:"best_delivered_per_s"`
@@ -75,6 +109,25 @@ func runChat(ctx context.Context, cfg *config) (any, error) {
 	return runMessages(ctx, cfg, "chat", nil)
 }
 
+// pairUp fills from and to with the partners of -pairs among the clients
+// that signed in (by index, nil where the login failed).
+func (st *chatState) pairUp(byIndex []*client) error {
+	p, err := partners(st.cfg.pairs, len(byIndex), len(st.cfg.addrs))
+	if err != nil || p == nil {
+		return err
+	}
+	for i, j := range p {
+		if byIndex[i] != nil && byIndex[j] != nil {
+			st.from = append(st.from, byIndex[i])
+			st.to = append(st.to, byIndex[j])
+		}
+	}
+	if len(st.from) == 0 {
+		return errors.New("no pair of clients has both signed in")
+	}
+	return nil
+}
+
 // runMessages signs the clients in, starts their readers, lets setup (the
 // muc scenario's joins) prepare the state, then offers each rate in turn.
 func runMessages(ctx context.Context, cfg *config, name string, setup func(context.Context, *chatState) error) (any, error) {
@@ -84,9 +137,16 @@ func runMessages(ctx context.Context, cfg *config, name string, setup func(conte
 	l := loginAll(ctx, cfg, name, cfg.clients, true)
 	defer l.closeAll()
 	st := &chatState{cfg: cfg, base: time.Now(), clients: l.online(), fanout: 1}
-	res := &chatResult{Scenario: name, Server: cfg.server, Clients: len(st.clients), Failed: int(l.failed.Load())}
+	res := &chatResult{Scenario: name, Server: cfg.server, Clients: len(st.clients), Failed: int(l.failed.Load()), Addrs: len(cfg.addrs)}
 	if len(st.clients) < 2 {
 		return res, fmt.Errorf("only %d clients signed in: %v", len(st.clients), l.errs)
+	}
+	if setup == nil {
+		res.Pairs = cfg.pairs
+		if err := st.pairUp(l.clients); err != nil {
+			return res, err
+		}
+		res.Paired = len(st.from)
 	}
 	var readers sync.WaitGroup
 	for _, c := range st.clients {
@@ -112,6 +172,9 @@ func runMessages(ctx context.Context, cfg *config, name string, setup func(conte
 		res.Steps = append(res.Steps, s)
 		fmt.Fprintf(cfg.progress, "%s: offered %d/s: sent %.0f/s, delivered %.0f/s, loss %.4f, p50 %.1f ms, p99 %.1f ms\n",
 			name, rate, s.SentPerS, s.PerSecond, s.Loss, s.Latency.P50, s.Latency.P99)
+		if s.ServerCPU != nil {
+			fmt.Fprintf(cfg.progress, "%s: offered %d/s: server CPU %.2f s, load tool CPU %.2f s\n", name, rate, *s.ServerCPU, *s.LoadCPU)
+		}
 		if s.Loss <= 0.001 && s.Latency.P99 < float64(p99Limit.Milliseconds()) && s.PerSecond > res.Best {
 			res.Best = s.PerSecond
 		}
@@ -131,8 +194,11 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 	senders := min(4, len(st.clients))
 	if st.room != "" {
 		senders = min(4, st.senders)
+	} else if st.from != nil {
+		senders = min(4, len(st.from))
 	}
 	var wg sync.WaitGroup
+	cpuBefore, cpuErr := st.sampleCPU()
 	start := time.Now()
 	for s := range senders {
 		wg.Add(1)
@@ -160,17 +226,39 @@ func (st *chatState) runStep(ctx context.Context, step, rate int) chatStep {
 	if want := sent * st.fanout; want > 0 {
 		out.Loss = round(float64(want-got)/float64(want), 6)
 	}
+	if len(st.cfg.cpuPIDs) > 0 {
+		cpuAfter, err := st.sampleCPU()
+		if err = errors.Join(cpuErr, err); err != nil {
+			// A node that died is the run's news; say so rather than
+			// report a part of the cluster's CPU as all of it.
+			fmt.Fprintf(st.cfg.progress, "%v\n", err)
+			return out
+		}
+		server, load := round(cpuAfter.server-cpuBefore.server, 2), round(cpuAfter.load-cpuBefore.load, 2)
+		out.ServerCPU, out.LoadCPU = &server, &load
+		if got > 0 {
+			us := round(1e6*(cpuAfter.server-cpuBefore.server)/float64(got), 2)
+			out.CPUPerMsgUS = &us
+		}
+		if st.cfg.dbComm != "" {
+			db := round(cpuAfter.db-cpuBefore.db, 2)
+			out.DBCPU = &db
+		}
+	}
 	return out
 }
 
 // send is one of the sending goroutines: it writes for the clients whose
-// index is part modulo parts, to random online peers, at rate per second,
-// catching up every millisecond.
+// index is part modulo parts, to random online peers (or each to its
+// partner, with fixed pairs), at rate per second, catching up every
+// millisecond.
 func (st *chatState) send(ctx context.Context, ss *stepStats, step, part, parts int, rate float64) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(part)))
 	pool := len(st.clients)
 	if st.room != "" {
 		pool = st.senders
+	} else if st.from != nil {
+		pool = len(st.from)
 	}
 	mine := (pool - part + parts - 1) / parts
 	if mine <= 0 {
@@ -193,6 +281,10 @@ func (st *chatState) send(ctx context.Context, ss *stepStats, step, part, parts 
 			if st.room != "" {
 				buf = append(buf[:0], "<message type='groupchat' to='"...)
 				buf = append(buf, st.room...)
+			} else if st.from != nil {
+				from = st.from[fi]
+				buf = append(buf[:0], "<message type='chat' to='"...)
+				buf = append(buf, st.to[fi].full...)
 			} else {
 				ti := rng.IntN(len(st.clients) - 1)
 				if ti >= fi {

@@ -43,8 +43,10 @@ type client struct {
 	watch atomic.Pointer[func(el []byte)]
 }
 
-// dial connects from a local source address; nil means any.
-func dial(ctx context.Context, cfg *config, src net.IP) (*client, error) {
+// dial connects the i-th client to its server address (config.addr), from
+// its local source address (config.source).
+func dial(ctx context.Context, cfg *config, i int) (*client, error) {
+	src := cfg.source(i)
 	if cfg.url != "" {
 		raw, err := dialWebSocket(ctx, cfg, src)
 		if err != nil {
@@ -56,7 +58,7 @@ func dial(ctx context.Context, cfg *config, src net.IP) (*client, error) {
 	if src != nil {
 		d.LocalAddr = &net.TCPAddr{IP: src}
 	}
-	raw, err := d.DialContext(ctx, "tcp", cfg.addr)
+	raw, err := d.DialContext(ctx, "tcp", cfg.addr(i))
 	if err != nil {
 		return nil, err
 	}

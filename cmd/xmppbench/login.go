@@ -48,7 +48,7 @@ func loginAll(ctx context.Context, cfg *config, label string, n int, keep bool) 
 	stop := l.progress(label, n)
 	inTurn(ctx, n, cfg.concurrency, func(i int) {
 		start := time.Now()
-		c, err := dial(ctx, cfg, cfg.source(i))
+		c, err := dial(ctx, cfg, i)
 		if err == nil {
 			if err = c.login(cfg, cfg.user(i)); err != nil {
 				c.Close()

@@ -24,8 +24,8 @@ import (
 
 // config is what every scenario needs, from the flags.
 type config struct {
-	server      string // label in the results
-	addr        string
+	server      string   // label in the results
+	addrs       []string // -addr: client i connects to addrs[i%len(addrs)]
 	url         string
 	domain      string
 	userPattern string // with one %d
@@ -37,6 +37,7 @@ type config struct {
 	concurrency int
 	sources     []net.IP
 	pid         int
+	cpuPIDs     []int // chat: the processes whose CPU each step reports (the nodes)
 	rates       []int
 	room        string // muc: the room's JID
 	senders     int    // muc: how many occupants send
@@ -48,6 +49,7 @@ type config struct {
 	tls         *tls.Config
 	curves      string // -curves: which key exchange the client offers
 	sm          bool   // -sm: clients enable stream management (XEP-0198)
+	pairs       string // -pairs: who a chat client writes to (pairs.go)
 	saltCache   *saltCache
 	progress    io.Writer
 
@@ -60,6 +62,10 @@ type config struct {
 }
 
 func (c *config) user(i int) string { return fmt.Sprintf(c.userPattern, c.first+i) }
+
+// addr is the server address of the i-th client: the addresses in turn,
+// so that with several nodes client i is on node i modulo their number.
+func (c *config) addr(i int) string { return c.addrs[i%len(c.addrs)] }
 
 // source is the local address of the i-th connection: the sources in turn,
 // so that many connections do not run out of one address's ports.
@@ -141,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	cfg := &config{saltCache: new(saltCache), progress: stderr}
 	scenario := fs.String("scenario", "login", "scenarios to run, comma-separated: login, idle, chat, muc, team")
 	fs.StringVar(&cfg.server, "server", "", "label for the server in the results")
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5222", "the server's client-to-server address (STARTTLS)")
+	addrs := fs.String("addr", "127.0.0.1:5222", "the server's client-to-server address (STARTTLS); comma-separated, the addresses of several nodes of one cluster: client i (from 0) connects to address i modulo their number")
 	fs.StringVar(&cfg.url, "url", "", "connect over WebSocket (RFC 7395) to this ws:// or wss:// URL instead of -addr")
 	fs.StringVar(&cfg.domain, "domain", "localhost", "the server's XMPP domain")
 	fs.StringVar(&cfg.userPattern, "user", "bench%d", "user name pattern; %d is replaced by the user's number")
@@ -152,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs.IntVar(&cfg.clients, "clients", 100, "number of clients (sessions for idle)")
 	fs.IntVar(&cfg.concurrency, "concurrency", 50, "logins in flight at once")
 	sources := fs.String("sources", "127.0.0.1", "local source addresses, comma-separated, used in turn")
+	cpuPIDs := fs.String("cpu-pids", "", "chat: process IDs, comma-separated (a cluster's nodes), whose CPU time (user and system, from /proc) each step reports, summed, from its start until its messages are in; with -db-comm, that command's processes' too")
 	fs.IntVar(&cfg.pid, "pid", 0, "the server's process ID, to read its memory and CPU time from /proc (idle, team)")
 	rates := fs.String("rates", "1000,2000,5000,10000,20000", "chat: offered messages per second, one step each")
 	fs.StringVar(&cfg.room, "room", "", "muc: the room's JID (default bench@conference.DOMAIN)")
@@ -161,11 +168,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "idle, team: wait before reading memory")
 	fs.IntVar(&cfg.rate, "rate", 0, "team: start this many logins per second (default: -concurrency at a time)")
 	fs.DurationVar(&cfg.settleTimeout, "settle-timeout", time.Minute, "team: how long after the last login to wait until every member has seen every other's presence")
-	fs.StringVar(&cfg.dbComm, "db-comm", "", "team: also report the CPU time of the processes with this command name (e.g. postgres, the server's database)")
+	fs.StringVar(&cfg.dbComm, "db-comm", "", "team, and chat with -cpu-pids: also report the CPU time of the processes with this command name (e.g. postgres, the server's database; redis-server, a cluster's bus)")
 	fs.BoolVar(&cfg.warm, "warm", true, "login with SCRAM: sign every user in once, untimed, so that the tool's own PBKDF2 is cached")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "upper bound on the whole run (and on one login)")
 	insecure := fs.Bool("insecure", true, "accept any server certificate (the targets are loopback servers with self-signed certificates)")
 	ca := fs.String("ca", "", "PEM file of the certificate authority to trust (turns -insecure off)")
+	fs.StringVar(&cfg.pairs, "pairs", pairsRandom, "chat: who each client writes to, with n addresses in -addr (client i on address i mod n). "+
+		"random: each message to a random other client, about (n-1)/n of them to another address. "+
+		"Fixed partners, both ways: cross: 2j with 2j+1, on two addresses when n >= 2 (-clients even, n >= 2); "+
+		"local: i with i+n within each block of 2n clients, on one address (-clients a multiple of 2n); "+
+		"half: blocks of 2n clients in turn cross then local, so exactly half the pairs are across addresses when n >= 2, none with one (-clients a multiple of 4n)")
 	fs.BoolVar(&cfg.sm, "sm", false, "clients enable stream management (XEP-0198) with resumption after binding, and acknowledge what the server sends")
 	fs.StringVar(&cfg.curves, "curves", "classic", "key exchange the client offers: classic (X25519 and P-256, as OpenSSL 3.0) or default (Go's default: the hybrid X25519MLKEM768 first, as Go, Chrome and OpenSSL 3.5 clients)")
 	fs.Usage = func() {
@@ -209,6 +221,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 		}
 		cfg.sources = append(cfg.sources, ip)
 	}
+	for _, p := range strings.Split(*cpuPIDs, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, nil, fmt.Errorf("-cpu-pids: %q is not a process ID", p)
+		}
+		cfg.cpuPIDs = append(cfg.cpuPIDs, n)
+	}
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n <= 0 {
@@ -219,8 +241,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	if cfg.room == "" {
 		cfg.room = "bench@conference." + cfg.domain
 	}
-	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
-		return nil, nil, fmt.Errorf("-addr: %w", err)
+	for _, a := range strings.Split(*addrs, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, nil, fmt.Errorf("-addr: %w", err)
+		}
+		cfg.addrs = append(cfg.addrs, a)
+	}
+	if _, err := partners(cfg.pairs, cfg.clients, len(cfg.addrs)); err != nil {
+		return nil, nil, fmt.Errorf("-pairs: %w", err)
 	}
 	cfg.tls = &tls.Config{ServerName: cfg.domain, MinVersion: tls.VersionTLS12, InsecureSkipVerify: *insecure}
 	switch cfg.curves {

@@ -260,7 +260,7 @@ func (t *team) loginAll(ctx context.Context, login func(i int)) {
 // roster items once the roster has arrived, or -1 and why not.
 func (t *team) login(ctx context.Context, m *member) (int, error) {
 	cfg := t.cfg
-	c, err := dial(ctx, cfg, cfg.source(m.i))
+	c, err := dial(ctx, cfg, m.i)
 	if err != nil {
 		return -1, err
 	}

@@ -213,6 +213,11 @@ func TestFlags(t *testing.T) {
 		{"-rates", "10,x"},
 		{"-clients", "0"},
 		{"-curves", "X25519"},
+		{"-addr", "127.0.0.1:5222,nowhere"},
+		{"-pairs", "ring"},
+		{"-cpu-pids", "1,x"},
+		{"-pairs", "cross"},
+		{"-pairs", "half", "-clients", "10", "-addr", "127.0.0.1:1,127.0.0.1:2"},
 		{"extra"},
 	} {
 		var out, errs bytes.Buffer

@@ -110,24 +110,8 @@ write_config() {
 		  redis: $REDIS_ADDR
 		  redis_prefix: "$prefix"
 		  node: bench-node$i
-		# As bench/xmppd.sh: 4096 SCRAM iterations, no per-address limits,
-		# no pings, no archive.
-		auth:
-		  allow_plaintext: false
-		  scram_iterations: 4096
-		  max_failures: -1
-		limits:
-		  max_stanza_size: 262144
-		  max_unauthenticated_per_ip: -1
-		  connection_rate_per_ip: -1
-		  max_sessions_per_account: -1
-		  read_rate: 0
-		  ping_interval: -1s
-		  max_offline_messages: -1
-		archive:
-		  enabled: false
-		log:
-		  level: warn
+		# As bench/xmppd.sh (bench/lib.sh).
+		$(server_yaml)
 	EOF
 }
 

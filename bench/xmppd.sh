@@ -60,44 +60,7 @@ write_config() {
 
 		$(storage_config)
 
-		# same: TLS required before authentication; SCRAM-SHA-1 (and -256) and
-		# PLAIN, PLAIN only over TLS; credentials hashed with 4096 iterations.
-		# Failed logins from one address never block it (Prosody and
-		# ejabberd, without mod_limits/mod_fail2ban, do not either).
-		auth:
-		  allow_plaintext: false
-		  scram_iterations: 4096
-		  max_failures: -1
-
-		limits:
-		  # same: 256 KiB stanzas.
-		  max_stanza_size: 262144
-		  # The load comes from 127.0.0.1-127.0.0.8: no cap or rate per
-		  # address, nor on sessions per account (none in the other two
-		  # either).
-		  max_unauthenticated_per_ip: -1
-		  connection_rate_per_ip: -1
-		  max_sessions_per_account: -1
-		  # same: no read rate cap (Prosody without mod_limits, ejabberd with
-		  # shaper: none).
-		  read_rate: 0
-		  # Neither Prosody nor ejabberd (mod_ping send_pings: false) pings idle
-		  # clients; xmppd would after 2 minutes.
-		  ping_interval: -1s
-		  # queue_size: the default, 5000 stanzas per session (ejabberd's
-		  # queue is 10000); like ejabberd's, it costs nothing until used.
-		  # same: no cap on stored offline messages.
-		  max_offline_messages: -1
-
-		# same: no message archive (XEP-0313), as Prosody and ejabberd here run
-		# without mod_mam. The archive's own cost is measured apart
-		# (docs/BENCHMARKS.md, "Message archive").
-		archive:
-		  enabled: false
-
-		# same: warnings and errors only, to a file (stderr, redirected).
-		log:
-		  level: warn
+		$(server_yaml)
 	EOF
 }
 

@@ -83,6 +83,14 @@ type Registry struct {
 	// lostFn, when set, learns that this node's liveness key had gone
 	// (OnLost).
 	lostFn atomic.Pointer[func()]
+	// seen holds when each node key was last found alive (Resources), so
+	// that a reader asks Redis about a node at most once a second: routing
+	// a message to a session on another node reads the registry, and the
+	// liveness check was a round trip of its own each time. An entry of a
+	// node that died in that second is used a little longer; the bus then
+	// finds nobody there and the router falls back (offline storage).
+	seenMu sync.Mutex
+	seen   map[string]time.Time
 
 	closed    atomic.Bool
 	stop      context.CancelFunc
@@ -283,7 +291,7 @@ func (r *Registry) Resources(ctx context.Context, bare string) ([]storage.Resour
 		}
 		entries = append(entries, entry{res: res, value: value, nodeKeyIdx: i})
 	}
-	alive, err := r.client.MGet(ctx, nodeKeys...).Result()
+	alive, err := r.nodesAlive(ctx, nodeKeys)
 	if err != nil {
 		return nil, fmt.Errorf("redis: resources of %s: node keys: %w", bare, err)
 	}
@@ -291,7 +299,7 @@ func (r *Registry) Resources(ctx context.Context, bare string) ([]storage.Resour
 	deadKeys := []string{key}
 	var deadArgs []any
 	for _, e := range entries {
-		if alive[e.nodeKeyIdx] != nil {
+		if alive[e.nodeKeyIdx] {
 			list = append(list, e.res)
 			continue
 		}
@@ -305,6 +313,51 @@ func (r *Registry) Resources(ctx context.Context, bare string) ([]storage.Resour
 	}
 	slices.SortFunc(list, func(a, b storage.Resource) int { return strings.Compare(a.Resource, b.Resource) })
 	return list, nil
+}
+
+// seenFor is how long a node key found alive is taken for alive without
+// asking Redis again.
+const seenFor = time.Second
+
+// nodesAlive reports which of the node keys exist: this node's own, and
+// those found alive less than seenFor ago, without asking Redis; the rest
+// in one MGET.
+func (r *Registry) nodesAlive(ctx context.Context, keys []string) ([]bool, error) {
+	alive := make([]bool, len(keys))
+	now := time.Now()
+	var ask []string
+	var at []int
+	r.seenMu.Lock()
+	for i, k := range keys {
+		if k == r.nodeKey || now.Sub(r.seen[k]) < seenFor {
+			alive[i] = true
+			continue
+		}
+		ask = append(ask, k)
+		at = append(at, i)
+	}
+	r.seenMu.Unlock()
+	if len(ask) == 0 {
+		return alive, nil
+	}
+	vals, err := r.client.MGet(ctx, ask...).Result()
+	if err != nil {
+		return nil, err
+	}
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	if r.seen == nil || len(r.seen) > 10_000 {
+		r.seen = make(map[string]time.Time) // nodes come and go; forget the old ones
+	}
+	for j, v := range vals {
+		if v != nil {
+			alive[at[j]] = true
+			r.seen[ask[j]] = now
+		} else {
+			delete(r.seen, ask[j])
+		}
+	}
+	return alive, nil
 }
 
 // Close stops the heartbeat and removes this node's entries. Closing again

@@ -498,3 +498,28 @@ func TestLocker(t *testing.T) {
 		unlock()
 	}
 }
+
+// A node found alive is taken for alive for seenFor without asking Redis
+// again (routing reads the registry for every message to another node);
+// after that, a node whose key is gone no longer counts.
+func TestNodeAliveCache(t *testing.T) {
+	a, b := open(t, Options{Node: "a"}), open(t, Options{Node: "b"})
+	set(t, a, "alice@example.com", "phone")
+	if got := resources(t, b, "alice@example.com"); got != "phone@a" {
+		t.Fatalf("before: %q", got)
+	}
+	a.crash() // no heartbeat writes the key again
+	if err := b.client.Del(t.Context(), a.nodeKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	if got := resources(t, b, "alice@example.com"); got != "phone@a" && time.Since(deleted) < seenFor/2 {
+		t.Fatalf("read at once after the node key went: %q; want the cached phone@a", got)
+	}
+	await(t, 3*seenFor, "the entry of the node whose key is gone", func() bool {
+		return resources(t, b, "alice@example.com") == ""
+	})
+	if since := time.Since(deleted); since < seenFor {
+		t.Errorf("the entry went after %v, before seenFor %v: the cache was not used", since, seenFor)
+	}
+}

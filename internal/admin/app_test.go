@@ -375,6 +375,16 @@ func TestMessagesAndEvents(t *testing.T) {
 		web.SignIn(t, "alice", "pw", "web")
 		web.Send(t, `<presence xmlns="jabber:client"/>`)
 		bob := online(t, a.Server, "bob", "b")
+		// The session list names the web session's transport.
+		seen := ""
+		for _, it := range a.must(t, http.StatusOK, "GET", "/sessions", nil)["items"].([]any) {
+			if s := it.(map[string]any); s["jid"] == "alice@localhost/web" {
+				seen, _ = s["transport"].(string)
+			}
+		}
+		if seen != transport {
+			t.Errorf("GET /sessions: alice@localhost/web over %q, want %q", seen, transport)
+		}
 		a.AddUser(t, "carol", "pw")
 		a.must(t, http.StatusCreated, "POST", "/groups",
 			map[string]any{"id": "t", "kind": "team", "members": []string{"alice", "bob", "carol"}})

@@ -2,6 +2,7 @@ package pep
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -104,11 +105,7 @@ func (r *remotes) remove(owner, full string) {
 func (r *remotes) of(owner string) map[string]*watcher {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]*watcher, len(r.m[owner]))
-	for k, v := range r.m[owner] {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.m[owner])
 }
 
 // hookPresence follows the presence of local sessions and of contacts

@@ -3,9 +3,9 @@ package pep
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -285,11 +285,7 @@ func (m *Module) publishRequest(ctx context.Context, r request, ps, op *xmpp.Ele
 }
 
 // newItemID makes an id for an item published without one (§7.1.1).
-func newItemID() string {
-	var b [10]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newItemID() string { return rand.Text() }
 
 // Publish stores an item in owner's node, creating the node (with opts, a
 // publish-options form, when given) if it is missing, and notifies those
@@ -440,7 +436,7 @@ func (m *Module) Retract(ctx context.Context, owner, name string, ids []string, 
 			return err
 		}
 	}
-	if n.last != nil && contains(ids, n.last.ID) {
+	if n.last != nil && slices.Contains(ids, n.last.ID) {
 		n.last = nil
 		if its, err := m.Store.PEPItems(ctx, owner, name, nil, 1); err == nil && len(its) > 0 {
 			n.setLast(its[0])
@@ -466,15 +462,6 @@ func (m *Module) after(ctx context.Context, owner string, n *node, ev *xmpp.Elem
 	if n.name == NSBookmarks {
 		m.bookmarksChanged(ctx, owner, n.name, nil)
 	}
-}
-
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // items answers a retrieval (XEP-0060 §6.5): all, the newest max_items,

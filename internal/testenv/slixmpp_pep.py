@@ -11,7 +11,6 @@ XEP-0163 and XEP-0084, registered on first use.
 import base64
 import xml.etree.ElementTree as ET
 
-from slixmpp.exceptions import IqError, IqTimeout
 
 from slixmpp_common import emit
 
@@ -115,17 +114,13 @@ class PEPCommands:
         plugin = self.avatar_plugin()
         data = base64.b64decode(cmd["data"])
         info = {"id": plugin.generate_id(data), "type": cmd.get("type") or "image/png", "bytes": len(data)}
-        try:
+
+        async def both():
+            # The data first, then the metadata that points at it (XEP-0084 §4.1).
             await plugin.publish_avatar(data, timeout=self.args.timeout)
-            await plugin.publish_avatar_metadata(info, timeout=self.args.timeout)
-        except IqError as e:
-            err = e.iq["error"]
-            emit("iq_error", id=e.iq["id"], condition=err["condition"], text=err["text"])
-            return
-        except IqTimeout:
-            emit("iq_timeout")
-            return
-        emit("avatar_published", id=info["id"])
+            return await plugin.publish_avatar_metadata(info, timeout=self.args.timeout)
+
+        await self.stanza_op(both(), lambda _result: emit("avatar_published", id=info["id"]))
 
     async def cmd_avatar_get(self, cmd):
         plugin = self.avatar_plugin()

@@ -16,12 +16,19 @@ import (
 // The owner's use cases (XEP-0060 §8): configuration, default
 // configuration, deletion, purge and affiliations.
 
-func (m *Module) ownerGet(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+// ownerRequest is an owner's request (§8): its parties and its one
+// operation; forbidden for anyone but the account.
+func ownerRequest(iq *xmpp.IQ) (request, *xmpp.Element, error) {
 	r := parties(iq)
 	if !r.isOwner {
-		return nil, pubsubError(xmpp.Forbidden, "", "only the account manages its nodes")
+		return r, nil, pubsubError(xmpp.Forbidden, "", "only the account manages its nodes")
 	}
 	op, err := only(iq.Payload, NSOwner)
+	return r, op, err
+}
+
+func (m *Module) ownerGet(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
+	r, op, err := ownerRequest(iq)
 	if err != nil {
 		return nil, err
 	}
@@ -61,11 +68,7 @@ func (m *Module) defaultConfig(space string) *xmpp.Element {
 }
 
 func (m *Module) ownerSet(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
-	r := parties(iq)
-	if !r.isOwner {
-		return nil, pubsubError(xmpp.Forbidden, "", "only the account manages its nodes")
-	}
-	op, err := only(iq.Payload, NSOwner)
+	r, op, err := ownerRequest(iq)
 	if err != nil {
 		return nil, err
 	}

@@ -18,11 +18,61 @@ type Bus interface {
 	Publish(ctx context.Context, node string, stanza []byte) (bool, error)
 }
 
+// NSCluster is the namespace of the operations one node asks of another
+// over the bus, besides delivering a stanza (SendClusterOp).
+const NSCluster = "urn:xmppd:cluster:0"
+
 type fromBusKey struct{}
 
 // fromBus reports whether ctx is the delivery of a stanza another node
 // sent: it must not go back over the bus, whatever happens to it here.
 func fromBus(ctx context.Context) bool { return ctx.Value(fromBusKey{}) != nil }
+
+// FromBus reports whether ctx is the handling of a stanza or an operation
+// that another node sent over the bus: a component or module must not
+// send it on over the bus again (no loops between nodes).
+func FromBus(ctx context.Context) bool { return fromBus(ctx) }
+
+// Clustered reports whether this node shares its domain with other nodes
+// (it has a bus).
+func (s *Server) Clustered() bool { return s.Bus != nil }
+
+// HandleClusterOp registers fn for the operations named name (elements in
+// NSCluster) that other nodes send with SendClusterOp. Register handlers
+// while modules register, before the server starts; fn runs in the bus's
+// delivery goroutine, one operation after another, so it must not wait
+// long (start a goroutine with Server.Go for slow work).
+func (s *Server) HandleClusterOp(name string, fn func(ctx context.Context, op *Element)) {
+	if s.clusterOps == nil {
+		s.clusterOps = make(map[string]func(context.Context, *Element))
+	}
+	s.clusterOps[name] = fn
+}
+
+// SendClusterOp hands op, an element in NSCluster, to the node named
+// node; false when no node of that name took it (or there is no bus).
+func (s *Server) SendClusterOp(ctx context.Context, node string, op *Element) bool {
+	if s.Bus == nil {
+		return false
+	}
+	ok, err := s.Bus.Publish(ctx, node, op.Bytes(NSClient))
+	if err != nil {
+		s.log.Warn("cluster bus", "node", node, "op", op.Local, "err", err)
+		return false
+	}
+	return ok
+}
+
+// SendToNode hands a stanza to the node named node, which delivers it as
+// it would one of its own sessions' (Receive): a stanza for a component
+// that the other node hosts the addressee of (a chat room). False when no
+// node of that name took it, or st came over the bus itself.
+func (s *Server) SendToNode(ctx context.Context, node string, st *Element) bool {
+	if s.Bus == nil || fromBus(ctx) {
+		return false
+	}
+	return s.router.sendTo(ctx, node, st)
+}
 
 // Receive delivers a stanza another node sent over the bus. The sending
 // node ran the hooks an account's stanza passes (MessageIn, PresenceIn)
@@ -35,11 +85,28 @@ func (s *Server) Receive(ctx context.Context, stanza []byte) error {
 	if err != nil {
 		return err
 	}
+	ctx = context.WithValue(ctx, fromBusKey{}, true)
+	if st.Space == NSCluster {
+		if fn := s.clusterOps[st.Local]; fn != nil {
+			fn(ctx, st)
+		} else {
+			s.log.Warn("cluster bus: an operation this node does not know", "op", st.Local)
+		}
+		return nil
+	}
 	to, err := jid.Parse(st.Get("to"))
-	if err != nil || to.Localpart() == "" || to.Domainpart() != s.Domain {
+	if err != nil {
+		return nil
+	}
+	if to.Domainpart() != s.Domain {
+		if c := s.component(to.Domainpart()); c != nil {
+			c.HandleStanza(ctx, st, to, nil)
+		}
+		return nil
+	}
+	if to.Localpart() == "" {
 		return nil // not for an account here: nothing to do with it
 	}
-	ctx = context.WithValue(ctx, fromBusKey{}, true)
 	if to.Resourcepart() != "" {
 		s.router.toFull(ctx, st, nil, to)
 		return nil

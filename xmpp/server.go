@@ -209,8 +209,10 @@ type Server struct {
 	// authSecret keys what unknown accounts appear to have (scram.go).
 	authSecret []byte
 	smTables
-	registry      storage.Registry
-	node          string
+	registry storage.Registry
+	node     string
+	// clusterOps handle the operations other nodes send (HandleClusterOp).
+	clusterOps    map[string]func(context.Context, *Element)
 	locker        Locker
 	s2sMu         sync.Mutex
 	outgoingConns map[string]*s2sOut

@@ -33,16 +33,7 @@ func TestCluster(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
 	ctx := context.Background()
-	node := func(name string) *server {
-		data := t.TempDir()
-		conf := filepath.Join(data, "xmppd.yaml")
-		err := os.WriteFile(conf, fmt.Appendf(nil, "domain: localhost\nstorage:\n  backend: postgres\n  postgres_dsn: %q\n"+
-			"presence:\n  backend: redis\n  redis: %q\n  redis_prefix: %q\n  node: %s\n  ttl: 2s\n", dsn, addr, prefix, name), 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return startServer(t, data, "-config", conf)
-	}
+	node := func(name string) *server { return startNode(t, name, dsn, addr, prefix, "") }
 	a := node("node-a")
 	st, err := postgres.Open(ctx, dsn)
 	if err != nil {
@@ -162,4 +153,19 @@ func TestCluster(t *testing.T) {
 // xmlBody is a message's <body/>.
 func xmlBody(text string) xml.TokenReader {
 	return xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: "body"}})
+}
+
+// startNode starts an xmppd process as the cluster node name, on the
+// Postgres database dsn and the Redis at addr under prefix, with a
+// registry TTL of 2 s; extra is YAML appended to its configuration.
+func startNode(t *testing.T, name, dsn, addr, prefix, extra string) *server {
+	t.Helper()
+	data := t.TempDir()
+	conf := filepath.Join(data, "xmppd.yaml")
+	err := os.WriteFile(conf, fmt.Appendf(nil, "domain: localhost\nstorage:\n  backend: postgres\n  postgres_dsn: %q\n"+
+		"presence:\n  backend: redis\n  redis: %q\n  redis_prefix: %q\n  node: %s\n  ttl: 2s\n%s", dsn, addr, prefix, name, extra), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServer(t, data, "-config", conf)
 }

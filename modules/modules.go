@@ -55,6 +55,9 @@ type Options struct {
 	// MUCMaxRoomsPerOwner is muc.Service.MaxRoomsPerOwner: zero selects
 	// its default, a negative value means no limit.
 	MUCMaxRoomsPerOwner int
+	// MUCHosting shares the rooms between the nodes of a cluster
+	// (muc.Service.Hosting); nil on a single node.
+	MUCHosting muc.Hosting
 	// Archive configures the message archive (XEP-0313).
 	Archive Archive
 	// Registration configures account creation by in-band registration
@@ -121,7 +124,7 @@ func Default(o Options) []xmpp.Module {
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
-			Mentions: pushMod.Mention, Archive: rooms, IDs: ids})
+			Mentions: pushMod.Mention, Archive: rooms, IDs: ids, Hosting: o.MUCHosting})
 	}
 	if o.Upload != nil {
 		if o.Upload.Store == nil {

@@ -225,6 +225,7 @@ func (r *room) adminSet(q *xmpp.Element, from jid.JID) *xmpp.StanzaError {
 				continue
 			}
 			c.o.role = c.role
+			r.recordAll(c.o)
 			r.broadcastPresence(c.o, nil)
 			continue
 		}
@@ -250,6 +251,7 @@ func (r *room) affiliate(a storage.Affiliation, actorNick string) {
 			r.remove(o, "321", actorNick, a.Reason)
 		default:
 			o.role = r.defaultRole(a.Affiliation)
+			r.recordAll(o)
 			r.broadcastPresence(o, nil)
 		}
 	}
@@ -292,6 +294,7 @@ func (r *room) remove(o *occupant, code, actor, reason string) {
 		r.deliver(s, self)
 		delete(r.byFull, s.full)
 		r.svc.track(s.full, r, false)
+		r.unrecord(s.full)
 	}
 	r.toOccupants(build(true, false), build(false, false))
 	o.sessions = nil

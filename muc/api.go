@@ -49,6 +49,12 @@ func (s *Service) CreateRoom(ctx context.Context, st storage.Room, affs []storag
 	if st.Created.IsZero() {
 		st.Created = time.Now().UTC()
 	}
+	if node, err := s.hostElsewhere(ctx, st.JID); err != nil || node != "" {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("muc: room %s (on node %s): %w", st.JID, node, storage.ErrExists)
+	}
 	if s.lookup(ctx, st.JID) != nil {
 		return fmt.Errorf("muc: room %s: %w", st.JID, storage.ErrExists)
 	}
@@ -125,6 +131,16 @@ func (s *Service) Rooms(ctx context.Context) ([]RoomState, error) {
 // Room returns one room with its affiliations; storage.ErrNotFound when
 // there is none.
 func (s *Service) Room(ctx context.Context, bare string) (RoomState, error) {
+	if node, err := s.hostElsewhere(ctx, bare); err != nil || node != "" {
+		if err != nil {
+			return RoomState{}, err
+		}
+		return s.callHost(ctx, node, apiCall{Call: "room", Room: bare})
+	}
+	return s.roomHere(ctx, bare)
+}
+
+func (s *Service) roomHere(ctx context.Context, bare string) (RoomState, error) {
 	r := s.lookup(ctx, bare)
 	if r == nil {
 		return RoomState{}, fmt.Errorf("muc: room %s: %w", bare, storage.ErrNotFound)
@@ -167,6 +183,17 @@ func (s *Service) live(ctx context.Context, bare string, fn func(r *room) error)
 // (§10.2): occupants get status 104, those who may no longer stay leave,
 // and the room unlocks if it was new.
 func (s *Service) Configure(ctx context.Context, bare string, cfg storage.RoomConfig) error {
+	if node, err := s.hostElsewhere(ctx, bare); err != nil || node != "" {
+		if err != nil {
+			return err
+		}
+		_, err := s.callHost(ctx, node, apiCall{Call: "configure", Room: bare, Config: &cfg})
+		return err
+	}
+	return s.configureHere(ctx, bare, cfg)
+}
+
+func (s *Service) configureHere(ctx context.Context, bare string, cfg storage.RoomConfig) error {
 	return s.live(ctx, bare, func(r *room) error {
 		r.reconfigure(cfg)
 		return nil
@@ -183,6 +210,17 @@ func (s *Service) SetAffiliations(ctx context.Context, bare string, affs []stora
 			return fmt.Errorf("muc: %w", err)
 		}
 	}
+	if node, err := s.hostElsewhere(ctx, bare); err != nil || node != "" {
+		if err != nil {
+			return err
+		}
+		_, err := s.callHost(ctx, node, apiCall{Call: "affiliations", Room: bare, Affs: affs})
+		return err
+	}
+	return s.setAffiliationsHere(ctx, bare, affs)
+}
+
+func (s *Service) setAffiliationsHere(ctx context.Context, bare string, affs []storage.Affiliation) error {
 	return s.live(ctx, bare, func(r *room) error {
 		owners := r.owners()
 		for _, a := range affs {
@@ -214,6 +252,17 @@ func (s *Service) SetAffiliations(ctx context.Context, bare string, affs []stora
 // occupant gets unavailable presence with the reason, and the stored room,
 // its affiliations and its archive go.
 func (s *Service) Destroy(ctx context.Context, bare, reason string) error {
+	if node, err := s.hostElsewhere(ctx, bare); err != nil || node != "" {
+		if err != nil {
+			return err
+		}
+		_, err := s.callHost(ctx, node, apiCall{Call: "destroy", Room: bare, Reason: reason})
+		return err
+	}
+	return s.destroyHere(ctx, bare, reason)
+}
+
+func (s *Service) destroyHere(ctx context.Context, bare, reason string) error {
 	return s.live(ctx, bare, func(r *room) error {
 		r.destroy("", reason)
 		return nil
@@ -225,6 +274,17 @@ func (s *Service) Destroy(ctx context.Context, bare, reason string) error {
 // occupant: a body, a subject, or both. A body is kept in the history for
 // newcomers; a subject alone changes the room's subject (§8.1).
 func (s *Service) Announce(ctx context.Context, bare, subject, body string) error {
+	if node, err := s.hostElsewhere(ctx, bare); err != nil || node != "" {
+		if err != nil {
+			return err
+		}
+		_, err := s.callHost(ctx, node, apiCall{Call: "announce", Room: bare, Subject: subject, Body: body})
+		return err
+	}
+	return s.announceHere(ctx, bare, subject, body)
+}
+
+func (s *Service) announceHere(ctx context.Context, bare, subject, body string) error {
 	return s.live(ctx, bare, func(r *room) error {
 		m := xmpp.NewElement(xmpp.NSClient, "message", "type", "groupchat", "from", r.bare,
 			"id", rand.Text())

@@ -201,6 +201,7 @@ func (r *room) available(st *xmpp.Element, nick string, from jid.JID, origin *xm
 	if o := r.byFull[full]; o != nil {
 		if o.nick == nick {
 			o.presence = stripPresence(st)
+			r.recordAll(o)
 			r.broadcastPresence(o, nil)
 			return
 		}
@@ -245,6 +246,7 @@ func (r *room) available(st *xmpp.Element, nick string, from jid.JID, origin *xm
 	o.presence = stripPresence(st)
 	r.byFull[full] = o
 	r.svc.track(full, r, true)
+	r.record(o, newcomer)
 
 	// Everyone already there, to the newcomer (§7.2.3).
 	for _, other := range r.byNick {
@@ -396,6 +398,7 @@ func (r *room) changeNick(st *xmpp.Element, o *occupant, nick string) {
 	o.nick = nick
 	o.presence = stripPresence(st)
 	r.byNick[nick] = o
+	r.recordAll(o)
 	r.broadcastPresence(o, nil)
 }
 
@@ -409,6 +412,7 @@ func (r *room) leave(from jid.JID, status string) {
 	}
 	delete(r.byFull, full)
 	r.svc.track(full, r, false)
+	r.unrecord(full)
 	for i, s := range o.sessions {
 		if s.full == full {
 			o.sessions = append(o.sessions[:i], o.sessions[i+1:]...)

@@ -70,6 +70,10 @@ type Service struct {
 	// IDs makes the archive ids; share the account archive's generator
 	// (one per process, mam.NewIDs). Nil: a generator of the service's own.
 	IDs *mam.IDs
+	// Hosting, when set, shares the rooms with the other nodes of a
+	// cluster (cluster.go): this node serves only the rooms whose lease
+	// it holds, and hands stanzas for the others to their hosts.
+	Hosting Hosting
 
 	srv *xmpp.Server
 	log *slog.Logger
@@ -86,6 +90,12 @@ type Service struct {
 	// ids and archive (the batching writer) are set when Archive is.
 	ids     *mam.IDs
 	archive *mam.Writer
+	// calls are the administrators' calls waiting for another node's
+	// answer (cluster_api.go).
+	calls calls
+	// waiting are, per room, the stanzas waiting for a host that can be
+	// reached (cluster.go).
+	waiting map[string][]*xmpp.Element
 	// deliverTo replaces delivery to sessions in benchmarks.
 	deliverTo func(m member, b []byte) bool
 }
@@ -104,6 +114,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 	s.owned = make(map[string]int)
 	s.joined = make(map[string]map[*room]struct{})
 	s.forwards = newForwards()
+	s.waiting = make(map[string][]*xmpp.Element)
 	if s.Archive != nil {
 		s.ids = s.IDs
 		if s.ids == nil {
@@ -114,6 +125,13 @@ func (s *Service) Register(srv *xmpp.Server) {
 	srv.AddComponent(s.Domain, s)
 	srv.HookSession(xmpp.SessionEnded, 0, s.sessionEnded)
 	srv.OnShutdown(s.shutdown)
+	if s.clustered() {
+		// Rooms are loaded by the node that takes their lease, when a
+		// stanza comes for them.
+		srv.HookTakenForGone(s.lostRooms)
+		s.registerCalls(srv)
+		return
+	}
 	if s.Store != nil {
 		stored, err := s.Store.ListRooms(srv.Context())
 		if err != nil {
@@ -134,6 +152,19 @@ func (s *Service) Register(srv *xmpp.Server) {
 
 // HandleStanza implements xmpp.Component.
 func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) {
+	if s.clustered() && to.Localpart() != "" {
+		if s.routeToHost(ctx, st, to) {
+			return
+		}
+		// This node hosts the room: what the room sends goes over the bus
+		// to whichever node, even for a stanza that came over it.
+		ctx = s.srv.Context()
+	}
+	s.handleRoom(ctx, st, to, origin)
+}
+
+// handleRoom handles a stanza for the service or one of its rooms here.
+func (s *Service) handleRoom(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) {
 	from, err := jid.Parse(st.Get("from"))
 	if err != nil {
 		return
@@ -154,16 +185,17 @@ func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID
 	bare := to.Bare().String()
 	r := s.lookup(ctx, bare)
 	if r == nil {
-		if st.Local != "presence" {
-			s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound})
-			return
-		}
-		if to.Resourcepart() == "" || st.Get("type") != "" {
+		if st.Local != "presence" || to.Resourcepart() == "" || st.Get("type") != "" {
+			if st.Local != "presence" {
+				s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ItemNotFound})
+			}
+			s.release(ctx, bare)
 			return
 		}
 		var serr *xmpp.StanzaError
 		if r, serr = s.create(to.Bare(), from); serr != nil {
 			s.reply(ctx, st, *serr)
+			s.release(ctx, bare)
 			return
 		}
 	}
@@ -182,13 +214,28 @@ func (s *Service) lookup(ctx context.Context, bare string) *room {
 	s.mu.Lock()
 	r := s.rooms[bare]
 	s.mu.Unlock()
-	if r != nil || s.Store == nil {
+	if r != nil {
 		return r
+	}
+	if s.clustered() {
+		// Only the room's host serves it; a node that takes it over
+		// finds what the previous one left (cluster.go).
+		if node, err := s.Hosting.HostRoom(ctx, bare); err != nil || node != s.srv.Node() {
+			return nil
+		}
+	}
+	if s.Store == nil {
+		if s.clustered() {
+			s.ended(ctx, bare)
+		}
+		return nil
 	}
 	st, err := s.Store.Room(ctx, bare)
 	if err != nil {
 		if !errors.Is(err, storage.ErrNotFound) {
 			s.log.Warn("reading room", "room", bare, "err", err)
+		} else if s.clustered() {
+			s.ended(ctx, bare)
 		}
 		return nil
 	}
@@ -196,6 +243,9 @@ func (s *Service) lookup(ctx context.Context, bare string) *room {
 	if err != nil {
 		s.log.Warn("loading room", "room", bare, "err", err)
 		return nil
+	}
+	if s.clustered() {
+		s.takeOver(ctx, loaded)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,6 +309,10 @@ func (s *Service) load(ctx context.Context, st storage.Room) (*room, error) {
 // its owners own one room less. r.mu is held (lock order: r.mu, then s.mu).
 func (s *Service) forget(r *room) {
 	r.gone = true
+	if s.clustered() {
+		room := r.bare
+		r.later(func(ctx context.Context) { s.release(ctx, room) })
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rooms[r.bare] != r {
@@ -329,6 +383,10 @@ func (s *Service) sessionEnded(_ context.Context, sess *xmpp.Session) {
 // shutdown tells every occupant that it leaves because the service stops
 // (status 332, XEP-0045 §7.14); persistent rooms stay in storage.
 func (s *Service) shutdown() {
+	if s.clustered() {
+		s.leaveNode()
+		return
+	}
 	s.mu.Lock()
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, r := range s.rooms {

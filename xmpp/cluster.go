@@ -63,6 +63,9 @@ func (s *Server) SendClusterOp(ctx context.Context, node string, op *Element) bo
 	return ok
 }
 
+// SessionHere returns the session bound to full on this node, or nil.
+func (s *Server) SessionHere(full jid.JID) *Session { return s.router.session(full) }
+
 // SendToNode hands a stanza to the node named node, which delivers it as
 // it would one of its own sessions' (Receive): a stanza for a component
 // that the other node hosts the addressee of (a chat room). False when no
@@ -87,6 +90,9 @@ func (s *Server) Receive(ctx context.Context, stanza []byte) error {
 	}
 	ctx = context.WithValue(ctx, fromBusKey{}, true)
 	if st.Space == NSCluster {
+		if st.Local == "ping" {
+			return nil // the sender only wanted to know that this node listens
+		}
 		if fn := s.clusterOps[st.Local]; fn != nil {
 			fn(ctx, st)
 		} else {

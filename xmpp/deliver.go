@@ -116,8 +116,9 @@ func (r *Router) DeliverFanoutEach(ctx context.Context, bare string, f Fanout, p
 
 // DeliverFanout delivers f to the full JID to: through via when the caller
 // knows its session (a chat room its occupant's), else the local session
-// bound to to, else, for an address on another server, through
-// federation. False when there is nobody to deliver to.
+// bound to to, else the node of the cluster that holds it, else, for an
+// address on another server, through federation. False when there is
+// nobody to deliver to.
 func (r *Router) DeliverFanout(ctx context.Context, to jid.JID, via *Session, f Fanout) bool {
 	if via == nil {
 		via = r.session(to)
@@ -126,7 +127,8 @@ func (r *Router) DeliverFanout(ctx context.Context, to jid.JID, via *Session, f 
 		return r.deliverFanout(ctx, via, f)
 	}
 	if to.Domainpart() == r.srv.Domain {
-		return false
+		// A session on another node of the cluster, if any.
+		return r.toRemoteFull(ctx, f.Element(to.String()), to)
 	}
 	// The router takes the stanza to federation, whose writer serialises
 	// it.

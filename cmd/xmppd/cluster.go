@@ -5,10 +5,20 @@ import (
 	"log/slog"
 
 	"github.com/xmppd/xmppd/internal/config"
+	"github.com/xmppd/xmppd/muc"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/redis"
 	"github.com/xmppd/xmppd/xmpp"
 )
+
+// mucHosting is what shares chat rooms between the nodes of a cluster:
+// the registry in Redis, which the nodes share; nil on a single node.
+func mucHosting(registry storage.Registry) muc.Hosting {
+	if reg, ok := registry.(*redis.Registry); ok {
+		return reg
+	}
+	return nil
+}
 
 // startBus joins the cluster bus when presence is in Redis: the nodes that
 // share the registry reach each other's sessions through it, and learn

@@ -349,6 +349,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 			MUC:                  cfg.MUC.Enabled,
 			MUCDomain:            cfg.MUC.Domain,
 			MUCMaxRoomsPerOwner:  cfg.MUC.MaxRoomsPerOwner,
+			MUCHosting:           mucHosting(registry),
 			MaxOfflineBytes:      l.MaxOfflineBytes,
 			MaxDirectedPresences: l.MaxDirectedPresences,
 			MaxVCardBytes:        l.MaxVCardBytes,

@@ -61,8 +61,11 @@ func (s *Service) clustered() bool { return s.Hosting != nil }
 // routeToHost hands st, for the room to, to the node hosting it, and
 // reports whether it did (or queued it for the host, or refused it); false
 // when this node hosts the room and handles st itself.
-func (s *Service) routeToHost(ctx context.Context, st *xmpp.Element, to jid.JID) bool {
+func (s *Service) routeToHost(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) bool {
 	bare := to.Bare().String()
+	if origin != nil && st.Local == "presence" && to.Resourcepart() != "" {
+		s.noteAway(origin, bare, to.Resourcepart(), st.Get("type"))
+	}
 	s.mu.Lock()
 	_, here := s.rooms[bare]
 	waiting := s.waiting[bare] != nil
@@ -412,5 +415,74 @@ func (s *Service) release(ctx context.Context, bare string) {
 	}
 	if err := s.Hosting.ReleaseRoom(ctx, bare, true); err != nil {
 		s.log.Warn("releasing a room", "room", bare, "err", err)
+	}
+}
+
+// noteAway follows the rooms a local session joins and leaves through
+// this node, whoever hosts them: a session that ends leaves those that
+// other nodes host (leaveAway), as sessionEnded takes it out of those
+// hosted here. An entry for a room the session was since kicked from
+// only costs the host an unavailable presence it ignores.
+func (s *Service) noteAway(origin *xmpp.Session, room, nick, typ string) {
+	full := origin.JID().String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch typ {
+	case "":
+		rooms := s.away[full]
+		if rooms == nil {
+			rooms = make(map[string]string)
+			s.away[full] = rooms
+		}
+		rooms[room] = nick
+	case "unavailable":
+		if rooms := s.away[full]; rooms != nil {
+			delete(rooms, room)
+			if len(rooms) == 0 {
+				delete(s.away, full)
+			}
+		}
+	}
+}
+
+// leaveAway sends the room, wherever it is hosted, the unavailable
+// presence of a session that ended here without sending one.
+func (s *Service) leaveAway(ctx context.Context, full jid.JID, room, nick string) {
+	s.mu.Lock()
+	_, here := s.rooms[room]
+	s.mu.Unlock()
+	if here {
+		return // sessionEnded took it out
+	}
+	p := xmpp.NewElement(xmpp.NSClient, "presence", "type", "unavailable", "from", full.String(), "to", room+"/"+nick)
+	to, err := jid.Parse(room + "/" + nick)
+	if err != nil {
+		return
+	}
+	s.HandleStanza(ctx, p, to, nil)
+}
+
+// sessionsGone takes the sessions of a node that died out of the rooms
+// hosted here.
+func (s *Service) sessionsGone(_ context.Context, gone map[string][]string) {
+	for bare, resources := range gone {
+		for _, res := range resources {
+			full := bare + "/" + res
+			s.mu.Lock()
+			var rooms []*room
+			for r := range s.joined[full] {
+				rooms = append(rooms, r)
+			}
+			s.mu.Unlock()
+			fj, err := jid.Parse(full)
+			if err != nil {
+				continue
+			}
+			for _, r := range rooms {
+				r.mu.Lock()
+				r.leave(fj, "")
+				r.unlock()
+			}
+		}
 	}
 }

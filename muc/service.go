@@ -93,6 +93,9 @@ type Service struct {
 	// calls are the administrators' calls waiting for another node's
 	// answer (cluster_api.go).
 	calls calls
+	// away is, per local session's full JID, the rooms it joined that
+	// other nodes host, so that when it ends they learn (cluster.go).
+	away map[string]map[string]string // full JID → room → nick
 	// waiting are, per room, the stanzas waiting for a host that can be
 	// reached (cluster.go).
 	waiting map[string][]*xmpp.Element
@@ -115,6 +118,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 	s.joined = make(map[string]map[*room]struct{})
 	s.forwards = newForwards()
 	s.waiting = make(map[string][]*xmpp.Element)
+	s.away = make(map[string]map[string]string)
 	if s.Archive != nil {
 		s.ids = s.IDs
 		if s.ids == nil {
@@ -129,6 +133,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 		// Rooms are loaded by the node that takes their lease, when a
 		// stanza comes for them.
 		srv.HookTakenForGone(s.lostRooms)
+		srv.HookSessionsGone(s.sessionsGone)
 		s.registerCalls(srv)
 		return
 	}
@@ -153,7 +158,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 // HandleStanza implements xmpp.Component.
 func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) {
 	if s.clustered() && to.Localpart() != "" {
-		if s.routeToHost(ctx, st, to) {
+		if s.routeToHost(ctx, st, to, origin) {
 			return
 		}
 		// This node hosts the room: what the room sends goes over the bus
@@ -365,14 +370,19 @@ func (s *Service) track(full string, r *room, in bool) {
 
 // sessionEnded takes a session whose stream ended out of its rooms, as if it
 // had sent unavailable presence (XEP-0045 §7.14 allows no less).
-func (s *Service) sessionEnded(_ context.Context, sess *xmpp.Session) {
+func (s *Service) sessionEnded(ctx context.Context, sess *xmpp.Session) {
 	full := sess.JID().String()
 	s.mu.Lock()
 	var rooms []*room
 	for r := range s.joined[full] {
 		rooms = append(rooms, r)
 	}
+	away := s.away[full]
+	delete(s.away, full)
 	s.mu.Unlock()
+	for room, nick := range away {
+		s.leaveAway(ctx, sess.JID(), room, nick)
+	}
 	for _, r := range rooms {
 		r.mu.Lock()
 		r.leave(sess.JID(), "")

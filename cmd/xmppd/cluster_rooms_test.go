@@ -41,7 +41,7 @@ func TestClusterRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for _, u := range []string{"alice", "bob", "carol"} {
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		creds, err := xmpp.NewCredentials("pw", 4096)
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +57,7 @@ func TestClusterRooms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for u, aff := range map[string]string{"alice": storage.AffOwner, "bob": storage.AffMember, "carol": storage.AffMember} {
+	for u, aff := range map[string]string{"alice": storage.AffOwner, "bob": storage.AffMember, "carol": storage.AffMember, "dave": storage.AffMember} {
 		if err := st.SetAffiliation(ctx, room, storage.Affiliation{JID: u + "@localhost", Affiliation: aff}); err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +116,9 @@ func TestClusterRooms(t *testing.T) {
 	join(carol, "carol")
 	present(alice, "carol", "")
 	present(bob, "carol", "")
+	dave := login(c, "dave")
+	join(dave, "dave")
+	present(alice, "dave", "")
 
 	say(alice, "from node A, through B")
 	heard(bob, "alice", "from node A, through B")
@@ -131,9 +134,9 @@ func TestClusterRooms(t *testing.T) {
 		t.Fatalf("xmppctl api-token create: exit %d: %s", code, out)
 	}
 	token := strings.TrimSpace(out)
-	api := func(method, path, body string) (int, map[string]any) {
+	api := func(s *server, method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+c.admin+"/api/v1"+path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, "http://"+s.admin+"/api/v1"+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,10 +150,10 @@ func TestClusterRooms(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&v)
 		return resp.StatusCode, v
 	}
-	if code, v := api("GET", "/rooms/"+room, ""); code != 200 || v["occupants"] != float64(3) {
+	if code, v := api(c, "GET", "/rooms/"+room, ""); code != 200 || v["occupants"] != float64(4) {
 		t.Fatalf("GET the room on a node that does not host it: %d %v", code, v)
 	}
-	if code, v := api("POST", "/messages", `{"to":{"rooms":["`+room+`"]},"body":"from the app"}`); code != 200 {
+	if code, v := api(c, "POST", "/messages", `{"to":{"rooms":["`+room+`"]},"body":"from the app"}`); code != 200 {
 		t.Fatalf("POST a message to the room on a node that does not host it: %d %v", code, v)
 	}
 	for _, ms := range []*mxmpp.Session{alice, bob, carol} {
@@ -182,9 +185,9 @@ func TestClusterRooms(t *testing.T) {
 	say(carol, "after the takeover")
 	heard(alice, "carol", "after the takeover")
 
-	// bob comes back on node C: still a member (the room is members-only),
+	// bob comes back on node A: still a member (the room is members-only),
 	// and the history has what was said before the crash.
-	bob2 := login(c, "bob")
+	bob2 := login(a, "bob")
 	x := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "http://jabber.org/protocol/muc", Local: "x"}})
 	if err := bob2.Send(ctx, stanza.Presence{To: jid.MustParse(occupant("bob"))}.Wrap(x)); err != nil {
 		t.Fatal(err)
@@ -207,4 +210,22 @@ func TestClusterRooms(t *testing.T) {
 	say(bob2, "back")
 	heard(alice, "bob", "back")
 	heard(carol, "bob", "back")
+
+	// carol's stream ends on node C, which tells the host (A) that she
+	// left; then node C dies, and A takes dave, whose session died with
+	// it, out of the room.
+	if err := carol.Close(); err != nil {
+		t.Fatal(err)
+	}
+	present(alice, "carol", "unavailable")
+	present(bob2, "carol", "unavailable")
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.exited
+	present(alice, "dave", "unavailable")
+	present(bob2, "dave", "unavailable")
+	if code, v := api(a, "GET", "/rooms/"+room, ""); code != 200 || v["occupants"] != float64(2) {
+		t.Fatalf("the room's occupants at the end: %d %v", code, v)
+	}
 }

@@ -23,6 +23,13 @@ import (
 // takes the lease, reloads the room from storage (configuration,
 // affiliations, subject, and the history from the room's archive) and
 // goes on with the same occupants, who notice nothing but the gap.
+//
+// An occupant whose session ends on another node leaves as on one node:
+// its join was directed presence, and the roster sends unavailable
+// presence to everyone a session sent directed presence to (RFC 6121
+// §4.6.3), which reaches the host like any stanza for the room. An
+// occupant whose node dies is taken out when the registry says the node's
+// sessions are gone (sessionsGone).
 
 // Hosting shares rooms between nodes: storage/redis.Registry is one.
 type Hosting interface {
@@ -61,11 +68,8 @@ func (s *Service) clustered() bool { return s.Hosting != nil }
 // routeToHost hands st, for the room to, to the node hosting it, and
 // reports whether it did (or queued it for the host, or refused it); false
 // when this node hosts the room and handles st itself.
-func (s *Service) routeToHost(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) bool {
+func (s *Service) routeToHost(ctx context.Context, st *xmpp.Element, to jid.JID) bool {
 	bare := to.Bare().String()
-	if origin != nil && st.Local == "presence" && to.Resourcepart() != "" {
-		s.noteAway(origin, bare, to.Resourcepart(), st.Get("type"))
-	}
 	s.mu.Lock()
 	_, here := s.rooms[bare]
 	waiting := s.waiting[bare] != nil
@@ -418,50 +422,6 @@ func (s *Service) release(ctx context.Context, bare string) {
 	}
 }
 
-// noteAway follows the rooms a local session joins and leaves through
-// this node, whoever hosts them: a session that ends leaves those that
-// other nodes host (leaveAway), as sessionEnded takes it out of those
-// hosted here. An entry for a room the session was since kicked from
-// only costs the host an unavailable presence it ignores.
-func (s *Service) noteAway(origin *xmpp.Session, room, nick, typ string) {
-	full := origin.JID().String()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch typ {
-	case "":
-		rooms := s.away[full]
-		if rooms == nil {
-			rooms = make(map[string]string)
-			s.away[full] = rooms
-		}
-		rooms[room] = nick
-	case "unavailable":
-		if rooms := s.away[full]; rooms != nil {
-			delete(rooms, room)
-			if len(rooms) == 0 {
-				delete(s.away, full)
-			}
-		}
-	}
-}
-
-// leaveAway sends the room, wherever it is hosted, the unavailable
-// presence of a session that ended here without sending one.
-func (s *Service) leaveAway(ctx context.Context, full jid.JID, room, nick string) {
-	s.mu.Lock()
-	_, here := s.rooms[room]
-	s.mu.Unlock()
-	if here {
-		return // sessionEnded took it out
-	}
-	p := xmpp.NewElement(xmpp.NSClient, "presence", "type", "unavailable", "from", full.String(), "to", room+"/"+nick)
-	to, err := jid.Parse(room + "/" + nick)
-	if err != nil {
-		return
-	}
-	s.HandleStanza(ctx, p, to, nil)
-}
-
 // sessionsGone takes the sessions of a node that died out of the rooms
 // hosted here.
 func (s *Service) sessionsGone(_ context.Context, gone map[string][]string) {
@@ -485,4 +445,70 @@ func (s *Service) sessionsGone(_ context.Context, gone map[string][]string) {
 			}
 		}
 	}
+}
+
+// nodeOf returns the node of the cluster holding the occupant session m
+// when it is another node's (so that the room's copies for it go there
+// together with the others for that node), "" otherwise. The nodes of an
+// account's sessions are read from the registry once and kept while the
+// sessions are in rooms here (track forgets them).
+func (s *Service) nodeOf(m member) string {
+	if !s.clustered() || m.sess != nil || s.deliverTo != nil || m.jid.Domainpart() != s.srv.Domain {
+		return ""
+	}
+	s.mu.Lock()
+	node, ok := s.nodes[m.full]
+	s.mu.Unlock()
+	if ok {
+		return node
+	}
+	if s.srv.SessionHere(m.jid) != nil {
+		return ""
+	}
+	list, err := s.srv.Registry().Resources(s.srv.Context(), m.jid.Bare().String())
+	if err != nil {
+		return ""
+	}
+	bare := m.jid.Bare().String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range list {
+		full := bare + "/" + r.Resource
+		if r.Node != s.srv.Node() && s.joined[full] != nil {
+			s.nodes[full] = r.Node
+		}
+	}
+	return s.nodes[m.full]
+}
+
+// A nodeBatch gathers the copies of one stanza for occupants on other
+// nodes, to hand each node its share in one message over the bus.
+type nodeBatch struct {
+	f   xmpp.Fanout
+	tos map[string][]string // node → full JIDs
+}
+
+func (b *nodeBatch) add(s *Service, node string, m member, f xmpp.Fanout) {
+	if b.tos != nil && b.f.Template() != f.Template() {
+		b.flush(s)
+	}
+	if b.tos == nil {
+		b.f, b.tos = f, make(map[string][]string)
+	}
+	b.tos[node] = append(b.tos[node], m.full)
+}
+
+func (b *nodeBatch) flush(s *Service) {
+	for node, tos := range b.tos {
+		if !s.srv.SendFanout(s.srv.Context(), node, b.f, tos) {
+			// The node is gone: its sessions leave when the registry says
+			// so (sessionsGone); meanwhile ask the registry again.
+			s.mu.Lock()
+			for _, full := range tos {
+				delete(s.nodes, full)
+			}
+			s.mu.Unlock()
+		}
+	}
+	b.tos = nil
 }

@@ -85,14 +85,23 @@ func (r *room) unlock() {
 
 // carryOut sends and runs a batch of a room's work, with no room locked.
 func (s *Service) carryOut(batch []outgoing) {
+	var remote nodeBatch // consecutive copies of one stanza, per node
 	for _, o := range batch {
 		switch {
 		case o.el != nil:
+			remote.flush(s)
 			s.send(s.srv.Context(), o.el)
 		case o.fn != nil:
+			remote.flush(s)
 			o.fn(s.srv.Context())
 		default:
+			if node := s.nodeOf(o.m); node != "" {
+				remote.add(s, node, o.m, o.f)
+				continue
+			}
+			remote.flush(s)
 			s.deliver(o.m, o.f)
 		}
 	}
+	remote.flush(s)
 }

@@ -93,9 +93,9 @@ type Service struct {
 	// calls are the administrators' calls waiting for another node's
 	// answer (cluster_api.go).
 	calls calls
-	// away is, per local session's full JID, the rooms it joined that
-	// other nodes host, so that when it ends they learn (cluster.go).
-	away map[string]map[string]string // full JID → room → nick
+	// nodes are the nodes of occupant sessions on other nodes, by full
+	// JID (nodeOf).
+	nodes map[string]string
 	// waiting are, per room, the stanzas waiting for a host that can be
 	// reached (cluster.go).
 	waiting map[string][]*xmpp.Element
@@ -118,7 +118,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 	s.joined = make(map[string]map[*room]struct{})
 	s.forwards = newForwards()
 	s.waiting = make(map[string][]*xmpp.Element)
-	s.away = make(map[string]map[string]string)
+	s.nodes = make(map[string]string)
 	if s.Archive != nil {
 		s.ids = s.IDs
 		if s.ids == nil {
@@ -158,7 +158,7 @@ func (s *Service) Register(srv *xmpp.Server) {
 // HandleStanza implements xmpp.Component.
 func (s *Service) HandleStanza(ctx context.Context, st *xmpp.Element, to jid.JID, origin *xmpp.Session) {
 	if s.clustered() && to.Localpart() != "" {
-		if s.routeToHost(ctx, st, to, origin) {
+		if s.routeToHost(ctx, st, to) {
 			return
 		}
 		// This node hosts the room: what the room sends goes over the bus
@@ -365,24 +365,20 @@ func (s *Service) track(full string, r *room, in bool) {
 	delete(rooms, r)
 	if len(rooms) == 0 {
 		delete(s.joined, full)
+		delete(s.nodes, full)
 	}
 }
 
 // sessionEnded takes a session whose stream ended out of its rooms, as if it
 // had sent unavailable presence (XEP-0045 §7.14 allows no less).
-func (s *Service) sessionEnded(ctx context.Context, sess *xmpp.Session) {
+func (s *Service) sessionEnded(_ context.Context, sess *xmpp.Session) {
 	full := sess.JID().String()
 	s.mu.Lock()
 	var rooms []*room
 	for r := range s.joined[full] {
 		rooms = append(rooms, r)
 	}
-	away := s.away[full]
-	delete(s.away, full)
 	s.mu.Unlock()
-	for room, nick := range away {
-		s.leaveAway(ctx, sess.JID(), room, nick)
-	}
 	for _, r := range rooms {
 		r.mu.Lock()
 		r.leave(sess.JID(), "")

@@ -63,6 +63,46 @@ func (s *Server) SendClusterOp(ctx context.Context, node string, op *Element) bo
 	return ok
 }
 
+// SendFanout hands f to the node named node for its sessions bound to the
+// full JIDs tos, in one message over the bus however many they are: a
+// chat room's groupchat or presence for its occupants on that node. False
+// when no node of that name took it.
+func (s *Server) SendFanout(ctx context.Context, node string, f Fanout, tos []string) bool {
+	op := NewElement(NSCluster, "fanout")
+	for _, to := range tos {
+		op.Add(NewElement(NSCluster, "to").Add(Text(to)))
+	}
+	op.Add(f.el)
+	return s.SendClusterOp(ctx, node, op)
+}
+
+// receiveFanout delivers what SendFanout sent to the sessions here; one
+// that has gone meanwhile gets nothing, as a fanout to a local session
+// that has gone.
+func (s *Server) receiveFanout(ctx context.Context, op *Element) {
+	var tmpl *Element
+	var tos []string
+	for _, n := range op.Children {
+		el, ok := n.(*Element)
+		switch {
+		case !ok:
+		case el.Space == NSCluster && el.Local == "to":
+			tos = append(tos, el.Text())
+		case el.Space == NSClient:
+			tmpl = el
+		}
+	}
+	if tmpl == nil {
+		return
+	}
+	f := NewFanout(tmpl)
+	for _, to := range tos {
+		if j, err := jid.Parse(to); err == nil {
+			s.router.DeliverFanout(ctx, j, nil, f)
+		}
+	}
+}
+
 // SessionHere returns the session bound to full on this node, or nil.
 func (s *Server) SessionHere(full jid.JID) *Session { return s.router.session(full) }
 
@@ -90,8 +130,12 @@ func (s *Server) Receive(ctx context.Context, stanza []byte) error {
 	}
 	ctx = context.WithValue(ctx, fromBusKey{}, true)
 	if st.Space == NSCluster {
-		if st.Local == "ping" {
+		switch st.Local {
+		case "ping":
 			return nil // the sender only wanted to know that this node listens
+		case "fanout":
+			s.receiveFanout(ctx, st)
+			return nil
 		}
 		if fn := s.clusterOps[st.Local]; fn != nil {
 			fn(ctx, st)

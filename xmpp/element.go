@@ -429,6 +429,10 @@ func (f Fanout) Element(to string) *Element {
 	return c
 }
 
+// Template is the stanza f was made from, without 'to': two fanouts are
+// the same stanza when their templates are the same element.
+func (f Fanout) Template() *Element { return f.el }
+
 // Size is the length of the serialised stanza without its 'to'.
 func (f Fanout) Size() int { return len(f.head) + len(f.tail) }
 

@@ -43,7 +43,7 @@ func idleSession(s *Server, full string) *Session {
 	sess := &Session{srv: s, jid: j, full: j.String(), bare: j.Bare().String(), closing: make(chan struct{})}
 	sess.cur.Store(&conn{srv: s})
 	sess.available = true
-	s.router.register(sess, 0)
+	s.router.register(sess, 0, 0)
 	return sess
 }
 

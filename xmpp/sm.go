@@ -221,13 +221,15 @@ func smNode(id string) (string, bool) {
 }
 
 // opSMTakeOver asks the node holding a resumable session (previd) of an
-// account (jid) to end it, because its client resumed on the asking node:
+// account (jid) to end it, because its client resumed on the asking node
+// having received h stanzas:
 // the answer's 'h' is what the session handled from the client, absent
 // when the node knows no such session.
 const opSMTakeOver = "sm-takeover"
 
 // smTakeOver asks node to end the session id of the account me, whose
-// client now tries to resume it here, and returns the session's count of
+// client now tries to resume it here having received acked stanzas (its
+// h: those are not handed on, so that it gets none twice), and returns the session's count of
 // handled stanzas; false when node does not know it or did not answer in
 // time (or is gone).
 //
@@ -237,8 +239,8 @@ const opSMTakeOver = "sm-takeover"
 // room occupancy on that node), which would all have to move too. Ending
 // it there and handing on what was not acknowledged, as a timed-out
 // hibernation does, loses nothing, and the client binds again at once.
-func (s *Server) smTakeOver(node, id, me string) (uint32, bool) {
-	op := NewElement(NSCluster, opSMTakeOver, "previd", id, "jid", me)
+func (s *Server) smTakeOver(node, id, me string, acked uint32) (uint32, bool) {
+	op := NewElement(NSCluster, opSMTakeOver, "previd", id, "jid", me, "h", strconv.FormatUint(uint64(acked), 10))
 	a := s.askNode(s.ctx, node, op)
 	if a == nil {
 		return 0, false
@@ -265,6 +267,15 @@ func (s *Server) smTakenOver(ctx context.Context, op *Element) {
 	case sess != nil && sess.bare == bare:
 		// Ending takes a moment (hooks, the handing on); not on the bus's
 		// goroutine.
+		if h, err := strconv.ParseUint(op.Get("h"), 10, 32); err == nil {
+			// What the client has is not handed on (redeliver). An h
+			// beyond what was sent acknowledges nothing.
+			sess.wmu.Lock()
+			if sess.sm != nil {
+				sess.sm.ack(uint32(h))
+			}
+			sess.wmu.Unlock()
+		}
 		s.Go(func(ctx context.Context) {
 			sess.Close(&StreamError{Condition: Conflict, Text: "the session was resumed on another node"})
 			sess.awaitEnd(clusterWait / 2)
@@ -332,7 +343,7 @@ func (c *conn) resume(el *Element) (mxmpp.SessionState, io.ReadWriter, error) {
 			// Another node's session: it ends there, what its client had
 			// not acknowledged goes to the account, and its count comes back
 			// here for <failed h=.../>.
-			h, ok := s.smTakeOver(node, id, me)
+			h, ok := s.smTakeOver(node, id, me, uint32(h64))
 			return fail("item-not-found", h, ok)
 		}
 		return fail("item-not-found", 0, false)

@@ -221,17 +221,17 @@ func smNode(id string) (string, bool) {
 }
 
 // opSMTakeOver asks the node holding a resumable session (previd) of an
-// account (jid) to end it, because its client resumed on the asking node
-// having received h stanzas:
-// the answer's 'h' is what the session handled from the client, absent
-// when the node knows no such session.
+// account (jid) to end it, because its client tries to resume it on the
+// asking node, having received h stanzas. The answer's 'h' is what the
+// session handled from the client, absent when the node knows no such
+// session.
 const opSMTakeOver = "sm-takeover"
 
 // smTakeOver asks node to end the session id of the account me, whose
 // client now tries to resume it here having received acked stanzas (its
-// h: those are not handed on, so that it gets none twice), and returns the session's count of
-// handled stanzas; false when node does not know it or did not answer in
-// time (or is gone).
+// h: those are not handed on, so that it gets none twice), and returns
+// the session's count of handled stanzas; false when node does not know
+// it, did not answer in time, or is gone (then at once: no hanging).
 //
 // Why the session is not moved here: a session is more than its stream
 // management counters and queue. Modules keep state per session (its
@@ -265,8 +265,6 @@ func (s *Server) smTakenOver(ctx context.Context, op *Element) {
 	a := NewElement(NSCluster, opAnswer)
 	switch {
 	case sess != nil && sess.bare == bare:
-		// Ending takes a moment (hooks, the handing on); not on the bus's
-		// goroutine.
 		if h, err := strconv.ParseUint(op.Get("h"), 10, 32); err == nil {
 			// What the client has is not handed on (redeliver). An h
 			// beyond what was sent acknowledges nothing.
@@ -276,6 +274,8 @@ func (s *Server) smTakenOver(ctx context.Context, op *Element) {
 			}
 			sess.wmu.Unlock()
 		}
+		// Ending takes a moment (hooks, the handing on): not on the bus's
+		// goroutine.
 		s.Go(func(ctx context.Context) {
 			sess.Close(&StreamError{Condition: Conflict, Text: "the session was resumed on another node"})
 			sess.awaitEnd(clusterWait / 2)

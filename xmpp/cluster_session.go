@@ -19,6 +19,9 @@ func (s *Server) elsewhere(ctx context.Context, bare, res string) (n int, holder
 	if s.Bus == nil {
 		return 0, ""
 	}
+	// A client waits for its bind meanwhile.
+	ctx, cancel := context.WithTimeout(ctx, clusterWait)
+	defer cancel()
 	rs, err := s.registry.Resources(ctx, bare)
 	if err != nil {
 		s.log.Warn("session registry", "jid", bare, "err", err)

@@ -42,8 +42,8 @@ func (r *Router) shard(bare string) *routerShard {
 
 // register adds a session and returns the one it replaces (same full JID).
 // A new resource beyond max sessions of the account (max of zero or less:
-// no limit), counting the elsewhere it has on other nodes, is not added:
-// ok is false.
+// no limit), counting elsewhere, the sessions it has on other nodes, is not
+// added: ok is false.
 func (r *Router) register(s *Session, max, elsewhere int) (replaced *Session, ok bool) {
 	sh := r.shard(s.bare)
 	sh.mu.Lock()

@@ -2,6 +2,9 @@ package xmpp
 
 import (
 	"context"
+	"strconv"
+	"sync"
+	"time"
 
 	"mellium.im/xmpp/jid"
 )
@@ -250,5 +253,85 @@ func (r *Router) ToOtherNodes(ctx context.Context, bare string, st *Element) {
 	nodes, _ := remoteTargets(r.remotes(ctx, bare), -1, true)
 	for _, n := range nodes {
 		r.sendTo(ctx, n, st)
+	}
+}
+
+// clusterWait bounds how long a node waits for another's answer: a client
+// negotiating its stream waits meanwhile, and a node that is alive answers
+// in milliseconds.
+const clusterWait = 3 * time.Second
+
+// clusterCalls are the questions this node asked others and waits for
+// answers to (askNode); guarded by mu.
+type clusterCalls struct {
+	mu      sync.Mutex
+	next    uint64
+	waiting map[string]chan *Element
+}
+
+// opAnswer is the operation that carries an answer back (answerNode).
+const opAnswer = "answer"
+
+// askNode sends op to node and returns its answer (an <answer/> element),
+// or nil when the node did not take the question or did not answer within
+// clusterWait. op gets the attributes 'req' and 'reply-to' that the
+// answering node needs.
+func (s *Server) askNode(ctx context.Context, node string, op *Element) *Element {
+	if s.Bus == nil {
+		return nil
+	}
+	calls := &s.calls
+	calls.mu.Lock()
+	if calls.waiting == nil {
+		calls.waiting = make(map[string]chan *Element)
+	}
+	calls.next++
+	req := strconv.FormatUint(calls.next, 36)
+	ch := make(chan *Element, 1)
+	calls.waiting[req] = ch
+	calls.mu.Unlock()
+	defer func() {
+		calls.mu.Lock()
+		delete(calls.waiting, req)
+		calls.mu.Unlock()
+	}()
+	op.Set("req", req)
+	op.Set("reply-to", s.node)
+	if !s.SendClusterOp(ctx, node, op) {
+		return nil
+	}
+	t := time.NewTimer(clusterWait)
+	defer t.Stop()
+	select {
+	case a := <-ch:
+		return a
+	case <-t.C:
+		s.log.Warn("cluster bus: no answer in time", "node", node, "op", op.Local)
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	}
+	return nil
+}
+
+// answerNode sends the answer a (an <answer/>, NewAnswer) to the node that
+// asked req.
+func (s *Server) answerNode(ctx context.Context, req, a *Element) {
+	a.Set("req", req.Get("req"))
+	if n := req.Get("reply-to"); n != "" {
+		s.SendClusterOp(ctx, n, a)
+	}
+}
+
+// takeAnswer hands an answer to the askNode waiting for it; one that came
+// too late finds nobody.
+func (s *Server) takeAnswer(_ context.Context, a *Element) {
+	s.calls.mu.Lock()
+	ch := s.calls.waiting[a.Get("req")]
+	s.calls.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- a:
+		default:
+		}
 	}
 }

@@ -40,10 +40,10 @@ func (m *tally) StanzaDropped(r DropReason) { m.mu.Lock(); m.dropped[r]++; m.mu.
 // delivered to it stays in its queue.
 func idleSession(s *Server, full string) *Session {
 	j := jid.MustParse(full)
-	sess := &Session{srv: s, jid: j, full: j.String(), bare: j.Bare().String(), closing: make(chan struct{})}
+	sess := &Session{srv: s, jid: j, full: j.String(), bare: j.Bare().String(), closing: make(chan struct{}), ended: make(chan struct{})}
 	sess.cur.Store(&conn{srv: s})
 	sess.available = true
-	s.router.register(sess, 0)
+	s.router.register(sess, 0, 0)
 	return sess
 }
 

@@ -315,4 +315,6 @@ func (s *Server) registerCore() {
 	s.handlers[handlerKey{ToAccount, "set", NSSession, "session"}] = ok
 	s.handlers[handlerKey{ToServer, "set", NSSession, "session"}] = ok
 	s.registerSM()
+	s.HandleClusterOp(opAnswer, s.takeAnswer)
+	s.HandleClusterOp(opReplace, s.replaced)
 }

@@ -42,8 +42,9 @@ func (r *Router) shard(bare string) *routerShard {
 
 // register adds a session and returns the one it replaces (same full JID).
 // A new resource beyond max sessions of the account (max of zero or less:
-// no limit) is not added: ok is false.
-func (r *Router) register(s *Session, max int) (replaced *Session, ok bool) {
+// no limit), counting elsewhere, the sessions it has on other nodes, is not
+// added: ok is false.
+func (r *Router) register(s *Session, max, elsewhere int) (replaced *Session, ok bool) {
 	sh := r.shard(s.bare)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -56,7 +57,7 @@ func (r *Router) register(s *Session, max int) (replaced *Session, ok bool) {
 			return o, true
 		}
 	}
-	if max > 0 && len(list) >= max {
+	if max > 0 && len(list)+elsewhere >= max {
 		return nil, false
 	}
 	// Copy on write: readers may hold the old slice without a lock.

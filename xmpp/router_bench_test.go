@@ -21,7 +21,7 @@ func benchSession(b *testing.B, s *Server, full string) *Session {
 	sess.cur.Store(&conn{srv: s})
 	sess.available = true
 	sess.writing = true // no writer: the benchmark empties the queue itself
-	s.router.register(sess, 0)
+	s.router.register(sess, 0, 0)
 	return sess
 }
 

@@ -213,6 +213,7 @@ type Server struct {
 	node     string
 	// clusterOps handle the operations other nodes send (HandleClusterOp).
 	clusterOps    map[string]func(context.Context, *Element)
+	calls         clusterCalls
 	locker        Locker
 	s2sMu         sync.Mutex
 	outgoingConns map[string]*s2sOut

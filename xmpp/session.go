@@ -35,6 +35,7 @@ type Session struct {
 	closing   chan struct{} // closed when the session is to end for good
 	closeOnce sync.Once
 	endOnce   sync.Once
+	ended     chan struct{} // closed when end is done
 
 	wmu   sync.Mutex
 	queue [][]byte // waiting to be written
@@ -80,6 +81,7 @@ func newSession(s *Server, c *conn) *Session {
 		bare:       j.Bare().String(),
 		since:      time.Now().UnixNano(),
 		closing:    make(chan struct{}),
+		ended:      make(chan struct{}),
 		live:       true,
 		writerDone: make(chan struct{}),
 	}
@@ -129,15 +131,36 @@ func (s *Session) Hibernated() bool {
 	return s.hibernation != nil
 }
 
+// awaitEnd waits until the session has ended (end is done), at most d;
+// false when it has not.
+func (s *Session) awaitEnd(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.ended:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // register makes the session routable, replacing an older session bound to
-// the same full JID (RFC 6120 §7.7.2.2); false when the account has as many
-// sessions as it may have.
+// the same full JID (RFC 6120 §7.7.2.2), on this node or another; false
+// when the account has as many sessions as it may have, on all nodes
+// together.
 func (s *Session) register() bool {
-	old, ok := s.srv.router.register(s, s.srv.cur().MaxSessionsPerAccount)
+	elsewhere, holder := s.srv.elsewhere(s.srv.ctx, s.bare, s.jid.Resourcepart())
+	old, ok := s.srv.router.register(s, s.srv.cur().MaxSessionsPerAccount, elsewhere)
+	if !ok {
+		return false
+	}
 	if old != nil {
 		old.Close(&StreamError{Condition: Conflict, Text: "replaced by a new session for the same resource"})
 	}
-	return ok
+	if holder != "" {
+		s.srv.replaceOn(holder, s.full)
+	}
+	return true
 }
 
 // serve runs the negotiated session on connection c until c's stream ends.
@@ -194,6 +217,7 @@ func (s *Session) end(err error) {
 		s.c().raw.Close()
 		s.redeliver()
 		s.logger().Info("session ended", "err", err)
+		close(s.ended)
 	})
 	s.srv.wg.Done()
 }

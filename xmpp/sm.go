@@ -2,9 +2,11 @@ package xmpp
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,6 +121,7 @@ func (s *Server) registerSM() {
 		}
 		return nil
 	})
+	s.HandleClusterOp(opSMTakeOver, s.smTakenOver)
 	s.HandleElement(NSSM, "resume", func(context.Context, *Session, *Element) error {
 		return StreamError{Condition: PolicyViolation, Text: "<resume/> comes instead of resource binding, not after it"}
 	})
@@ -172,7 +175,7 @@ func (s *Server) smEnable(_ context.Context, sess *Session, el *Element) error {
 	}
 	b := []byte(`<enabled xmlns="` + NSSM + `"`)
 	if resume && resumeTimeout > 0 {
-		sm.id = randomID() + randomID()
+		sm.id = s.newSMID()
 		b = appendAttrs(b, "id", sm.id, "resume", "true", "max", strconv.Itoa(int(sm.max/time.Second)))
 	}
 	b = append(b, "/>"...)
@@ -190,6 +193,101 @@ func (s *Server) smEnable(_ context.Context, sess *Session, el *Element) error {
 		s.smMu.Unlock()
 	}
 	return nil
+}
+
+// newSMID makes a resumption id. On a cluster it ends with a dot and this
+// node's name (base64url), so that the node a client resumes on after a
+// reconnection knows which node to ask for the session (smTakeOver).
+func (s *Server) newSMID() string {
+	id := randomID() + randomID()
+	if s.Bus != nil {
+		id += "." + base64.RawURLEncoding.EncodeToString([]byte(s.node))
+	}
+	return id
+}
+
+// smNode returns the node named in a resumption id newSMID made on a
+// cluster; false for any other id.
+func smNode(id string) (string, bool) {
+	_, enc, ok := strings.Cut(id, ".")
+	if !ok || enc == "" {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(b) == 0 {
+		return "", false
+	}
+	return string(b), true
+}
+
+// opSMTakeOver asks the node holding a resumable session (previd) of an
+// account (jid) to end it, because its client tries to resume it on the
+// asking node, having received h stanzas. The answer's 'h' is what the
+// session handled from the client, absent when the node knows no such
+// session.
+const opSMTakeOver = "sm-takeover"
+
+// smTakeOver asks node to end the session id of the account me, whose
+// client now tries to resume it here having received acked stanzas (its
+// h: those are not handed on, so that it gets none twice), and returns
+// the session's count of handled stanzas; false when node does not know
+// it, did not answer in time, or is gone (then at once: no hanging).
+//
+// Why the session is not moved here: a session is more than its stream
+// management counters and queue. Modules keep state per session (its
+// roster and presence state, directed presence, carbons, client state,
+// room occupancy on that node), which would all have to move too. Ending
+// it there and handing on what was not acknowledged, as a timed-out
+// hibernation does, loses nothing, and the client binds again at once.
+func (s *Server) smTakeOver(node, id, me string, acked uint32) (uint32, bool) {
+	op := NewElement(NSCluster, opSMTakeOver, "previd", id, "jid", me, "h", strconv.FormatUint(uint64(acked), 10))
+	a := s.askNode(s.ctx, node, op)
+	if a == nil {
+		return 0, false
+	}
+	h, err := strconv.ParseUint(a.Get("h"), 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(h), true
+}
+
+// smTakenOver answers opSMTakeOver: the session named, if it is here and
+// the account's, ends at once (its unacknowledged stanzas handed on, see
+// redeliver), and the answer carries its count; an ended one's count is
+// remembered a while (smGone).
+func (s *Server) smTakenOver(ctx context.Context, op *Element) {
+	id, bare := op.Get("previd"), op.Get("jid")
+	s.smMu.Lock()
+	sess := s.smSessions[id]
+	gone, wasGone := s.smGone[id]
+	s.smMu.Unlock()
+	a := NewElement(NSCluster, opAnswer)
+	switch {
+	case sess != nil && sess.bare == bare:
+		if h, err := strconv.ParseUint(op.Get("h"), 10, 32); err == nil {
+			// What the client has is not handed on (redeliver). An h
+			// beyond what was sent acknowledges nothing.
+			sess.wmu.Lock()
+			if sess.sm != nil {
+				sess.sm.ack(uint32(h))
+			}
+			sess.wmu.Unlock()
+		}
+		// Ending takes a moment (hooks, the handing on): not on the bus's
+		// goroutine.
+		s.Go(func(ctx context.Context) {
+			sess.Close(&StreamError{Condition: Conflict, Text: "the session was resumed on another node"})
+			sess.awaitEnd(clusterWait / 2)
+			sess.logger().Info("session ended: its client resumed on another node", "node", op.Get("reply-to"))
+			a.Set("h", strconv.FormatUint(uint64(sess.smIn.Load()), 10))
+			s.answerNode(ctx, op, a)
+		})
+		return
+	case wasGone && gone.bare == bare:
+		a.Set("h", strconv.FormatUint(uint64(gone.h), 10))
+	}
+	s.answerNode(ctx, op, a)
 }
 
 func smFailed(cond string, h uint32, withH bool) []byte {
@@ -240,6 +338,13 @@ func (c *conn) resume(el *Element) (mxmpp.SessionState, io.ReadWriter, error) {
 	if sess == nil || sess.bare != me {
 		if wasGone && gone.bare == me {
 			return fail("item-not-found", gone.h, true)
+		}
+		if node, ok := smNode(id); ok && sess == nil && node != s.node && s.Bus != nil {
+			// Another node's session: it ends there, what its client had
+			// not acknowledged goes to the account, and its count comes back
+			// here for <failed h=.../>.
+			h, ok := s.smTakeOver(node, id, me, uint32(h64))
+			return fail("item-not-found", h, ok)
 		}
 		return fail("item-not-found", 0, false)
 	}

@@ -49,7 +49,8 @@ type SMClient struct {
 	// JID is the bound full JID; after a resumption, the account's bare JID
 	// (the session's own is the one it had).
 	JID jid.JID
-	// Answer is the server's <resumed/> or <failed/> to a resumption.
+	// Answer is the server's <resumed/> or <failed/> to a resumption, or
+	// the error it answered a bind with (DialSMOn).
 	Answer *xmpp.Element
 	H      uint32
 	in     chan *xmpp.Element
@@ -63,7 +64,14 @@ type SMClient struct {
 // works. Stream management must be on offer.
 func (s *Server) DialSM(t testing.TB, user jid.JID, password, resource, previd string, h uint32) *SMClient {
 	t.Helper()
-	st := s.StartTLS(t, "127.0.0.1")
+	return DialSMOn(t, s.StartTLS(t, "127.0.0.1"), user, password, resource, previd, h)
+}
+
+// DialSMOn is DialSM on an encrypted stream st (StartTLSAt: to a server in
+// another process). A refused bind leaves the error in Answer, as a failed
+// resumption.
+func DialSMOn(t testing.TB, st *TLSStream, user jid.JID, password, resource, previd string, h uint32) *SMClient {
+	t.Helper()
 	features, d := st.Authenticate(t, user.Localpart(), password)
 	if features.Child(xmpp.NSSM, "sm") == nil {
 		t.Fatalf("no stream management offered: %s", features)
@@ -90,6 +98,10 @@ func (s *Server) DialSM(t testing.TB, user jid.JID, password, resource, previd s
 		}
 		io.WriteString(st, `<iq type="set" id="bind"><bind xmlns="`+xmpp.NSBind+`">`+res+`</bind></iq>`)
 		el := read()
+		if el.Get("type") == "error" {
+			c.Answer = el
+			return c
+		}
 		if el.Get("type") != "result" {
 			t.Fatalf("bind: %s", el)
 		}

@@ -339,7 +339,13 @@ func login(conn net.Conn, d *xml.Decoder, header string, user jid.JID, password,
 // startTLS connects from ip, negotiates STARTTLS and reads the features of
 // the encrypted stream. The deadline of Timeout stays set on conn.
 func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decoder, features *xmpp.Element, err error) {
-	conn, err = dialFrom(ip, s.C2S)
+	return startTLS(ip, s.C2S, s.header(), s.ClientTLS())
+}
+
+// startTLS opens a stream from ip to the client listener addr with the
+// stream header header, and negotiates TLS with conf.
+func startTLS(ip, addr, header string, conf *tls.Config) (conn net.Conn, tc *tls.Conn, d *xml.Decoder, features *xmpp.Element, err error) {
+	conn, err = dialFrom(ip, addr)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -348,7 +354,7 @@ func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decode
 		conn.Close()
 		return nil, nil, nil, nil, fmt.Errorf("%s: %w", step, err)
 	}
-	if d, err = restart(conn, s.header()); err != nil {
+	if d, err = restart(conn, header); err != nil {
 		return fail("stream", err)
 	}
 	if _, err := io.WriteString(conn, `<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`); err != nil {
@@ -357,8 +363,8 @@ func (s *Server) startTLS(ip string) (conn net.Conn, tc *tls.Conn, d *xml.Decode
 	if el, err := next(d); err != nil || el.Local != "proceed" {
 		return fail("starttls", fmt.Errorf("got %v, %v", el, err))
 	}
-	tc = tls.Client(conn, s.ClientTLS())
-	if d, features, err = restartFeatures(tc, s.header()); err != nil {
+	tc = tls.Client(conn, conf)
+	if d, features, err = restartFeatures(tc, header); err != nil {
 		return fail("stream after TLS", err)
 	}
 	return conn, tc, d, features, nil
@@ -383,6 +389,19 @@ type TLSStream struct {
 func (s *Server) StartTLS(t testing.TB, ip string) *TLSStream {
 	t.Helper()
 	_, tc, d, features, err := s.startTLS(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	return &TLSStream{Conn: tc, Features: features, d: d}
+}
+
+// StartTLSAt opens a stream for the domain Domain to the client listener
+// addr of a server running elsewhere (another process), and negotiates TLS
+// with conf.
+func StartTLSAt(t testing.TB, addr string, conf *tls.Config) *TLSStream {
+	t.Helper()
+	_, tc, d, features, err := startTLS("127.0.0.1", addr, Header, conf)
 	if err != nil {
 		t.Fatal(err)
 	}

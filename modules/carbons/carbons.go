@@ -62,6 +62,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.HandleIQ(xmpp.ToAccount, "set", NS, "disable", m.toggle(false))
 	s.Hook(xmpp.MessageOut, Priority, m.sent)
 	s.Hook(xmpp.MessageIn, Priority, m.received)
+	s.HandleClusterOp(opCarbon, m.fromNode)
 	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
 		m.set(sess, false)
 	})
@@ -104,7 +105,7 @@ func (m *Module) set(s *xmpp.Session, on bool) {
 // itself is not copied to the resources that get it anyway.
 func (m *Module) sent(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 	st, from := ev.Stanza, ev.Session
-	if m.on.Load() == 0 || !eligible(st, false) {
+	if !m.anyEnabled(ctx) || !eligible(st, false) {
 		return false
 	}
 	bare := from.JID().Bare()
@@ -115,13 +116,7 @@ func (m *Module) sent(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 			return false // the router answers <jid-malformed/>
 		}
 	}
-	self := to.Bare().Equal(bare)
-	m.copies(ctx, bare, "sent", st, to, func(s *xmpp.Session, direct func() []*xmpp.Session) bool {
-		if s == from {
-			return false
-		}
-		return !self || !slices.Contains(direct(), s)
-	})
+	m.copies(ctx, carbon{kind: "sent", account: bare, st: st, to: to, from: from.JID().String()})
 	return false
 }
 
@@ -133,7 +128,7 @@ func (m *Module) received(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 	if stripPrivate(st) {
 		return false
 	}
-	if m.on.Load() == 0 {
+	if !m.anyEnabled(ctx) {
 		return false
 	}
 	if ev.Origin != nil && ev.Origin.JID().Bare().Equal(ev.To.Bare()) {
@@ -142,50 +137,147 @@ func (m *Module) received(ctx context.Context, ev *xmpp.StanzaEvent) bool {
 	if !eligible(st, true) {
 		return false
 	}
-	m.copies(ctx, ev.To.Bare(), "received", st, ev.To, func(s *xmpp.Session, direct func() []*xmpp.Session) bool {
-		d := direct()
-		if slices.Contains(d, s) {
-			return false
-		}
-		if len(d) == 0 {
-			// Nobody gets the message now: it goes to offline storage
-			// (or back to its sender), and a session comes to it with its
-			// initial presence (XEP-0160). One that has not sent presence
-			// yet would get it twice.
-			ok, _ := s.Available()
-			return ok
-		}
-		return true
-	})
+	m.copies(ctx, carbon{kind: "received", account: ev.To.Bare(), st: st, to: ev.To})
 	return false
 }
 
-// copies delivers a carbon of kind of st to the sessions of the account
-// bare that enabled carbons and that want accepts. The sessions that get
-// st itself, addressed to to (direct), are worked out only when a session
-// has carbons on: most accounts have none.
-func (m *Module) copies(ctx context.Context, bare jid.JID, kind string, st *xmpp.Element, to jid.JID,
-	want func(s *xmpp.Session, direct func() []*xmpp.Session) bool) {
-	var (
-		carbon  *xmpp.Element
-		direct  []*xmpp.Session
-		settled bool
-	)
-	recipients := func() []*xmpp.Session {
-		if !settled {
-			direct, settled = m.srv.Router().Recipients(to, st), true
+// anyEnabled reports whether some session may want a copy: one here that
+// enabled carbons, or, on a cluster, one on another node, which only that
+// node knows.
+func (m *Module) anyEnabled(ctx context.Context) bool {
+	return m.on.Load() > 0 || (m.srv.Clustered() && !xmpp.FromBus(ctx))
+}
+
+// A carbon is what one message is copied as: of kind "sent" or
+// "received", for the account's resources, of st addressed to to; from is
+// the sending session's full JID for "sent".
+type carbon struct {
+	kind    string
+	account jid.JID
+	st      *xmpp.Element
+	to      jid.JID
+	from    string
+	// direct are the resourceparts that get st itself, once known.
+	direct  []string
+	settled bool
+}
+
+// wants reports whether the session s of the account gets a copy; direct
+// returns the resources that get the message itself, worked out only when
+// needed.
+func (c *carbon) wants(s *xmpp.Session, direct func() []string) bool {
+	res := s.JID().Resourcepart()
+	if c.kind == "sent" {
+		if s.JID().String() == c.from {
+			return false
 		}
-		return direct
+		return !c.to.Bare().Equal(c.account) || !slices.Contains(direct(), res)
 	}
-	m.srv.Router().DeliverEach(ctx, bare, func(s *xmpp.Session) *xmpp.Element {
-		if !m.Enabled(s) || !want(s, recipients) {
+	d := direct()
+	if slices.Contains(d, res) {
+		return false
+	}
+	if len(d) == 0 {
+		// Nobody gets the message now: it goes to offline storage (or
+		// back to its sender), and a session comes to it with its initial
+		// presence (XEP-0160). One that has not sent presence yet would
+		// get it twice.
+		ok, _ := s.Available()
+		return ok
+	}
+	return true
+}
+
+// copies delivers the carbon c to the sessions of its account that enabled
+// carbons and want it, here, and on a cluster hands it to the other nodes
+// on which the account has sessions, with the resources that get the
+// message itself on any node, so that none gets both. Which sessions get
+// the message is worked out only when a session here has carbons on (most
+// accounts have none) or the account has sessions on other nodes.
+func (m *Module) copies(ctx context.Context, c carbon) {
+	var nodes []string
+	clustered := m.srv.Clustered() && !xmpp.FromBus(ctx)
+	direct := func() []string {
+		if !c.settled {
+			reach := m.srv.Router().Reach(ctx, c.to, c.st)
+			c.direct, c.settled = reach.Direct, true
+			if c.to.Bare().Equal(c.account) {
+				nodes = reach.Nodes
+			}
+		}
+		return c.direct
+	}
+	m.deliver(ctx, &c, direct)
+	if !clustered {
+		return
+	}
+	if c.to.Bare().Equal(c.account) {
+		direct()
+	} else {
+		nodes = m.srv.Router().AccountNodes(ctx, c.account)
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	op := c.op(direct())
+	for _, n := range nodes {
+		m.srv.SendClusterOp(ctx, n, op)
+	}
+}
+
+// deliver gives the local sessions of the account that want c their copy.
+func (m *Module) deliver(ctx context.Context, c *carbon, direct func() []string) {
+	if m.on.Load() == 0 {
+		return
+	}
+	var cc *xmpp.Element
+	m.srv.Router().DeliverEach(ctx, c.account, func(s *xmpp.Session) *xmpp.Element {
+		if !m.Enabled(s) || !c.wants(s, direct) {
 			return nil
 		}
-		if carbon == nil {
-			carbon = wrap(kind, bare, st)
+		if cc == nil {
+			cc = wrap(c.kind, c.account, c.st)
 		}
-		return carbon
+		return cc
 	})
+}
+
+// opCarbon hands a carbon to another node of a cluster, for the account's
+// sessions there: <carbon kind account to from><direct>resource</direct>...
+// and the message itself.
+const opCarbon = "carbon"
+
+// op makes the cluster operation that carries c, with the resources that
+// get the message itself.
+func (c *carbon) op(direct []string) *xmpp.Element {
+	op := xmpp.NewElement(xmpp.NSCluster, opCarbon, "kind", c.kind, "account", c.account.String(), "to", c.to.String())
+	if c.from != "" {
+		op.Set("from", c.from)
+	}
+	for _, d := range direct {
+		op.Add(xmpp.NewElement(xmpp.NSCluster, "direct").Add(xmpp.Text(d)))
+	}
+	return op.Add(c.st)
+}
+
+// fromNode delivers a carbon another node handed over (opCarbon) to the
+// account's sessions here.
+func (m *Module) fromNode(ctx context.Context, op *xmpp.Element) {
+	st := op.Child(xmpp.NSClient, "message")
+	account, err1 := jid.Parse(op.Get("account"))
+	to, err2 := jid.Parse(op.Get("to"))
+	kind := op.Get("kind")
+	if st == nil || err1 != nil || err2 != nil || (kind != "sent" && kind != "received") {
+		m.srv.Log().Warn("carbons: a malformed copy from another node", "kind", kind, "account", op.Get("account"))
+		return
+	}
+	c := carbon{kind: kind, account: account.Bare(), st: st, to: to, from: op.Get("from"), settled: true}
+	for _, d := range op.Elements() {
+		if d.Space == xmpp.NSCluster && d.Local == "direct" {
+			c.direct = append(c.direct, d.Text())
+		}
+	}
+	m.deliver(ctx, &c, func() []string { return c.direct })
 }
 
 // wrap makes the copy of st for the account bare: a message from the bare

@@ -9,4 +9,8 @@
 // client sends, MessageIn what the account receives, SessionEnded forgets
 // the session; the copies are delivered through the Router like any other
 // stanza, so a hibernated session (XEP-0198) keeps them for its client.
+// On a cluster the node where a message enters works out which resources
+// get it on every node (Router.Reach) and hands the message with that
+// list to the other nodes of the account (a cluster operation), which
+// copy it to their own carbons-enabled sessions.
 package carbons

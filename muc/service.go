@@ -469,7 +469,7 @@ func (s *Service) toService(ctx context.Context, st *xmpp.Element, from jid.JID)
 		}
 		s.result(ctx, st, res)
 	case st.Get("type") == "get" && q != nil && q.Space == NSItems && q.Local == "query":
-		rooms := s.publicRooms()
+		rooms := s.publicRooms(ctx)
 		page, set, err := paginate(rooms, q.Child(rsm.NS, "set"))
 		if err != nil {
 			s.reply(ctx, st, *err)
@@ -488,13 +488,32 @@ func (s *Service) toService(ctx context.Context, st *xmpp.Element, from jid.JID)
 	}
 }
 
-func (s *Service) publicRooms() []*room {
+func (s *Service) publicRooms(ctx context.Context) []*room {
 	s.mu.Lock()
 	var rooms []*room
 	for _, r := range s.rooms {
 		rooms = append(rooms, r)
 	}
 	s.mu.Unlock()
+	if s.clustered() && s.Store != nil {
+		// The persistent rooms other nodes host, or none does, from
+		// storage: this node serves only those it hosts.
+		served := make(map[string]bool, len(rooms))
+		for _, r := range rooms {
+			served[r.bare] = true
+		}
+		stored, err := s.Store.ListRooms(ctx)
+		if err != nil {
+			s.log.Warn("listing rooms", "err", err)
+		}
+		for _, st := range stored {
+			if rj, err := jid.Parse(st.JID); err == nil && !served[st.JID] {
+				r := newRoom(s, rj)
+				r.cfg = st.Config
+				rooms = append(rooms, r)
+			}
+		}
+	}
 	var public []*room
 	for _, r := range rooms {
 		if r.listed() {

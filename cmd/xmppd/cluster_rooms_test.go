@@ -163,6 +163,19 @@ func TestClusterRooms(t *testing.T) {
 		})
 	}
 
+	// The service's room list on node C, which does not host the room,
+	// has it (from storage).
+	q := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "http://jabber.org/protocol/disco#items", Local: "query"}})
+	if err := dave.Send(ctx, stanza.IQ{To: jid.MustParse("conference.localhost"), Type: stanza.GetIQ, ID: "items"}.Wrap(q)); err != nil {
+		t.Fatal(err)
+	}
+	items := expect(t, dave, func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("id") == "items" })
+	if qe := items.Child("http://jabber.org/protocol/disco#items", "query"); qe == nil ||
+		qe.Child("http://jabber.org/protocol/disco#items", "item") == nil ||
+		qe.Child("http://jabber.org/protocol/disco#items", "item").Get("jid") != room {
+		t.Errorf("the room list on a node that does not host the room: %s", items.Bytes(xmpp.NSClient))
+	}
+
 	// The room's archive has both (the host stores its messages within
 	// milliseconds, in batches).
 	await(t, "the room's archive to hold two messages", func() bool {

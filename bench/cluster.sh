@@ -30,6 +30,11 @@
 # Knobs: CLIENTS=240 (a multiple of 12, as -pairs half with 3 nodes needs),
 # RATES=5000,10000, STEP=10s.
 #
+# Then one chat room (the muc scenario) on 1 node and on 3, occupant i on
+# node i mod N, so that on 3 nodes two thirds of every message's copies go
+# to other nodes: MUC_CLIENTS=60 occupants, MUC_SENDERS=6 of them sending
+# MUC_RATES=100,200 messages/s in all (6,000 and 12,000 deliveries/s).
+#
 # Output: one JSON line per run (xmppbench's chat result, with "run",
 # "nodes" and "redis_info_cpu_seconds", Redis's used_cpu_sys+used_cpu_user
 # from INFO cpu over the whole xmppbench run, logins included), then a
@@ -43,6 +48,7 @@ root=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 
 : "${CLIENTS:=240}" "${RATES:=5000,10000}" "${STEP:=10s}"
+: "${MUC_CLIENTS:=60}" "${MUC_SENDERS:=6}" "${MUC_RATES:=100,200}"
 : "${REDIS_ADDR:=127.0.0.1:6379}"
 node_cpu=${NODE_CPU:-1}
 load_cpu=${LOAD_CPU:-0}
@@ -156,21 +162,26 @@ provision() {
 	((count >= CLIENTS)) || die "only $count bench accounts after provisioning, want $CLIENTS"
 }
 
-# run_case LABEL NODES PAIRS: start NODES nodes, run chat with -pairs PAIRS,
-# stop them, record the result.
+# run_case LABEL NODES PAIRS [muc]: start NODES nodes, run chat with -pairs
+# PAIRS (or, with muc, the muc scenario: MUC_CLIENTS clients in one room,
+# MUC_SENDERS of them sending at MUC_RATES), stop them, record the result.
 run_case() {
-	local label=$1 nodes=$2 pairs=$3 i addrs="" pids="" out line before after status=0
+	local label=$1 nodes=$2 pairs=$3 scenario=${4:-chat} i addrs="" pids="" out line before after status=0
+	local -a load=(-scenario chat -pairs "$pairs" -clients "$CLIENTS" -rates "$RATES")
+	if [[ $scenario == muc ]]; then
+		load=(-scenario muc -senders "$MUC_SENDERS" -clients "$MUC_CLIENTS" -rates "$MUC_RATES")
+	fi
 	for ((i = 1; i <= nodes; i++)); do
 		start_node "$i"
 		addrs+=${addrs:+,}127.0.0.1:$(cat "$work/node$i/port")
 		pids+=${pids:+,}$(cat "$work/node$i/pid")
 	done
-	log "$label: $nodes node(s) ($addrs), -pairs $pairs, $CLIENTS clients, $RATES msgs/s for $STEP each"
+	log "$label: $nodes node(s) ($addrs), ${load[*]} for $STEP each"
 	before=$(redis_cpu)
-	out=$(taskset -c "$load_cpu" "$bin/xmppbench" -scenario chat -server "xmppd-$label" -addr "$addrs" -pairs "$pairs" \
+	out=$(taskset -c "$load_cpu" "$bin/xmppbench" "${load[@]}" -server "xmppd-$label" -addr "$addrs" \
 		-domain "$bench_domain" -user 'bench%d' -first 1 -password "$bench_password" \
 		-sources 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4 -concurrency 50 -timeout 2m \
-		-clients "$CLIENTS" -rates "$RATES" -step "$STEP" -cpu-pids "$pids" -db-comm redis-server) || status=$?
+		-step "$STEP" -cpu-pids "$pids" -db-comm redis-server) || status=$?
 	after=$(redis_cpu)
 	for ((i = 1; i <= nodes; i++)); do
 		alive "$(cat "$work/node$i/pid")" || log "warning: node $i is gone after the $label run"
@@ -215,6 +226,8 @@ main() {
 	run_case 3-nodes 3 half
 	run_case 2-local 2 local
 	run_case 2-cross 2 cross
+	run_case muc-1-node 1 - muc
+	run_case muc-3-nodes 3 - muc
 	log "done in $((SECONDS - started))s; results in $results"
 	echo
 	/usr/bin/python3 - "$results" <<-'EOF'

@@ -15,6 +15,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/postgres"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
@@ -120,6 +122,60 @@ func TestCluster(t *testing.T) {
 	got(bob, "from the third node")
 	chat(bob, carol.LocalAddr(), "and back to it")
 	got(carol, "and back to it")
+
+	// The app puts bob and carol in a team, in Postgres: each node's watch
+	// sees it, and each member gets the push once, from the node that
+	// serves them, with the other's presence.
+	for _, ms := range []*mxmpp.Session{bob, carol} { // roster pushes go to those that asked for it
+		q := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "jabber:iq:roster", Local: "query"}})
+		if err := ms.Send(ctx, stanza.IQ{Type: stanza.GetIQ, ID: "roster"}.Wrap(q)); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, ms, func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("id") == "roster" })
+	}
+	db, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	for _, q := range []string{
+		`INSERT INTO groups (id, kind, name) VALUES ('eng', 'team', 'Engineering')`,
+		`INSERT INTO group_members (group_id, jid) VALUES ('eng', 'bob@localhost'), ('eng', 'carol@localhost')`,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	teamPush := func(ms *mxmpp.Session, other *mxmpp.Session, marker string) {
+		t.Helper()
+		pushes, present := 0, false
+		expect(t, ms, func(el *xmpp.Element) bool {
+			if el.Local == "iq" && el.Get("type") == "set" {
+				if q := el.Child("jabber:iq:roster", "query"); q != nil {
+					if it := q.Child("jabber:iq:roster", "item"); it != nil && it.Get("jid") == other.LocalAddr().Bare().String() {
+						if g := it.Child("jabber:iq:roster", "group"); g != nil && g.Text() == "Engineering" {
+							pushes++
+							if pushes == 1 {
+								// Sent once the push is in: a second push
+								// from another node would come before it.
+								chat(other, ms.LocalAddr(), marker)
+							}
+						}
+					}
+				}
+			}
+			if el.Local == "presence" && el.Get("from") == other.LocalAddr().String() && el.Get("type") == "" {
+				present = true
+			}
+			b := el.Child("", "body")
+			return el.Local == "message" && b != nil && b.Text() == marker
+		})
+		if pushes != 1 || !present {
+			t.Errorf("%s: %d pushes of the team member %s (want 1), presence %v", ms.LocalAddr(), pushes, other.LocalAddr(), present)
+		}
+	}
+	teamPush(bob, carol, "after your push, bob")
+	teamPush(carol, bob, "after your push, carol")
 
 	// Node B dies: its subscription to the bus goes with it, so a message
 	// to bob falls back to offline storage, and he gets it on node A.

@@ -35,6 +35,9 @@
 # to other nodes: MUC_CLIENTS=60 occupants, MUC_SENDERS=6 of them sending
 # MUC_RATES=100,200 messages/s in all (6,000 and 12,000 deliveries/s).
 #
+# CASES=2-local,muc-3-nodes runs only those; PPROF=1 serves node I's
+# profiler on 127.0.0.1:606I (xmppd -pprof).
+#
 # Output: one JSON line per run (xmppbench's chat result, with "run",
 # "nodes" and "redis_info_cpu_seconds", Redis's used_cpu_sys+used_cpu_user
 # from INFO cpu over the whole xmppbench run, logins included), then a
@@ -132,7 +135,7 @@ start_node() {
 	n=$(nofile)
 	(
 		ulimit -n "$n"
-		exec taskset -c "$node_cpu" "$bin/xmppd" -config "$dir/xmppd.yaml"
+		exec taskset -c "$node_cpu" "$bin/xmppd" -config "$dir/xmppd.yaml" ${PPROF:+-pprof "127.0.0.1:$((6060 + i))"}
 	) </dev/null >>"$dir/xmppd.log" 2>&1 &
 	pid=$!
 	disown
@@ -166,6 +169,9 @@ provision() {
 # PAIRS (or, with muc, the muc scenario: MUC_CLIENTS clients in one room,
 # MUC_SENDERS of them sending at MUC_RATES), stop them, record the result.
 run_case() {
+	if [[ -n ${CASES:-} && ,$CASES, != *",$1,"* ]]; then
+		return
+	fi
 	local label=$1 nodes=$2 pairs=$3 scenario=${4:-chat} i addrs="" pids="" out line before after status=0
 	local -a load=(-scenario chat -pairs "$pairs" -clients "$CLIENTS" -rates "$RATES")
 	if [[ $scenario == muc ]]; then

@@ -481,34 +481,47 @@ func (s *Service) nodeOf(m member) string {
 	return s.nodes[m.full]
 }
 
-// A nodeBatch gathers the copies of one stanza for occupants on other
-// nodes, to hand each node its share in one message over the bus.
+// A nodeBatch gathers the room's copies for occupants on other nodes: for
+// each stanza and node, the occupants there, to hand each node its share
+// in one message, and all of them in one round trip over the bus, in the
+// order the room made them.
 type nodeBatch struct {
-	f   xmpp.Fanout
-	tos map[string][]string // node → full JIDs
+	fs []xmpp.NodeFanout
+	at map[string]int // node → index in fs of the current stanza's share
 }
 
-func (b *nodeBatch) add(s *Service, node string, m member, f xmpp.Fanout) {
-	if b.tos != nil && b.f.Template() != f.Template() {
-		b.flush(s)
+func (b *nodeBatch) add(node string, m member, f xmpp.Fanout) {
+	if n := len(b.fs); n > 0 && b.fs[n-1].F.Template() != f.Template() {
+		clear(b.at) // a new stanza: new shares, after the others
 	}
-	if b.tos == nil {
-		b.f, b.tos = f, make(map[string][]string)
+	if b.at == nil {
+		b.at = make(map[string]int)
 	}
-	b.tos[node] = append(b.tos[node], m.full)
+	i, ok := b.at[node]
+	if !ok {
+		i = len(b.fs)
+		b.at[node] = i
+		b.fs = append(b.fs, xmpp.NodeFanout{Node: node, F: f})
+	}
+	b.fs[i].To = append(b.fs[i].To, m.full)
 }
 
 func (b *nodeBatch) flush(s *Service) {
-	for node, tos := range b.tos {
-		if !s.srv.SendFanout(s.srv.Context(), node, b.f, tos) {
+	if len(b.fs) == 0 {
+		return
+	}
+	taken := s.srv.SendFanouts(s.srv.Context(), b.fs)
+	for i, nf := range b.fs {
+		if !taken[i] {
 			// The node is gone: its sessions leave when the registry says
 			// so (sessionsGone); meanwhile ask the registry again.
 			s.mu.Lock()
-			for _, full := range tos {
+			for _, full := range nf.To {
 				delete(s.nodes, full)
 			}
 			s.mu.Unlock()
 		}
 	}
-	b.tos = nil
+	b.fs = b.fs[:0]
+	clear(b.at)
 }

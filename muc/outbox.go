@@ -96,7 +96,7 @@ func (s *Service) carryOut(batch []outgoing) {
 			o.fn(s.srv.Context())
 		default:
 			if node := s.nodeOf(o.m); node != "" {
-				remote.add(s, node, o.m, o.f)
+				remote.add(node, o.m, o.f)
 				continue
 			}
 			remote.flush(s)

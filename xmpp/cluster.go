@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
 )
 
 // A Bus carries stanzas between the nodes of a cluster that share one
@@ -19,6 +21,9 @@ type Bus interface {
 	// goes on as for a session that is not there. (storage.Bus, which
 	// storage/redis implements, is one.)
 	Publish(ctx context.Context, node string, stanza []byte) (bool, error)
+	// PublishMany hands several, in order, in one round trip; received
+	// says which were taken.
+	PublishMany(ctx context.Context, msgs []storage.BusMessage) (received []bool, err error)
 }
 
 // NSCluster is the namespace of the operations one node asks of another
@@ -66,17 +71,39 @@ func (s *Server) SendClusterOp(ctx context.Context, node string, op *Element) bo
 	return ok
 }
 
-// SendFanout hands f to the node named node for its sessions bound to the
-// full JIDs tos, in one message over the bus however many they are: a
-// chat room's groupchat or presence for its occupants on that node. False
-// when no node of that name took it.
-func (s *Server) SendFanout(ctx context.Context, node string, f Fanout, tos []string) bool {
-	op := NewElement(NSCluster, "fanout")
-	for _, to := range tos {
-		op.Add(NewElement(NSCluster, "to").Add(Text(to)))
+// A NodeFanout is a stanza for sessions of one other node: f for those
+// bound to the full JIDs To on Node.
+type NodeFanout struct {
+	Node string
+	F    Fanout
+	To   []string
+}
+
+// SendFanouts hands each fanout to its node, in order, in one round trip
+// over the bus, each in one message however many sessions it is for: a
+// chat room's copies for its occupants on other nodes. taken says which
+// nodes took theirs.
+func (s *Server) SendFanouts(ctx context.Context, fs []NodeFanout) (taken []bool) {
+	if s.Bus == nil || len(fs) == 0 {
+		return make([]bool, len(fs))
 	}
-	op.Add(f.el)
-	return s.SendClusterOp(ctx, node, op)
+	msgs := make([]storage.BusMessage, len(fs))
+	for i, nf := range fs {
+		op := NewElement(NSCluster, "fanout")
+		for _, to := range nf.To {
+			op.Add(NewElement(NSCluster, "to").Add(Text(to)))
+		}
+		op.Add(nf.F.el)
+		msgs[i] = storage.BusMessage{Node: nf.Node, Payload: op.Bytes(NSClient)}
+	}
+	taken, err := s.Bus.PublishMany(ctx, msgs)
+	if err != nil {
+		s.log.Warn("cluster bus", "op", "fanout", "err", err)
+	}
+	if len(taken) < len(fs) {
+		taken = append(taken, make([]bool, len(fs)-len(taken))...)
+	}
+	return taken
 }
 
 // receiveFanout delivers what SendFanout sent to the sessions here; one

@@ -40,6 +40,14 @@ func (b *loopBus) Publish(_ context.Context, node string, st []byte) (bool, erro
 	return true, nil
 }
 
+func (b *loopBus) PublishMany(ctx context.Context, msgs []storage.BusMessage) ([]bool, error) {
+	taken := make([]bool, len(msgs))
+	for i, m := range msgs {
+		taken[i], _ = b.Publish(ctx, m.Node, m.Payload)
+	}
+	return taken, nil
+}
+
 // clusterOf starts servers named names that share a registry and a
 // loopBus; their sessions are idle ones (idleSession), registered by the
 // test in the registry too (inRegistry).

@@ -214,7 +214,7 @@ func xmlBody(text string) xml.TokenReader {
 // startNode starts an xmppd process as the cluster node name, on the
 // Postgres database dsn and the Redis at addr under prefix, with a
 // registry TTL of 2 s; extra is YAML appended to its configuration.
-func startNode(t *testing.T, name, dsn, addr, prefix, extra string) *server {
+func startNode(t *testing.T, name, dsn, addr, prefix, extra string, args ...string) *server {
 	t.Helper()
 	data := t.TempDir()
 	conf := filepath.Join(data, "xmppd.yaml")
@@ -223,5 +223,5 @@ func startNode(t *testing.T, name, dsn, addr, prefix, extra string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startServer(t, data, "-config", conf)
+	return startServer(t, data, append([]string{"-config", conf}, args...)...)
 }

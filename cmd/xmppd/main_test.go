@@ -183,8 +183,10 @@ func (s *server) login(t *testing.T, user, password string) (*mxmpp.Session, net
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := s.clientTLS(t)
+	tc.ServerName = jid.MustParse(user).Domainpart()
 	ms, err := mxmpp.NewClientSession(ctx, jid.MustParse(user), conn,
-		mxmpp.StartTLS(s.clientTLS(t)),
+		mxmpp.StartTLS(tc),
 		mxmpp.SASL("", password, sasl.ScramSha256),
 		mxmpp.BindResource(),
 	)

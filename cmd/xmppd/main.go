@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/xmppd/xmppd/bosh"
-	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/admin"
+	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/internal/web"
 	"github.com/xmppd/xmppd/modules"

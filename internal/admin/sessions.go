@@ -94,21 +94,30 @@ func (p sessions) list(w http.ResponseWriter, r *http.Request) error {
 		all = append(all, theirs...)
 	}
 	slices.Sort(unanswered)
+	out := SessionPage{Page: pageSessions(all, limit), Unanswered: unanswered}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// pageSessions sorts the nodes' sessions by full JID (then node) and
+// keeps the first limit, and those that share the last one's JID: the
+// cursor of the next page is a JID, and a JID split between two pages
+// would lose its sessions on the second.
+func pageSessions(all []SessionInfo, limit int) Page[SessionInfo] {
 	slices.SortFunc(all, func(x, y SessionInfo) int {
 		return cmp.Or(strings.Compare(x.JID, y.JID), strings.Compare(x.Node, y.Node))
 	})
-	out := SessionPage{Page: Page[SessionInfo]{Items: all}, Unanswered: unanswered}
-	if len(all) > limit {
-		end := limit
-		for end < len(all) && all[end].JID == all[end-1].JID {
-			end++
-		}
-		if end < len(all) {
-			out.NextCursor = all[end-1].JID
-		}
-		out.Items = all[:end]
+	if len(all) <= limit {
+		return Page[SessionInfo]{Items: all}
 	}
-	return writeJSON(w, http.StatusOK, out)
+	end := limit
+	for end < len(all) && all[end].JID == all[end-1].JID {
+		end++
+	}
+	p := Page[SessionInfo]{Items: all[:end]}
+	if end < len(all) {
+		p.NextCursor = all[end-1].JID
+	}
+	return p
 }
 
 // sessionsHere lists this node's sessions whose full JIDs sort after

@@ -65,6 +65,12 @@ func (m *Module) changed(ctx context.Context, owner string, n *node, ev *xmpp.El
 	if !m.srv.Clustered() || xmpp.FromBus(ctx) {
 		return
 	}
+	m.srv.SendClusterOpAll(ctx, changeOp(owner, n, msg))
+}
+
+// changeOp is the operation that tells of a change to owner's service,
+// with the notification msg of its node n when msg is not nil.
+func changeOp(owner string, n *node, msg *xmpp.Element) *xmpp.Element {
 	op := xmpp.NewElement(xmpp.NSCluster, opChanged, "owner", owner)
 	if msg != nil {
 		desc := xmpp.NewElement(xmpp.NSCluster, "node", "name", n.name, "access", n.cfg.access)
@@ -73,23 +79,18 @@ func (m *Module) changed(ctx context.Context, owner string, n *node, ev *xmpp.El
 		}
 		op.Add(desc, msg)
 	}
-	m.srv.SendClusterOpAll(ctx, op)
+	return op
 }
 
-// changedElsewhere is another node's change: this node's copy of the
-// service goes at once, before anything else is read from it, and the
-// notification waits its turn.
-func (m *Module) changedElsewhere(_ context.Context, op *xmpp.Element) {
-	owner := op.Get("owner")
-	if owner == "" {
-		return
-	}
-	m.forget(owner)
+// readChangeOp reads changeOp's operation: msg is nil when there is no
+// notification; owner is "" when op is not one.
+func readChangeOp(op *xmpp.Element) (owner string, n *node, msg *xmpp.Element) {
+	owner = op.Get("owner")
 	desc, msg := op.Child(xmpp.NSCluster, "node"), op.Child(xmpp.NSClient, "message")
-	if desc == nil || msg == nil {
-		return
+	if owner == "" || desc == nil || msg == nil {
+		return owner, nil, nil
 	}
-	n := &node{name: desc.Get("name"), cfg: nodeConfig{access: desc.Get("access")}}
+	n = &node{name: desc.Get("name"), cfg: nodeConfig{access: desc.Get("access")}}
 	for _, a := range desc.Elements() {
 		if a.Space == xmpp.NSCluster && a.Local == "aff" {
 			if n.affs == nil {
@@ -97,6 +98,21 @@ func (m *Module) changedElsewhere(_ context.Context, op *xmpp.Element) {
 			}
 			n.affs[a.Get("jid")] = a.Get("aff")
 		}
+	}
+	return owner, n, msg
+}
+
+// changedElsewhere is another node's change: this node's copy of the
+// service goes at once, before anything else is read from it, and the
+// notification waits its turn.
+func (m *Module) changedElsewhere(_ context.Context, op *xmpp.Element) {
+	owner, n, msg := readChangeOp(op)
+	if owner == "" {
+		return
+	}
+	m.forget(owner)
+	if msg == nil {
+		return
 	}
 	select {
 	case m.events <- remoteEvent{owner: owner, n: n, msg: msg}:

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -277,7 +278,8 @@ func TestClusterPEP(t *testing.T) {
 // TestClusterAdmin asks node A's admin API about sessions on both nodes:
 // the list and the counts include node B's, an app event and a message
 // reach bob on B, and ending sessions there (a kick, a password change, an
-// account's removal) works from A. xmppctl shows the same.
+// account's removal) works from A. xmppctl shows the same. A node that
+// does not answer is named, and makes xmppctl's list fail.
 func TestClusterAdmin(t *testing.T) {
 	a, b, st := clusterPair(t, "alice@localhost", "bob@localhost", "carol@localhost")
 	token, hash := admin.NewToken()
@@ -402,6 +404,30 @@ func TestClusterAdmin(t *testing.T) {
 	await(t, "the cluster to count alice alone", func() bool {
 		return call("GET", "/status", "", 200)["cluster_sessions"] == 1.0
 	})
+
+	// Node B stops answering (stopped, not dead: it is still alive in
+	// the registry for up to its TTL of 2 s, and the API waits 3 s for
+	// an answer, so both questions are asked at once, at the start): the
+	// status says so, and xmppctl's list fails.
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer b.cmd.Process.Signal(syscall.SIGCONT)
+	cmd := exec.Command(filepath.Join(bin, "xmppctl"), "session", "list", "-api", "http://"+a.admin)
+	cmd.Env = append(os.Environ(), "XMPPD_API_TOKEN="+token)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if st := call("GET", "/status", "", 200); !slices.Equal(st["unanswered"].([]any), []any{"node-b"}) || st["cluster_sessions"] != 1.0 {
+		t.Fatalf("status with node B stopped: %v", st)
+	}
+	err := cmd.Wait()
+	if err == nil || !strings.Contains(out.String(), alice.LocalAddr().String()) || !strings.Contains(out.String(), "did not answer") ||
+		!strings.Contains(out.String(), "node-b") {
+		t.Fatalf("xmppctl session list with node B stopped: %v:\n%s", err, &out)
+	}
 }
 
 // loginFor signs user in on s; its connection ends after testenv.Timeout,

@@ -479,3 +479,19 @@ func streamEnds(t *testing.T, ms *mxmpp.Session, cond string) {
 		}
 	}
 }
+
+// TestClusterInBand changes a password and removes an account in band
+// (XEP-0077) through node A: the account's sessions on node B end too.
+func TestClusterInBand(t *testing.T) {
+	a, b, _ := clusterPair(t, "bob@localhost", "carol@localhost")
+	bob, bobThere := loginFor(t, a, "bob@localhost"), loginFor(t, b, "bob@localhost")
+	sendXML(t, bob, `<iq type="set" id="pw"><query xmlns="jabber:iq:register"><username>bob</username><password>new</password></query></iq>`)
+	if r := expect(t, bob, func(el *xmpp.Element) bool { return el.Get("id") == "pw" }); r.Get("type") != "result" {
+		t.Fatalf("password change: %s", r)
+	}
+	streamEnds(t, bobThere, "not-authorized")
+
+	carol, carolThere := loginFor(t, a, "carol@localhost"), loginFor(t, b, "carol@localhost")
+	sendXML(t, carol, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`)
+	streamEnds(t, carolThere, "not-authorized")
+}

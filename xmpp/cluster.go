@@ -153,7 +153,12 @@ func (s *Server) SendToNode(ctx context.Context, node string, st *Element) bool 
 // to that local session (Deliver hooks included), or, if the session went
 // meanwhile, the way the core treats a stanza for a session that is not
 // there — never back over the bus.
+//
+// A node may hear from the others before it serves (they tell every live
+// node of some changes): Receive makes sure the modules' handlers are
+// registered first.
 func (s *Server) Receive(ctx context.Context, stanza []byte) error {
+	s.init()
 	st, err := ParseStanza(stanza)
 	if err != nil {
 		return err
@@ -361,4 +366,52 @@ func (s *Server) takeAnswer(_ context.Context, a *Element) {
 		default:
 		}
 	}
+}
+
+// nodeLister is a registry that knows which nodes are alive
+// (storage/redis).
+type nodeLister interface {
+	Nodes(ctx context.Context) ([]string, error)
+}
+
+// OtherNodes lists the other live nodes of the cluster, sorted: those a
+// module tells of a change that their caches must not miss, or asks about
+// their sessions. None without a bus, or with a registry that cannot list
+// nodes.
+func (s *Server) OtherNodes(ctx context.Context) ([]string, error) {
+	nl, ok := s.registry.(nodeLister)
+	if s.Bus == nil || !ok {
+		return nil, nil
+	}
+	all, err := nl.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	others := all[:0:0]
+	for _, n := range all {
+		if n != s.node {
+			others = append(others, n)
+		}
+	}
+	return others, nil
+}
+
+// SendClusterOpAll hands op to every other live node (OtherNodes); it
+// returns those that did not take it. Nothing is sent for an operation
+// that came over the bus (no loops between nodes).
+func (s *Server) SendClusterOpAll(ctx context.Context, op *Element) (missed []string) {
+	if fromBus(ctx) {
+		return nil
+	}
+	nodes, err := s.OtherNodes(ctx)
+	if err != nil {
+		s.log.Warn("cluster: listing the nodes", "op", op.Local, "err", err)
+		return nil
+	}
+	for _, n := range nodes {
+		if !s.SendClusterOp(ctx, n, op) {
+			missed = append(missed, n)
+		}
+	}
+	return missed
 }

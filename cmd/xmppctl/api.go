@@ -10,10 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -225,23 +227,43 @@ func live(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		fmt.Fprintf(tw, "node\t%s\n", st.Node)
 		fmt.Fprintf(tw, "nodes\t%s\n", strings.Join(st.Nodes, " "))
 		fmt.Fprintf(tw, "sessions\t%d (%d hibernated)\n", st.Sessions, st.Hibernated)
+		if len(st.PerNode) > 1 || len(st.Unanswered) > 0 {
+			fmt.Fprintf(tw, "cluster sessions\t%d (%d hibernated)\n", st.ClusterSessions, st.ClusterHibernated)
+			for _, n := range st.PerNode {
+				fmt.Fprintf(tw, "  %s\t%d (%d hibernated)\n", n.Node, n.Sessions, n.Hibernated)
+			}
+			for _, n := range st.Unanswered {
+				fmt.Fprintf(tw, "  %s\tdid not answer\n", n)
+			}
+		}
 		fmt.Fprintf(tw, "accounts\t%d\n", st.Accounts)
 		return 0, tw.Flush()
 	case rest[0] == "list":
 		cursor := ""
+		unanswered := map[string]bool{}
 		for {
-			var page admin.Page[admin.SessionInfo]
+			var page admin.SessionPage
 			if err := c.call(ctx, "GET", "/sessions?limit=1000&cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
 				return 1, err
 			}
 			for _, s := range page.Items {
 				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\t%s\n", s.JID, s.Transport, s.Node, s.Since.Format(time.RFC3339), s.Address)
 			}
+			for _, n := range page.Unanswered {
+				unanswered[n] = true
+			}
 			if page.NextCursor == "" {
-				return 0, nil
+				break
 			}
 			cursor = page.NextCursor
 		}
+		if len(unanswered) > 0 {
+			// The list is incomplete: say so, and fail, so that a script
+			// does not take it for the whole.
+			return 1, fmt.Errorf("nodes that did not answer, whose sessions are missing: %s",
+				strings.Join(slices.Sorted(maps.Keys(unanswered)), " "))
+		}
+		return 0, nil
 	default:
 		var out struct {
 			JID string `json:"jid"`

@@ -51,11 +51,14 @@ commands:
   api-token list              list API tokens: name, created, last used (tab-separated)
   api-token revoke NAME       revoke an API token at once
   session list [-api URL] [-token T]
-                              list the sessions online on the server (through its admin API)
+                              list the sessions online on the server, on every node of a
+                              cluster (through its admin API): JID, transport, node,
+                              since, address (tab-separated)
   session kick JID [-api URL] [-token T]
-                              disconnect the session with that full JID
+                              disconnect the session with that full JID, on any node
   status [-api URL] [-token T]
-                              the server's version, uptime, nodes and counts
+                              the server's version, uptime, nodes and counts (per node
+                              in a cluster)
   send [-from JID] [-type chat|normal|headline] [-subject S] TO... BODY
                               send a message; TO is a JID, group:ID (every member of
                               a team or project) or room:NAME (from the room itself)

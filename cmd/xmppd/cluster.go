@@ -41,7 +41,9 @@ func startBus(ctx context.Context, cfg config.Config, srv *xmpp.Server, registry
 	}
 	srv.Bus = bus
 	err = bus.Serve(ctx, func(payload []byte) {
-		if err := srv.Receive(srv.Context(), payload); err != nil {
+		// ctx, not srv.Context(): the server may not have started yet
+		// (Receive starts it), and its context is made then.
+		if err := srv.Receive(ctx, payload); err != nil {
 			log.Warn("cluster bus: a stanza from another node does not parse", "err", err)
 		}
 	})

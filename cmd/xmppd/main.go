@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/xmppd/xmppd/bosh"
+	"github.com/xmppd/xmppd/internal/admin"
 	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/internal/web"
@@ -377,6 +378,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 	if mx != nil {
 		srv.Metrics = mx
 	}
+	// Every node answers the other nodes' admin API about its sessions,
+	// whether it serves the API itself or not.
+	srv.Modules = append(srv.Modules, &admin.Cluster{})
 	if rr, ok := registry.(*redis.Registry); ok {
 		// Nodes sharing the registry share locks on accounts too.
 		srv.Locker = rr.Locker()

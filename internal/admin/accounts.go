@@ -203,7 +203,8 @@ func (p accounts) password(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	n := p.a.Server.EndSessions(bare, xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account's password changed"}, nil)
+	// Done whatever the client does now, as the password has changed.
+	n := p.a.endSessions(context.WithoutCancel(r.Context()), bare, "the account's password changed")
 	p.a.Log.Info("account password changed", "jid", bare.String(), "sessions_ended", n, "token", TokenName(r.Context()))
 	return writeJSON(w, http.StatusOK, accountChange{JID: bare.String(), SessionsEnded: n})
 }
@@ -239,7 +240,7 @@ func (p accounts) delete(w http.ResponseWriter, r *http.Request) error {
 			p.a.Server.Router().Route(ctx, presence(bare, it.Contact, "unsubscribed"), nil)
 		}
 	}
-	n := p.a.Server.EndSessions(bare, xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account was removed"}, nil)
+	n := p.a.endSessions(ctx, bare, "the account was removed")
 	p.a.Log.Info("account deleted", "jid", bare.String(), "sessions_ended", n, "token", TokenName(r.Context()))
 	return writeJSON(w, http.StatusOK, accountChange{JID: bare.String(), SessionsEnded: n})
 }

@@ -48,6 +48,10 @@ type API struct {
 	// manages and messages go into; nil: the one among Server.Modules,
 	// and without one the rooms area answers 404.
 	Rooms *muc.Service
+	// Cluster asks the other nodes of a cluster about their sessions;
+	// nil: the one among Server.Modules, and without one the API acts on
+	// this node's sessions only.
+	Cluster *Cluster
 	// Areas are the API's parts (accounts, sessions, rooms, ...); each
 	// adds its routes. Set by New.
 	areas []area

@@ -2,9 +2,12 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 
 	"mellium.im/xmpp/jid"
 
@@ -56,6 +59,47 @@ type EventSent struct {
 	Recipients []string `json:"recipients"`
 	Delivered  int      `json:"delivered"`
 	Stored     []string `json:"stored"`
+	// Unanswered names the nodes of a cluster that did not say whether
+	// they delivered the event (it may be stored for their accounts too).
+	Unanswered []string `json:"unanswered,omitempty"`
+}
+
+// askEvent asks another node to deliver an event to its sessions.
+const askEvent = "event"
+
+// eventQuery is an event for other nodes' sessions: the accounts and the
+// message, serialised.
+type eventQuery struct {
+	JIDs    []string `json:"jids"`
+	Message string   `json:"message"`
+}
+
+// deliverEach gives m to every local session of each account of bares;
+// it returns the deliveries by account.
+func deliverEach(ctx context.Context, srv *xmpp.Server, bares []string, m *xmpp.Element) map[string]int {
+	out := make(map[string]int, len(bares))
+	for _, bare := range bares {
+		j, err := jid.Parse(bare)
+		if err != nil {
+			continue
+		}
+		if n := srv.Router().DeliverEach(ctx, j.Bare(), func(*xmpp.Session) *xmpp.Element { return m }); n > 0 {
+			out[bare] = n
+		}
+	}
+	return out
+}
+
+// eventHere delivers another node's event to this node's sessions.
+func eventHere(ctx context.Context, srv *xmpp.Server, q eventQuery) (map[string]int, error) {
+	m, err := xmpp.ParseStanza([]byte(q.Message))
+	if err != nil {
+		return nil, err
+	}
+	if m.Space != xmpp.NSClient || m.Local != "message" {
+		return nil, fmt.Errorf("an event is a message, not %s", m.Local)
+	}
+	return deliverEach(ctx, srv, q.JIDs, m), nil
 }
 
 // validEventName allows what a page can dispatch on plainly.
@@ -115,15 +159,29 @@ func (p events) send(w http.ResponseWriter, r *http.Request) error {
 	if res.Recipients == nil {
 		res.Recipients = []string{}
 	}
+	// Every session, available or not yet, on every node: a page that
+	// signed in gets the app's events whatever its presence. A headline is
+	// what RFC 6121 §8.5.2.1.1 gives to each resource.
+	m := xmpp.NewElement(xmpp.NSClient, "message", "from", p.a.Server.Domain, "type", "headline", "id", id)
+	m.Add(event())
+	delivered := deliverEach(ctx, p.a.Server, to, m)
+	answers, unanswered := p.a.cluster().ask(ctx, askEvent, eventQuery{JIDs: to, Message: string(m.Bytes(xmpp.NSClient))})
+	for node, body := range answers {
+		var theirs map[string]int
+		if err := json.Unmarshal(body, &theirs); err != nil {
+			p.a.Log.Warn("admin API: another node's event deliveries", "node", node, "err", err)
+			unanswered = append(unanswered, node)
+			continue
+		}
+		for bare, n := range theirs {
+			delivered[bare] += n
+		}
+	}
+	slices.Sort(unanswered)
+	res.Unanswered = unanswered
 	router := p.a.Server.Router()
 	for _, bare := range to {
-		bj := jid.MustParse(bare)
-		// Every session, available or not yet: a page that signed in
-		// gets the app's events whatever its presence. A headline is
-		// what RFC 6121 §8.5.2.1.1 gives to each resource.
-		m := xmpp.NewElement(xmpp.NSClient, "message", "from", p.a.Server.Domain, "type", "headline", "id", id)
-		m.Add(event())
-		n := router.DeliverEach(ctx, bj, func(*xmpp.Session) *xmpp.Element { return m })
+		n := delivered[bare]
 		res.Delivered += n
 		if n > 0 || !req.Store {
 			continue

@@ -119,7 +119,10 @@ func (m *Module) hookPresence(s *xmpp.Server) {
 		}
 		return false
 	})
-	s.HookAccountRemoved(func(_ context.Context, bare jid.JID) { m.forget(bare.String()) })
+	s.HookAccountRemoved(func(ctx context.Context, bare jid.JID) {
+		m.forget(bare.String())
+		m.changed(ctx, bare.String(), nil, nil) // the other nodes forget it too
+	})
 	s.HookSession(xmpp.SessionEnded, 0, func(_ context.Context, sess *xmpp.Session) {
 		m.sessions.Delete(sess)
 	})
@@ -327,11 +330,12 @@ func (m *Module) message(owner string, n *node, ev *xmpp.Element) *xmpp.Element 
 		Add(xmpp.NewElement(NSEvent, "event").Add(ev))
 }
 
-// broadcast sends the event ev of owner's node n to everyone with interest
-// who may see it: the owner's own sessions, local contacts' sessions, and
-// resources elsewhere that sent the owner presence (XEP-0163 §4.3).
-func (m *Module) broadcast(ctx context.Context, owner string, n *node, ev *xmpp.Element) {
-	f := xmpp.NewFanout(m.message(owner, n, ev))
+// notifyHere sends f, a notification of owner's node n, to everyone with
+// interest that this node serves and who may see it: the owner's sessions
+// here, contacts' sessions here, and resources of other servers that sent
+// the owner presence through this node (XEP-0163 §4.3). The other nodes of
+// a cluster do the same with theirs (cluster.go).
+func (m *Module) notifyHere(ctx context.Context, owner string, n *node, f xmpp.Fanout) {
 	r := m.srv.Router()
 	toSessions := func(bare string) {
 		j, err := jid.Parse(bare)

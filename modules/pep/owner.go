@@ -77,14 +77,21 @@ func (m *Module) ownerSet(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, erro
 		return nil, err
 	}
 	switch op.Local {
-	case "configure":
-		return nil, m.configure(ctx, r.owner, name, op)
+	case "configure", "affiliations":
+		set := m.configure
+		if op.Local == "affiliations" {
+			set = m.setAffiliations
+		}
+		if err := set(ctx, r.owner, name, op); err != nil {
+			return nil, err
+		}
+		// Nobody is notified; other nodes forget what they kept.
+		m.changed(ctx, r.owner, nil, nil)
+		return nil, nil
 	case "delete":
 		return nil, m.Delete(ctx, r.owner, name)
 	case "purge":
 		return nil, m.purge(ctx, r.owner, name)
-	case "affiliations":
-		return nil, m.setAffiliations(ctx, r.owner, name, op)
 	}
 	return nil, pubsubError(xmpp.BadRequest, "", "unknown pubsub#owner request "+op.Local)
 }

@@ -70,6 +70,8 @@ type Module struct {
 	caps     capsCache
 	sessions sync.Map // *xmpp.Session → *watcher
 	remote   remotes
+	// events are other nodes' notifications waiting (cluster.go).
+	events chan remoteEvent
 }
 
 // Register implements xmpp.Module.
@@ -101,6 +103,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.AddItems(xmpp.ToAccount, m.discoItems)
 	s.AddNodeSource(xmpp.ToAccount, m.discoNode)
 	m.hookPresence(s)
+	m.registerCluster(s)
 }
 
 // features are the XEP-0060 features implemented (§10), announced as
@@ -335,9 +338,11 @@ func (m *Module) Publish(ctx context.Context, owner, publisher, name, id string,
 	}
 	snap := *n
 	svc.mu.Unlock()
+	var ev *xmpp.Element
 	if n.cfg.notify {
-		m.broadcast(ctx, owner, &snap, itemsEvent(name, []storage.PEPItem{it}, snap.cfg.payloads))
+		ev = itemsEvent(name, []storage.PEPItem{it}, snap.cfg.payloads)
 	}
+	m.changed(ctx, owner, &snap, ev)
 	switch name {
 	case NSAvatarMetadata:
 		m.avatarPublished(ctx, owner, payload)
@@ -395,11 +400,15 @@ func (m *Module) create(ctx context.Context, r request, ps *xmpp.Element, name s
 	if err != nil {
 		return err
 	}
-	defer svc.mu.Unlock()
 	if svc.nodes[name] != nil {
+		svc.mu.Unlock()
 		return pubsubError(xmpp.ConflictCond, "", "the node exists")
 	}
 	_, err = m.createLocked(ctx, svc, r.owner, name, cfg)
+	svc.mu.Unlock()
+	if err == nil {
+		m.changed(ctx, r.owner, nil, nil)
+	}
 	return err
 }
 
@@ -453,12 +462,13 @@ func (m *Module) Retract(ctx context.Context, owner, name string, ids []string, 
 }
 
 // after follows a change to owner's node n (a snapshot): the event ev to
-// those with interest when send is set, and a bookmarks node's change to
-// the bookmarks' other forms.
+// those with interest when send is set (on every node), and a bookmarks
+// node's change to the bookmarks' other forms.
 func (m *Module) after(ctx context.Context, owner string, n *node, ev *xmpp.Element, send bool) {
-	if send {
-		m.broadcast(ctx, owner, n, ev)
+	if !send {
+		ev = nil
 	}
+	m.changed(ctx, owner, n, ev)
 	if n.name == NSBookmarks {
 		m.bookmarksChanged(ctx, owner, n.name, nil)
 	}

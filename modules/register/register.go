@@ -66,6 +66,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	}
 	s.AddFeature(xmpp.ToServer, NS)
 	s.HandlePreAuthIQ(m.preAuth())
+	s.HandleClusterOp(opEnd, m.endHere)
 	if m.Creation.RequireInvite {
 		s.Go(m.sweepInvites)
 	}
@@ -118,7 +119,7 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 
 // passwd replaces the account's credentials (§3.3), then ends the
 // account's other sessions: they signed in with the old password, which
-// may be why it changes.
+// may be why it changes. Those on other nodes of a cluster end too.
 func (m *Module) passwd(ctx context.Context, iq *xmpp.IQ, s *xmpp.Session) (*xmpp.Element, error) {
 	user, pw := iq.Payload.Child(NS, "username"), iq.Payload.Child(NS, "password")
 	if user == nil || pw == nil || pw.Text() == "" {
@@ -139,7 +140,9 @@ func (m *Module) passwd(ctx context.Context, iq *xmpp.IQ, s *xmpp.Session) (*xmp
 		}
 		return nil, err
 	}
-	n := m.srv.EndSessions(bare, xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account's password changed"}, s)
+	const why = "the account's password changed"
+	n := m.srv.EndSessions(bare, xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: why}, s)
+	m.endElsewhere(ctx, bare, why)
 	m.log.Info("password changed in band", "jid", bare.String(), "sessions_ended", n)
 	return nil, nil
 }
@@ -176,7 +179,10 @@ func (m *Module) remove(ctx context.Context, iq *xmpp.IQ, s *xmpp.Session) (*xmp
 		reply.Set("from", bare.String())
 	}
 	m.srv.Router().DeliverSession(ctx, s, reply)
-	n := m.srv.EndSessions(bare, xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account was removed"}, nil)
+	const why = "the account was removed"
+	// First the other nodes: ending this session may end ctx.
+	m.endElsewhere(context.WithoutCancel(ctx), bare, why)
+	n := m.srv.EndSessions(bare, xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: why}, nil)
 	m.log.Info("account removed in band", "jid", bare.String(), "sessions_ended", n)
 	// The answer is queued; the one the core would send now finds the
 	// session closed and goes nowhere.

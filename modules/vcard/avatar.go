@@ -267,11 +267,12 @@ func (m *Module) load(ctx context.Context, a *account) *avatar {
 // SetAvatarHash makes hash the avatar hash that the available presence of
 // owner (a bare JID) carries from now on, and sends the current presence
 // of owner's available sessions here again with it, so that contacts see
-// the change (XEP-0153 §3.1). hash is the hex SHA-1 of the image, "" for
+// the change (XEP-0153 §3.1); in a cluster, every other node does the same
+// for its sessions of owner. hash is the hex SHA-1 of the image, "" for
 // no avatar. The vCard module calls it when a vCard is set; a conversion
 // of XEP-0084 avatars to vCard ones (XEP-0398 §3.1) calls it after storing
 // the photo in the vCard, which is where the hash is read from when owner
-// signs in again. Without a session of owner here, it does nothing.
+// signs in again. Without a session of owner here, it does nothing here.
 func (m *Module) SetAvatarHash(ctx context.Context, owner, hash string) {
 	hash = strings.ToLower(hash)
 	if hash != "" {
@@ -280,22 +281,35 @@ func (m *Module) SetAvatarHash(ctx context.Context, owner, hash string) {
 			return
 		}
 	}
+	m.tellNodes(ctx, owner, hash)
+	m.setHere(ctx, owner, hash)
+}
+
+// setHere is SetAvatarHash for this node's sessions only.
+func (m *Module) setHere(ctx context.Context, owner, hash string) {
+	if a, old, av := m.swap(owner, hash); av != nil {
+		m.resend(ctx, a, old, av)
+	}
+}
+
+// swap makes hash owner's avatar hash here; av is nil when owner has no
+// session here or the hash is the same.
+func (m *Module) swap(owner, hash string) (a *account, old, av *avatar) {
 	m.mu.Lock()
-	a := m.accounts[owner]
+	a = m.accounts[owner]
 	m.mu.Unlock()
 	if a == nil {
-		return
+		return nil, nil, nil
 	}
 	a.mu.Lock()
-	old := a.avatar.Load()
+	defer a.mu.Unlock()
+	old = a.avatar.Load()
 	if old != nil && old.hash == hash {
-		a.mu.Unlock()
-		return
+		return nil, nil, nil
 	}
-	av := newAvatar(hash)
+	av = newAvatar(hash)
 	a.avatar.Store(av)
-	a.mu.Unlock()
-	m.resend(ctx, a, old, av)
+	return a, old, av
 }
 
 // resend sends the current presence of a's available sessions here again
@@ -323,5 +337,35 @@ func (m *Module) resend(ctx context.Context, a *account, old, av *avatar) {
 			p.Children = kids
 			return p
 		})
+	}
+}
+
+// opAvatar tells another node of an account's new avatar hash:
+// <vcard-avatar owner="bare" hash="hex"/> ("" for none).
+const opAvatar = "vcard-avatar"
+
+// tellNodes gives owner's new hash to the other nodes of a cluster: the
+// hash each keeps while owner has sessions there would otherwise stay as
+// it was until their next sign-in (and their presence with it).
+func (m *Module) tellNodes(ctx context.Context, owner, hash string) {
+	if !m.srv.Clustered() || xmpp.FromBus(ctx) {
+		return
+	}
+	m.srv.SendClusterOpAll(ctx, xmpp.NewElement(xmpp.NSCluster, opAvatar, "owner", owner, "hash", hash))
+}
+
+// avatarElsewhere is another node's SetAvatarHash: the hash changes here
+// at once, in the order the changes came; the presence of the account's
+// sessions here goes again out of the bus's goroutine, with a context of
+// this node's own, so that it reaches contacts on every node.
+func (m *Module) avatarElsewhere(_ context.Context, op *xmpp.Element) {
+	owner, hash := op.Get("owner"), strings.ToLower(op.Get("hash"))
+	if hash != "" {
+		if b, err := hex.DecodeString(hash); err != nil || len(b) != sha1.Size {
+			return
+		}
+	}
+	if a, old, av := m.swap(owner, hash); av != nil {
+		m.srv.Go(func(ctx context.Context) { m.resend(ctx, a, old, av) })
 	}
 }

@@ -209,3 +209,35 @@ func TestAvatarHash(t *testing.T) {
 		expectPhoto(t, b, a3.JID.String(), sha1Hex(t, other))
 	})
 }
+
+// Another node of a cluster says that alice's avatar changed (she set her
+// vCard there): her session here announces the new hash to her contact at
+// once; a hash that is not a SHA-1 one changes nothing.
+func TestAvatarHashFromAnotherNode(t *testing.T) {
+	st := testenv.OpenStore(t, "sqlite")
+	s := start(t, "sqlite", st)
+	aj, bj := s.AddUser(t, "alice", "pw"), s.AddUser(t, "bob", "pw")
+	subscribeBoth(t, s, aj, bj)
+	b := s.Dial(t, bj, "pw", "b")
+	b.SendRaw(t, `<presence/>`)
+	a := s.Dial(t, aj, "pw", "a")
+	a.SendRaw(t, `<presence/>`)
+	expectPhoto(t, b, a.JID.String(), "")
+	expectPhoto(t, a, a.JID.String(), "")
+
+	op := func(hash string) []byte {
+		return xmpp.NewElement(xmpp.NSCluster, "vcard-avatar", "owner", aj.String(), "hash", hash).Bytes(xmpp.NSClient)
+	}
+	ctx := context.Background()
+	if err := s.Receive(ctx, op("not a hash")); err != nil {
+		t.Fatal(err)
+	}
+	hash := sha1Hex(t, "iVBORw0KGgo=")
+	if err := s.Receive(ctx, op(strings.ToUpper(hash))); err != nil {
+		t.Fatal(err)
+	}
+	// The first presence bob gets since is the one with the hash: the
+	// bad one sent nothing.
+	expectPhoto(t, b, a.JID.String(), hash)
+	expectPhoto(t, a, a.JID.String(), hash)
+}

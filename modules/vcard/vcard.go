@@ -67,6 +67,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	// hash is forgotten by the time anyone hears of it.
 	s.HookSession(xmpp.SessionEnded, Priority, m.ended)
 	s.Hook(xmpp.PresenceOut, Priority, m.presenceOut)
+	s.HandleClusterOp(opAvatar, m.avatarElsewhere)
 }
 
 // get returns the addressed account's vCard, to anyone (§3.1, §3.3), or an

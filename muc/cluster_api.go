@@ -2,12 +2,9 @@ package muc
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
@@ -15,10 +12,7 @@ import (
 
 // The administrators' calls on a room (api.go) in a cluster: the node the
 // admin API reached may not host the room. It then asks the host over the
-// bus to make the call, and waits for its answer at most apiWait.
-
-// apiWait bounds the wait for the host's answer.
-const apiWait = 5 * time.Second
+// bus to make the call (xmpp.Server.AskNode), and waits for its answer.
 
 // errNoHost is a call whose room's host did not answer.
 var errNoHost = errors.New("muc: the node hosting the room does not answer")
@@ -42,41 +36,17 @@ type apiAnswer struct {
 	State     *RoomState `json:"state,omitempty"`
 }
 
-// calls are the calls waiting for an answer, by id.
-type calls struct {
-	mu      sync.Mutex
-	waiting map[string]chan apiAnswer
-}
-
-// registerCalls makes the service answer other nodes' calls, and take
-// the answers to its own.
+// registerCalls makes the service answer other nodes' calls.
 func (s *Service) registerCalls(srv *xmpp.Server) {
-	s.calls.waiting = make(map[string]chan apiAnswer)
 	srv.HandleClusterOp("muc-call", func(_ context.Context, op *xmpp.Element) {
 		var c apiCall
 		if err := json.Unmarshal([]byte(op.Text()), &c); err != nil {
 			return
 		}
-		node, id := op.Get("node"), op.Get("id")
 		srv.Go(func(ctx context.Context) {
-			ans := s.answerCall(ctx, c)
-			b, _ := json.Marshal(ans)
-			reply := xmpp.NewElement(xmpp.NSCluster, "muc-answer", "id", id).Add(xmpp.Text(string(b)))
-			srv.SendClusterOp(ctx, node, reply)
+			b, _ := json.Marshal(s.answerCall(ctx, c))
+			srv.Answer(ctx, op, xmpp.Text(string(b)))
 		})
-	})
-	srv.HandleClusterOp("muc-answer", func(_ context.Context, op *xmpp.Element) {
-		var a apiAnswer
-		if err := json.Unmarshal([]byte(op.Text()), &a); err != nil {
-			return
-		}
-		s.calls.mu.Lock()
-		ch := s.calls.waiting[op.Get("id")]
-		delete(s.calls.waiting, op.Get("id"))
-		s.calls.mu.Unlock()
-		if ch != nil {
-			ch <- a
-		}
 	})
 }
 
@@ -110,40 +80,25 @@ func (s *Service) callHost(ctx context.Context, node string, c apiCall) (RoomSta
 	if err != nil {
 		return RoomState{}, err
 	}
-	id := rand.Text()
-	ch := make(chan apiAnswer, 1)
-	s.calls.mu.Lock()
-	s.calls.waiting[id] = ch
-	s.calls.mu.Unlock()
-	defer func() {
-		s.calls.mu.Lock()
-		delete(s.calls.waiting, id)
-		s.calls.mu.Unlock()
-	}()
-	op := xmpp.NewElement(xmpp.NSCluster, "muc-call", "id", id, "node", s.srv.Node()).Add(xmpp.Text(string(b)))
-	if !s.srv.SendClusterOp(ctx, node, op) {
+	reply := s.srv.AskNode(ctx, node, xmpp.NewElement(xmpp.NSCluster, "muc-call").Add(xmpp.Text(string(b))))
+	if reply == nil {
 		return RoomState{}, errNoHost
 	}
-	t := time.NewTimer(apiWait)
-	defer t.Stop()
-	select {
-	case a := <-ch:
-		switch {
-		case a.NotFound:
-			return RoomState{}, fmt.Errorf("muc: room %s: %w", c.Room, storage.ErrNotFound)
-		case a.LastOwner:
-			return RoomState{}, ErrLastOwner
-		case a.Err != "":
-			return RoomState{}, fmt.Errorf("muc: room %s, on node %s: %s", c.Room, node, a.Err)
-		case a.State != nil:
-			return *a.State, nil
-		}
-		return RoomState{}, nil
-	case <-t.C:
-		return RoomState{}, errNoHost
-	case <-ctx.Done():
-		return RoomState{}, ctx.Err()
+	var a apiAnswer
+	if err := json.Unmarshal([]byte(reply.Text()), &a); err != nil {
+		return RoomState{}, fmt.Errorf("muc: room %s, on node %s: %w", c.Room, node, err)
 	}
+	switch {
+	case a.NotFound:
+		return RoomState{}, fmt.Errorf("muc: room %s: %w", c.Room, storage.ErrNotFound)
+	case a.LastOwner:
+		return RoomState{}, ErrLastOwner
+	case a.Err != "":
+		return RoomState{}, fmt.Errorf("muc: room %s, on node %s: %s", c.Room, node, a.Err)
+	case a.State != nil:
+		return *a.State, nil
+	}
+	return RoomState{}, nil
 }
 
 // answerCall makes another node's call here, where the room is hosted

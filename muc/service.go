@@ -90,9 +90,6 @@ type Service struct {
 	// ids and archive (the batching writer) are set when Archive is.
 	ids     *mam.IDs
 	archive *mam.Writer
-	// calls are the administrators' calls waiting for another node's
-	// answer (cluster_api.go).
-	calls calls
 	// nodes are the nodes of occupant sessions on other nodes, by full
 	// JID (nodeOf).
 	nodes map[string]string

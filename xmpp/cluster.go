@@ -345,6 +345,20 @@ func (s *Server) askNode(ctx context.Context, node string, op *Element) *Element
 	return nil
 }
 
+// AskNode sends op, an operation in NSCluster whose handler on node
+// answers it with Answer, and returns the answer; nil when the node did
+// not take the question or did not answer within 3 s. op must not carry
+// the attributes 'req' and 'reply-to', which AskNode sets.
+func (s *Server) AskNode(ctx context.Context, node string, op *Element) *Element {
+	return s.askNode(ctx, node, op)
+}
+
+// Answer answers the question req that another node asked with AskNode:
+// its answer holds children.
+func (s *Server) Answer(ctx context.Context, req *Element, children ...Node) {
+	s.answerNode(ctx, req, NewElement(NSCluster, opAnswer).Add(children...))
+}
+
 // answerNode sends the answer a (an <answer/>, NewAnswer) to the node that
 // asked req.
 func (s *Server) answerNode(ctx context.Context, req, a *Element) {

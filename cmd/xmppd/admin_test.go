@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,19 +31,8 @@ func TestAdminListener(t *testing.T) {
 
 	call := func(method, url string) (int, map[string]any) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(`{"localpart":"carol","password":"pw"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var v map[string]any
-		json.NewDecoder(resp.Body).Decode(&v)
-		return resp.StatusCode, v
+		code, v, _ := apiCall(t, token, method, url, `{"localpart":"carol","password":"pw"}`)
+		return code, v
 	}
 	if code, v := call("GET", "http://"+s.admin+"/api/v1/status"); code != 200 || v["domain"] != "localhost" || v["version"] != "dev" {
 		t.Fatalf("status on the admin listener: %d %v", code, v)
@@ -128,4 +118,28 @@ func TestAPISecureOnly(t *testing.T) {
 			t.Errorf("%s: HTTP %d, want %d", c.name, resp.StatusCode, c.want)
 		}
 	}
+}
+
+// apiCall makes a request of the admin API at url with the bearer token
+// and returns the status, the JSON object answered (nil if none) and the
+// body as it came.
+func apiCall(t *testing.T, token, method, url, body string) (int, map[string]any, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	json.Unmarshal(raw, &v)
+	return resp.StatusCode, v, raw
 }

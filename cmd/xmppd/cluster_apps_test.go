@@ -10,7 +10,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -288,23 +287,9 @@ func TestClusterAdmin(t *testing.T) {
 	}
 	call := func(method, path, body string, want int) map[string]any {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+a.admin+"/api/v1"+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: HTTP %d, want %d: %s", method, path, resp.StatusCode, want, raw)
-		}
-		var v map[string]any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		code, v, raw := apiCall(t, token, method, "http://"+a.admin+"/api/v1"+path, body)
+		if code != want || v == nil {
+			t.Fatalf("%s %s: HTTP %d, want %d: %s", method, path, code, want, raw)
 		}
 		return v
 	}

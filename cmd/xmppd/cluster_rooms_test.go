@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/xml"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -136,19 +134,8 @@ func TestClusterRooms(t *testing.T) {
 	token := strings.TrimSpace(out)
 	api := func(s *server, method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+s.admin+"/api/v1"+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var v map[string]any
-		json.NewDecoder(resp.Body).Decode(&v)
-		return resp.StatusCode, v
+		code, v, _ := apiCall(t, token, method, "http://"+s.admin+"/api/v1"+path, body)
+		return code, v
 	}
 	if code, v := api(c, "GET", "/rooms/"+room, ""); code != 200 || v["occupants"] != float64(4) {
 		t.Fatalf("GET the room on a node that does not host it: %d %v", code, v)

@@ -194,6 +194,14 @@ func (s *Service) handleRoom(ctx context.Context, st *xmpp.Element, to jid.JID, 
 			s.release(ctx, bare)
 			return
 		}
+		if s.clustered() {
+			// Only the lease's holder makes the room (the lease may have
+			// moved since this node was found to hold it).
+			if node, err := s.Hosting.HostRoom(ctx, bare); err != nil || node != s.srv.Node() {
+				s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.ServiceUnavailable, Text: "the room is being moved between nodes; try again"})
+				return
+			}
+		}
 		var serr *xmpp.StanzaError
 		if r, serr = s.create(to.Bare(), from); serr != nil {
 			s.reply(ctx, st, *serr)

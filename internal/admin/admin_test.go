@@ -54,7 +54,7 @@ type fixture struct {
 
 const tokenName = "test-app"
 
-func start(t *testing.T, backend string) *fixture {
+func start(t testing.TB, backend string) *fixture {
 	t.Helper()
 	ts := testenv.Start(t, backend)
 	f := &fixture{Server: ts, log: &syncBuffer{}}
@@ -71,7 +71,7 @@ func start(t *testing.T, backend string) *fixture {
 	return f
 }
 
-func (f *fixture) newToken(t *testing.T, name string) string {
+func (f *fixture) newToken(t testing.TB, name string) string {
 	t.Helper()
 	token, hash := admin.NewToken()
 	if err := f.Store.CreateAPIToken(t.Context(), name, hash, time.Now()); err != nil {

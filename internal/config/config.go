@@ -631,14 +631,20 @@ func (c Config) OpenStore(ctx context.Context) (storage.Store, error) {
 	if c.Storage.Backend == "postgres" {
 		return postgres.Open(ctx, c.Storage.Postgres)
 	}
-	path := c.Storage.SQLite
-	if path == "" {
-		path = filepath.Join(c.DataDir, "xmppd.db")
-	}
+	path := c.SQLitePath()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	return sqlite.Open(ctx, path)
+}
+
+// SQLitePath is the embedded database's file: storage.sqlite, else
+// xmppd.db in the data directory.
+func (c Config) SQLitePath() string {
+	if c.Storage.SQLite != "" {
+		return c.Storage.SQLite
+	}
+	return filepath.Join(c.DataDir, "xmppd.db")
 }
 
 // OpenRegistry opens the configured presence and session registry: in

@@ -155,11 +155,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if err != nil {
 		return 1, err
 	}
+	change := accountChange{cfg: cfg, store: store, bare: bare}
 	if cmd == "del" {
+		done, why, err := change.viaAPI(ctx, stdout)
+		if done || err != nil {
+			return exitCode(err), err
+		}
 		if err := store.DeleteUser(ctx, bare); err != nil {
 			return 1, explain(err, bare)
 		}
-		fmt.Fprintf(stdout, "deleted %s\n", bare)
+		fmt.Fprintf(stdout, "deleted %s (%s: no session was ended)\n", bare, why)
 		return 0, nil
 	}
 	var password string
@@ -180,19 +185,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return 1, err
 	}
 	if cmd == "add" {
-		err = store.CreateUser(ctx, bare, creds)
-	} else {
-		err = store.SetCredentials(ctx, bare, creds)
+		if err := store.CreateUser(ctx, bare, creds); err != nil {
+			return 1, explain(err, bare)
+		}
+		fmt.Fprintf(stdout, "created %s\n", bare)
+		return 0, nil
 	}
-	if err != nil {
+	change.password = password
+	done, why, err := change.viaAPI(ctx, stdout)
+	if done || err != nil {
+		return exitCode(err), err
+	}
+	if err := store.SetCredentials(ctx, bare, creds); err != nil {
 		return 1, explain(err, bare)
 	}
-	if cmd == "add" {
-		fmt.Fprintf(stdout, "created %s\n", bare)
-	} else {
-		fmt.Fprintf(stdout, "password changed for %s\n", bare)
-	}
+	fmt.Fprintf(stdout, "password changed for %s (%s: no session was ended)\n", bare, why)
 	return 0, nil
+}
+
+// exitCode is 1 for an error, 0 for none.
+func exitCode(err error) int {
+	if err != nil {
+		return 1
+	}
+	return 0
 }
 
 // openStore opens the server's storage. xmppctl never creates the

@@ -32,7 +32,9 @@ run: build web
 # Installs missing Debian test deps (slixmpp, go-sendxmpp, sendxmpp, Prosody,
 # chromium) and the npm packages
 # of web/, uses or starts Postgres and Redis, then vets, checks formatting and
-# runs every test under the race detector (fuzz seed corpora included).
+# runs every test under the race detector (fuzz seed corpora included),
+# through internal/testreport: go test's usual output, then each skipped test
+# and the reason it gave (without CI=true a missing tool skips a test).
 test:
 	scripts/test-deps.sh
 	scripts/web-deps.sh
@@ -45,7 +47,7 @@ test:
 		echo "$$unformatted" >&2
 		exit 1
 	fi
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m -json ./... | $(GO) run ./internal/testreport
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./xmpp

@@ -163,7 +163,7 @@ func sqlStore(t *testing.T, backend string) (storage.Store, func(string)) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s is missing: scripts/test-deps.sh installs it", client)
 		}
-		t.Skipf("%s is missing", client)
+		t.Skipf("%s is missing; run scripts/test-deps.sh", client)
 	}
 	ctx := context.Background()
 	var (

@@ -247,16 +247,42 @@ func (c *conn) sasl(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 	f.Negotiate = func(ctx context.Context, ms *mxmpp.Session, data interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
 		for attempt := 1; ; attempt++ {
 			mask, rw, err := negotiate(ctx, ms, data)
+			if r, ok := errors.AsType[saslRefusal](err); ok {
+				c.logger().Debug("authentication attempt refused", "mechanism", c.auth.mech, "attempt", attempt, "reason", r.reason)
+				if werr := writeSASLFailure(ms, r.reason); werr != nil {
+					return mask, rw, werr
+				}
+			} else if errors.Is(err, errAuth) {
+				c.logger().Debug("authentication attempt failed", "attempt", attempt, "reason", c.auth.reason)
+			}
 			if !errors.Is(err, errAuth) || attempt == saslAttempts {
 				return mask, rw, err
 			}
-			c.logger().Debug("authentication attempt failed", "attempt", attempt, "reason", c.auth.reason)
 			if set := c.srv.cur(); c.srv.failures.blocked(c.addr, set.MaxAuthFailures, set.AuthFailureWindow) {
 				return 0, nil, errBlocked
 			}
 		}
 	}
 	return f
+}
+
+// writeSASLFailure answers a refused attempt with <not-authorized/> and
+// why (RFC 6120 §6.4.5, §6.5.10).
+func writeSASLFailure(ms *mxmpp.Session, why string) error {
+	w := ms.TokenWriter()
+	defer w.Close()
+	text := xmlstream.Wrap(xmlstream.Token(xml.CharData(why)), xml.StartElement{
+		Name: xml.Name{Local: "text"},
+		Attr: []xml.Attr{{Name: xml.Name{Space: "xml", Local: "lang"}, Value: "en"}},
+	})
+	failure := xmlstream.Wrap(xmlstream.MultiReader(
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "not-authorized"}}),
+		text,
+	), xml.StartElement{Name: xml.Name{Space: NSSASL, Local: "failure"}})
+	if _, err := xmlstream.Copy(w, failure); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 var errBlocked = errors.New("xmpp: too many failed authentication attempts from this address")

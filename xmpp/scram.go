@@ -138,14 +138,32 @@ func (a *authenticator) failed(reason string) error {
 
 // refused fails an attempt that tested no password (a malformed message, a
 // channel binding the client cannot do): not-authorized, but neither counted
-// nor delayed, so that a client may go on to a mechanism that works.
+// nor delayed, so that a client may go on to a mechanism that works. Unlike
+// a wrong password, the reason is no secret: the <failure/> carries it as
+// <text/> (RFC 6120 §6.4.5), for the client's log.
 func (a *authenticator) refused(reason string) error {
 	a.reason = reason
 	if a.metrics != nil {
 		a.metrics.AuthFailed(a.mech, AuthProtocol)
 	}
-	return errAuth
+	return saslRefusal{reason}
 }
+
+// saslRefusal is the error of an attempt refused before any password was
+// checked. It is an errAuth, but not errAuth itself, so that mellium
+// leaves the <failure/> to conn.sasl, which adds the reason.
+type saslRefusal struct{ reason string }
+
+func (r saslRefusal) Error() string { return "sasl: refused: " + r.reason }
+func (r saslRefusal) Unwrap() error { return errAuth }
+
+// Why a channel binding is refused (RFC 5802 §6, RFC 9266). TLS 1.3 has
+// no tls-unique (RFC 8446 §C.5), so tls-exporter is the only type there.
+const (
+	reasonCBType = "channel binding type %s is not supported: only tls-exporter (RFC 9266); tls-unique does not exist in TLS 1.3"
+	reasonCBNone = "a -PLUS mechanism needs channel binding: send p=tls-exporter"
+	reasonCBDown = "the client says the server does not support channel binding, but it offered -PLUS mechanisms with tls-exporter: refused as a possible downgrade attack (RFC 5802 §6); use a -PLUS mechanism with tls-exporter, or one without channel binding support (gs2 flag n)"
+)
 
 // account turns a SASL authentication identity into a bare JID on our domain.
 func (a *authenticator) account(username string) (jid.JID, error) {
@@ -221,8 +239,12 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 	st := &scramState{gs2Header: flag + "," + authz + ",", clientBare: bare}
 	switch {
 	case plus:
+		if typ, ok := strings.CutPrefix(flag, "p="); ok && typ != "tls-exporter" {
+			typ = typ[:min(len(typ), 40)]
+			return nil, a.refused(fmt.Sprintf(reasonCBType, strconv.Quote(typ)))
+		}
 		if flag != "p=tls-exporter" || a.tls == nil {
-			return nil, a.refused("channel binding tls-exporter required")
+			return nil, a.refused(reasonCBNone)
 		}
 		cb, err := a.tls.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
 		if err != nil {
@@ -232,10 +254,11 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 	case flag == "n":
 	case flag == "y":
 		if a.plusOffered {
-			return nil, a.refused("channel binding downgrade")
+			return nil, a.refused(reasonCBDown)
 		}
 	default:
-		return nil, a.refused("unexpected channel binding request")
+		// p=... with a mechanism without -PLUS (RFC 5802 §6).
+		return nil, a.refused("channel binding is only done with a -PLUS mechanism")
 	}
 	var username, cnonce string
 	for i, field := range strings.Split(bare, ",") {

@@ -83,22 +83,9 @@ type apiClient struct {
 // newAPIClient finds the API and the token: flags, then the environment,
 // then the configuration (docs/configuration.md, xmppctl).
 func newAPIClient(cfg config.Config, apiFlag, tokenFlag string) (*apiClient, error) {
-	base := cmp.Or(apiFlag, os.Getenv("XMPPD_API"))
-	if base == "" {
-		if cfg.Listen.Admin == "" || !cfg.API.Enabled {
-			return nil, errors.New("no admin API to call: set listen.admin and api.enabled, or give -api URL")
-		}
-		host, port, err := net.SplitHostPort(cfg.Listen.Admin)
-		if err != nil {
-			return nil, fmt.Errorf("listen.admin: %w", err)
-		}
-		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-			host = "127.0.0.1"
-		}
-		base = "http://" + net.JoinHostPort(host, port)
-	}
-	if _, err := url.Parse(base); err != nil {
-		return nil, fmt.Errorf("the API's URL: %w", err)
+	base, err := apiBase(cfg, apiFlag)
+	if err != nil {
+		return nil, err
 	}
 	token := cmp.Or(tokenFlag, os.Getenv("XMPPD_API_TOKEN"))
 	if token == "" && cfg.API.TokenFile != "" {
@@ -119,6 +106,31 @@ func newAPIClient(cfg config.Config, apiFlag, tokenFlag string) (*apiClient, err
 		http:  &http.Client{Timeout: 30 * time.Second},
 	}, nil
 }
+
+// apiBase is the admin API's URL: the flag, XMPPD_API, else listen.admin
+// of the configuration.
+func apiBase(cfg config.Config, apiFlag string) (string, error) {
+	base := cmp.Or(apiFlag, os.Getenv("XMPPD_API"))
+	if base == "" {
+		if cfg.Listen.Admin == "" || !cfg.API.Enabled {
+			return "", errNoAPI
+		}
+		host, port, err := net.SplitHostPort(cfg.Listen.Admin)
+		if err != nil {
+			return "", fmt.Errorf("listen.admin: %w", err)
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		base = "http://" + net.JoinHostPort(host, port)
+	}
+	if _, err := url.Parse(base); err != nil {
+		return "", fmt.Errorf("the API's URL: %w", err)
+	}
+	return base, nil
+}
+
+var errNoAPI = errors.New("no admin API to call: set listen.admin and api.enabled, or give -api URL")
 
 // call makes one request; an API error becomes an error with its message
 // (and field).
@@ -148,14 +160,22 @@ func (c *apiClient) call(ctx context.Context, method, path string, in, out any) 
 		var e admin.Error
 		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Message != "" {
 			if e.Field != "" {
-				return fmt.Errorf("%s: %s (HTTP %d)", e.Field, e.Message, resp.StatusCode)
+				return &apiError{resp.StatusCode, fmt.Sprintf("%s: %s (HTTP %d)", e.Field, e.Message, resp.StatusCode)}
 			}
-			return fmt.Errorf("%s (HTTP %d)", e.Message, resp.StatusCode)
+			return &apiError{resp.StatusCode, fmt.Sprintf("%s (HTTP %d)", e.Message, resp.StatusCode)}
 		}
-		return fmt.Errorf("%s %s: HTTP %s", method, path, resp.Status)
+		return &apiError{resp.StatusCode, fmt.Sprintf("%s %s: HTTP %s", method, path, resp.Status)}
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+// apiError is an answer of the API other than 2xx.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
 
 // live runs the commands that go through the API: "session list|kick",
 // "status", "send" and "event".

@@ -15,7 +15,7 @@ import (
 )
 
 func TestAPITokenCommands(t *testing.T) {
-	data := t.TempDir()
+	data := newData(t)
 	d := []string{"-data", data}
 	r := ctl(t, "", append(d, "api-token", "create", "billing")...)
 	r.check(t, "create", 0, admin.TokenPrefix)
@@ -71,7 +71,7 @@ func TestLiveCommands(t *testing.T) {
 	alice := ts.AddUser(t, "alice", "pw")
 	c := ts.Dial(t, alice, "pw", "desk")
 
-	data := t.TempDir()
+	data := newData(t)
 	live := func(args ...string) result {
 		return ctl(t, "", append([]string{"-data", data}, args...)...)
 	}

@@ -16,7 +16,7 @@ import (
 // TestInviteCreate: each "invite create" prints a new token whose hash,
 // not the token, is stored, good once, until -ttl has passed.
 func TestInviteCreate(t *testing.T) {
-	data := t.TempDir()
+	data := newData(t)
 	d := []string{"-data", data}
 	ctl(t, "", append(d, "invite", "bogus")...).check(t, "unknown", 2, "unknown invite command")
 	ctl(t, "", append(d, "invite", "create", "extra")...).check(t, "stray argument", 2, "usage")

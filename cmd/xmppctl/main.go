@@ -12,7 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -108,9 +110,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if args[0] == "session" || args[0] == "status" || args[0] == "send" || args[0] == "event" {
 		return live(ctx, cfg, args, stdout)
 	}
-	store, err := cfg.OpenStore(ctx)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return 1, fmt.Errorf("storage: %w", err)
+		return 1, err
 	}
 	defer store.Close()
 	if args[0] == "group" {
@@ -153,11 +155,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if err != nil {
 		return 1, err
 	}
+	change := accountChange{cfg: cfg, store: store, bare: bare}
 	if cmd == "del" {
+		done, why, err := change.viaAPI(ctx, stdout)
+		if done || err != nil {
+			return exitCode(err), err
+		}
 		if err := store.DeleteUser(ctx, bare); err != nil {
 			return 1, explain(err, bare)
 		}
-		fmt.Fprintf(stdout, "deleted %s\n", bare)
+		fmt.Fprintf(stdout, "deleted %s (%s: no session was ended)\n", bare, why)
 		return 0, nil
 	}
 	var password string
@@ -178,19 +185,50 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return 1, err
 	}
 	if cmd == "add" {
-		err = store.CreateUser(ctx, bare, creds)
-	} else {
-		err = store.SetCredentials(ctx, bare, creds)
+		if err := store.CreateUser(ctx, bare, creds); err != nil {
+			return 1, explain(err, bare)
+		}
+		fmt.Fprintf(stdout, "created %s\n", bare)
+		return 0, nil
 	}
-	if err != nil {
+	change.password = password
+	done, why, err := change.viaAPI(ctx, stdout)
+	if done || err != nil {
+		return exitCode(err), err
+	}
+	if err := store.SetCredentials(ctx, bare, creds); err != nil {
 		return 1, explain(err, bare)
 	}
-	if cmd == "add" {
-		fmt.Fprintf(stdout, "created %s\n", bare)
-	} else {
-		fmt.Fprintf(stdout, "password changed for %s\n", bare)
-	}
+	fmt.Fprintf(stdout, "password changed for %s (%s: no session was ended)\n", bare, why)
 	return 0, nil
+}
+
+// exitCode is 1 for an error, 0 for none.
+func exitCode(err error) int {
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// openStore opens the server's storage. xmppctl never creates the
+// embedded database: run from the wrong directory it would make an empty
+// one there, where no account is found and none added reaches the server.
+func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
+	if cfg.Storage.Backend != "postgres" {
+		path := cfg.SQLitePath()
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s: give xmppctl the server's -config or -data (xmppd creates the database when it first starts)", path)
+		}
+	}
+	store, err := cfg.OpenStore(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return store, nil
 }
 
 // token runs the token commands, which need the secret but no storage.

@@ -58,7 +58,7 @@ func (r result) check(t *testing.T, step string, code int, want string) {
 }
 
 func TestUserCommands(t *testing.T) {
-	data := t.TempDir()
+	data := newData(t)
 	d := []string{"-data", data}
 	steps := []struct {
 		name  string
@@ -117,17 +117,57 @@ func TestUserCommands(t *testing.T) {
 }
 
 func TestListEmpty(t *testing.T) {
-	r := ctl(t, "", "-data", t.TempDir(), "user", "list")
+	r := ctl(t, "", "-data", newData(t), "user", "list")
 	r.check(t, "list", 0, "")
 	if r.stdout != "" {
 		t.Fatalf("list on a new store printed %q", r.stdout)
 	}
 }
 
+// TestNoDatabase runs xmppctl where there is no database, as from another
+// directory than the server's: it must say where it looked and create
+// nothing, for every command that opens the store.
+func TestNoDatabase(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"user", "list"},
+		{"user", "add", "alice@localhost", "pw"},
+		{"user", "passwd", "alice@localhost", "pw"},
+		{"group", "list"},
+		{"api-token", "list"},
+	} {
+		want := "no database at " + filepath.Join(dir, "data", "xmppd.db")
+		ctl(t, "", args...).check(t, strings.Join(args, " "), 1, want)
+	}
+	other := filepath.Join(t.TempDir(), "elsewhere")
+	ctl(t, "", "-data", other, "user", "list").check(t, "-data", 1, "no database at "+filepath.Join(other, "xmppd.db"))
+	for _, p := range []string{filepath.Join(dir, "data"), other} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after xmppctl (err %v); it should create nothing", p, err)
+		}
+	}
+}
+
+// newData is a data directory with an empty database in it, as xmppd
+// leaves it at its first start.
+func newData(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, "xmppd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // TestCredentialsNotPassword checks what is stored: RFC 5802 keys for both
 // hashes with a random salt, and nothing that contains the password.
 func TestCredentialsNotPassword(t *testing.T) {
-	data := t.TempDir()
+	data := newData(t)
 	const password = "correct horse battery staple"
 	ctl(t, "", "-data", data, "user", "add", "alice@localhost", password).check(t, "add", 0, "created")
 	ctl(t, "", "-data", data, "user", "add", "bob@localhost", password).check(t, "add", 0, "created")
@@ -356,7 +396,7 @@ func TestTokenSecretConfig(t *testing.T) {
 }
 
 func TestGroupCommands(t *testing.T) {
-	data := t.TempDir()
+	data := newData(t)
 	d := []string{"-data", data}
 	steps := []struct {
 		name string
@@ -473,7 +513,7 @@ func TestGroupPostgres(t *testing.T) {
 // with their numbers, and the good ones are still created with their own
 // passwords.
 func TestUserImport(t *testing.T) {
-	data := t.TempDir()
+	data := newData(t)
 	d := []string{"-data", data}
 	ctl(t, "", append(d, "user", "add", "dora@localhost", "old")...).check(t, "add", 0, "created")
 	in := "ann@localhost pass one\n\nben@localhost two\nnot a jid@@ x\ncid@localhost\ndora@localhost new\n"
@@ -504,7 +544,7 @@ func TestUserImport(t *testing.T) {
 // TestRoomCommands creates the two kinds of room, lists and deletes them;
 // the stored configuration is the kind's.
 func TestRoomCommands(t *testing.T) {
-	data := t.TempDir()
+	data := newData(t)
 	d := []string{"-data", data}
 	steps := []struct {
 		name string

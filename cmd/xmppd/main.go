@@ -16,8 +16,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/xmppd/xmppd/bosh"
 	"github.com/xmppd/xmppd/internal/admin"
@@ -78,12 +81,20 @@ func run(args []string) error {
 		setIf(&cfg.Log.Level, *level)
 	}
 	override(&cfg)
+	if err == nil {
+		// Again, for the values of the flags (-log-level).
+		err = cfg.Validate()
+	}
+	if err != nil && !*check {
+		return err
+	}
 	if *check {
 		return runCheck(os.Stdout, *cfgPath, cfg, err)
 	}
 	logLevel := new(slog.LevelVar) // a reload changes it
 	logLevel.Set(cfg.Level())
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	log.Info("starting", "version", buildInfo().Version, "domain", cfg.Domain, "config", cmp.Or(*cfgPath, "(none: built-in defaults)"), "log_level", logLevel.Level().String())
 	if cfg.Limits.MaxConnsPerIP != 0 {
 		log.Warn("limits.max_connections_per_ip is deprecated: it now sets limits.max_unauthenticated_per_ip (signed-in sessions are limited per account by limits.max_sessions_per_account)")
 	}
@@ -123,6 +134,7 @@ func run(args []string) error {
 	errc := make(chan error, 2)
 	listen := func(addr, kind string, serve func(net.Listener) error) error {
 		if addr == "" {
+			log.Info("not listening", "kind", kind)
 			return nil
 		}
 		l, err := net.Listen("tcp", addr)
@@ -146,6 +158,8 @@ func run(args []string) error {
 		if err := listen(cfg.Listen.S2SDirect, "s2s direct tls", srv.ServeS2SDirectTLS); err != nil {
 			return err
 		}
+	} else {
+		log.Info("not listening", "kind", "s2s", "why", "s2s.enabled is false")
 	}
 	as, amux := newAdmin(cfg, srv, log, policy)
 	hs := newHTTP(cfg, srv, log, policy)
@@ -271,14 +285,6 @@ func newUpload(cfg config.Config, policy *xmpp.WebPolicy) *upload.Service {
 
 // newServer builds the server the configuration describes.
 func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy *xmpp.WebPolicy) (*xmpp.Server, storage.Registry, error) {
-	certFile, keyFile := cfg.CertFiles()
-	cert, created, err := xmpp.LoadOrCreateCert(certFile, keyFile, cfg.Domain)
-	if err != nil {
-		return nil, nil, fmt.Errorf("certificate: %w", err)
-	}
-	if created {
-		log.Info("generated a self-signed certificate", "cert", certFile, "domain", cfg.Domain)
-	}
 	secret, err := cfg.TokenSecret()
 	if err != nil {
 		return nil, nil, err
@@ -287,14 +293,32 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 	if err != nil {
 		return nil, nil, err
 	}
+	// Storage first: a database that is unreachable or lacks its schema
+	// stops the start before anything is written, a certificate included.
 	store, err := cfg.OpenStore(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage: %w", err)
 	}
+	log.Info("storage", storageAttrs(cfg)...)
 	registry, err := cfg.OpenRegistry(ctx)
 	if err != nil {
 		store.Close()
 		return nil, nil, fmt.Errorf("presence registry: %w", err)
+	}
+	if cfg.Presence.Backend == "redis" {
+		log.Info("presence", "backend", "redis", "redis", cfg.Presence.Redis, "prefix", cfg.Presence.Prefix, "node", cfg.Presence.Node)
+	} else {
+		log.Info("presence", "backend", "memory", "node", cfg.Presence.Node)
+	}
+	certFile, keyFile := cfg.CertFiles()
+	cert, created, err := xmpp.LoadOrCreateCert(certFile, keyFile, cfg.Domain)
+	if err != nil {
+		registry.Close()
+		store.Close()
+		return nil, nil, fmt.Errorf("certificate: %w", err)
+	}
+	if created {
+		log.Info("generated a self-signed certificate", "cert", certFile, "domain", cfg.Domain)
 	}
 	mx := newMetrics(cfg)
 	if mx != nil {
@@ -395,4 +419,22 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, policy 
 		log.Info("token sign-in enabled", "audience", aud)
 	}
 	return srv, registry, nil
+}
+
+// storageAttrs names the storage for the start-up log: the SQLite file,
+// or the Postgres server, database, user and schema (never the password).
+func storageAttrs(cfg config.Config) []any {
+	if cfg.Storage.Backend != "postgres" {
+		path := cfg.SQLitePath()
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		return []any{"backend", "sqlite", "file", path}
+	}
+	pc, err := pgconn.ParseConfig(cfg.Storage.Postgres)
+	if err != nil {
+		return []any{"backend", "postgres"}
+	}
+	return []any{"backend", "postgres", "host", net.JoinHostPort(pc.Host, strconv.Itoa(int(pc.Port))),
+		"database", pc.Database, "user", pc.User, "search_path", cmp.Or(pc.RuntimeParams["search_path"], "(server default)")}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/xmppd/xmppd/internal/config"
 	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/storage/sqlite"
 )
 
 // bin holds the xmppd and xmppctl binaries built by TestMain.
@@ -201,6 +203,18 @@ func (s *server) login(t *testing.T, user, password string) (*mxmpp.Session, net
 // xmppctl runs the built xmppctl binary and returns its exit status.
 func xmppctl(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	// xmppctl never creates the database; a test that runs it before the
+	// server's first start gets the empty one that start would make.
+	if i := slices.Index(args, "-data"); i >= 0 && i+1 < len(args) {
+		db := filepath.Join(args[i+1], "xmppd.db")
+		if _, err := os.Stat(db); os.IsNotExist(err) {
+			st, err := sqlite.Open(context.Background(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Timeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, filepath.Join(bin, "xmppctl"), args...).CombinedOutput()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
 )
@@ -91,7 +92,8 @@ func (e usageError) Unwrap() error { return e.error }
 // (-check's verdict).
 var errReported = errors.New("failure already reported")
 
-// exitStatus reports err on stderr and returns the process's exit status:
+// exitStatus reports err on stderr (a log line at level ERROR, or for a bad
+// command line the usage hint) and returns the process's exit status:
 // 0 for none (and for -h, whose usage went to standard output), 2 for a
 // bad command line, 1 for anything else.
 func exitStatus(stderr io.Writer, err error) int {
@@ -101,11 +103,14 @@ func exitStatus(stderr io.Writer, err error) int {
 	case errors.Is(err, errReported):
 		return 1
 	}
-	fmt.Fprintln(stderr, "xmppd:", err)
 	if _, ok := errors.AsType[usageError](err); ok {
+		fmt.Fprintln(stderr, "xmppd:", err)
 		fmt.Fprintln(stderr, "Run 'xmppd -h' for the flags.")
 		return 2
 	}
+	// In the log's own format, so that whatever reads the log (journald,
+	// a collector) sees why the server stopped like any other line.
+	slog.New(slog.NewTextHandler(stderr, nil)).Error("xmppd cannot run", "err", err)
 	return 1
 }
 

@@ -520,6 +520,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("config: unknown storage.backend %q", c.Storage.Backend)
 	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return err
+	}
 	switch c.Presence.Backend {
 	case "memory", "":
 	case "redis":
@@ -631,14 +634,20 @@ func (c Config) OpenStore(ctx context.Context) (storage.Store, error) {
 	if c.Storage.Backend == "postgres" {
 		return postgres.Open(ctx, c.Storage.Postgres)
 	}
-	path := c.Storage.SQLite
-	if path == "" {
-		path = filepath.Join(c.DataDir, "xmppd.db")
-	}
+	path := c.SQLitePath()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	return sqlite.Open(ctx, path)
+}
+
+// SQLitePath is the embedded database's file: storage.sqlite, else
+// xmppd.db in the data directory.
+func (c Config) SQLitePath() string {
+	if c.Storage.SQLite != "" {
+		return c.Storage.SQLite
+	}
+	return filepath.Join(c.DataDir, "xmppd.db")
 }
 
 // OpenRegistry opens the configured presence and session registry: in
@@ -660,11 +669,21 @@ func (c Config) OpenRegistry(ctx context.Context) (storage.Registry, error) {
 	return r, nil
 }
 
-// Level parses Log.Level.
+// Level is Log.Level, which Validate has checked (info if it is empty).
 func (c Config) Level() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
-		return slog.LevelInfo
-	}
+	l, _ := parseLevel(c.Log.Level)
 	return l
+}
+
+// parseLevel reads a log level; a typo is an error rather than a silent
+// info, which would hide the debug lines someone asked for.
+func parseLevel(s string) (slog.Level, error) {
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo, fmt.Errorf("config: log.level %q is not debug, info, warn or error", s)
+	}
+	return l, nil
 }

@@ -34,6 +34,7 @@ type SlixEvent struct {
 	From      string `json:"from"`
 	Body      string `json:"body"`
 	Condition string `json:"condition"`
+	Text      string `json:"text"` // auth_failed: the <failure/>'s <text/>
 	Reason    string `json:"reason"`
 }
 

@@ -122,7 +122,7 @@ class BaseClient(ClientXMPP):
         # same stream, so this is not the end yet.
         self.auth_failures += 1
         if not self.done.done():
-            emit("auth_failed", condition=failure["condition"])
+            emit("auth_failed", condition=failure["condition"], text=failure["text"])
 
     def on_failed_all_auth(self, _event):
         # No mechanism is left to try. Without a preceding failed_auth no

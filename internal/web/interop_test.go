@@ -131,6 +131,8 @@ func TestConverse(t *testing.T) {
 	testenv.NeedSlixmpp(t)
 	s, alice, bob := start(t, "sqlite")
 	carol := s.AddUser(t, "carol", "carol pw")
+	// dave, like carol, is not in alice's roster: a stranger to her.
+	dave := s.AddUser(t, "dave", "dave pw")
 	photo := picture(t, color.RGBA{R: 0x20, G: 0x60, B: 0xc0, A: 0xff})
 	setPhoto(t, s, bob, "bob pw", photo)
 	peer := s.StartDriver(t, bob, "bob pw", "slix")
@@ -181,7 +183,17 @@ func TestConverse(t *testing.T) {
 			publishBookmark(t, s, alice, "alice pw", marks[1])
 			checkBookmarks(t, s, alice, "alice pw", marks)
 
+			// Strangers: carol writes to alice, who has never heard of
+			// her; alice starts a chat with dave by his address alone.
+			fromCarol, toDave := "hello from a stranger over "+transport, "hello dave, over "+transport
+			args = append(args, "--stranger", carol.String()+"="+fromCarol, "--new-chat", dave.String()+"="+toDave)
+			daveSession := s.Dial(t, dave, "dave pw", "desk-"+transport)
+			daveSession.SendRaw(t, "<presence/>")
+			daveSession.Expect(t, "dave's own presence", func(el *xmpp.Element) bool { return el.Local == "presence" })
+
 			n := testenv.StartNode(t, "converse.mjs", args...)
+			n.Expect(t, "loggedin", 70*time.Second)
+			watcher.SendRaw(t, `<message to="alice@localhost" type="chat" id="stranger-`+transport+`"><body>`+fromCarol+`</body></message>`)
 
 			// The avatar is the vCard's photo, in the roster and in the
 			// chat's heading.
@@ -213,6 +225,17 @@ func TestConverse(t *testing.T) {
 			if got := fetch(t, ev.Body); !bytes.Equal(got, sent) {
 				t.Fatalf("GET %s: %d bytes differing from the %d Converse sent", ev.Body, len(got), len(sent))
 			}
+
+			// The stranger's message shows, and the chat started by
+			// address reaches dave.
+			if ev := n.Expect(t, "stranger", scriptTimeout); ev["body"] != fromCarol {
+				t.Fatalf("Converse showed %v, want carol's %q", ev, fromCarol)
+			}
+			n.Expect(t, "new-chat", scriptTimeout)
+			daveSession.Expect(t, "alice's message to dave", func(el *xmpp.Element) bool {
+				b := el.Child("", "body")
+				return el.Local == "message" && strings.HasPrefix(el.Get("from"), "alice@localhost/") && b != nil && b.Text() == toDave
+			})
 
 			// The bookmarked rooms: listed under their names, entered.
 			// Converse fetched them from XEP-0402's node, the one it reads

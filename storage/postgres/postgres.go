@@ -59,11 +59,31 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	if err := checkSchema(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return &Store{pool: pool, healthInterval: defaultHealthInterval}, nil
+}
+
+// checkSchema fails when no schema of the search path exists, naming it:
+// otherwise the first migration fails with "no schema has been selected to
+// create in", which names nothing. xmppd does not create the schema, since
+// its name is the operator's choice, as are the rights on it.
+func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	var schema *string
+	var path string
+	if err := pool.QueryRow(ctx, `SELECT current_schema(), current_setting('search_path')`).Scan(&schema, &path); err != nil {
+		return err
+	}
+	if schema != nil {
+		return nil
+	}
+	return fmt.Errorf("the schema %s in the search_path does not exist: create it (CREATE SCHEMA name) or change search_path in storage.postgres_dsn", path)
 }
 
 // Close ends the watches started by WatchGroups and closes every

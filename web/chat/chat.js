@@ -125,6 +125,13 @@ converse.initialize({
     notification_icon: `${assets}/images/logo/conversejs-filled.svg`,
     use_system_emojis: true,
     show_self_in_roster: false,
+    // Messages from people not in the roster show, and "Start a new chat"
+    // (offered only with this on) opens a chat with any address: people
+    // write to each other before, or without, adding each other. Converse
+    // defaulted to false before 11.0, and an install with such a Converse
+    // drops a stranger's message: the page says it rather than rely on the
+    // default.
+    allow_non_roster_messaging: true,
     loglevel: 'warn',
 }).catch((e) => {
     console.error('xmppd chat: Converse failed to start', e);

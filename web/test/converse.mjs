@@ -8,7 +8,7 @@
 //       --jid user@domain --password PW --peer peer@domain
 //       --send TEXT --expect TEXT [--screenshot PATH] [--timeout SECONDS]
 //       [--chromium PATH] [--trace PATH] [--history] [--avatar] [--upload PATH]
-//       [--bookmark ROOM=NAME]...
+//       [--bookmark ROOM=NAME]... [--stranger JID=TEXT] [--new-chat JID=TEXT]
 //
 // With --avatar, once the chat is open it waits for the peer's avatar (its
 // vCard's PHOTO, XEP-0054, which Converse fetches itself) in the roster and
@@ -32,6 +32,13 @@
 // for XEP-0048's, "jabber:iq:private" for private XML storage), read from
 // what the browser sent over the WebSocket or in BOSH requests.
 //
+// With --stranger JID=TEXT, after that it waits for a message TEXT from
+// JID, who is not in the roster: the chat with JID shows up (opened from
+// the list of chats if Converse did not open it) and shows the message
+// ("stranger"). With --new-chat JID=TEXT it then opens a chat with JID
+// through the roster menu's "Start a new chat" dialog, types TEXT and sends
+// it ("new-chat"), once Converse shows it as sent.
+//
 // With --history, after logging out it opens the page again in a new
 // browser context (a second device: nothing of the first one's browser
 // storage), logs in again, opens the same chat and waits for the two
@@ -39,7 +46,7 @@
 // server's message archive (XEP-0313).
 //
 // Events: "loggedin", "chat", "avatar", "sent", "message", "uploaded",
-// "bookmarks", "screenshot", "loggedout"
+// "stranger", "new-chat", "bookmarks", "screenshot", "loggedout"
 // (a clean logout through the UI, best effort), "history" (both messages
 // shown again after the reload), "done"; on
 // failure a screenshot, then {"event":"error"} and exit status 1 (2 for bad
@@ -105,6 +112,8 @@ try {
             avatar: { type: 'boolean', default: false },
             upload: { type: 'string' },
             bookmark: { type: 'string', multiple: true, default: [] },
+            stranger: { type: 'string' },
+            'new-chat': { type: 'string' },
             help: { type: 'boolean', short: 'h', default: false },
         },
         strict: true,
@@ -133,6 +142,16 @@ const bookmarks = opts.bookmark.map((b) => {
     if (!jid) usage(`--bookmark must be ROOM=NAME with ROOM a bare JID: ${b}`);
     return { jid, name };
 });
+// --stranger JID=TEXT and --new-chat JID=TEXT name someone not in the
+// roster and a message body.
+function jidAndText(name) {
+    if (opts[name] === undefined) return undefined;
+    const [, jid, text] = /^([^@/=]+@[^@/=]+)=(.+)$/.exec(opts[name]) ?? [];
+    if (!jid) usage(`--${name} must be JID=TEXT with JID a bare JID: ${opts[name]}`);
+    return { jid, text };
+}
+const stranger = jidAndText('stranger');
+const newChat = jidAndText('new-chat');
 if (!fs.existsSync(opts.chromium)) usage(`no browser at ${opts.chromium} (scripts/web-deps.sh installs Debian's chromium)`);
 
 const screenshotPath = path.resolve(opts.screenshot);
@@ -254,6 +273,16 @@ async function scenario() {
     if (opts.upload !== undefined) {
         stage = 'upload';
         await uploadFile(opts.upload);
+    }
+
+    if (stranger !== undefined) {
+        stage = 'stranger';
+        await strangersMessage(stranger);
+    }
+
+    if (newChat !== undefined) {
+        stage = 'new-chat';
+        await startNewChat(newChat);
     }
 
     if (bookmarks.length > 0) {
@@ -411,6 +440,44 @@ async function uploadFile(file) {
         { polling: 200, timeout: remaining() },
     );
     emit({ event: 'uploaded', url: await url.jsonValue() });
+}
+
+// strangersMessage waits for a message from someone not in the roster:
+// Converse lists the chat among the open ones, and opened from there it
+// shows the message.
+async function strangersMessage({ jid, text }) {
+    const entry = page.locator(`converse-roster a.open-chat[data-jid="${jid}"], converse-chats a.open-chat[data-jid="${jid}"], a.open-chat[data-jid="${jid}"]`);
+    let opened = false;
+    for (;;) {
+        if (await page.locator(`converse-chat[jid="${jid}"]`).count()) break;
+        if (await entry.first().isVisible()) {
+            await entry.first().click({ timeout: remaining() });
+            opened = true;
+            break;
+        }
+        if (Date.now() >= deadline) throw new Error(`no chat with ${jid} appeared for their message`);
+        await page.waitForTimeout(200);
+    }
+    await waitForMessage(jid, { text, fromPeer: true });
+    emit({ event: 'stranger', jid, body: text, opened });
+}
+
+// startNewChat opens a chat with a JID through the roster's "Start a new
+// chat" dialog, as a person who knows only the address would, and sends
+// text in it.
+async function startNewChat({ jid, text }) {
+    await page.locator('converse-roster converse-dropdown button.dropdown-toggle').first().click({ timeout: remaining() });
+    await page.locator('converse-roster a.new-chat').first().click({ timeout: remaining() });
+    const dialog = page.locator('converse-new-chat-modal');
+    await dialog.locator('input[name="jid"]').fill(jid, { timeout: remaining() });
+    await dialog.locator('button[type="submit"]').click({ timeout: remaining() });
+    const textarea = page.locator(`converse-chat[jid="${jid}"] textarea.chat-textarea`);
+    await textarea.waitFor({ state: 'visible', timeout: remaining() });
+    await textarea.click({ timeout: remaining() });
+    await textarea.fill(text, { timeout: remaining() });
+    await textarea.press('Enter', { timeout: remaining() });
+    await waitForMessage(jid, { text, fromPeer: false });
+    emit({ event: 'new-chat', jid, body: text });
 }
 
 // bookmarkedRooms checks that Converse joined the bookmarked rooms and shows

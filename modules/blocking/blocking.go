@@ -106,6 +106,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.Hook(xmpp.Deliver, Priority, m.deliver)
 	s.Hook(xmpp.Undeliverable, Priority, m.undeliverable)
 	s.Hook(xmpp.Remote, Priority, m.remote)
+	m.registerCluster(s)
 }
 
 // bound loads the account's list when its first session here binds. No

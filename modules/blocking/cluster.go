@@ -1,0 +1,82 @@
+package blocking
+
+import (
+	"context"
+
+	"github.com/xmppd/xmppd/xmpp"
+)
+
+// Across the nodes of a cluster (docs/cluster.md) every node caches the
+// lists of the accounts with sessions there. A block or unblock made on one
+// node is stored first, then told to every other live node as one
+// blocking-changed operation carrying the <block/> or <unblock/> itself:
+// each node that caches the account's list applies it, so that its hooks
+// refuse and drop at once what the new list says, and pushes it to the
+// account's sessions there that asked for the list (§3.3, §3.4: every
+// resource is told). A node without the account's sessions has nothing to
+// change: it reads the list from storage when it needs it.
+
+// opChanged is the operation, <blocking-changed owner="bare"> with the
+// <block/> or <unblock/> (no items: unblock all) in the module's namespace.
+const opChanged = "blocking-changed"
+
+// registerCluster handles the other nodes' changes.
+func (m *Module) registerCluster(s *xmpp.Server) {
+	s.HandleClusterOp(opChanged, m.changedElsewhere)
+}
+
+// tellOthers tells every other node of a change to owner's list made here;
+// payload is the <block/> or <unblock/> that made it.
+func (m *Module) tellOthers(ctx context.Context, owner string, payload *xmpp.Element) {
+	if !m.srv.Clustered() || xmpp.FromBus(ctx) {
+		return
+	}
+	op := xmpp.NewElement(xmpp.NSCluster, opChanged, "owner", owner)
+	m.srv.SendClusterOpAll(ctx, op.Add(payload))
+}
+
+// changedElsewhere applies another node's change to the cached list of
+// owner, when owner has sessions here, and pushes it to them. It reads no
+// storage (the bus waits meanwhile): the items are the normalised JIDs the
+// other node stored, and adding or removing them gives the list storage
+// now holds.
+func (m *Module) changedElsewhere(ctx context.Context, op *xmpp.Element) {
+	owner := op.Get("owner")
+	var payload *xmpp.Element
+	for _, el := range op.Elements() {
+		if el.Space == NS && (el.Local == "block" || el.Local == "unblock") {
+			payload = el
+		}
+	}
+	if owner == "" || payload == nil {
+		return
+	}
+	var jids []string
+	for _, it := range payload.Elements() {
+		if it.Space == NS && it.Local == "item" && it.Get("jid") != "" {
+			jids = append(jids, it.Get("jid"))
+		}
+	}
+	m.mu.RLock()
+	a := m.accounts[owner]
+	m.mu.RUnlock()
+	if a == nil {
+		return
+	}
+	// Waits while a session binding here loads the list: the change then
+	// applies to what was loaded, whether or not it was in it already.
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dropped {
+		return
+	}
+	switch {
+	case payload.Local == "block":
+		m.set(a, a.get().with(jids))
+	case len(jids) == 0:
+		m.set(a, list{})
+	default:
+		m.set(a, a.get().without(jids))
+	}
+	m.push(ctx, a, itemsElement(payload.Local, jids))
+}

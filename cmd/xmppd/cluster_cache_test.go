@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	mxmpp "mellium.im/xmpp"
 
+	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -213,4 +215,45 @@ func TestClusterRoster(t *testing.T) {
 	expect(t, carol, func(el *xmpp.Element) bool {
 		return el.Local == "presence" && el.Get("type") == "subscribed" && el.Get("from") == "alice@localhost"
 	})
+}
+
+// TestClusterArchivePrefs: node B has read alice's archiving preferences
+// (it archived a message to her); she sets "never" for bob through node A,
+// and bob's next message through B is not archived for her.
+func TestClusterArchivePrefs(t *testing.T) {
+	a, b, st := clusterPair(t, "alice@localhost", "bob@localhost", "carol@localhost")
+	alice := loginFor(t, a, "alice@localhost")
+	bob, carol := loginFor(t, b, "bob@localhost"), loginFor(t, b, "carol@localhost")
+	for _, ms := range []*mxmpp.Session{alice, bob, carol} {
+		goOnline(t, ms)
+	}
+	archived := func(body string) bool {
+		page, err := st.QueryArchive(context.Background(), "alice@localhost", storage.ArchiveQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page.Messages {
+			if strings.Contains(string(m.Data), ">"+body+"<") {
+				return true
+			}
+		}
+		return false
+	}
+	sendXML(t, bob, `<message type="chat" to="alice@localhost"><body>first</body></message>`)
+	expect(t, alice, func(el *xmpp.Element) bool { return bodyIs(el, "first") })
+	await(t, "bob's first message in alice's archive", func() bool { return archived("first") })
+
+	r := ask(t, alice, "p", `<iq type="set" id="p"><prefs xmlns="urn:xmpp:mam:2" default="always"><always/><never><jid>bob@localhost</jid></never></prefs></iq>`)
+	if r.Get("type") != "result" {
+		t.Fatalf("setting the preferences: %s", r)
+	}
+	sendXML(t, bob, `<message type="chat" to="alice@localhost"><body>second</body></message>`)
+	sendXML(t, carol, `<message type="chat" to="alice@localhost"><body>third</body></message>`)
+	expect(t, alice, func(el *xmpp.Element) bool { return bodyIs(el, "third") })
+	// Node B archives in order: once carol's later message is stored,
+	// bob's would be.
+	await(t, "carol's message in alice's archive", func() bool { return archived("third") })
+	if archived("second") {
+		t.Error("node B archived bob's message after alice set 'never' for him on node A")
+	}
 }

@@ -257,3 +257,66 @@ func TestClusterArchivePrefs(t *testing.T) {
 		t.Error("node B archived bob's message after alice set 'never' for him on node A")
 	}
 }
+
+// TestClusterPushCount: node B counts the messages for alice that enter
+// there while she is away (XEP-0357 summaries); when she comes back on
+// node A, node B forgets its count, and her next absence starts again
+// at one there.
+func TestClusterPushCount(t *testing.T) {
+	a, b, _ := clusterPair(t, "alice@localhost", "bob@localhost", "app@localhost")
+	app, bob := loginFor(t, b, "app@localhost"), loginFor(t, b, "bob@localhost")
+	goOnline(t, bob)
+	// count waits for a notification to the app server, answers it, and
+	// returns its message-count.
+	count := func() string {
+		t.Helper()
+		el := expect(t, app, func(el *xmpp.Element) bool {
+			return el.Local == "iq" && el.Get("type") == "set" && el.Child("http://jabber.org/protocol/pubsub", "pubsub") != nil
+		})
+		sendXML(t, app, `<iq type="result" id="`+xmlEscape(el.Get("id"))+`" to="`+xmlEscape(el.Get("from"))+`"/>`)
+		s := el.String()
+		const field = `var="message-count"`
+		i := strings.Index(s, field)
+		if i < 0 {
+			t.Fatalf("a notification without a count: %s", s)
+		}
+		v := s[i:]
+		v = v[strings.Index(v, "<value>")+len("<value>"):]
+		return v[:strings.Index(v, "<")]
+	}
+	away := func(alice *mxmpp.Session) {
+		t.Helper()
+		alice.Close()
+		expect(t, bob, func(el *xmpp.Element) bool {
+			return el.Local == "presence" && el.Get("from") == alice.LocalAddr().String() && el.Get("type") == "unavailable"
+		})
+	}
+	msg := func(body string) {
+		t.Helper()
+		sendXML(t, bob, `<message type="chat" to="alice@localhost"><body>`+body+`</body></message>`)
+	}
+
+	alice := loginFor(t, a, "alice@localhost")
+	r := ask(t, alice, "en", `<iq type="set" id="en"><enable xmlns="urn:xmpp:push:0" jid="`+app.LocalAddr().String()+`" node="n1"/></iq>`)
+	if r.Get("type") != "result" {
+		t.Fatalf("enable: %s", r)
+	}
+	goOnline(t, alice)
+	away(alice)
+	msg("one")
+	if c := count(); c != "1" {
+		t.Fatalf("first absence, first message: count %s", c)
+	}
+	msg("two")
+	if c := count(); c != "2" {
+		t.Fatalf("first absence, second message: count %s", c)
+	}
+
+	alice = loginFor(t, a, "alice@localhost")
+	goOnline(t, alice)
+	away(alice)
+	msg("three")
+	if c := count(); c != "1" {
+		t.Errorf("second absence, first message: count %s (node B kept the first absence's)", c)
+	}
+}

@@ -256,6 +256,20 @@ func TestClusterArchivePrefs(t *testing.T) {
 	if archived("second") {
 		t.Error("node B archived bob's message after alice set 'never' for him on node A")
 	}
+
+	// alice removes her account through A, and it is registered again:
+	// the new account has the default preferences on node B too.
+	sendXML(t, alice, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`)
+	streamEnds(t, alice, "not-authorized")
+	creds, err := xmpp.NewCredentials("pw", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateUser(context.Background(), "alice@localhost", creds); err != nil {
+		t.Fatal(err)
+	}
+	sendXML(t, bob, `<message type="chat" to="alice@localhost"><body>fourth</body></message>`)
+	await(t, "bob's message in the new alice's archive", func() bool { return archived("fourth") })
 }
 
 // TestClusterPushCount: node B counts the messages for alice that enter

@@ -3,6 +3,8 @@ package mam
 import (
 	"context"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmppd/xmppd/xmpp"
 )
 
@@ -11,7 +13,8 @@ import (
 // messages it archived, online or not. Preferences set on one node are
 // told to every other live node (mam-prefs): each forgets its copy and
 // reads storage at the next message, so that a "never" holds everywhere at
-// once rather than after prefsTTL.
+// once rather than after prefsTTL. So is an account's removal, which
+// removes its preferences.
 
 // opPrefs is the operation, <mam-prefs owner="bare"/>.
 const opPrefs = "mam-prefs"
@@ -22,6 +25,13 @@ func (m *Module) registerCluster(s *xmpp.Server) {
 		if owner := op.Get("owner"); owner != "" {
 			m.prefs.forget(owner)
 		}
+	})
+	// A removed account's preferences are gone from storage: an account
+	// registered again under its name must not inherit them from a cache.
+	s.HookAccountRemoved(func(ctx context.Context, bare jid.JID) {
+		owner := bare.Bare().String()
+		m.prefs.forget(owner)
+		m.prefsChanged(ctx, owner)
 	})
 }
 

@@ -61,6 +61,9 @@ type Module struct {
 	// hook returns after one atomic load.
 	nonEmpty atomic.Int64
 	pushID   atomic.Uint64
+	// reloads are the accounts whose lists another node of a cluster
+	// changed, to read again (cluster.go).
+	reloads chan string
 }
 
 // account is one account's cached list.

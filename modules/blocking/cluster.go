@@ -14,15 +14,60 @@ import (
 // refuse and drop at once what the new list says, and pushes it to the
 // account's sessions there that asked for the list (§3.3, §3.4: every
 // resource is told). A node without the account's sessions has nothing to
-// change: it reads the list from storage when it needs it.
+// change: it reads the list from storage when it needs it. A node that
+// applied a change then reads the list again from storage, out of the
+// bus's turn, to end up with what storage holds when changes made on two
+// nodes at once crossed on the bus.
 
 // opChanged is the operation, <blocking-changed owner="bare"> with the
 // <block/> or <unblock/> (no items: unblock all) in the module's namespace.
 const opChanged = "blocking-changed"
 
-// registerCluster handles the other nodes' changes.
+// maxReloads bounds the lists waiting to be read again here; past it,
+// a reload is skipped (the change itself was applied).
+const maxReloads = 1024
+
+// registerCluster handles the other nodes' changes; the lists are read
+// again from storage in order by a goroutine of their own, out of the
+// bus's.
 func (m *Module) registerCluster(s *xmpp.Server) {
+	m.reloads = make(chan string, maxReloads)
 	s.HandleClusterOp(opChanged, m.changedElsewhere)
+	s.Go(func(ctx context.Context) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case owner := <-m.reloads:
+				m.reload(ctx, owner)
+			}
+		}
+	})
+}
+
+// reload reads owner's list from storage again, when owner has sessions
+// here: two changes made at once on two nodes reach each node in either
+// order, and applying them as they came may leave a node with a list that
+// storage does not hold; what storage holds once both are stored is the
+// truth on every node.
+func (m *Module) reload(ctx context.Context, owner string) {
+	m.mu.RLock()
+	a := m.accounts[owner]
+	m.mu.RUnlock()
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dropped {
+		return
+	}
+	items, err := m.Store.BlockList(ctx, owner)
+	if err != nil {
+		m.log.Warn("reading the block list", "jid", owner, "err", err)
+		return
+	}
+	m.set(a, newList(items))
 }
 
 // tellOthers tells every other node of a change to owner's list made here;
@@ -79,4 +124,8 @@ func (m *Module) changedElsewhere(ctx context.Context, op *xmpp.Element) {
 		m.set(a, a.get().without(jids))
 	}
 	m.push(ctx, a, itemsElement(payload.Local, jids))
+	select {
+	case m.reloads <- owner:
+	default:
+	}
 }

@@ -522,8 +522,15 @@ func (m *Module) InboundPresence(ctx context.Context, p *xmpp.Element, to jid.JI
 		m.answerProbe(ctx, to.Bare(), from)
 	default:
 		if to.Resourcepart() != "" {
-			// §8.5.3: to that resource if it exists, else nowhere.
-			m.srv.Router().Deliver(ctx, p)
+			// §8.5.3: to that resource if it exists, here or on another
+			// node of a cluster, else nowhere.
+			if m.srv.SessionOf(to) != nil || m.srv.Bus == nil {
+				m.srv.Router().Deliver(ctx, p)
+				return
+			}
+			c := p.ShallowCopy()
+			c.Set("to", "") // a fanout is addressed as it is delivered
+			m.srv.Router().DeliverFanout(ctx, to, nil, xmpp.NewFanout(c))
 			return
 		}
 		m.deliverTo(ctx, to, p)

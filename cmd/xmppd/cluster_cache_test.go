@@ -215,6 +215,13 @@ func TestClusterRoster(t *testing.T) {
 	expect(t, carol, func(el *xmpp.Element) bool {
 		return el.Local == "presence" && el.Get("type") == "subscribed" && el.Get("from") == "alice@localhost"
 	})
+
+	// Directed presence from carol on A to alice's session on B.
+	sendXML(t, carol, `<presence to="`+there.LocalAddr().String()+`"><status>just for you</status></presence>`)
+	expect(t, there, func(el *xmpp.Element) bool {
+		st := el.Child("", "status")
+		return el.Local == "presence" && el.Get("from") == carol.LocalAddr().String() && st != nil && st.Text() == "just for you"
+	})
 }
 
 // TestClusterArchivePrefs: node B has read alice's archiving preferences

@@ -81,10 +81,11 @@ func (m *Module) tellOthers(ctx context.Context, owner string, payload *xmpp.Ele
 }
 
 // changedElsewhere applies another node's change to the cached list of
-// owner, when owner has sessions here, and pushes it to them. It reads no
-// storage (the bus waits meanwhile): the items are the normalised JIDs the
-// other node stored, and adding or removing them gives the list storage
-// now holds.
+// owner, when owner has sessions here, pushes it to them, and has the list
+// read again. It reads no storage itself (the bus waits meanwhile): the
+// items are the normalised JIDs the other node stored, and adding or
+// removing them gives at once the list that storage holds, unless another
+// change crossed this one, which the reading again repairs.
 func (m *Module) changedElsewhere(ctx context.Context, op *xmpp.Element) {
 	owner := op.Get("owner")
 	var payload *xmpp.Element

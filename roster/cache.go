@@ -19,9 +19,9 @@ import (
 // a read that began before a change cannot put what it read back
 // afterwards.
 //
-// What this node does not see is not in the cache: with several nodes
-// sharing one database, a roster item written by another node reaches this
-// one only when the cluster bus says so (issue 20).
+// On a cluster, a roster item written by another node is not seen here by
+// itself: that node says so over the bus (roster-changed, roster-push),
+// and this one drops its copy (cluster.go).
 
 // account returns the account's entry while it has sessions here, or nil.
 func (m *Module) account(owner string) *account {

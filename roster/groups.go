@@ -250,11 +250,16 @@ func (m *Module) diffOne(ctx context.Context, owner, c string, had, has bool) {
 		m.push(ctx, owner, item{RosterItem: storage.RosterItem{Contact: c, Subscription: "remove"}})
 	}
 	if !it.hasTo() {
-		// Owner no longer sees c.
+		// Owner no longer sees c. Every node's watch tells its own
+		// sessions.
+		ob, err := jid.Parse(owner)
+		if err != nil {
+			return
+		}
 		for _, r := range m.availableResources(ctx, c) {
 			f, err := jid.Parse(c + "/" + r)
 			if err == nil {
-				m.deliver(ctx, owner, presence(f, owner, "unavailable"))
+				m.deliverHere(ctx, ob, presence(f, owner, "unavailable"))
 			}
 		}
 	}

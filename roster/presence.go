@@ -479,7 +479,20 @@ func (m *Module) deliver(ctx context.Context, owner string, el *xmpp.Element) {
 
 // deliverTo is deliver for an owner already parsed: presence to an
 // account, the hottest path of a team signing in, parses each JID once.
+// On a cluster the account's available resources on the other nodes get
+// it too (the roster's PresenceIn hook took it from the router, which
+// would have sent it there): a subscription request, or presence from
+// another server that came in on this node's federation link.
 func (m *Module) deliverTo(ctx context.Context, ob jid.JID, el *xmpp.Element) {
+	m.deliverHere(ctx, ob, el)
+	if m.srv.Bus != nil {
+		m.srv.Router().ToOtherNodes(ctx, ob.String(), addressed(el, ob.String()))
+	}
+}
+
+// deliverHere sends a stanza to every available resource of ob on this
+// node alone: what each node does for its own sessions (the group watch).
+func (m *Module) deliverHere(ctx context.Context, ob jid.JID, el *xmpp.Element) {
 	m.srv.Router().DeliverEach(ctx, ob, func(s *xmpp.Session) *xmpp.Element {
 		if ok, _ := s.Available(); ok {
 			return el
@@ -509,8 +522,15 @@ func (m *Module) InboundPresence(ctx context.Context, p *xmpp.Element, to jid.JI
 		m.answerProbe(ctx, to.Bare(), from)
 	default:
 		if to.Resourcepart() != "" {
-			// §8.5.3: to that resource if it exists, else nowhere.
-			m.srv.Router().Deliver(ctx, p)
+			// §8.5.3: to that resource if it exists, here or on another
+			// node of a cluster, else nowhere.
+			if m.srv.SessionOf(to) != nil || m.srv.Bus == nil {
+				m.srv.Router().Deliver(ctx, p)
+				return
+			}
+			c := p.ShallowCopy()
+			c.Set("to", "") // a fanout is addressed as it is delivered
+			m.srv.Router().DeliverFanout(ctx, to, nil, xmpp.NewFanout(c))
 			return
 		}
 		m.deliverTo(ctx, to, p)

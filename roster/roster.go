@@ -77,6 +77,9 @@ type Module struct {
 	watching  chan struct{} // closed once the group watch runs
 	// maxItems is MaxItems, which SetMaxItems changes (limits.go).
 	maxItems atomic.Int64
+	// remotePushes are the pushes other nodes of a cluster asked for
+	// (cluster.go).
+	remotePushes chan remotePush
 }
 
 // account is what the module keeps for an account while it has sessions.
@@ -137,6 +140,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.HookSession(xmpp.SessionEnded, 0, m.sessionEnded)
 	s.HookSessionsGone(m.sessionsGone)
 	s.HookTakenForGone(m.announceAgain)
+	m.registerCluster(s)
 	go m.watchGroups(s.Context())
 }
 
@@ -474,7 +478,7 @@ func (m *Module) set(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.push(ctx, owner, it)
+	m.pushAll(ctx, owner, it)
 	return nil, nil
 }
 
@@ -487,7 +491,7 @@ func (m *Module) save(ctx context.Context, owner string, it *item) error {
 	}
 	if err == nil {
 		it.stored = true
-		m.invalidate(owner)
+		m.stale(ctx, owner)
 	}
 	return err
 }
@@ -513,7 +517,7 @@ func (m *Module) remove(ctx context.Context, owner, contact string) error {
 		return xmpp.StanzaError{Condition: xmpp.ItemNotFound}
 	}
 	err = m.Store.DeleteRosterItem(ctx, owner, contact)
-	m.invalidate(owner)
+	m.stale(ctx, owner)
 	unlock()
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -529,7 +533,7 @@ func (m *Module) remove(ctx context.Context, owner, contact string) error {
 		m.sendUnavailableTo(ctx, owner, contact)
 	}
 	rm := item{RosterItem: storage.RosterItem{Contact: contact, Subscription: "remove"}}
-	m.push(ctx, owner, rm)
+	m.pushAll(ctx, owner, rm)
 	return nil
 }
 
@@ -539,17 +543,26 @@ func (m *Module) push(ctx context.Context, owner string, it item) {
 	if it.hidden() {
 		return
 	}
+	m.pushItem(ctx, owner, itemElement(it))
+}
+
+// itemElement is it as a push carries it.
+func itemElement(it item) *xmpp.Element {
+	if it.Subscription == "remove" {
+		return xmpp.NewElement(NSRoster, "item", "jid", it.Contact, "subscription", "remove")
+	}
+	return it.element()
+}
+
+// pushItem sends a roster push of the <item/> el to every interested
+// resource of owner here, with the roster's version.
+func (m *Module) pushItem(ctx context.Context, owner string, el *xmpp.Element) {
 	ver, _, err := m.rosterVersion(ctx, owner)
 	if err != nil {
 		m.warn(ctx, "roster push", "jid", owner, "err", err)
 		return
 	}
-	q := xmpp.NewElement(NSRoster, "query", "ver", ver)
-	if it.Subscription == "remove" {
-		q.Add(xmpp.NewElement(NSRoster, "item", "jid", it.Contact, "subscription", "remove"))
-	} else {
-		q.Add(it.element())
-	}
+	q := xmpp.NewElement(NSRoster, "query", "ver", ver).Add(el)
 	ob, _ := jid.Parse(owner)
 	m.srv.Router().DeliverEach(ctx, ob, func(s *xmpp.Session) *xmpp.Element {
 		if !m.interested(s) {

@@ -82,7 +82,7 @@ func (m *Module) update(ctx context.Context, owner, contact string, change func(
 		// A request that only the hidden item remembered is answered:
 		// nothing is left to keep.
 		err := m.Store.DeleteRosterItem(ctx, owner, contact)
-		m.invalidate(owner)
+		m.stale(ctx, owner)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return it, false, err
 		}
@@ -170,7 +170,7 @@ func (m *Module) outboundSubscription(ctx context.Context, s *xmpp.Session, p *x
 		return
 	}
 	if changed {
-		m.push(ctx, owner, it)
+		m.pushAll(ctx, owner, it)
 	}
 	if forward {
 		m.route(ctx, p)
@@ -266,7 +266,7 @@ func (m *Module) inboundSubscription(ctx context.Context, p *xmpp.Element, to, c
 		m.deliver(ctx, owner, p)
 	}
 	if changed {
-		m.push(ctx, owner, it) // not for a hidden item
+		m.pushAll(ctx, owner, it) // not for a hidden item
 	}
 	if autoReply != "" {
 		m.route(ctx, presence(to, c, autoReply))

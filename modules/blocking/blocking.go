@@ -61,6 +61,9 @@ type Module struct {
 	// hook returns after one atomic load.
 	nonEmpty atomic.Int64
 	pushID   atomic.Uint64
+	// reloads are the accounts whose lists another node of a cluster
+	// changed, to read again (cluster.go).
+	reloads chan string
 }
 
 // account is one account's cached list.
@@ -106,6 +109,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.Hook(xmpp.Deliver, Priority, m.deliver)
 	s.Hook(xmpp.Undeliverable, Priority, m.undeliverable)
 	s.Hook(xmpp.Remote, Priority, m.remote)
+	m.registerCluster(s)
 }
 
 // bound loads the account's list when its first session here binds. No

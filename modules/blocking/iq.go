@@ -94,6 +94,7 @@ func (m *Module) block(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error) 
 	m.tellContacts(ctx, a.bare, newList(added), old, false)
 	m.set(a, old.with(jids))
 	m.push(ctx, a, itemsElement("block", jids))
+	m.tellOthers(ctx, a.bare, itemsElement("block", jids))
 	return nil, nil
 }
 
@@ -133,6 +134,7 @@ func (m *Module) unblock(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, error
 	// After the cache lets them through.
 	m.tellContacts(ctx, a.bare, newList(removed), a.get(), true)
 	m.push(ctx, a, itemsElement("unblock", jids))
+	m.tellOthers(ctx, a.bare, itemsElement("unblock", jids))
 	return nil, nil
 }
 

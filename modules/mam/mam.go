@@ -136,6 +136,7 @@ func (m *Module) Register(s *xmpp.Server) {
 	s.Hook(xmpp.MessageOut, unstampPriority, m.unstamp)
 	s.Hook(xmpp.MessageIn, Priority, m.received)
 	s.Hook(xmpp.Undeliverable, 100, m.undeliverable)
+	m.registerCluster(s)
 	if m.MaxAge > 0 || m.MaxMessages > 0 {
 		s.Go(m.prune)
 	}

@@ -15,8 +15,9 @@ import (
 
 // Bounds of the preferences cache.
 const (
-	// prefsTTL is how long a cached preference is used: on several nodes,
-	// a change made on another node applies here within it.
+	// prefsTTL is how long a cached preference is used. On several nodes
+	// a change made on another node is told here at once (cluster.go);
+	// one that the bus lost applies within it.
 	prefsTTL = time.Minute
 	// maxCachedPrefs bounds the cache; past it, it starts again empty.
 	maxCachedPrefs = 100_000
@@ -148,6 +149,7 @@ func (m *Module) setPrefs(ctx context.Context, iq *xmpp.IQ) (*xmpp.Element, erro
 		return nil, err
 	}
 	m.prefs.put(owner, &p, time.Now())
+	m.prefsChanged(ctx, owner)
 	return prefsElement(p), nil
 }
 

@@ -74,6 +74,9 @@ type Module struct {
 	// accounts are the accounts with messages waiting since their sessions
 	// went away, by bare JID.
 	accounts map[string]*account
+	// told holds the sessions here that became available and told the
+	// other nodes of a cluster to reset their counts (cluster.go).
+	told sync.Map
 }
 
 // account is what an account's notifications summarise, and whether a
@@ -109,13 +112,17 @@ func (m *Module) Register(s *xmpp.Server) {
 	// never handles it.
 	s.Hook(xmpp.Undeliverable, 10, m.offline)
 	s.Hook(xmpp.MessageIn, 0, m.hibernated)
-	reset := func(_ context.Context, sess *xmpp.Session) { m.reset(sess.JID().Bare().String()) }
-	s.HookSession(xmpp.SessionResumed, 0, reset)
+	s.HookSession(xmpp.SessionResumed, 0, func(ctx context.Context, sess *xmpp.Session) {
+		m.resetAll(ctx, sess, true)
+	})
 	s.HookSession(xmpp.PresenceChanged, 0, func(ctx context.Context, sess *xmpp.Session) {
 		if ok, _ := sess.Available(); ok {
-			reset(ctx, sess)
+			m.resetAll(ctx, sess, false)
+		} else {
+			m.told.Delete(sess) // the next available presence tells the others again
 		}
 	})
+	m.registerCluster(s)
 	m.ctx, m.cancel = context.WithCancel(s.Context())
 	s.OnShutdown(func() {
 		m.cancel()

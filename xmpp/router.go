@@ -126,7 +126,7 @@ func (r *Router) Route(ctx context.Context, st *Element, origin *Session) {
 		r.toSelf(ctx, st, origin)
 		return
 	}
-	tj, err := jid.Parse(to)
+	tj, err := ParseAddress(to)
 	if err != nil {
 		r.bounce(st, origin, StanzaError{Condition: JIDMalformed})
 		return

@@ -35,6 +35,7 @@ func TestRoutingErrors(t *testing.T) {
 			{"groupchat to a user", `<message id="m1" type="groupchat" to="alice@localhost"><body>x</body></message>`, "service-unavailable"},
 			{"remote domain", `<message id="m1" type="chat" to="bob@example.net"><body>x</body></message>`, "remote-server-not-found"},
 			{"malformed JID", `<message id="m1" type="chat" to="a@b@c@@"><body>x</body></message>`, "jid-malformed"},
+			{"a domain with an empty label", `<message id="m1" type="chat" to="bob@.."><body>x</body></message>`, "jid-malformed"},
 			{"unknown IQ to server", `<iq id="m1" type="get" to="localhost"><query xmlns="urn:example:nothing"/></iq>`, "service-unavailable"},
 			{"IQ with two children", `<iq id="m1" type="get" to="localhost"><a xmlns="x"/><b xmlns="y"/></iq>`, "bad-request"},
 		} {

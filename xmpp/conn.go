@@ -216,6 +216,9 @@ func (c *conn) streamConfig(ms *mxmpp.Session, _ *mxmpp.StreamConfig) mxmpp.Stre
 			features = append(features, c.refuseSASL(mechs))
 		} else {
 			features = append(features, c.sasl(mechs))
+			if c.auth.plusOffered {
+				features = append(features, channelBindings)
+			}
 		}
 		if c.srv.preAuth != nil {
 			features = append(features, c.preAuthFeature(c.srv.preAuth))
@@ -375,6 +378,35 @@ func listEmpty(w xmlstream.TokenWriter, start xml.StartElement) error {
 		return err
 	}
 	return w.EncodeToken(start.End())
+}
+
+// NSChannelBinding is XEP-0440's namespace: the channel binding types the
+// server supports, so that a client picks one it will accept.
+const NSChannelBinding = "urn:xmpp:sasl-cb:0"
+
+// channelBindings lists tls-exporter (RFC 9266), the one type offered,
+// beside -PLUS mechanisms (TLS 1.3 only: tls-unique does not exist there,
+// RFC 8446 §C.5). Clients that read it stop asking for tls-unique, which
+// is refused. It is only a list: nothing is negotiated through it.
+var channelBindings = mxmpp.StreamFeature{
+	Name:       xml.Name{Space: NSChannelBinding, Local: "sasl-channel-binding"},
+	Necessary:  mxmpp.Secure,
+	Prohibited: mxmpp.Authn,
+	List: func(ctx context.Context, w xmlstream.TokenWriter, start xml.StartElement) (bool, error) {
+		cb := xml.StartElement{Name: xml.Name{Local: "channel-binding"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "tls-exporter"}}}
+		for _, tok := range []xml.Token{start, cb, cb.End(), start.End()} {
+			if err := w.EncodeToken(tok); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	},
+	Parse: func(_ context.Context, d *xml.Decoder, _ *xml.StartElement) (bool, interface{}, error) {
+		return false, nil, d.Skip()
+	},
+	Negotiate: func(context.Context, *mxmpp.Session, interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
+		return 0, nil, StreamError{Condition: PolicyViolation, Text: "sasl-channel-binding is a list, not something to negotiate"}
+	},
 }
 
 // legacySession advertises RFC 3921's session establishment as optional

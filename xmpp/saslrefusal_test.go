@@ -51,6 +51,11 @@ func TestSASLRefusalSaysWhy(t *testing.T) {
 	s := testenv.Start(t, "sqlite", debugLog(&log))
 	s.AddUser(t, "alice", "right")
 	st := s.StartTLS(t, "127.0.0.6")
+	// XEP-0440: the one channel binding type the -PLUS mechanisms take.
+	if cb := st.Features.Child(xmpp.NSChannelBinding, "sasl-channel-binding"); cb == nil ||
+		len(cb.Elements()) != 1 || cb.Elements()[0].Local != "channel-binding" || cb.Elements()[0].Get("type") != "tls-exporter" {
+		t.Errorf("features after TLS 1.3 (want XEP-0440's tls-exporter alone): %s", st.Features.Bytes(xmpp.NSClient))
+	}
 	auth := func(mech, msg string) string {
 		return `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="` + mech + `">` + base64.StdEncoding.EncodeToString([]byte(msg)) + `</auth>`
 	}

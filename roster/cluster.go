@@ -88,23 +88,15 @@ type remotePush struct {
 // the pushes, which read storage for the version, are made in order by a
 // goroutine of their own.
 func (m *Module) registerCluster(s *xmpp.Server) {
-	m.remotePushes = make(chan remotePush, maxQueuedPushes)
+	m.remotePushes = xmpp.Queue(s, maxQueuedPushes, func(ctx context.Context, p remotePush) {
+		m.pushItem(ctx, p.owner, p.item)
+	})
 	s.HandleClusterOp(opChanged, func(_ context.Context, op *xmpp.Element) {
 		if owner := op.Get("owner"); owner != "" {
 			m.invalidate(owner)
 		}
 	})
 	s.HandleClusterOp(opPush, m.pushedElsewhere)
-	s.Go(func(ctx context.Context) {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case p := <-m.remotePushes:
-				m.pushItem(ctx, p.owner, p.item)
-			}
-		}
-	})
 }
 
 // stale drops this node's copy of owner's roster after a write of its
@@ -142,9 +134,7 @@ func (m *Module) pushedElsewhere(_ context.Context, op *xmpp.Element) {
 	if m.account(owner) == nil {
 		return
 	}
-	select {
-	case m.remotePushes <- remotePush{owner: owner, item: el}:
-	default:
+	if !m.remotePushes(remotePush{owner: owner, item: el}) {
 		m.log.Warn("too many roster pushes from other nodes; one dropped", "jid", owner)
 	}
 }

@@ -79,7 +79,7 @@ type Module struct {
 	maxItems atomic.Int64
 	// remotePushes are the pushes other nodes of a cluster asked for
 	// (cluster.go).
-	remotePushes chan remotePush
+	remotePushes func(remotePush) bool
 }
 
 // account is what the module keeps for an account while it has sessions.

@@ -429,3 +429,31 @@ func (s *Server) SendClusterOpAll(ctx context.Context, op *Element) (missed []st
 	}
 	return missed
 }
+
+// Queue starts a goroutine of s that runs fn on each item handed to the
+// returned function, one after another in the order handed: work that
+// another node's operation asks for and that must not hold up the bus's
+// delivery goroutine (a storage read, deliveries). The returned function
+// never waits: it returns false, dropping the item, when size items wait
+// already.
+func Queue[T any](s *Server, size int, fn func(ctx context.Context, item T)) func(T) bool {
+	ch := make(chan T, size)
+	s.Go(func(ctx context.Context) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case it := <-ch:
+				fn(ctx, it)
+			}
+		}
+	})
+	return func(it T) bool {
+		select {
+		case ch <- it:
+			return true
+		default:
+			return false
+		}
+	}
+}

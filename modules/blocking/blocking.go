@@ -63,7 +63,7 @@ type Module struct {
 	pushID   atomic.Uint64
 	// reloads are the accounts whose lists another node of a cluster
 	// changed, to read again (cluster.go).
-	reloads chan string
+	reloads func(string) bool
 }
 
 // account is one account's cached list.

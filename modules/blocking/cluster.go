@@ -31,18 +31,8 @@ const maxReloads = 1024
 // again from storage in order by a goroutine of their own, out of the
 // bus's.
 func (m *Module) registerCluster(s *xmpp.Server) {
-	m.reloads = make(chan string, maxReloads)
+	m.reloads = xmpp.Queue(s, maxReloads, m.reload)
 	s.HandleClusterOp(opChanged, m.changedElsewhere)
-	s.Go(func(ctx context.Context) {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case owner := <-m.reloads:
-				m.reload(ctx, owner)
-			}
-		}
-	})
 }
 
 // reload reads owner's list from storage again, when owner has sessions
@@ -125,8 +115,5 @@ func (m *Module) changedElsewhere(ctx context.Context, op *xmpp.Element) {
 		m.set(a, a.get().without(jids))
 	}
 	m.push(ctx, a, itemsElement(payload.Local, jids))
-	select {
-	case m.reloads <- owner:
-	default:
-	}
+	m.reloads(owner)
 }

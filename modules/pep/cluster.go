@@ -39,18 +39,10 @@ type remoteEvent struct {
 // registerCluster handles the other nodes' changes; the notifications are
 // delivered in the order they came, by one goroutine, out of the bus's.
 func (m *Module) registerCluster(s *xmpp.Server) {
-	m.events = make(chan remoteEvent, maxQueued)
-	s.HandleClusterOp(opChanged, m.changedElsewhere)
-	s.Go(func(ctx context.Context) {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-m.events:
-				m.notifyHere(ctx, ev.owner, ev.n, xmpp.NewFanout(ev.msg))
-			}
-		}
+	m.events = xmpp.Queue(s, maxQueued, func(ctx context.Context, ev remoteEvent) {
+		m.notifyHere(ctx, ev.owner, ev.n, xmpp.NewFanout(ev.msg))
 	})
+	s.HandleClusterOp(opChanged, m.changedElsewhere)
 }
 
 // changed follows a change to owner's service made here: the event ev of
@@ -114,9 +106,7 @@ func (m *Module) changedElsewhere(_ context.Context, op *xmpp.Element) {
 	if msg == nil {
 		return
 	}
-	select {
-	case m.events <- remoteEvent{owner: owner, n: n, msg: msg}:
-	default:
+	if !m.events(remoteEvent{owner: owner, n: n, msg: msg}) {
 		m.srv.Log().Warn("pep: too many notifications from other nodes; one dropped", "jid", owner, "node", n.name)
 	}
 }

@@ -71,7 +71,7 @@ type Module struct {
 	sessions sync.Map // *xmpp.Session → *watcher
 	remote   remotes
 	// events are other nodes' notifications waiting (cluster.go).
-	events chan remoteEvent
+	events func(remoteEvent) bool
 }
 
 // Register implements xmpp.Module.

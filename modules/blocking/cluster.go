@@ -41,17 +41,11 @@ func (m *Module) registerCluster(s *xmpp.Server) {
 // storage does not hold; what storage holds once both are stored is the
 // truth on every node.
 func (m *Module) reload(ctx context.Context, owner string) {
-	m.mu.RLock()
-	a := m.accounts[owner]
-	m.mu.RUnlock()
+	a := m.lockCached(owner)
 	if a == nil {
 		return
 	}
-	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.dropped {
-		return
-	}
 	items, err := m.Store.BlockList(ctx, owner)
 	if err != nil {
 		m.log.Warn("reading the block list", "jid", owner, "err", err)
@@ -93,19 +87,13 @@ func (m *Module) changedElsewhere(ctx context.Context, op *xmpp.Element) {
 			jids = append(jids, it.Get("jid"))
 		}
 	}
-	m.mu.RLock()
-	a := m.accounts[owner]
-	m.mu.RUnlock()
+	// Waits while a session binding here loads the list: the change then
+	// applies to what was loaded, whether or not it was in it already.
+	a := m.lockCached(owner)
 	if a == nil {
 		return
 	}
-	// Waits while a session binding here loads the list: the change then
-	// applies to what was loaded, whether or not it was in it already.
-	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.dropped {
-		return
-	}
 	switch {
 	case payload.Local == "block":
 		m.set(a, a.get().with(jids))
@@ -116,4 +104,21 @@ func (m *Module) changedElsewhere(ctx context.Context, op *xmpp.Element) {
 	}
 	m.push(ctx, a, itemsElement(payload.Local, jids))
 	m.reloads(owner)
+}
+
+// lockCached returns owner's cached list locked, or nil when this node
+// holds none (no session of owner here, or it was just dropped).
+func (m *Module) lockCached(owner string) *account {
+	m.mu.RLock()
+	a := m.accounts[owner]
+	m.mu.RUnlock()
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	if a.dropped {
+		a.mu.Unlock()
+		return nil
+	}
+	return a
 }

@@ -188,6 +188,10 @@ func TestClusterPEP(t *testing.T) {
 	gets := func(ms *mxmpp.Session, want string, strict bool) {
 		t.Helper()
 		expectAnswering(t, ms, caps, func(el *xmpp.Element) bool {
+			if el.Local == "iq" && el.Get("type") == "error" {
+				// A refused publish, said at once rather than by a timeout.
+				t.Fatalf("%s, waiting for alice's nick %q: %s", ms.LocalAddr(), want, el.Bytes(xmpp.NSClient))
+			}
 			got, ok := nickIn(el, "alice@localhost")
 			if ok && got != want && strict {
 				t.Fatalf("%s got alice's nick %q, want %q", ms.LocalAddr(), got, want)

@@ -275,3 +275,83 @@ func TestClusterRooms(t *testing.T) {
 		t.Fatalf("the room's occupants at the end: %d %v", code, v)
 	}
 }
+
+// TestClusterRoomHandover: the node hosting a room stops cleanly
+// (SIGTERM, a rolling restart): its own occupant leaves, as with any
+// session that ends, and the others stay recorded; the next stanza for
+// the room makes the other node take it over with them, and they go on
+// talking without joining again.
+func TestClusterRoomHandover(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
+	ctx := context.Background()
+	a := startNode(t, "node-a", dsn, addr, prefix, "")
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"alice", "bob", "carol"} {
+		creds, err := xmpp.NewCredentials("pw", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateUser(ctx, u+"@localhost", creds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const room = "lobby@conference.localhost"
+	if err := st.SaveRoom(ctx, storage.Room{JID: room, Created: time.Now().UTC(), Config: storage.RoomConfig{
+		Persistent: true, Public: true, WhoIs: "moderators", HistoryLength: 20, AllowPM: "anyone"}}); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, "node-b", dsn, addr, prefix, "")
+	enter := func(s *server, user string) *mxmpp.Session {
+		t.Helper()
+		ms, _, err := s.login(t, user+"@localhost", "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Available first, as clients are: the registry, through which
+		// other nodes reach a session, holds available sessions.
+		if err := ms.Send(ctx, xmlPresence()); err != nil {
+			t.Fatal(err)
+		}
+		x := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "http://jabber.org/protocol/muc", Local: "x"}})
+		if err := ms.Send(ctx, stanza.Presence{To: jid.MustParse(room + "/" + user)}.Wrap(x)); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, ms, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "subject") != nil })
+		return ms
+	}
+	heard := func(ms *mxmpp.Session, from, body string) {
+		t.Helper()
+		expect(t, ms, func(el *xmpp.Element) bool {
+			if el.Local == "presence" && el.Get("from") == room+"/"+ms.LocalAddr().Localpart() && el.Get("type") == "unavailable" {
+				t.Fatalf("%s was taken out of the room: %s", ms.LocalAddr(), el.Bytes(xmpp.NSClient))
+			}
+			bd := el.Child("", "body")
+			return el.Local == "message" && el.Get("from") == room+"/"+from && bd != nil && bd.Text() == body
+		})
+	}
+	bob := enter(b, "bob") // node B hosts the room
+	alice := enter(a, "alice")
+	carol := enter(a, "carol")
+	expect(t, bob, func(el *xmpp.Element) bool { return el.Local == "presence" && el.Get("from") == room+"/carol" })
+
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-b.exited
+	// bob's session ended with node B: alice is told he left.
+	expect(t, alice, func(el *xmpp.Element) bool {
+		return el.Local == "presence" && el.Get("from") == room+"/bob" && el.Get("type") == "unavailable"
+	})
+	// alice speaks without joining again: node A takes the room over,
+	// with her and carol in it.
+	if err := alice.Send(ctx, stanza.Message{To: jid.MustParse(room), Type: stanza.GroupChatMessage}.Wrap(xmlBody("still here?"))); err != nil {
+		t.Fatal(err)
+	}
+	heard(carol, "alice", "still here?")
+	heard(alice, "alice", "still here?")
+}

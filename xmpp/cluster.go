@@ -89,12 +89,7 @@ func (s *Server) SendFanouts(ctx context.Context, fs []NodeFanout) (taken []bool
 	}
 	msgs := make([]storage.BusMessage, len(fs))
 	for i, nf := range fs {
-		op := NewElement(NSCluster, "fanout")
-		for _, to := range nf.To {
-			op.Add(NewElement(NSCluster, "to").Add(Text(to)))
-		}
-		op.Add(nf.F.el)
-		msgs[i] = storage.BusMessage{Node: nf.Node, Payload: op.Bytes(NSClient)}
+		msgs[i] = storage.BusMessage{Node: nf.Node, Payload: fanoutPayload(nf)}
 	}
 	taken, err := s.Bus.PublishMany(ctx, msgs)
 	if err != nil {
@@ -104,6 +99,30 @@ func (s *Server) SendFanouts(ctx context.Context, fs []NodeFanout) (taken []bool
 		taken = append(taken, make([]bool, len(fs)-len(taken))...)
 	}
 	return taken
+}
+
+// fanoutPayload is the operation carrying nf: its addressees, then the
+// stanza as the fanout serialised it once (only its namespace is spelled
+// out, as it sits in another's), not serialised again per node.
+func fanoutPayload(nf NodeFanout) []byte {
+	if nf.F.el.Space != NSClient {
+		op := NewElement(NSCluster, "fanout")
+		for _, to := range nf.To {
+			op.Add(NewElement(NSCluster, "to").Add(Text(to)))
+		}
+		return op.Add(nf.F.el).Bytes(NSClient)
+	}
+	b := make([]byte, 0, 64+len(nf.F.head)+len(nf.F.tail)+32*len(nf.To))
+	b = append(b, `<fanout xmlns="`+NSCluster+`">`...)
+	for _, to := range nf.To {
+		b = append(b, "<to>"...)
+		b = appendEscaped(b, to)
+		b = append(b, "</to>"...)
+	}
+	b = append(b, nf.F.head...)
+	b = append(b, ` xmlns="`+NSClient+`"`...)
+	b = append(b, nf.F.tail...)
+	return append(b, "</fanout>"...)
 }
 
 // receiveFanout delivers what SendFanout sent to the sessions here; one

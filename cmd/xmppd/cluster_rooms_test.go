@@ -39,15 +39,7 @@ func TestClusterRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for _, u := range []string{"alice", "bob", "carol", "dave"} {
-		creds, err := xmpp.NewCredentials("pw", 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.CreateUser(ctx, u+"@localhost", creds); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addAccounts(t, st, "@localhost", "alice", "bob", "carol", "dave")
 	const room = "team@conference.localhost"
 	err = st.SaveRoom(ctx, storage.Room{JID: room, Created: time.Now().UTC(), Config: storage.RoomConfig{
 		Name: "Team", Persistent: true, MembersOnly: true, Public: true, WhoIs: "moderators",
@@ -291,15 +283,7 @@ func TestClusterRoomHandover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for _, u := range []string{"alice", "bob", "carol"} {
-		creds, err := xmpp.NewCredentials("pw", 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.CreateUser(ctx, u+"@localhost", creds); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addAccounts(t, st, "@localhost", "alice", "bob", "carol")
 	const room = "lobby@conference.localhost"
 	if err := st.SaveRoom(ctx, storage.Room{JID: room, Created: time.Now().UTC(), Config: storage.RoomConfig{
 		Persistent: true, Public: true, WhoIs: "moderators", HistoryLength: 20, AllowPM: "anyone"}}); err != nil {

@@ -51,20 +51,13 @@ func TestClusterFederation(t *testing.T) {
 
 	extra := fmt.Sprintf("s2s:\n  dialback_secret: %q\n  routes:\n    other.test: %q\n", "0123456789abcdef0123456789abcdef", s2sOther)
 	a := startNode(t, "node-a", dsn, addr, prefix, extra)
-	b := startNode(t, "node-b", dsn, addr, prefix, extra, "-s2s", s2sB)
+	startNode(t, "node-b", dsn, addr, prefix, extra, "-s2s", s2sB) // the node other.test reaches
 	st, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	creds, err := xmpp.NewCredentials("pw", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateUser(ctx, "alice@localhost", creds); err != nil {
-		t.Fatal(err)
-	}
-	_ = b
+	addAccounts(t, st, "", "alice@localhost")
 
 	login := func(s *server, user string) *mxmpp.Session {
 		t.Helper()

@@ -29,15 +29,7 @@ func cluster(t *testing.T, extra string, users []string, names ...string) ([]*se
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, u := range users {
-		creds, err := xmpp.NewCredentials("pw", 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.CreateUser(context.Background(), u, creds); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addAccounts(t, st, "", users...)
 	for _, n := range names[1:] {
 		nodes = append(nodes, startNode(t, n, dsn, addr, prefix, extra))
 	}

@@ -42,15 +42,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for _, u := range []string{"alice@localhost", "bob@localhost", "carol@localhost"} {
-		creds, err := xmpp.NewCredentials("pw", 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.CreateUser(ctx, u, creds); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addAccounts(t, st, "", "alice@localhost", "bob@localhost", "carol@localhost")
 	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"},
 		{"carol@localhost", "alice@localhost"}, {"alice@localhost", "carol@localhost"}} {
 		if err := st.PutRosterItem(ctx, p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubBoth}, 0); err != nil {
@@ -224,4 +216,21 @@ func startNode(t *testing.T, name, dsn, addr, prefix, extra string, args ...stri
 		t.Fatal(err)
 	}
 	return startServer(t, data, append([]string{"-config", conf}, args...)...)
+}
+
+// addAccounts creates each of users (with domain appended) in st, with the
+// password "pw".
+func addAccounts(t *testing.T, st interface {
+	CreateUser(context.Context, string, storage.Credentials) error
+}, domain string, users ...string) {
+	t.Helper()
+	for _, u := range users {
+		creds, err := xmpp.NewCredentials("pw", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateUser(context.Background(), u+domain, creds); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -131,3 +131,24 @@ func TestSlixmppDefaultLogin(t *testing.T) {
 		t.Errorf("%d refusals logged at debug, want %d:\n%s", n, len(want), log.String())
 	}
 }
+
+// Client-final-messages whose fields have no "=" (one once panicked the
+// server, which ended every session: FuzzSCRAM found it) are refused like
+// any malformed message, and the server goes on serving.
+func TestSCRAMMalformedFinal(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	alice := s.AddUser(t, "alice", "right")
+	for _, final := range []string{"c,p=", "c,r,p=AAAA", "r,c=biws,p="} {
+		st := s.StartTLS(t, "127.0.0.7")
+		io.WriteString(st, `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="SCRAM-SHA-256">`+
+			base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=abcdefgh"))+`</auth>`)
+		if el, err := st.Next(); err != nil || el.Local != "challenge" {
+			t.Fatalf("%q: got %v, %v; want a <challenge/>", final, el, err)
+		}
+		io.WriteString(st, `<response xmlns="urn:ietf:params:xml:ns:xmpp-sasl">`+base64.StdEncoding.EncodeToString([]byte(final))+`</response>`)
+		if el, err := st.Next(); err != nil || el.Local != "failure" || el.Child("", "not-authorized") == nil {
+			t.Fatalf("%q: got %v, %v; want <failure><not-authorized/>", final, el, err)
+		}
+	}
+	s.Dial(t, alice, "right", "r") // still serving
+}

@@ -319,7 +319,7 @@ func (a *authenticator) scramFinal(h func() hash.Hash, st *scramState, msg strin
 		k, v, _ := strings.Cut(field, "=")
 		switch k {
 		case "c":
-			cb = field[2:]
+			cb = v // a "c" without "=" once panicked here (FuzzSCRAM)
 		case "r":
 			nonce = v
 		}

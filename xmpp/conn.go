@@ -67,6 +67,7 @@ var errHostChanged = errors.New("xmpp: stream location")
 // it holds one of addr's unauthenticated slots, released here once the
 // stream is bound (or ends).
 func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
+	defer s.caught("negotiation", raw.RemoteAddr().String(), nil)
 	if mode == s2sPlain || mode == s2sDirectTLS {
 		s.handleS2S(raw, mode == s2sDirectTLS, addr)
 		return

@@ -62,6 +62,7 @@ const maxPendingDialback = 8
 // handleS2S serves a stream from another server on a connection that was
 // admitted: it holds one of addr's unauthenticated slots.
 func (s *Server) handleS2S(raw net.Conn, direct bool, addr string) {
+	defer s.caught("incoming federation stream", raw.RemoteAddr().String(), nil)
 	defer raw.Close()
 	c := &s2sIn{srv: s, raw: raw, remote: raw.RemoteAddr().String(), authorized: make(map[string]bool), addr: addr}
 	s.s2sInStreams.Add(1)

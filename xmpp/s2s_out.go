@@ -177,15 +177,21 @@ func (o *s2sOut) touch() {
 // it ends.
 func (o *s2sOut) run() {
 	defer o.srv.wg.Done()
+	o.fail(o.serve())
+}
+
+// serve is run's work; a panic in it (a defect the peer's input reached)
+// fails this stream alone.
+func (o *s2sOut) serve() (err error) {
+	defer o.srv.caught("outgoing federation stream", o.remote, &err)
 	external, err := o.connect()
 	if err != nil {
-		o.fail(err)
-		return
+		return err
 	}
 	if external {
 		o.authenticated("external")
 	}
-	o.fail(o.read())
+	return o.read()
 }
 
 // stream is the state of the stream being negotiated.

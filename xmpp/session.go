@@ -179,7 +179,7 @@ func (s *Session) serve(c *conn, resumed bool) {
 		s.srv.hooks.runSession(s.srv.ctx, SessionBound, s)
 	}
 	c.auth = nil
-	err := s.readLoop(c)
+	err := s.readLoopCaught(c)
 	switch {
 	case s.c() != c:
 		// A resumption took over on another connection.
@@ -190,6 +190,13 @@ func (s *Session) serve(c *conn, resumed bool) {
 	default:
 		s.end(err)
 	}
+}
+
+// readLoopCaught is readLoop, with a panic (a defect a stanza reached)
+// ending this session with <internal-server-error/>, not the server.
+func (s *Session) readLoopCaught(c *conn) (err error) {
+	defer s.srv.caught("session", c.remote, &err)
+	return s.readLoop(c)
 }
 
 // end ends the session for good: it is no longer routable, the modules

@@ -91,10 +91,10 @@ func TestAttackBOSHSessionLoop(t *testing.T) {
 	url := "http://" + tg.http + "/http-bind"
 	var (
 		created, refused, gaps, replays atomic.Int32
-		heldTooLong                      atomic.Int32
-		longestReplay                    atomic.Int64
-		mu                               sync.Mutex
-		otherAnswers                     = map[string]int{}
+		heldTooLong                     atomic.Int32
+		longestReplay                   atomic.Int64
+		mu                              sync.Mutex
+		otherAnswers                    = map[string]int{}
 	)
 	other := func(what string) {
 		if i := strings.LastIndex(what, ": "); i >= 0 {
@@ -262,8 +262,8 @@ func TestAttackUploadQuota(t *testing.T) {
 	}
 	var (
 		granted, overQuota, tooLarge, otherIQ atomic.Int32
-		put413, putCut, putOther               atomic.Int32
-		slots                                  = make(chan string, 64) // granted, for the PUTs
+		put413, putCut, putOther              atomic.Int32
+		slots                                 = make(chan string, 64) // granted, for the PUTs
 	)
 	// The IQs are sent by one goroutine, the uploader's only reader.
 	iqs := func(ctx context.Context) {

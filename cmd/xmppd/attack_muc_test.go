@@ -215,5 +215,5 @@ func TestAttackJoinStorm(t *testing.T) {
 		t.Errorf("%d rounds in which an owner created fewer than %d rooms (rooms left behind?); %v", fewer, maxRooms, problems)
 	}
 	rep.CheckLatency(t)
-	rep.CheckMemory(t, 48<<20)
+	rep.CheckMemory(t, rssBound)
 }

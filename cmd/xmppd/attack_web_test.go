@@ -231,7 +231,7 @@ func TestAttackBOSHSessionLoop(t *testing.T) {
 		t.Errorf("%d replayed requests held past the wait (%v) + 2 s", n, maxWait)
 	}
 	rep.CheckLatency(t)
-	rep.CheckMemory(t, 48<<20)
+	rep.CheckMemory(t, rssBound)
 }
 
 // The upload service's slot request (XEP-0363 §4).
@@ -393,5 +393,5 @@ func TestAttackUploadQuota(t *testing.T) {
 		}
 	}
 	rep.CheckLatency(t)
-	rep.CheckMemory(t, 48<<20)
+	rep.CheckMemory(t, rssBound)
 }

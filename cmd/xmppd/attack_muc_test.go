@@ -109,11 +109,12 @@ func TestAttackJoinStorm(t *testing.T) {
 			problems = append(problems, s)
 		}
 	}
+	// A write that fails shows as the wait for its answer failing.
 	join := func(c *testenv.Client, room, nick string) {
-		c.SendRaw(t, `<presence to="`+room+`/`+nick+`"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+		c.Send(`<presence to="` + room + `/` + nick + `"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
 	}
 	leave := func(c *testenv.Client, room, nick string) {
-		c.SendRaw(t, `<presence type="unavailable" to="`+room+`/`+nick+`"/>`)
+		c.Send(`<presence type="unavailable" to="` + room + `/` + nick + `"/>`)
 	}
 	churn := func(ctx context.Context, n int, c *testenv.Client) {
 		nick := fmt.Sprintf("churn%d", n)

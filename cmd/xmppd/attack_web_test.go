@@ -275,7 +275,18 @@ func TestAttackUploadQuota(t *testing.T) {
 			if i%3 == 2 {
 				size = 4 * fileSize // past the file size limit
 			}
-			iq := up.IQ(t, "get", "upload.localhost", slotRequest(size))
+			id := fmt.Sprintf("slot%d", i)
+			if err := up.Send(`<iq type="get" id="` + id + `" to="upload.localhost">` + slotRequest(size) + `</iq>`); err != nil {
+				t.Errorf("slot request: %v", err)
+				return
+			}
+			iq, err := awaitEl(ctx, up, func(el *xmpp.Element) bool { return el.Local == "iq" && el.Get("id") == id })
+			if err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("slot request: %v", err)
+				}
+				return
+			}
 			switch cond := testenv.ErrorCondition(iq); {
 			case iq.Get("type") == "result" && slotOf(iq) != "":
 				granted.Add(1)

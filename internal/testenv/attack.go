@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -280,6 +281,13 @@ func DialAt(addr, ip string, conf *tls.Config, user jid.JID, password, resource 
 	}
 	conn.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// Send writes XML text to the server as it is; unlike SendRaw it returns
+// the error, for goroutines other than the test's (attackers).
+func (c *Client) Send(s string) error {
+	_, err := io.WriteString(c.conn, s)
+	return err
 }
 
 // EchoPair makes a and b the victim pair: b sends every chat message back

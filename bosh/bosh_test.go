@@ -227,6 +227,75 @@ func TestInactivity(t *testing.T) {
 	}
 }
 
+// TestInactivityWithGap: a client that skips a rid and goes away leaves a
+// request waiting for one that never comes; the session still ends after
+// the inactivity time, and the waiting request is answered with its end
+// (issue 21: such sessions once stayed for ever).
+func TestInactivityWithGap(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	s.BOSH.Inactivity = 300 * time.Millisecond
+	alice := s.AddUser(t, "alice", "alice pw")
+	b := s.NewBOSH()
+	full := b.Login(t, alice, "alice pw", "web")
+	answered := make(chan *xmpp.Element, 1)
+	go func() {
+		_, el := b.PostRID(t, b.RID+2, "", "") // rid+1 never comes
+		answered <- el
+	}()
+	waitFor(t, "the session with a gap to end", func() bool { return !online(s, full) && s.BOSH.Sessions() == 0 })
+	select {
+	case el := <-answered:
+		if el.Get("type") != "terminate" {
+			t.Fatalf("the waiting request got %s, want terminate", el)
+		}
+	case <-time.After(testenv.Timeout):
+		t.Fatal("the waiting request was never answered")
+	}
+}
+
+// TestRepeatedRIDFreesOld: the connection whose request a repeated rid took
+// over is answered (empty) once the wait passes, rather than held until its
+// client goes (issue 21: a client could keep any number of them).
+func TestRepeatedRIDFreesOld(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	s.BOSH.MaxWait = time.Second
+	alice := s.AddUser(t, "alice", "alice pw")
+	b := s.NewBOSH()
+	b.Login(t, alice, "alice pw", "web")
+	b.RID++
+	type result struct {
+		el   *xmpp.Element
+		took time.Duration
+	}
+	results := make(chan result, 2)
+	raw := fmt.Sprintf(`<body xmlns="http://jabber.org/protocol/httpbind" sid="%s" rid="%d"/>`, b.SID, b.RID)
+	post := func() { // DoContext: the two share b, which Post does not allow
+		start := time.Now()
+		_, data, err := b.DoContext(context.Background(), raw)
+		el, perr := xmpp.ParseElement(data)
+		if err != nil || perr != nil {
+			el = xmpp.NewElement("", "error", "text", fmt.Sprint(err, perr))
+		}
+		results <- result{el, time.Since(start)}
+	}
+	go post()
+	time.Sleep(100 * time.Millisecond) // the first is held
+	go post()                          // and taken over
+	for range 2 {
+		select {
+		case r := <-results:
+			if r.el.Local != "body" || r.el.Get("type") == "terminate" {
+				t.Fatalf("answered %s", r.el)
+			}
+			if r.took > 3*time.Second {
+				t.Fatalf("a request held %v with a wait of 1 s", r.took)
+			}
+		case <-time.After(testenv.Timeout):
+			t.Fatal("a request is still held")
+		}
+	}
+}
+
 // TestBadRequests: requests the endpoint cannot take.
 func TestBadRequests(t *testing.T) {
 	s := testenv.Start(t, "sqlite", func(srv *xmpp.Server) { srv.MaxStanzaSize = 4096 })

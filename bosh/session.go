@@ -315,8 +315,12 @@ func (s *session) remove() {
 }
 
 // startIdle starts the inactivity timer when no request is held (§7.1).
+// Requests that wait for their turn do not count: the one they wait for
+// may never come (a client that skips a rid and goes away once kept its
+// session, and the requests, for ever); they are answered with the
+// session's end when the inactivity time passes.
 func (s *session) startIdle() {
-	if len(s.held) > 0 || len(s.waiting) > 0 || s.removed {
+	if len(s.held) > 0 || s.removed {
 		return
 	}
 	d := s.inactivity
@@ -348,9 +352,11 @@ func (s *session) expire() {
 }
 
 // timeout answers a held request whose wait is over, with what there is
-// (usually nothing, §7.1). A request that is not held gets nil: one that
-// waits for its turn must not be answered before it has been processed, and
-// one that a repeated rid took over has nobody reading.
+// (usually nothing, §7.1). A request that waits for its turn gets nil: it
+// must not be answered before it has been processed (or the session ends).
+// One that a repeated rid took over (§14.3) gets an empty body at once:
+// its response goes to the new connection, and nothing else would ever end
+// this one, which a client could keep open for ever.
 func (s *session) timeout(ch chan []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -365,7 +371,15 @@ func (s *session) timeout(ch chan []byte) []byte {
 		return b // answered meanwhile
 	default:
 	}
-	return nil
+	for _, r := range s.waiting {
+		if r.resp == ch {
+			return nil
+		}
+	}
+	if s.removed {
+		return terminateBody(ItemNotFound)
+	}
+	return newResponse().close(nil)
 }
 
 func (s *session) signal(c chan struct{}) {

@@ -55,6 +55,8 @@ type Options struct {
 	// MUCMaxRoomsPerOwner is muc.Service.MaxRoomsPerOwner: zero selects
 	// its default, a negative value means no limit.
 	MUCMaxRoomsPerOwner int
+	// MUCMaxRoomsPerSession is muc.Service.MaxRoomsPerSession, likewise.
+	MUCMaxRoomsPerSession int
 	// MUCHosting shares the rooms between the nodes of a cluster
 	// (muc.Service.Hosting); nil on a single node.
 	MUCHosting muc.Hosting
@@ -124,7 +126,8 @@ func Default(o Options) []xmpp.Module {
 	}
 	if o.MUC {
 		mods = append(mods, &muc.Service{Domain: o.MUCDomain, Store: o.Store, MaxRoomsPerOwner: o.MUCMaxRoomsPerOwner,
-			Mentions: pushMod.Mention, Archive: rooms, IDs: ids, Hosting: o.MUCHosting})
+			MaxRoomsPerSession: o.MUCMaxRoomsPerSession,
+			Mentions:           pushMod.Mention, Archive: rooms, IDs: ids, Hosting: o.MUCHosting})
 	}
 	if o.Upload != nil {
 		if o.Upload.Store == nil {

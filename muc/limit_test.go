@@ -2,6 +2,7 @@ package muc_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,4 +85,63 @@ func TestMaxRoomsPerOwner(t *testing.T) {
 		create(t, bob2, "b2", "bob")
 		refused(bob2, "b3")
 	})
+}
+
+// TestMaxRoomsPerSession: a session may be in MaxRoomsPerSession rooms at
+// once (3 here), whether or not it sent its initial presence (the directed
+// presence limit bounds only one that did: issue 21 found a session
+// without presence joining every room it could name); one more, asked for
+// all at once, is refused with <policy-violation/> whether the room exists
+// or not, presence to a room it is in still works, leaving one frees its
+// place, and another session of the account has its own.
+func TestMaxRoomsPerSession(t *testing.T) {
+	s := testenv.Start(t, "sqlite", func(s *xmpp.Server) {
+		s.Modules = modules.Default(modules.Options{Store: s.Store, MUC: true, MUCMaxRoomsPerSession: 3})
+	})
+	owner := user(t, s, "owner")
+	owner2 := s.Dial(t, owner.JID.Bare(), "pw", "r2") // the owner's sessions are bound too
+	for i, r := range []string{"a", "b", "c", "d", "e"} {
+		create(t, []*testenv.Client{owner, owner2}[i/3], r, "owner")
+	}
+	lurker := s.Dial(t, s.AddUser(t, "lurker", "pw"), "pw", "one") // no initial presence
+	for _, r := range []string{"a", "b", "c", "d", "new"} {        // at once
+		join(t, lurker, r, "lurker", "")
+	}
+	in, refused := 0, 0
+	for range 5 {
+		el := lurker.Expect(t, "an answer to a join", func(el *xmpp.Element) bool {
+			return el.Local == "presence" && strings.HasSuffix(el.Get("from"), "/lurker") &&
+				(el.Get("type") == "error" || slices.Contains(codes(el), "110"))
+		})
+		switch {
+		case el.Get("type") != "error":
+			in++
+		case errorCondition(el) == "policy-violation" && strings.Contains(el.String(), "leave one first"):
+			refused++
+		default:
+			t.Fatalf("join answered %v", el)
+		}
+	}
+	if in != 3 || refused != 2 {
+		t.Fatalf("%d rooms joined and %d refused, want 3 and 2", in, refused)
+	}
+	// A presence update to a room it is in is no new room.
+	lurker.SendRaw(t, `<presence to="a@`+service+`/lurker"><show>away</show></presence>`)
+	lurker.Expect(t, "the update", func(el *xmpp.Element) bool {
+		if el.Get("type") == "error" {
+			t.Fatalf("update refused: %v", el)
+		}
+		return el.Local == "presence" && el.Get("from") == "a@"+service+"/lurker"
+	})
+	// Another session of the account is not counted with this one.
+	other := s.Dial(t, lurker.JID.Bare(), "pw", "two")
+	join(t, other, "e", "lurker2", "")
+	other.Expect(t, "in e", presenceFrom("e@"+service+"/lurker2", ""))
+	// Leaving frees a place; the room that was never made was not left
+	// behind either (the owner may still create it).
+	lurker.SendRaw(t, `<presence type="unavailable" to="a@`+service+`/lurker"/>`)
+	lurker.Expect(t, "out of a", presenceFrom("a@"+service+"/lurker", "unavailable"))
+	join(t, lurker, "d", "lurker", "")
+	lurker.Expect(t, "in d", presenceFrom("d@"+service+"/lurker", ""))
+	create(t, owner2, "new", "owner")
 }

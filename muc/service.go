@@ -46,6 +46,13 @@ const DefaultHistory = 20
 // the service refuses to create another for it.
 const DefaultMaxRoomsPerOwner = 100
 
+// DefaultMaxRoomsPerSession is how many rooms one session (full JID) may
+// be in at once: the bound the directed presence limit
+// (roster.DefaultMaxDirected) sets for a session that sent its initial
+// presence, kept here for one that did not, whose directed presence is not
+// tracked (issue 21: such a session could join every room it could name).
+const DefaultMaxRoomsPerSession = 100
+
 // Service is the multi-user chat service. It is an xmpp.Module that adds
 // itself as the component for Domain.
 type Service struct {
@@ -60,6 +67,10 @@ type Service struct {
 	// (xmppctl, the admin API) are never refused, but count for their
 	// owners. Zero means DefaultMaxRoomsPerOwner; negative, no limit.
 	MaxRoomsPerOwner int
+	// MaxRoomsPerSession bounds the rooms one session (full JID) is in on
+	// this node; joining one more is refused with <policy-violation/>.
+	// Zero means DefaultMaxRoomsPerSession; negative, no limit.
+	MaxRoomsPerSession int
 	// Mentions, when set, learns of groupchat messages that mention
 	// members who are not in the room (push notifications).
 	Mentions MentionFunc
@@ -109,6 +120,9 @@ func (s *Service) Register(srv *xmpp.Server) {
 	}
 	if s.MaxRoomsPerOwner == 0 {
 		s.MaxRoomsPerOwner = DefaultMaxRoomsPerOwner
+	}
+	if s.MaxRoomsPerSession == 0 {
+		s.MaxRoomsPerSession = DefaultMaxRoomsPerSession
 	}
 	s.rooms = make(map[string]*room)
 	s.owned = make(map[string]int)
@@ -186,6 +200,14 @@ func (s *Service) handleRoom(ctx context.Context, st *xmpp.Element, to jid.JID, 
 	}
 	bare := to.Bare().String()
 	r := s.lookup(ctx, bare)
+	if st.Local == "presence" && st.Get("type") == "" && to.Resourcepart() != "" && !s.mayJoin(from.String(), r) {
+		s.reply(ctx, st, xmpp.StanzaError{Condition: xmpp.PolicyViolationCond,
+			Text: "this session is in " + strconv.Itoa(s.MaxRoomsPerSession) + " rooms, the most it may be in at once: leave one first"})
+		if r == nil {
+			s.release(ctx, bare)
+		}
+		return
+	}
 	if r == nil {
 		if st.Local != "presence" || to.Resourcepart() == "" || st.Get("type") != "" {
 			if st.Local != "presence" {
@@ -353,6 +375,22 @@ func (s *Service) uncount(bare string) {
 	if s.owned[bare]--; s.owned[bare] <= 0 {
 		delete(s.owned, bare)
 	}
+}
+
+// mayJoin reports whether the session full may join r (nil: a room not
+// made yet): it is in r already (a presence update, a nick change), or in
+// fewer rooms than MaxRoomsPerSession.
+func (s *Service) mayJoin(full string, r *room) bool {
+	if s.MaxRoomsPerSession < 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rooms := s.joined[full]
+	if _, in := rooms[r]; in && r != nil {
+		return true
+	}
+	return len(rooms) < s.MaxRoomsPerSession
 }
 
 func (s *Service) track(full string, r *room, in bool) {

@@ -259,9 +259,14 @@ func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger, policy *xmpp
 		ClientDir: clientDir,
 		BOSH:      bh,
 	})
+	idle := cfg.HTTP.IdleTimeout
+	if idle == 0 {
+		idle = config.Default().HTTP.IdleTimeout
+	}
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       idle, // negative: never (net/http)
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }

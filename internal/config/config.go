@@ -68,7 +68,12 @@ type HTTP struct {
 	// WebClient serves Converse.js at /chat/ from WebClientDir.
 	WebClient    bool   `yaml:"web_client"`
 	WebClientDir string `yaml:"web_client_dir"`
-	BOSH         BOSH   `yaml:"bosh"`
+	// IdleTimeout closes a keep-alive connection that has no request for
+	// this long (negative: never), so that connections that made one
+	// request and then idle do not pile up: the connection rate bounds
+	// how fast they come, this how long each stays.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	BOSH        BOSH          `yaml:"bosh"`
 }
 
 // BOSH bounds BOSH sessions (XEP-0124).
@@ -472,6 +477,7 @@ func Default() Config {
 			TrustedProxies: []string{},
 			WebClient:      true,
 			WebClientDir:   "web",
+			IdleTimeout:    60 * time.Second,
 			BOSH: BOSH{
 				MaxWait:    60 * time.Second,
 				MaxHold:    1,

@@ -83,6 +83,17 @@ func TestAuthStorageUnavailable(t *testing.T) {
 		ts.Close()
 	}
 
+	// The web transports end in the same negotiation (PLAIN on a secure
+	// network: loopback).
+	for _, tr := range testenv.WebTransports() {
+		wc := s.OpenWeb(t, tr)
+		wc.Send(t, testenv.PlainAuth("alice", "alice pw"))
+		el := wc.Until(t, "SASL outcome", func(el *xmpp.Element) bool { return el.Local == "failure" || el.Local == "success" })
+		if el.Child("", "temporary-auth-failure") == nil {
+			t.Errorf("%s while storage is down: %v; want <failure><temporary-auth-failure/>", tr, el)
+		}
+	}
+
 	st.down.Store(false)
 	c, err := s.DialFrom(t, "127.0.0.9", alice, "alice pw", "")
 	if err != nil {

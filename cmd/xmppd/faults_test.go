@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -261,4 +265,285 @@ func TestPostgresRestart(t *testing.T) {
 
 	alice.chat(t, bob.LocalAddr().String(), "a1", "after the restart")
 	bob.gets(t, "after the restart")
+}
+
+// needRoot skips t, or fails it under CI=true, unless it runs as root with
+// the right to mount: a full or read-only file system cannot be made any
+// other way (chmod does nothing against root).
+func needRoot(t *testing.T, what string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s needs root (CI=true)", what)
+	}
+	t.Skipf("%s needs root", what)
+}
+
+// mountOrSkip runs mount with args; when that is not allowed here (a
+// container without CAP_SYS_ADMIN) the test is skipped, or fails under
+// CI=true.
+func mountOrSkip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount %v: %v\n%s (CI=true)", args, err, out)
+		}
+		t.Skipf("mount %v: %v\n%s", args, err, out)
+	}
+}
+
+// unmount is a cleanup that unmounts dir once the processes that used it
+// have ended.
+func unmount(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", dir, err, out)
+		}
+	})
+}
+
+// fill writes to a file in dir until the file system is full, and
+// returns the file's name.
+func fill(t *testing.T, dir string, limit int64) string {
+	t.Helper()
+	name := filepath.Join(dir, "filler")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for n := int64(0); ; n += int64(len(chunk)) {
+		if n > limit {
+			t.Fatalf("wrote %d bytes to %s and it is not full", n, dir)
+		}
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling %s: %v", dir, err)
+			}
+			return name
+		}
+	}
+}
+
+// TestDataDirFull runs xmppd on embedded storage in a data directory on a
+// small tmpfs, and fills it under signed-in users (issue 21, storage
+// faults). Messages to dave, offline, are either stored (SQLite may have
+// room in pages it has) or refused to the sender with internal-server-error
+// — and some are refused, or the file system was never full for SQLite.
+// Online delivery goes on, the server does not crash, and once space is
+// freed storing works again: dave gets every message that was not refused,
+// and none that was.
+func TestDataDirFull(t *testing.T) {
+	needRoot(t, "filling a file system")
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const size = 16 << 20
+	mountOrSkip(t, "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", data)
+	unmount(t, data) // after the server is killed: cleanups run last first
+	s := startServer(t, data)
+	for _, u := range []string{"alice", "bob", "dave"} {
+		if code, out := xmppctl(t, "-data", data, "user", "add", u+"@localhost", "pw"); code != 0 {
+			t.Fatalf("xmppctl user add %s: exit %d: %s", u, code, out)
+		}
+	}
+	alice, bob := signIn(t, s, "alice@localhost"), signIn(t, s, "bob@localhost")
+	alice.online(t)
+	bob.online(t)
+
+	var kept []string
+	alice.chat(t, "dave@localhost", "k0", "before the disk filled")
+	if el := alice.outcome(t, "k0"); el != nil {
+		t.Fatalf("a message to offline dave with room on the disk: %s", el)
+	}
+	kept = append(kept, "before the disk filled")
+
+	filler := fill(t, data, size)
+	body := strings.Repeat("x", 4000)
+	refused := false
+	for i := 0; i < 500 && !refused; i++ {
+		id := fmt.Sprintf("f%d", i)
+		text := fmt.Sprintf("%d %s", i, body)
+		alice.chat(t, "dave@localhost", id, text)
+		el := alice.outcome(t, id)
+		switch {
+		case el == nil:
+			kept = append(kept, text)
+		case stanzaCondition(el) == string(xmpp.InternalError):
+			refused = true
+		default:
+			t.Fatalf("message %d to offline dave on a full disk: %s", i, el)
+		}
+	}
+	if !refused {
+		t.Fatalf("500 messages of 4 KB to offline dave on a full %d-byte file system were all taken", size)
+	}
+	t.Logf("the disk took %d messages after it was full, then refused one", len(kept)-1)
+
+	alice.chat(t, bob.LocalAddr().String(), "o1", "online while the disk is full")
+	bob.gets(t, "online while the disk is full")
+	bob.chat(t, alice.LocalAddr().String(), "o2", "and back")
+	alice.gets(t, "and back")
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	alice.chat(t, "dave@localhost", "k1", "after space was freed")
+	if el := alice.outcome(t, "k1"); el != nil {
+		t.Fatalf("a message to offline dave after space was freed: %s", el)
+	}
+	kept = append(kept, "after space was freed")
+
+	select {
+	case <-s.exited:
+		t.Fatalf("xmppd exited: %v", s.waitErr)
+	default:
+	}
+	dave := signIn(t, s, "dave@localhost")
+	if err := dave.Send(context.Background(), xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range kept {
+		got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
+		if b := got.Child("", "body").Text(); b != want {
+			t.Fatalf("dave's next offline message is %.40q, want %.40q", b, want)
+		}
+	}
+	// Nothing else was queued: the refused message does not come after
+	// all, before one sent now.
+	alice.chat(t, dave.LocalAddr().String(), "end", "the last one")
+	got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
+	if b := got.Child("", "body").Text(); b != "the last one" {
+		t.Fatalf("dave got %.40q after the messages that were kept; want only those", b)
+	}
+	if testing.Verbose() {
+		t.Logf("xmppd stderr:\n%s", s.log)
+	}
+}
+
+// TestDataDirReadOnly runs xmppd on embedded storage in a data directory
+// on an ext4 file system of the test's own (a loop device) that turns
+// read-only under it, as the kernel does on an I/O error
+// (errors=remount-ro; the test triggers one through sysfs). A tmpfs cannot
+// be used: Linux refuses `mount -o remount,ro` while a process has a file
+// there open for writing (EBUSY), and SQLite always has. A message to dave,
+// offline, is refused to the sender with internal-server-error; online
+// delivery goes on; the server does not crash and stops cleanly. A
+// file system the kernel made read-only stays so until it is unmounted,
+// so "rw restored" is: stop xmppd, fsck, mount again, start xmppd; then
+// storing works again and dave gets what was stored before, and only that.
+func TestDataDirReadOnly(t *testing.T) {
+	needRoot(t, "a read-only file system")
+	dir := t.TempDir()
+	img, data := filepath.Join(dir, "ext4.img"), filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"truncate", "-s", "64M", img}, {"mkfs.ext4", "-q", "-F", img}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%v: %v\n%s (CI=true)", c, err, out)
+			}
+			t.Skipf("%v: %v\n%s", c, err, out)
+		}
+	}
+	mountOrSkip(t, "-o", "loop,errors=remount-ro", img, data)
+	unmount(t, data)
+	out, err := exec.Command("findmnt", "-n", "-o", "SOURCE", data).Output()
+	if err != nil {
+		t.Fatalf("findmnt %s: %v", data, err)
+	}
+	trigger := filepath.Join("/sys/fs/ext4", filepath.Base(strings.TrimSpace(string(out))), "trigger_fs_error")
+	if _, err := os.Stat(trigger); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no %s: %v (CI=true)", trigger, err)
+		}
+		t.Skipf("no %s: %v", trigger, err)
+	}
+
+	s := startServer(t, data)
+	for _, u := range []string{"alice", "bob", "dave"} {
+		if code, out := xmppctl(t, "-data", data, "user", "add", u+"@localhost", "pw"); code != 0 {
+			t.Fatalf("xmppctl user add %s: exit %d: %s", u, code, out)
+		}
+	}
+	alice, bob := signIn(t, s, "alice@localhost"), signIn(t, s, "bob@localhost")
+	alice.online(t)
+	bob.online(t)
+	alice.chat(t, "dave@localhost", "k0", "before the disk went read-only")
+	if el := alice.outcome(t, "k0"); el != nil {
+		t.Fatalf("a message to offline dave on a writable disk: %s", el)
+	}
+
+	if err := os.WriteFile(trigger, []byte("1"), 0); err != nil {
+		t.Fatalf("trigger an ext4 error: %v", err)
+	}
+	await(t, "the file system to turn read-only", func() bool {
+		err := os.WriteFile(filepath.Join(data, "probe"), nil, 0o600)
+		return errors.Is(err, syscall.EROFS)
+	})
+	for i := range 3 {
+		id := fmt.Sprintf("r%d", i)
+		alice.chat(t, "dave@localhost", id, "while the disk is read-only")
+		if el := alice.outcome(t, id); el == nil || stanzaCondition(el) != string(xmpp.InternalError) {
+			t.Fatalf("message %d to offline dave on a read-only disk: %v; want internal-server-error back", i, el)
+		}
+	}
+	alice.chat(t, bob.LocalAddr().String(), "o1", "online while the disk is read-only")
+	bob.gets(t, "online while the disk is read-only")
+	bob.chat(t, alice.LocalAddr().String(), "o2", "and back")
+	alice.gets(t, "and back")
+
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+		if s.waitErr != nil {
+			t.Errorf("xmppd exited with %v after SIGTERM on a read-only disk, want status 0", s.waitErr)
+		}
+	case <-time.After(testenv.Timeout):
+		t.Fatal("xmppd still running after SIGTERM on a read-only disk")
+	}
+	if testing.Verbose() {
+		t.Logf("xmppd stderr while read-only:\n%s", s.log)
+	}
+	if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v\n%s", err, out)
+	}
+	// e2fsck exits 1 when it corrected something, as it may after the error.
+	if out, err := exec.Command("e2fsck", "-f", "-y", img).CombinedOutput(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
+			t.Fatalf("e2fsck: %v\n%s", err, out)
+		}
+	}
+	if out, err := exec.Command("mount", "-o", "loop,errors=remount-ro", img, data).CombinedOutput(); err != nil {
+		t.Fatalf("mount again: %v\n%s", err, out)
+	}
+
+	s = startServer(t, data)
+	alice = signIn(t, s, "alice@localhost")
+	alice.chat(t, "dave@localhost", "k1", "after the disk is writable again")
+	if el := alice.outcome(t, "k1"); el != nil {
+		t.Fatalf("a message to offline dave once the disk is writable again: %s", el)
+	}
+	dave := signIn(t, s, "dave@localhost")
+	if err := dave.Send(context.Background(), xmlPresence()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"before the disk went read-only", "after the disk is writable again"} {
+		got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
+		if b := got.Child("", "body").Text(); b != want {
+			t.Fatalf("dave's next offline message is %q, want %q", b, want)
+		}
+	}
+	alice.chat(t, dave.LocalAddr().String(), "end", "the last one")
+	got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
+	if b := got.Child("", "body").Text(); b != "the last one" {
+		t.Fatalf("dave got %q after the messages that were kept; want only those", b)
+	}
 }

@@ -346,7 +346,7 @@ func TestDataDirFull(t *testing.T) {
 	mountOrSkip(t, "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", data)
 	unmount(t, data) // after the server is killed: cleanups run last first
 	s := startServer(t, data)
-	for _, u := range []string{"alice", "bob", "dave"} {
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		if code, out := xmppctl(t, "-data", data, "user", "add", u+"@localhost", "pw"); code != 0 {
 			t.Fatalf("xmppctl user add %s: exit %d: %s", u, code, out)
 		}
@@ -388,6 +388,7 @@ func TestDataDirFull(t *testing.T) {
 	bob.gets(t, "online while the disk is full")
 	bob.chat(t, alice.LocalAddr().String(), "o2", "and back")
 	alice.gets(t, "and back")
+	signIn(t, s, "carol@localhost").online(t) // signing in only reads
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -466,7 +467,7 @@ func TestDataDirReadOnly(t *testing.T) {
 	}
 
 	s := startServer(t, data)
-	for _, u := range []string{"alice", "bob", "dave"} {
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		if code, out := xmppctl(t, "-data", data, "user", "add", u+"@localhost", "pw"); code != 0 {
 			t.Fatalf("xmppctl user add %s: exit %d: %s", u, code, out)
 		}
@@ -497,6 +498,7 @@ func TestDataDirReadOnly(t *testing.T) {
 	bob.gets(t, "online while the disk is read-only")
 	bob.chat(t, alice.LocalAddr().String(), "o2", "and back")
 	alice.gets(t, "and back")
+	signIn(t, s, "carol@localhost").online(t) // signing in only reads
 
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

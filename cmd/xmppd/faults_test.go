@@ -164,7 +164,7 @@ func startOnPostgres(t *testing.T, dsn, extra string) *server {
 // /readyz says not ready; alice and bob, online, go on chatting; new
 // sign-ins fail with <temporary-auth-failure/> and do not count as
 // failures (with limits of 2, four of them leave carol and the address
-// free); a message to dave, offline, is refused to alice with
+// free); a message and an IQ to dave, offline, are refused to alice with
 // internal-server-error rather than taken and dropped. Meanwhile bob joins
 // alice's team by SQL while no watch can hear it. When Postgres is back,
 // without a restart of xmppd: /readyz is ready, carol signs in, alice and
@@ -217,6 +217,12 @@ func TestPostgresRestart(t *testing.T) {
 	el := alice.outcome(t, "lost")
 	if el == nil || stanzaCondition(el) != string(xmpp.InternalError) {
 		t.Fatalf("a message to offline dave while Postgres is down was taken (%v); want an internal-server-error back", el)
+	}
+
+	alice.raw(t, `<iq type="get" to="dave@localhost" id="vcard-down"><vCard xmlns="vcard-temp"/></iq>`)
+	el = alice.await(t, func(el *xmpp.Element) bool { return el.Get("id") == "vcard-down" })
+	if stanzaCondition(el) != string(xmpp.InternalError) {
+		t.Fatalf("an IQ to offline dave while Postgres is down: %s; want internal-server-error", el)
 	}
 
 	// The app adds bob to alice's team while xmppd cannot reach the

@@ -7,10 +7,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestPostgresRestart: what is committed before Stop is there after Start,
+// TestStartPostgres: what is committed before Stop is there after Start,
 // the server refuses TCP while stopped and while socket-only, and the
 // Unix socket works in socket-only mode.
-func TestPostgresRestart(t *testing.T) {
+func TestStartPostgres(t *testing.T) {
 	p := StartPostgres(t)
 	ctx := context.Background()
 	query := func(dsn, sql string) (int, error) {

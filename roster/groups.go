@@ -86,12 +86,22 @@ func (m *Module) applyChange(ctx context.Context, ch storage.GroupChange) {
 }
 
 // resync brings the shared contacts of the given accounts, those online
-// here, up to date with storage.
+// here, up to date with storage. An account whose groups storage cannot
+// read keeps what it has: an empty answer from a database that is away
+// would push the removal of every colleague (the next resync, when the
+// watch is back, brings the changes).
 func (m *Module) resync(ctx context.Context, accounts []string) {
 	for _, owner := range accounts {
-		if a := m.account(owner); a != nil {
-			m.replaceShared(ctx, a, owner, m.loadShared(ctx, owner))
+		a := m.account(owner)
+		if a == nil {
+			continue
 		}
+		fresh, err := m.readShared(ctx, owner)
+		if err != nil {
+			m.warn(ctx, "resynchronising shared groups; kept as they were", "jid", owner, "err", err)
+			continue
+		}
+		m.replaceShared(ctx, a, owner, fresh)
 	}
 }
 

@@ -230,15 +230,22 @@ func (m *Module) sessionEnded(_ context.Context, s *xmpp.Session) {
 }
 
 func (m *Module) loadShared(ctx context.Context, bare string) map[string][]string {
-	list, err := m.Store.CoMembers(ctx, bare)
+	shared, err := m.readShared(ctx, bare)
 	if err != nil {
 		m.warn(ctx, "loading shared groups", "jid", bare, "err", err)
 	}
+	return shared
+}
+
+// readShared is loadShared that says when storage failed (the map is then
+// empty, and no statement about bare's groups).
+func (m *Module) readShared(ctx context.Context, bare string) (map[string][]string, error) {
+	list, err := m.Store.CoMembers(ctx, bare)
 	shared := make(map[string][]string, len(list))
 	for _, c := range list {
 		shared[c.JID] = c.Groups
 	}
-	return shared
+	return shared, err
 }
 
 // sharedWith returns the names of the groups owner shares with contact:

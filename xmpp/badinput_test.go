@@ -300,7 +300,9 @@ func TestAbruptDisconnect(t *testing.T) {
 }
 
 // When the database goes away, online clients keep talking (delivery to an
-// online contact needs no storage) and logins fail cleanly.
+// online contact needs no storage) and logins fail cleanly, with
+// <temporary-auth-failure/> (RFC 6120 §6.5.9; issue 21): the password was
+// not wrong, it could not be checked.
 func TestDatabaseGoesAway(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
 		s := testenv.Start(t, backend)
@@ -310,7 +312,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 		s.Store.Close()
 		testenv.Exchange(t, a, b)
 		testenv.Exchange(t, b, a)
-		if _, err := s.DialFrom(t, "127.0.0.7", alice, "pw", "x"); err == nil || !strings.Contains(err.Error(), "<not-authorized") {
+		if _, err := s.DialFrom(t, "127.0.0.7", alice, "pw", "x"); err == nil || !strings.Contains(err.Error(), "<temporary-auth-failure") {
 			t.Fatalf("login without a database: %v", err)
 		}
 		testenv.Exchange(t, a, b)

@@ -253,7 +253,15 @@ func (c *conn) sasl(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 			mask, rw, err := negotiate(ctx, ms, data)
 			if r, ok := errors.AsType[saslRefusal](err); ok {
 				c.logger().Debug("authentication attempt refused", "mechanism", c.auth.mech, "attempt", attempt, "reason", r.reason)
-				if werr := writeSASLFailure(ms, r.reason); werr != nil {
+				if werr := writeSASLFailure(ms, SASLNotAuthorized, r.reason); werr != nil {
+					return mask, rw, werr
+				}
+			} else if r, ok := errors.AsType[saslTemporary](err); ok {
+				// Logged at warn: a client cannot sign in because of us.
+				// The reason may name the database; the client hears only
+				// that it is a passing fault.
+				c.logger().Warn("authentication could not be decided", "mechanism", c.auth.mech, "attempt", attempt, "reason", r.reason)
+				if werr := writeSASLFailure(ms, SASLTemporaryAuthFailure, "the server cannot check credentials now; try again later"); werr != nil {
 					return mask, rw, werr
 				}
 			} else if errors.Is(err, errAuth) {
@@ -270,9 +278,10 @@ func (c *conn) sasl(mechs []sasl.Mechanism) mxmpp.StreamFeature {
 	return f
 }
 
-// writeSASLFailure answers a refused attempt with <not-authorized/> and
-// why (RFC 6120 §6.4.5, §6.5.10).
-func writeSASLFailure(ms *mxmpp.Session, why string) error {
+// writeSASLFailure answers a refused attempt with the SASL condition
+// (<not-authorized/>, §6.5.10, or <temporary-auth-failure/>, §6.5.9) and
+// why (RFC 6120 §6.4.5).
+func writeSASLFailure(ms *mxmpp.Session, condition SASLCondition, why string) error {
 	w := ms.TokenWriter()
 	defer w.Close()
 	text := xmlstream.Wrap(xmlstream.Token(xml.CharData(why)), xml.StartElement{
@@ -280,7 +289,7 @@ func writeSASLFailure(ms *mxmpp.Session, why string) error {
 		Attr: []xml.Attr{{Name: xml.Name{Space: "xml", Local: "lang"}, Value: "en"}},
 	})
 	failure := xmlstream.Wrap(xmlstream.MultiReader(
-		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "not-authorized"}}),
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: string(condition)}}),
 		text,
 	), xml.StartElement{Name: xml.Name{Space: NSSASL, Local: "failure"}})
 	if _, err := xmlstream.Copy(w, failure); err != nil {

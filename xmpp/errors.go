@@ -41,6 +41,17 @@ const (
 	StreamUnsupportedEnc StreamCondition = "unsupported-encoding"
 )
 
+// SASLCondition is a SASL failure condition of RFC 6120 §6.5 that xmppd
+// writes itself (mellium writes the plain <not-authorized/> of a wrong
+// password).
+type SASLCondition string
+
+// The SASL failure conditions xmppd writes.
+const (
+	SASLNotAuthorized        SASLCondition = "not-authorized"         // §6.5.10
+	SASLTemporaryAuthFailure SASLCondition = "temporary-auth-failure" // §6.5.9
+)
+
 // StreamError is a stream-level error: it ends the stream (RFC 6120 §4.9).
 type StreamError struct {
 	Condition StreamCondition

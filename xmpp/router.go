@@ -250,8 +250,8 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 	sessions := r.sessions(bare)
 	switch st.Local {
 	case "iq":
-		if !r.srv.accountExists(ctx, bare, sessions) {
-			r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+		if ok, err := r.srv.accountExists(ctx, bare, sessions); !ok {
+			r.bounce(st, origin, noAccountError(err))
 			return
 		}
 		r.srv.handleIQ(ctx, st, origin, ToAccount)
@@ -339,8 +339,8 @@ func highestPriority(sessions []*Session, all bool) []*Session {
 // (RFC 6121 §8.5.2.2): a module may take it (offline storage); otherwise
 // normal and chat messages bounce and headlines are dropped.
 func (r *Router) undeliverable(ctx context.Context, st *Element, origin *Session, bare string, sessions []*Session) {
-	if !r.srv.accountExists(ctx, bare, sessions) {
-		r.bounce(st, origin, StanzaError{Condition: ServiceUnavailable})
+	if ok, err := r.srv.accountExists(ctx, bare, sessions); !ok {
+		r.bounce(st, origin, noAccountError(err))
 		return
 	}
 	ev := &StanzaEvent{Stanza: st, To: jid.MustParse(bare), Origin: origin}
@@ -389,30 +389,53 @@ func (r *Router) deliverReply(reply *Element, origin *Session) {
 	r.Route(r.srv.ctx, reply, nil)
 }
 
+// errStorageUnavailable is the answer to a stanza for an account that
+// storage could not look up: the account may well exist, so
+// <service-unavailable/> (no such account, RFC 6121 §8.5.2.3) would be a
+// lie, and the sender may try again later.
+var errStorageUnavailable = StanzaError{Type: Wait, Condition: InternalError,
+	Text: "the server cannot reach its storage now; the stanza was not delivered: try again later"}
+
+// noAccountError is the error for a stanza to an account that does not
+// exist (err nil) or could not be looked up.
+func noAccountError(err error) StanzaError {
+	if err != nil {
+		return errStorageUnavailable
+	}
+	return StanzaError{Condition: ServiceUnavailable}
+}
+
 // accountExists answers from the sessions when there are any, and asks
 // storage only when there are none. Members of a team or project are
-// accounts even without credentials: they sign in with app tokens.
-func (s *Server) accountExists(ctx context.Context, bare string, sessions []*Session) bool {
+// accounts even without credentials: they sign in with app tokens. The
+// error says that storage could not answer.
+func (s *Server) accountExists(ctx context.Context, bare string, sessions []*Session) (bool, error) {
 	if len(sessions) > 0 {
-		return true
+		return true, nil
 	}
-	return s.AccountExists(ctx, bare)
+	return s.lookupAccount(ctx, bare)
 }
 
 // AccountExists reports whether bare is an account of this server: one
-// with credentials, or a member of a team or project.
+// with credentials, or a member of a team or project. It is false when
+// storage cannot say (which it logs).
 func (s *Server) AccountExists(ctx context.Context, bare string) bool {
+	ok, _ := s.lookupAccount(ctx, bare)
+	return ok
+}
+
+func (s *Server) lookupAccount(ctx context.Context, bare string) (bool, error) {
 	_, err := s.Store.Credentials(ctx, bare)
 	if err == nil {
-		return true
+		return true, nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
 		s.log.Warn("storage error looking up account", "jid", bare, "err", err)
-		return false
+		return false, err
 	}
 	member, err := s.Store.IsMember(ctx, bare)
 	if err != nil {
 		s.log.Warn("storage error looking up group membership", "jid", bare, "err", err)
 	}
-	return member
+	return member, err
 }

@@ -149,6 +149,27 @@ func (a *authenticator) refused(reason string) error {
 	return saslRefusal{reason}
 }
 
+// unavailable fails an attempt that could not be decided because storage (or
+// the token verifier's) did not answer: <temporary-auth-failure/> (RFC 6120
+// §6.5.9), neither counted nor delayed, since the client did nothing wrong
+// and an outage must not lock accounts or addresses out after it ends.
+func (a *authenticator) unavailable(reason string) error {
+	a.reason = reason
+	a.attempted = ""
+	if a.metrics != nil {
+		a.metrics.AuthFailed(a.mech, AuthStorage)
+	}
+	return saslTemporary{reason}
+}
+
+// saslTemporary is the error of an attempt that could not be decided now. It
+// is an errAuth, so that the client may try again on the same stream, but
+// not errAuth itself, so that conn.sasl writes the <failure/>.
+type saslTemporary struct{ reason string }
+
+func (r saslTemporary) Error() string { return "sasl: temporary failure: " + r.reason }
+func (r saslTemporary) Unwrap() error { return errAuth }
+
 // saslRefusal is the error of an attempt refused before any password was
 // checked. It is an errAuth, but not errAuth itself, so that mellium
 // leaves the <failure/> to conn.sasl, which adds the reason.
@@ -299,7 +320,7 @@ func (a *authenticator) scramFirst(h func() hash.Hash, plus bool, msg string) (*
 		// whether the account exists.
 		creds = a.unknown(user.String())
 	default:
-		return nil, a.failed("storage: " + err.Error())
+		return nil, a.unavailable("storage: " + err.Error())
 	}
 	snonce := make([]byte, 18)
 	rand.Read(snonce)
@@ -379,6 +400,9 @@ func (a *authenticator) plain() sasl.Mechanism {
 			a.attempted = ""
 			if a.tokens != nil && tokenShaped(string(parts[2])) {
 				if err := a.tokens.VerifyToken(context.Background(), user.String(), string(parts[2])); err != nil {
+					if errors.Is(err, ErrTokenUnverified) {
+						return false, nil, nil, a.unavailable("token: " + err.Error())
+					}
 					return false, nil, nil, a.failed("token: " + err.Error())
 				}
 				a.user = user
@@ -388,7 +412,7 @@ func (a *authenticator) plain() sasl.Mechanism {
 			known := err == nil
 			if !known {
 				if !errors.Is(err, storage.ErrNotFound) {
-					return false, nil, nil, a.failed("storage: " + err.Error())
+					return false, nil, nil, a.unavailable("storage: " + err.Error())
 				}
 				// Derive the keys anyway, so that the time taken does not
 				// tell whether the account exists.

@@ -63,16 +63,50 @@ func LoadOrCreateCert(certFile, keyFile, domain string) (tls.Certificate, bool, 
 		if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
 			return tls.Certificate{}, false, err
 		}
-		if err := os.WriteFile(keyFile, k, 0o600); err != nil {
+		if err := writeDurable(keyFile, k, 0o600); err != nil {
 			return tls.Certificate{}, false, err
 		}
-		if err := os.WriteFile(certFile, c, 0o644); err != nil {
+		if err := writeDurable(certFile, c, 0o644); err != nil {
 			return tls.Certificate{}, false, err
 		}
 		created = true
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	return cert, created, err
+}
+
+// writeDurable writes data to name so that after a crash, or a disk that
+// fails before the page cache is written back, name is either absent or
+// whole: through a temporary file that is synced and renamed, and the
+// directory synced. A plain WriteFile left an empty cert.pem behind when
+// the file system turned read-only moments later (TestDataDirReadOnly),
+// and xmppd then refused to start.
+func writeDurable(name string, data []byte, perm os.FileMode) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 // TLSConfig is the server-side TLS configuration xmppd uses: TLS 1.2 at

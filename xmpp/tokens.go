@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"strings"
 )
 
@@ -14,6 +15,12 @@ type TokenVerifier interface {
 	// sign in.
 	VerifyToken(ctx context.Context, bare, token string) error
 }
+
+// ErrTokenUnverified is what a TokenVerifier's error wraps when it could not
+// decide, because what it consults (storage) did not answer: the client is
+// told <temporary-auth-failure/> (RFC 6120 §6.5.9) and the attempt does not
+// count as a failure.
+var ErrTokenUnverified = errors.New("xmpp: the token could not be checked now")
 
 // tokenShaped reports whether a PLAIN password is a JWS in compact form (RFC
 // 7515 §7.1): three base64url parts, the first a JSON object. Only such a

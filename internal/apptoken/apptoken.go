@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xmpp"
 )
 
 // MinSecretSize is the shortest secret accepted, in bytes: RFC 7518 §3.2
@@ -150,12 +151,14 @@ func (s SignIn) VerifyToken(ctx context.Context, bare, token string) error {
 	if err == nil {
 		return nil
 	}
+	// A lookup that fails is no verdict on the token: the client is told
+	// to try again later, and nothing counts it as a failure.
 	if !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("apptoken: account lookup: %w", err)
+		return fmt.Errorf("apptoken: account lookup: %w: %w", xmpp.ErrTokenUnverified, err)
 	}
 	member, err := s.Store.IsMember(ctx, bare)
 	if err != nil {
-		return fmt.Errorf("apptoken: group lookup: %w", err)
+		return fmt.Errorf("apptoken: group lookup: %w: %w", xmpp.ErrTokenUnverified, err)
 	}
 	if !member {
 		return ErrUnknownUser

@@ -3,6 +3,7 @@ package mam
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,7 +138,13 @@ func (w *writer) signal() {
 	w.progress = make(chan struct{})
 }
 
-// append stores a batch, trying again a few times while the store fails.
+// append stores a batch, trying again a few times while the store fails:
+// about 3 s in all (retryDelay doubling), which rides out a database
+// restart. Past that the batch is given up, and the log says how many
+// messages of which archives are missing: the messages themselves were
+// delivered or stored offline by then (archiving never holds delivery
+// up), so only their archive copies are lost, and keeping them longer in
+// memory would only move the loss to a crash or make senders wait.
 func (w *writer) append(ctx context.Context, batch []storage.ArchivedMessage) {
 	var err error
 	for try := range appendTries {
@@ -148,7 +155,27 @@ func (w *writer) append(ctx context.Context, batch []storage.ArchivedMessage) {
 			time.Sleep(retryDelay << try)
 		}
 	}
-	w.log.Error("archiving messages failed; they are lost", "messages", len(batch), "err", err)
+	w.log.Error("archiving messages failed; they are lost", "messages", len(batch),
+		"archives", owners(batch, maxLoggedOwners), "err", err)
+}
+
+// maxLoggedOwners bounds the archives one log line names.
+const maxLoggedOwners = 10
+
+// owners lists the distinct archives of batch, at most max of them, and
+// "…" when there are more.
+func owners(batch []storage.ArchivedMessage, max int) []string {
+	var out []string
+	for _, m := range batch {
+		if slices.Contains(out, m.Owner) {
+			continue
+		}
+		if len(out) == max {
+			return append(out, "…")
+		}
+		out = append(out, m.Owner)
+	}
+	return out
 }
 
 // flush waits until every message added before it was called is stored.

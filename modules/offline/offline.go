@@ -80,7 +80,7 @@ func (m *Module) Register(s *xmpp.Server) {
 			var se xmpp.StanzaError
 			if !errors.As(err, &se) {
 				m.log.Warn("storing an offline message", "to", ev.To.String(), "err", err)
-				se = xmpp.StanzaError{Condition: xmpp.InternalError}
+				se = errNotStored
 			}
 			ev.Bounce = &se
 			return true
@@ -93,6 +93,12 @@ func (m *Module) Register(s *xmpp.Server) {
 		}
 	})
 }
+
+// errNotStored answers a message to an offline account that storage did
+// not take (it is down, its disk is full or read-only): the sender learns
+// that it was neither delivered nor kept, and may send it again later.
+var errNotStored = xmpp.StanzaError{Type: xmpp.Wait, Condition: xmpp.InternalError,
+	Text: "the recipient is offline and the server could not store the message: it was not delivered; try again later"}
 
 // store keeps a chat or normal message (RFC 6121 §8.5.2.2.1). It returns
 // once the message is durable, so that the sender's next stanza cannot

@@ -1,0 +1,95 @@
+package mam_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xmppd/xmppd/internal/testenv"
+	"github.com/xmppd/xmppd/modules/mam"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// failingArchive is a real store whose AppendArchive fails the next
+// failures times (forever when negative).
+type failingArchive struct {
+	storage.Store
+	failures atomic.Int64
+}
+
+func (f *failingArchive) AppendArchive(ctx context.Context, msgs ...storage.ArchivedMessage) error {
+	if n := f.failures.Load(); n != 0 {
+		f.failures.Add(-1)
+		return errors.New("disk I/O error")
+	}
+	return f.Store.AppendArchive(ctx, msgs...)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestWriterStoreFaults: the archive's writer rides out a store that fails
+// for a moment (a database restart) and loses nothing; a store that keeps
+// failing costs the batch, and the error log says how many messages of
+// which archives are missing.
+func TestWriterStoreFaults(t *testing.T) {
+	s := testenv.Start(t, "sqlite")
+	st := &failingArchive{Store: s.Store}
+	var log syncBuffer
+	w := mam.NewWriter(s.Server, st, slog.New(slog.NewTextHandler(&log, nil)))
+	ctx := context.Background()
+	msg := func(id, owner string) storage.ArchivedMessage {
+		return storage.ArchivedMessage{ID: id, Owner: owner, With: "x@localhost", Time: time.Now().UTC().Truncate(time.Microsecond),
+			Data: []byte(`<message xmlns="jabber:client"><body>` + id + `</body></message>`)}
+	}
+	count := func(owner string) int {
+		page, err := s.Store.QueryArchive(ctx, owner, storage.ArchiveQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Messages)
+	}
+
+	st.failures.Store(2)
+	w.Add(ctx, msg("0001", "alice@localhost"))
+	w.Add(ctx, msg("0002", "alice@localhost"))
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("alice@localhost"); n != 2 || strings.Contains(log.String(), "lost") {
+		t.Fatalf("after two failures: %d messages archived, want 2; log:\n%s", n, log.String())
+	}
+
+	st.failures.Store(-1)
+	w.Add(ctx, msg("0003", "alice@localhost"))
+	w.Add(ctx, msg("0004", "bob@localhost"))
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.failures.Store(0)
+	out := log.String()
+	if !strings.Contains(out, "archiving messages failed; they are lost") || !strings.Contains(out, "messages=2") ||
+		!strings.Contains(out, "alice@localhost") || !strings.Contains(out, "bob@localhost") {
+		t.Fatalf("the log does not say what was lost:\n%s", out)
+	}
+}

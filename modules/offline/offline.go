@@ -65,7 +65,7 @@ func (m *Module) lock(ctx context.Context, bare string) (func(), error) {
 // Register implements xmpp.Module.
 func (m *Module) Register(s *xmpp.Server) {
 	m.srv = s
-	m.log = slog.Default().With("module", "offline")
+	m.log = s.Log().With("module", "offline")
 	if m.Max == 0 {
 		m.Max = DefaultMax
 	}

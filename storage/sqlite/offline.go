@@ -2,7 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/xmppd/xmppd/storage"
 )
@@ -11,15 +14,96 @@ import (
 // lock at BEGIN (see Open), so no other writer, in this process or another,
 // can add to any queue between the counts and the insert: both limits are
 // exact. synchronous=FULL makes the commit durable.
+//
+// Messages stored at the same time share a transaction (group commit): the
+// caller whose turn to write comes stores every message waiting then, in
+// one commit, and each caller returns once its own is durable. One commit
+// (one fsync) per message was what bounded a shutdown, when every
+// session hands its unacknowledged messages to offline storage at once.
 func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, lim storage.OfflineLimits) error {
 	if data == nil {
 		data = []byte{} // NOT NULL
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	req := &offlineReq{owner: owner, data: data, lim: lim, done: make(chan error, 1)}
+	s.offline.mu.Lock()
+	s.offline.pending = append(s.offline.pending, req)
+	s.offline.mu.Unlock()
+	release, err := s.writeTurn(ctx)
 	if err != nil {
-		return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
+		s.offline.mu.Lock()
+		for i, r := range s.offline.pending {
+			if r == req {
+				s.offline.pending = append(s.offline.pending[:i:i], s.offline.pending[i+1:]...)
+				s.offline.mu.Unlock()
+				return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
+			}
+		}
+		s.offline.mu.Unlock()
+		// Taken by the writer of a batch, which holds the turn: its
+		// answer comes.
+		return <-req.done
 	}
-	defer tx.Rollback()
+	s.offline.mu.Lock()
+	batch := s.offline.pending
+	s.offline.pending = nil
+	s.offline.mu.Unlock()
+	if len(batch) > 0 {
+		// Not cut short by this caller's context: the batch is others' too.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*busyTimeout)
+		s.storeOfflineBatch(bctx, batch)
+		cancel()
+	}
+	release()
+	return <-req.done
+}
+
+// offlineReq is a message waiting to be stored (StoreOffline).
+type offlineReq struct {
+	owner string
+	data  []byte
+	lim   storage.OfflineLimits
+	done  chan error
+}
+
+// offlineBatch is what waits for the next turn to write.
+type offlineBatch struct {
+	mu      sync.Mutex
+	pending []*offlineReq
+}
+
+// storeOfflineBatch stores batch in one transaction, in the turn to write,
+// and answers each request: its limit's error, or the transaction's.
+func (s *Store) storeOfflineBatch(ctx context.Context, batch []*offlineReq) {
+	errs := make([]error, len(batch))
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, nil) // the caller holds the turn
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for i, r := range batch {
+			errs[i] = storeOfflineIn(ctx, tx, r)
+			if errs[i] != nil && !errors.Is(errs[i], storage.ErrLimit) && !errors.Is(errs[i], storage.ErrTotalLimit) {
+				return errs[i]
+			}
+		}
+		return tx.Commit()
+	}()
+	for i, r := range batch {
+		switch {
+		case err != nil:
+			r.done <- fmt.Errorf("sqlite: store offline for %s: %w", r.owner, err)
+		case errs[i] != nil:
+			r.done <- errs[i]
+		default:
+			r.done <- nil
+		}
+	}
+}
+
+// storeOfflineIn checks r's limits and inserts it, in tx.
+func storeOfflineIn(ctx context.Context, tx *sql.Tx, r *offlineReq) error {
+	owner, lim := r.owner, r.lim
 	if lim.PerAccount > 0 || lim.TotalBytes > 0 {
 		// offline_usage is kept by triggers (migration 0006).
 		var n int
@@ -27,23 +111,17 @@ func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, lim
 		if err := tx.QueryRowContext(ctx, `SELECT
 			(SELECT count(*) FROM offline_messages WHERE owner = ?),
 			(SELECT bytes FROM offline_usage)`, owner).Scan(&n, &used); err != nil {
-			return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
+			return err
 		}
 		if lim.PerAccount > 0 && n >= lim.PerAccount {
 			return fmt.Errorf("sqlite: store offline for %s: %d messages: %w", owner, n, storage.ErrLimit)
 		}
-		if lim.TotalBytes > 0 && used+int64(len(data)) > lim.TotalBytes {
+		if lim.TotalBytes > 0 && used+int64(len(r.data)) > lim.TotalBytes {
 			return fmt.Errorf("sqlite: store offline for %s: %d bytes stored: %w", owner, used, storage.ErrTotalLimit)
 		}
 	}
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO offline_messages (owner, data) VALUES (?, ?)`, owner, data); err != nil {
-		return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: store offline for %s: %w", owner, err)
-	}
-	return nil
+	_, err := tx.ExecContext(ctx, `INSERT INTO offline_messages (owner, data) VALUES (?, ?)`, owner, r.data)
+	return err
 }
 
 // OfflineMessages implements storage.Offline.

@@ -81,8 +81,17 @@ func (s *Store) storeOfflineBatch(ctx context.Context, batch []*offlineReq) {
 			return err
 		}
 		defer tx.Rollback()
+		// Each statement prepared once for the batch, from the cache.
+		var q [2]*sql.Stmt
+		for i, text := range []string{offlineCountSQL, offlineInsertSQL} {
+			st, err := s.stmts.get(ctx, text)
+			if err != nil {
+				return err
+			}
+			q[i] = tx.StmtContext(ctx, st)
+		}
 		for i, r := range batch {
-			errs[i] = storeOfflineIn(ctx, tx, r)
+			errs[i] = storeOfflineIn(ctx, q[0], q[1], r)
 			if errs[i] != nil && !errors.Is(errs[i], storage.ErrLimit) && !errors.Is(errs[i], storage.ErrTotalLimit) {
 				return errs[i]
 			}
@@ -101,16 +110,23 @@ func (s *Store) storeOfflineBatch(ctx context.Context, batch []*offlineReq) {
 	}
 }
 
-// storeOfflineIn checks r's limits and inserts it, in tx.
-func storeOfflineIn(ctx context.Context, tx *sql.Tx, r *offlineReq) error {
+// The statements of storeOfflineIn. offline_usage is kept by triggers
+// (migration 0006).
+const (
+	offlineCountSQL = `SELECT
+			(SELECT count(*) FROM offline_messages WHERE owner = ?),
+			(SELECT bytes FROM offline_usage)`
+	offlineInsertSQL = `INSERT INTO offline_messages (owner, data) VALUES (?, ?)`
+)
+
+// storeOfflineIn checks r's limits (count) and inserts it (insert), in a
+// transaction.
+func storeOfflineIn(ctx context.Context, count, insert *sql.Stmt, r *offlineReq) error {
 	owner, lim := r.owner, r.lim
 	if lim.PerAccount > 0 || lim.TotalBytes > 0 {
-		// offline_usage is kept by triggers (migration 0006).
 		var n int
 		var used int64
-		if err := tx.QueryRowContext(ctx, `SELECT
-			(SELECT count(*) FROM offline_messages WHERE owner = ?),
-			(SELECT bytes FROM offline_usage)`, owner).Scan(&n, &used); err != nil {
+		if err := count.QueryRowContext(ctx, owner).Scan(&n, &used); err != nil {
 			return err
 		}
 		if lim.PerAccount > 0 && n >= lim.PerAccount {
@@ -120,7 +136,7 @@ func storeOfflineIn(ctx context.Context, tx *sql.Tx, r *offlineReq) error {
 			return fmt.Errorf("sqlite: store offline for %s: %d bytes stored: %w", owner, used, storage.ErrTotalLimit)
 		}
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO offline_messages (owner, data) VALUES (?, ?)`, owner, r.data)
+	_, err := insert.ExecContext(ctx, owner, r.data)
 	return err
 }
 

@@ -28,7 +28,20 @@ func (s *Store) StoreOffline(ctx context.Context, owner string, data []byte, lim
 	s.offline.mu.Lock()
 	s.offline.pending = append(s.offline.pending, req)
 	s.offline.mu.Unlock()
-	release, err := s.writeTurn(ctx)
+	// Whichever comes first: this message stored in another caller's
+	// batch, or the turn to store what waits. A caller whose message went
+	// in another's batch does not queue for the turn: a queue of those
+	// would hand the turn on to batches of one or two.
+	var release func()
+	var err error
+	select {
+	case err := <-req.done:
+		return err
+	case s.writer <- struct{}{}:
+		release = func() { <-s.writer }
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	if err != nil {
 		s.offline.mu.Lock()
 		for i, r := range s.offline.pending {

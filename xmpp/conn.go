@@ -133,7 +133,7 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 	// cuts reads short the same way. mellium gets a context that never ends,
 	// because when one does it clears the connection's deadlines.
 	raw.SetReadDeadline(deadline)
-	stop := context.AfterFunc(s.ctx, func() { raw.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(s.negCtx, func() { raw.SetReadDeadline(time.Now()) })
 	ctx := context.WithoutCancel(s.ctx)
 	var state mxmpp.SessionState
 	if mode == directTLS || mode == webSecure {
@@ -148,8 +148,8 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		s.router.unregister(c.sess)
 	}
 	if err != nil {
-		if s.ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-			if s.ctx.Err() != nil {
+		if s.negCtx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			if s.negCtx.Err() != nil {
 				c.fail(StreamError{Condition: SystemShutdown})
 			} else {
 				c.fail(StreamError{Condition: ConnectionTimeout, Text: "stream negotiation took too long"})
@@ -163,6 +163,11 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 	}
 	raw.SetReadDeadline(time.Time{})
 	handedOver = true
+	if s.negCtx.Err() != nil {
+		// Bound while Shutdown collected the sessions to close: this one
+		// may not be among them.
+		c.sess.Close(&StreamError{Condition: SystemShutdown})
+	}
 	s.wg.Add(1)
 	go c.sess.serve(c, c.resumed)
 }

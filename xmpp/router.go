@@ -211,8 +211,9 @@ func (r *Router) toAccount(ctx context.Context, st *Element, origin *Session, to
 
 // toFull implements RFC 6121 §8.5.3.
 func (r *Router) toFull(ctx context.Context, st *Element, origin *Session, to jid.JID) {
-	if s := r.session(to); s != nil {
-		r.deliver(ctx, s, st)
+	// A session that is closing takes nothing more (its queue is shut):
+	// the stanza goes on as if it were gone, or it would be lost.
+	if s := r.session(to); s != nil && !s.ending() && r.deliver(ctx, s, st) {
 		return
 	}
 	if r.srv.Bus != nil && r.toRemoteFull(ctx, st, to) {
@@ -295,12 +296,13 @@ func (r *Router) toBare(ctx context.Context, st *Element, origin *Session, to ji
 				}
 			}
 		}
-		if len(targets) == 0 {
-			r.undeliverable(ctx, st, origin, bare, sessions)
-			return
-		}
+		delivered := false
 		for _, s := range targets {
-			r.deliver(ctx, s, st)
+			delivered = r.deliver(ctx, s, st) || delivered
+		}
+		if !delivered {
+			// None, or each closed as it was picked: never dropped.
+			r.undeliverable(ctx, st, origin, bare, sessions)
 		}
 	}
 }
@@ -319,7 +321,7 @@ func highestPriority(sessions []*Session, all bool) []*Session {
 	best := -1
 	for _, s := range sessions {
 		ok, p := s.Available()
-		if !ok || p < 0 {
+		if !ok || p < 0 || s.ending() {
 			continue
 		}
 		switch {

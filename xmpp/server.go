@@ -182,8 +182,12 @@ type Server struct {
 	setupOnce sync.Once
 	ctx       context.Context
 	cancel    context.CancelFunc
-	log       *slog.Logger
-	router    *Router
+	// negCtx ends when Shutdown stops the streams still negotiating, before
+	// it closes the sessions; ctx ends after those have ended.
+	negCtx          context.Context
+	stopNegotiating context.CancelFunc
+	log             *slog.Logger
+	router          *Router
 	// domainJID is Domain as a JID, parsed once.
 	domainJID jid.JID
 	// regMu guards what modules register: IQ and element handlers, disco
@@ -234,6 +238,7 @@ type Server struct {
 func (s *Server) init() {
 	s.once.Do(func() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.negCtx, s.stopNegotiating = context.WithCancel(s.ctx)
 		s.log = s.Logger
 		if s.log == nil {
 			s.log = slog.Default()
@@ -420,10 +425,37 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-hctx.Done():
 		s.log.Warn("shutdown: modules' shutdown hooks still running; closing the streams anyway")
 	}
-	s.cancel()
+	// Negotiations stop first (handleConn), so that no session is bound
+	// after the ones closed below were collected.
+	s.stopNegotiating()
+	var sessions []*Session
 	s.router.each(func(sess *Session) {
+		sessions = append(sessions, sess)
 		sess.Close(&StreamError{Condition: SystemShutdown})
 	})
+	// The server's context lives on until the sessions have ended: a
+	// stanza a reader handles meanwhile, and what each session's client
+	// never acknowledged (redeliver), go to their recipients or to offline
+	// storage while storage is still open (issue 21).
+	for i, sess := range sessions {
+		select {
+		case <-sess.ended:
+		case <-ctx.Done():
+			left := 0
+			for _, o := range sessions[i:] {
+				select {
+				case <-o.ended:
+				default:
+					left++
+				}
+			}
+			s.log.Warn("shutdown: sessions still ending at the deadline; what their clients had not acknowledged may be lost", "sessions", left)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.cancel()
 	s.closeS2S()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

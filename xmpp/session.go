@@ -131,6 +131,18 @@ func (s *Session) Hibernated() bool {
 	return s.hibernation != nil
 }
 
+// ending reports whether Close was called: the session takes no more
+// stanzas, and the router looks past it (a stanza for it goes where it
+// would go without it: another resource, offline storage).
+func (s *Session) ending() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // awaitEnd waits until the session has ended (end is done), at most d;
 // false when it has not.
 func (s *Session) awaitEnd(d time.Duration) bool {
@@ -254,6 +266,13 @@ func (s *Session) readLoop(c *conn) error {
 		// does not see.
 		if (el.Space == NSStream || el.Space == "stream") && el.Local == "error" {
 			return nil // the client ends the stream with an error of its own
+		}
+		if s.ending() && !(el.Space == NSSM && el.Local == "a") {
+			// Closing (a shutdown, a conflict): what the client sends now
+			// is not handled, hence not counted nor acknowledged (XEP-0198
+			// §4), and it knows to send it again. Its acknowledgements
+			// still count: what they cover is not handed on twice.
+			continue
 		}
 		kind, stanza := kindOf(el.Local)
 		stanza = stanza && el.Space == NSClient && m != nil

@@ -31,7 +31,7 @@ func (s *Store) AppendArchive(ctx context.Context, msgs ...storage.ArchivedMessa
 			return fmt.Errorf("sqlite: append archive: message %q of %q: empty id or owner", m.ID, m.Owner)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: append archive: %w", err)
 	}

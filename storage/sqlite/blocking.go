@@ -33,7 +33,7 @@ func (s *Store) BlockList(ctx context.Context, owner string) ([]string, error) {
 // at BEGIN (see Open), so the count after the inserts is exact: the limit
 // holds under concurrent blocks.
 func (s *Store) Block(ctx context.Context, owner string, jids []string, max int) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: block for %s: %w", owner, err)
 	}
@@ -68,7 +68,7 @@ func (s *Store) Block(ctx context.Context, owner string, jids []string, max int)
 
 // Unblock implements storage.Blocking.
 func (s *Store) Unblock(ctx context.Context, owner string, jids []string) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: unblock for %s: %w", owner, err)
 	}

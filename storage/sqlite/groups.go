@@ -19,7 +19,7 @@ func (s *Store) CreateGroup(ctx context.Context, g storage.Group) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("sqlite: create group %s: %w", g.ID, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: create group %s: %w", g.ID, err)
 	}
@@ -126,7 +126,7 @@ func (s *Store) ChangeMembers(ctx context.Context, group string, add, remove []s
 }
 
 func (s *Store) changeMembers(ctx context.Context, group string, add, remove []string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/xmppd/xmppd/storage"
@@ -49,5 +50,55 @@ func TestOfflineUsageMigration(t *testing.T) {
 	err = other.StoreOffline(ctx, "alice@example.com", []byte("x"), storage.OfflineLimits{TotalBytes: want.Bytes})
 	if !errors.Is(err, storage.ErrTotalLimit) {
 		t.Errorf("StoreOffline past a total the other process filled: err = %v, want ErrTotalLimit", err)
+	}
+}
+
+// Many messages stored at once share commits (group commit), in the order
+// they came, none fails for waiting (SQLITE_BUSY), and the per-account
+// limit stays exact within a shared transaction.
+func TestOfflineGroupCommit(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "xmppd.db"))
+	ctx := t.Context()
+	const n, limit = 400, 150
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := "busy@example.com"
+			if i%2 == 1 {
+				owner = fmt.Sprintf("u%d@example.com", i)
+			}
+			errs <- s.StoreOffline(ctx, owner, []byte(fmt.Sprintf("m%d", i)), storage.OfflineLimits{PerAccount: limit})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	refused := 0
+	for err := range errs {
+		switch {
+		case errors.Is(err, storage.ErrLimit):
+			refused++
+		case err != nil:
+			t.Fatalf("store: %v", err)
+		}
+	}
+	if refused != n/2-limit {
+		t.Errorf("%d refused for the limit, want %d", refused, n/2-limit)
+	}
+	msgs, err := s.OfflineMessages(ctx, "busy@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != limit {
+		t.Errorf("%d stored for the busy account, want %d", len(msgs), limit)
+	}
+	u, err := s.OfflineUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Messages != limit+n/2 {
+		t.Errorf("%d messages stored in all, want %d", u.Messages, limit+n/2)
 	}
 }

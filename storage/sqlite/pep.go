@@ -18,7 +18,7 @@ func (s *Store) CreatePEPNode(ctx context.Context, owner string, n storage.PEPNo
 	if err != nil {
 		return fmt.Errorf("sqlite: create pep node %s of %s: %w", n.Name, owner, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: create pep node %s of %s: %w", n.Name, owner, err)
 	}
@@ -102,7 +102,7 @@ func (s *Store) PublishPEPItem(ctx context.Context, owner, node string, it stora
 	if it.Payload == nil {
 		it.Payload = []byte{} // NOT NULL; nil would be bound as NULL
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return storage.PEPItem{}, fmt.Errorf("sqlite: publish pep item %s to %s of %s: %w", it.ID, node, owner, err)
 	}
@@ -242,7 +242,7 @@ func (s *Store) RetractPEPItem(ctx context.Context, owner, node, id string) erro
 
 // PurgePEPNode implements storage.PEP.
 func (s *Store) PurgePEPNode(ctx context.Context, owner, node string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: purge pep node %s of %s: %w", node, owner, err)
 	}

@@ -16,7 +16,7 @@ func (s *Store) PutPush(ctx context.Context, owner string, r storage.PushRegistr
 	if err != nil {
 		return fmt.Errorf("sqlite: put push %s %s of %s: %w", r.JID, r.Node, owner, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: put push %s %s of %s: %w", r.JID, r.Node, owner, err)
 	}

@@ -72,7 +72,7 @@ func (s *Store) ListRooms(ctx context.Context) ([]storage.Room, error) {
 // the archive in the same transaction (archive_messages holds accounts'
 // archives too, so it has no foreign key to rooms).
 func (s *Store) DeleteRoom(ctx context.Context, jid string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete room %s: %w", jid, err)
 	}
@@ -116,7 +116,7 @@ func (s *Store) SetAffiliation(ctx context.Context, room string, a storage.Affil
 // transaction takes the write lock at BEGIN (see Open), so the room cannot
 // come or go between the check and the delete.
 func (s *Store) removeAffiliation(ctx context.Context, room, jid string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: remove affiliation of %s with %s: %w", jid, room, err)
 	}

@@ -56,7 +56,7 @@ func (s *Store) PutRosterItem(ctx context.Context, owner string, item storage.Ro
 	if err != nil {
 		return fmt.Errorf("sqlite: put roster item %s of %s: %w", item.Contact, owner, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: put roster item %s of %s: %w", item.Contact, owner, err)
 	}

@@ -25,6 +25,11 @@ const busyTimeout = 5 * time.Second
 type Store struct {
 	db    *sql.DB
 	stmts stmts
+	// writer holds this process's turn to write (writer.go).
+	writer chan struct{}
+	// offline holds the messages waiting to be stored together
+	// (StoreOffline).
+	offline offlineBatch
 	// watches are the goroutines of WatchGroups; Close ends them.
 	watches storage.Watches
 	// now, if set (by tests), is the clock of PEPItem.Published, so that
@@ -71,7 +76,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	return &Store{db: db, stmts: stmts{db: db}}, nil
+	return &Store{db: db, stmts: stmts{db: db}, writer: make(chan struct{}, 1)}, nil
 }
 
 // enableWAL puts the file in WAL mode, which lets readers run beside a writer.
@@ -159,7 +164,7 @@ func (s *Store) Credentials(ctx context.Context, jid string) (storage.Credential
 // app's tokens have no row there. Group memberships stay: they belong to
 // the app.
 func (s *Store) DeleteUser(ctx context.Context, jid string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete user %s: %w", jid, err)
 	}

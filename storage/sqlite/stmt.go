@@ -65,10 +65,16 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return st.QueryRowContext(ctx, args...)
 }
 
+// exec runs a statement that writes, in this process's turn (writer.go).
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	st, err := s.stmts.get(ctx, query)
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.writeTurn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return st.ExecContext(ctx, args...)
 }

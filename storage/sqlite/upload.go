@@ -20,7 +20,7 @@ const quotaBytesSQL = `
 // lock at BEGIN (see Open), so the sum and the insert see the same rows:
 // the quota is exact.
 func (s *Store) PutUploadSlot(ctx context.Context, u storage.UploadSlot, quota int64, now time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: put upload slot of %s: %w", u.Owner, err)
 	}

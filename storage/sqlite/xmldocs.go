@@ -35,7 +35,7 @@ func (s *Store) PutXMLDoc(ctx context.Context, owner, key string, data []byte, l
 	if data == nil {
 		data = []byte{}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: put xml doc %s of %s: %w", key, owner, err)
 	}

@@ -72,7 +72,6 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 		s.handleS2S(raw, mode == s2sDirectTLS, addr)
 		return
 	}
-	defer s.admission.release(addr)
 	// Once negotiated, the session runs on a goroutine of its own, which
 	// then owns the connection: negotiation (TLS, SASL) grows a stack that
 	// an idle session should not keep.
@@ -82,6 +81,11 @@ func (s *Server) handleConn(raw net.Conn, mode connMode, addr string) {
 			raw.Close()
 		}
 	}()
+	// Deferred after the close so that it runs before it: a client that
+	// sees its refused stream closed may connect again at once and must
+	// find the slot free (TestEarlyStreamErrorsWellFormed failed now and
+	// then on a loaded machine).
+	defer s.admission.release(addr)
 	c := &conn{srv: s, raw: raw, addr: addr, remote: raw.RemoteAddr().String(), mode: mode}
 	var layer net.Conn = raw
 	// One version of the settings for the connection's set-up.

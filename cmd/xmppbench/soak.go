@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -136,12 +136,12 @@ type soakState struct {
 	roomPending map[uint64]pendingMsg // room messages whose echo has not come back
 
 	chatSent, chatRecv, chatDup, chatErrors, misrouted atomic.Int64
-	roomSent, roomEcho, roomDeliv, roomErrors         atomic.Int64
-	presSent, presRecv, pings                         atomic.Int64
-	leftClean, leftAbrupt, logins, loginFails         atomic.Int64
-	joinFails, serverClosed, writeFails               atomic.Int64
-	online                                            atomic.Int64
-	hist                                              histogram
+	roomSent, roomEcho, roomDeliv, roomErrors          atomic.Int64
+	presSent, presRecv, pings                          atomic.Int64
+	leftClean, leftAbrupt, logins, loginFails          atomic.Int64
+	joinFails, serverClosed, writeFails                atomic.Int64
+	online                                             atomic.Int64
+	hist                                               histogram
 
 	errMu sync.Mutex
 	errs  map[string]int

@@ -87,10 +87,19 @@ func (u *soakUser) current() (*soakConn, int64) {
 	return u.conn, u.conn.gen
 }
 
-// unsure reports whether a message sent at at on connection gen may have
-// been lost with a connection the client cut: gen ended abruptly, or the
-// client vanished shortly before (a BOSH session lives on at the server
-// until its inactivity timeout, and takes what is sent there).
+// cut reports whether the user's connection gen ended abruptly: what it
+// sent last may not have reached the server.
+func (u *soakUser) cut(gen int64) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.abrupt[gen]
+}
+
+// unsure reports whether a message sent at at to the user, on its
+// connection gen (0: away), may have been lost with a connection the user
+// cut: gen ended abruptly, or the user vanished shortly before (a BOSH
+// session lives on at the server until its inactivity timeout, a minute,
+// and takes what is sent there).
 func (u *soakUser) unsure(gen int64, at time.Time) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -655,12 +664,12 @@ func (st *soakState) mustArrive() int {
 	defer st.mu.Unlock()
 	n := 0
 	for _, p := range st.pending {
-		if !p.from.unsure(p.fromGen, p.at) && !p.to.unsure(p.toGen, p.at) {
+		if !p.from.cut(p.fromGen) && !p.to.unsure(p.toGen, p.at) {
 			n++
 		}
 	}
 	for _, p := range st.roomPending {
-		if !p.from.unsure(p.fromGen, p.at) {
+		if !p.from.cut(p.fromGen) {
 			n++
 		}
 	}
@@ -804,87 +813,6 @@ func (st *soakState) iq(sc *soakConn, el []byte) {
 	case typ == "error":
 		st.fail("iq "+id, errors.New(n.String()))
 	}
-}
-
-// soakResult is the soak's JSON result.
-type soakResult struct {
-	Scenario           string         `json:"scenario"`
-	Server             string         `json:"server"`
-	Clients            int            `json:"clients"`
-	Transports         map[string]int `json:"transports"`
-	FirstLoginFailures int            `json:"first_login_failures"`
-	SignInSeconds      float64        `json:"sign_in_seconds"`
-	RunSeconds         float64        `json:"run_seconds"`
-	Baseline           *soakSample    `json:"baseline"`
-	Start              *soakSample    `json:"start"`
-	Middle             *soakSample    `json:"middle"`
-	End                *soakSample    `json:"end"`
-	After              *soakSample    `json:"after"`
-	Min                *soakFigures   `json:"min"`
-	Max                *soakFigures   `json:"max"`
-	Growth             *soakGrowth    `json:"growth_end_vs_start"`
-	Samples            []*soakSample  `json:"-"`
-	SampleCount        int            `json:"samples"`
-	Chat               soakCounts     `json:"chat"`
-	Room               soakCounts     `json:"room"`
-	PresenceSent       int64          `json:"presence_sent"`
-	PresenceReceived   int64          `json:"presence_received"`
-	PingsAnswered      int64          `json:"server_pings_answered"`
-	Logins             int64          `json:"logins"`
-	LoginFailures      int64          `json:"login_failures"`
-	LeftCleanly        int64          `json:"left_cleanly"`
-	LeftAbruptly       int64          `json:"left_abruptly"`
-	JoinFailures       int64          `json:"join_failures"`
-	ServerClosed       int64          `json:"closed_by_server"`
-	WriteFailures      int64          `json:"write_failures"`
-	Errors             map[string]int `json:"errors,omitempty"`
-	Log                *logScan       `json:"log,omitempty"`
-}
-
-// soakCounts is what happened to one kind of message. Lost is what should
-// have arrived and did not; Unconfirmed what was sent from or to a
-// connection the client cut while it may have been on its way.
-type soakCounts struct {
-	Sent        int64    `json:"sent"`
-	Received    int64    `json:"received"`
-	Deliveries  int64    `json:"deliveries_to_others,omitempty"`
-	Lost        int64    `json:"lost"`
-	Unconfirmed int64    `json:"unconfirmed"`
-	Duplicates  int64    `json:"duplicates,omitempty"`
-	Misrouted   int64    `json:"misrouted,omitempty"`
-	Errors      int64    `json:"errors"`
-	Latency     *latency `json:"latency_ms,omitempty"`
-}
-
-func (st *soakState) summarise(res *soakResult) {
-	st.mu.Lock()
-	for _, p := range st.pending {
-		if p.from.unsure(p.fromGen, p.at) || p.to.unsure(p.toGen, p.at) {
-			res.Chat.Unconfirmed++
-		} else {
-			res.Chat.Lost++
-		}
-	}
-	for _, p := range st.roomPending {
-		if p.from.unsure(p.fromGen, p.at) {
-			res.Room.Unconfirmed++
-		} else {
-			res.Room.Lost++
-		}
-	}
-	st.mu.Unlock()
-	lat := st.hist.summary()
-	res.Chat.Sent, res.Chat.Received, res.Chat.Duplicates = st.chatSent.Load(), st.chatRecv.Load(), st.chatDup.Load()
-	res.Chat.Misrouted, res.Chat.Errors, res.Chat.Latency = st.misrouted.Load(), st.chatErrors.Load(), &lat
-	res.Room.Sent, res.Room.Received, res.Room.Deliveries, res.Room.Errors = st.roomSent.Load(), st.roomEcho.Load(), st.roomDeliv.Load(), st.roomErrors.Load()
-	res.PresenceSent, res.PresenceReceived, res.PingsAnswered = st.presSent.Load(), st.presRecv.Load(), st.pings.Load()
-	res.Logins, res.LoginFailures = st.logins.Load(), st.loginFails.Load()
-	res.LeftCleanly, res.LeftAbruptly = st.leftClean.Load(), st.leftAbrupt.Load()
-	res.JoinFailures, res.ServerClosed, res.WriteFailures = st.joinFails.Load(), st.serverClosed.Load(), st.writeFails.Load()
-	if len(st.errs) > 0 {
-		res.Errors = st.errs
-	}
-	summariseSamples(res)
 }
 
 // xmlEscape escapes an attribute value the server sent, for an answer.

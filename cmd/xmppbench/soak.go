@@ -119,10 +119,14 @@ type soakConn struct {
 	closing atomic.Bool
 }
 
+// joinResult is what the reader saw of a join: the user's own presence
+// from the room (created: the room is new) or an error, or the answer to
+// the new room's configuration (configured).
 type joinResult struct {
-	room    string
-	created bool
-	err     string
+	room       string
+	created    bool
+	configured bool
+	err        string
 }
 
 func (c *soakConn) write(b []byte) error {
@@ -234,6 +238,7 @@ func runSoak(ctx context.Context, cfg *config) (any, error) {
 	})
 	res.FirstLoginFailures = int(st.loginFails.Load())
 	if err := st.fillRooms(ctx); err != nil {
+		st.closeAll(ctx)
 		return res, err
 	}
 	res.SignInSeconds = round(time.Since(start).Seconds(), 1)
@@ -333,7 +338,7 @@ func (st *soakState) connect(ctx context.Context, u *soakUser, rooms bool) (*soa
 	st.logins.Add(1)
 	u.mu.Lock()
 	u.gen++
-	sc := &soakConn{client: c, u: u, gen: u.gen, joined: make(chan joinResult, 4), bye: make(chan struct{}), done: make(chan struct{})}
+	sc := &soakConn{client: c, u: u, gen: u.gen, joined: make(chan joinResult, 16), bye: make(chan struct{}), done: make(chan struct{})}
 	u.mu.Unlock()
 	go st.read(sc)
 	if err := sc.write([]byte("<iq type='get' id='r'><query xmlns='" + nsRoster + "'/></iq><presence/>")); err != nil {
@@ -374,12 +379,20 @@ func (st *soakState) join(ctx context.Context, sc *soakConn, room string) error 
 			if j.err != "" {
 				return fmt.Errorf("%s: %.200s", room, j.err)
 			}
-			if j.created {
-				return sc.write([]byte("<iq type='set' id='soak-config' to='" + room + "'><query xmlns='http://jabber.org/protocol/muc#owner'>" +
-					"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>" +
-					"<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>"))
+			if j.configured {
+				return nil
 			}
-			return nil
+			if !j.created {
+				return nil
+			}
+			// The room stays locked until it is configured (§10.1.1):
+			// the others join once the answer is in.
+			err := sc.write([]byte("<iq type='set' id='soak-config' to='" + room + "'><query xmlns='http://jabber.org/protocol/muc#owner'>" +
+				"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>" +
+				"<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>"))
+			if err != nil {
+				return err
+			}
 		case <-sc.done:
 			return errors.New(room + ": the connection ended while joining")
 		case <-t.C:
@@ -810,6 +823,15 @@ func (st *soakState) iq(sc *soakConn, el []byte) {
 		sc.write([]byte("<iq type='result' id='" + xmlEscape(id) + "' to='" + xmlEscape(n.attr("from")) + "'/>"))
 	case id == "soak-bye":
 		sc.byeOnce.Do(func() { close(sc.bye) })
+	case id == "soak-config":
+		j := joinResult{room: n.attr("from"), configured: true}
+		if typ != "result" {
+			j.err = n.String()
+		}
+		select {
+		case sc.joined <- j:
+		default:
+		}
 	case typ == "error":
 		st.fail("iq "+id, errors.New(n.String()))
 	}

@@ -156,6 +156,11 @@ func (s *Session) awaitEnd(d time.Duration) bool {
 	}
 }
 
+// replaceWait bounds how long a bind waits for the session it replaces to
+// end; the old one's writer gives up on a client that does not read after
+// 2 s.
+const replaceWait = 5 * time.Second
+
 // register makes the session routable, replacing an older session bound to
 // the same full JID (RFC 6120 §7.7.2.2), on this node or another; false
 // when the account has as many sessions as it may have, on all nodes
@@ -168,6 +173,14 @@ func (s *Session) register() bool {
 	}
 	if old != nil {
 		old.Close(&StreamError{Condition: Conflict, Text: "replaced by a new session for the same resource"})
+		// The old session's end is about its full JID, now this session's
+		// too: its unavailable presence on the client's behalf, the rooms
+		// it leaves, its entry in the registry. It must be over before
+		// this session can send anything, or it undoes what this one does
+		// (a room it joins again took it for the old session's and then
+		// let it go; the soak found it). The client waits for its bind
+		// meanwhile.
+		old.awaitEnd(replaceWait)
 	}
 	if holder != "" {
 		s.srv.replaceOn(holder, s.full)

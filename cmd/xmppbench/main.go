@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,9 @@ type config struct {
 	pairs       string // -pairs: who a chat client writes to (pairs.go)
 	saltCache   *saltCache
 	progress    io.Writer
+	out         io.Writer // standard output, for the soak's sample lines
+	boshURL     string    // -bosh-url: the soak's BOSH clients connect there
+	soak        soakOptions
 
 	// team: logins started per second (0: -concurrency at a time), how
 	// long to wait for every presence after the last login, and the
@@ -91,7 +95,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	cfg.out = stdout
+	timeout := cfg.timeout
+	if slices.Contains(scenarios, "soak") {
+		// The soak runs for its -duration; -timeout bounds the rest.
+		timeout += cfg.soak.duration
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	enc := json.NewEncoder(stdout)
 	status := 0
@@ -139,13 +149,14 @@ var scenarioFuncs = map[string]func(context.Context, *config) (any, error){
 	"chat":  runChat,
 	"muc":   runMUC,
 	"team":  runTeam,
+	"soak":  runSoak,
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fs := flag.NewFlagSet("xmppbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &config{saltCache: new(saltCache), progress: stderr}
-	scenario := fs.String("scenario", "login", "scenarios to run, comma-separated: login, idle, chat, muc, team")
+	scenario := fs.String("scenario", "login", "scenarios to run, comma-separated: login, idle, chat, muc, team, soak")
 	fs.StringVar(&cfg.server, "server", "", "label for the server in the results")
 	addrs := fs.String("addr", "127.0.0.1:5222", "the server's client-to-server address (STARTTLS); comma-separated, the addresses of several nodes of one cluster: client i (from 0) connects to address i modulo their number")
 	fs.StringVar(&cfg.url, "url", "", "connect over WebSocket (RFC 7395) to this ws:// or wss:// URL instead of -addr")
@@ -178,6 +189,23 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 		"Fixed partners, both ways: cross: 2j with 2j+1, on two addresses when n >= 2 (-clients even, n >= 2); "+
 		"local: i with i+n within each block of 2n clients, on one address (-clients a multiple of 2n); "+
 		"half: blocks of 2n clients in turn cross then local, so exactly half the pairs are across addresses when n >= 2, none with one (-clients a multiple of 4n)")
+	fs.StringVar(&cfg.boshURL, "bosh-url", "", "soak: the server's BOSH endpoint (XEP-0206), e.g. http://127.0.0.1:5280/http-bind")
+	so := &cfg.soak
+	transports := fs.String("transports", "tcp,ws,bosh", "soak: the transports clients use in turn, comma-separated: tcp (-addr), ws (-url), bosh (-bosh-url)")
+	fs.DurationVar(&so.duration, "duration", 30*time.Minute, "soak: how long the clients stay and talk after they have signed in (bounded; -timeout adds to it)")
+	fs.DurationVar(&so.sample, "sample-every", 30*time.Second, "soak: how often the server's memory, goroutines and open files are sampled")
+	fs.StringVar(&so.metricsURL, "metrics-url", "http://127.0.0.1:5281/metrics", "soak: the server's Prometheus metrics (goroutines, heap, sessions); empty: none")
+	fs.StringVar(&so.logPath, "log", "", "soak: the server's log file, whose ERROR and WARN lines written during the run are counted")
+	fs.IntVar(&so.rooms, "rooms", 20, "soak: rooms soak0..soakN-1 at -room's service")
+	fs.Float64Var(&so.roomShare, "room-share", 0.25, "soak: the fraction of clients that join rooms")
+	fs.IntVar(&so.roomsEach, "rooms-each", 2, "soak: how many rooms each of them joins")
+	fs.DurationVar(&so.msgEvery, "msg-every", 30*time.Second, "soak: each client sends a one-to-one message about this often (0: never)")
+	fs.DurationVar(&so.presEvery, "presence-every", 2*time.Minute, "soak: each client changes its presence about this often (0: never)")
+	fs.DurationVar(&so.roomEvery, "room-msg-every", 2*time.Minute, "soak: each client in rooms sends a room message about this often (0: never)")
+	fs.DurationVar(&so.leaveEvery, "leave-every", 10*time.Minute, "soak: each client leaves (cleanly or abruptly, half each) and comes back about this often (0: never)")
+	fs.DurationVar(&so.offline, "away", 10*time.Second, "soak: the longest a client that left stays away")
+	fs.DurationVar(&so.settle, "soak-settle", 2*time.Minute, "soak: after everyone has left, how long to wait for the server to have no session (BOSH sessions that clients dropped end at the server's inactivity timeout) before the last sample")
+	fs.DurationVar(&so.drain, "soak-drain", 30*time.Second, "soak: how long to wait for the last messages after the run")
 	fs.BoolVar(&cfg.sm, "sm", false, "clients enable stream management (XEP-0198) with resumption after binding, and acknowledge what the server sends")
 	fs.StringVar(&cfg.curves, "curves", "classic", "key exchange the client offers: classic (X25519 and P-256, as OpenSSL 3.0) or default (Go's default: the hybrid X25519MLKEM768 first, as Go, Chrome and OpenSSL 3.5 clients)")
 	fs.Usage = func() {
@@ -237,6 +265,25 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 			return nil, nil, fmt.Errorf("-rates: %q is not a positive number", r)
 		}
 		cfg.rates = append(cfg.rates, n)
+	}
+	for _, t := range strings.Split(*transports, ",") {
+		t = strings.TrimSpace(t)
+		if !slices.Contains(soakTransports, t) {
+			return nil, nil, fmt.Errorf("-transports: %q is not one of %v", t, soakTransports)
+		}
+		cfg.soak.transports = append(cfg.soak.transports, t)
+	}
+	if slices.Contains(scenarios, "soak") {
+		so := &cfg.soak
+		if so.duration <= 0 || so.sample <= 0 || so.roomShare < 0 || so.roomShare > 1 || so.rooms < 0 || so.roomsEach < 0 {
+			return nil, nil, errors.New("soak: -duration and -sample-every must be positive, -room-share between 0 and 1, -rooms and -rooms-each not negative")
+		}
+		if slices.Contains(so.transports, "ws") && cfg.url == "" {
+			return nil, nil, errors.New("soak: WebSocket clients (-transports ws) need -url")
+		}
+		if slices.Contains(so.transports, "bosh") && cfg.boshURL == "" {
+			return nil, nil, errBOSHURL
+		}
 	}
 	if cfg.room == "" {
 		cfg.room = "bench@conference." + cfg.domain

@@ -218,6 +218,11 @@ func TestFlags(t *testing.T) {
 		{"-cpu-pids", "1,x"},
 		{"-pairs", "cross"},
 		{"-pairs", "half", "-clients", "10", "-addr", "127.0.0.1:1,127.0.0.1:2"},
+		{"-transports", "tcp,quic"},
+		{"-scenario", "soak", "-bosh-url", "http://127.0.0.1:1/http-bind"}, // ws without -url
+		{"-scenario", "soak", "-url", "ws://127.0.0.1:1/ws"},               // bosh without -bosh-url
+		{"-scenario", "soak", "-transports", "tcp", "-duration", "0s"},     // no duration
+		{"-scenario", "soak", "-transports", "tcp", "-room-share", "1.5"},  // not a fraction
 		{"extra"},
 	} {
 		var out, errs bytes.Buffer

@@ -266,7 +266,8 @@ func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger, policy *xmpp
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       idle, // negative: never (net/http)
+		ConnContext:       xmpp.HTTPConnContext, // for AdmitWebStream
+		IdleTimeout:       idle,                 // negative: never (net/http)
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }

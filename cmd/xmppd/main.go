@@ -285,6 +285,8 @@ func newUpload(cfg config.Config, policy *xmpp.WebPolicy) *upload.Service {
 		MaxFileSize:  u.MaxFileSize,
 		Quota:        u.QuotaPerAccount,
 		FileLifetime: u.FileLifetime,
+		MinPutRate:   u.MinPutRate,
+		PutGrace:     u.PutGrace,
 		Policy:       policy,
 	}
 }

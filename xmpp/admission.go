@@ -219,6 +219,16 @@ type admittedConn struct {
 // HTTP (net/http looks for io.ReaderFrom on the connection).
 func (c *admittedConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
 
+// CloseWrite keeps net/http's half-close before it closes a connection
+// whose request body it did not read (a refused upload): without it the
+// unread bytes make the close a reset, which may lose the response.
+func (c *admittedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 type admittedKey struct{}
 
 // HTTPConnContext is for http.Server.ConnContext on a LimitListener: it

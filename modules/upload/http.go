@@ -2,6 +2,7 @@ package upload
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -141,6 +142,10 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, tok, name string) 
 		s.log.Info("upload too slow", "jid", u.Owner, "bytes", n, "of", u.Size, "remote", r.RemoteAddr)
 		http.Error(w, "the file arrived too slowly", http.StatusRequestTimeout)
 		return
+	case errors.Is(err, http.ErrNotSupported):
+		s.log.Error("upload refused", "err", err)
+		http.Error(w, "upload failed", http.StatusInternalServerError)
+		return
 	case err != nil:
 		s.log.Info("upload failed", "err", err)
 		http.Error(w, "upload failed", http.StatusBadRequest)
@@ -215,7 +220,9 @@ type pacedReader struct {
 func (p *pacedReader) Read(b []byte) (int, error) {
 	due := p.start.Add(p.grace + time.Duration(float64(p.n)/p.rate*float64(time.Second)))
 	if err := p.rc.SetReadDeadline(due); err != nil {
-		return 0, err // a connection without deadlines: refuse rather than wait unbounded
+		// A ResponseWriter without deadlines (a wrapper that hides
+		// them): refuse rather than wait without a bound.
+		return 0, fmt.Errorf("bounding the PUT's pace: %w", err)
 	}
 	n, err := p.r.Read(b)
 	p.n += int64(n)

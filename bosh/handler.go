@@ -199,6 +199,17 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, rid int64, b *b
 		return
 	}
 	addr, secure := h.Policy.Client(r)
+	// A session is a stream as a connection is: one kept-alive connection
+	// posting creations pays the connection rate for each (XEP-0124 §17:
+	// policy-violation, with the stream error a refused TCP stream gets).
+	if refusal, ok := h.Server.AdmitWebStream(r, addr); !ok {
+		status := http.StatusOK
+		if olderThan16(b.attr["ver"]) {
+			status = legacyStatus[PolicyViolation]
+		}
+		h.write(w, status, terminateBody(PolicyViolation, refusal.Append(nil)))
+		return
+	}
 	s := &session{
 		h:          h,
 		sid:        newSID(),

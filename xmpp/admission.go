@@ -1,9 +1,14 @@
 package xmpp
 
 import (
+	"context"
+	"crypto/tls"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -172,7 +177,9 @@ func (s *Server) refuse(c net.Conn, mode connMode, why refusal) {
 
 // LimitListener applies the per-address connection rate to l at accept,
 // before TLS or HTTP: for the web listener, whose WebSocket and BOSH streams
-// are then counted as unauthenticated by ServeConn.
+// are then counted as unauthenticated by ServeConn. Serve it with
+// http.Server.ConnContext set to HTTPConnContext, so that the first stream a
+// connection starts is known to be paid for (AdmitWebStream).
 func (s *Server) LimitListener(l net.Listener) net.Listener {
 	s.init()
 	return &limitListener{Listener: l, srv: s}
@@ -196,6 +203,65 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return c, nil
+		return &admittedConn{Conn: c}, nil
 	}
+}
+
+// admittedConn is a connection that paid the connection rate at accept. Its
+// first web stream (a BOSH session or a WebSocket) is what it paid for; every
+// further one on it (HTTP keep-alive, HTTP/2) pays again.
+type admittedConn struct {
+	net.Conn
+	streamed atomic.Bool
+}
+
+// ReadFrom keeps the TCP connection's sendfile for files served over plain
+// HTTP (net/http looks for io.ReaderFrom on the connection).
+func (c *admittedConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
+
+// CloseWrite keeps net/http's half-close before it closes a connection
+// whose request body it did not read (a refused upload): without it the
+// unread bytes make the close a reset, which may lose the response.
+func (c *admittedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+type admittedKey struct{}
+
+// HTTPConnContext is for http.Server.ConnContext on a LimitListener: it
+// lets AdmitWebStream find the connection a request came on.
+func HTTPConnContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if ac, ok := c.(*admittedConn); ok {
+		return context.WithValue(ctx, admittedKey{}, ac)
+	}
+	return ctx
+}
+
+// AdmitWebStream charges a stream that a web transport is about to start
+// for r (a BOSH session creation, a WebSocket upgrade) to the connection
+// rate of client, the client's address (WebPolicy.Client). Without it, one
+// kept-alive HTTP connection could start any number of streams while
+// paying for one connection. The first stream on a connection admitted by
+// LimitListener, from the address that connection paid for, is free; any
+// other pays. False with the <policy-violation/> a refused TCP stream gets
+// when the rate is spent.
+func (s *Server) AdmitWebStream(r *http.Request, client net.Addr) (StreamError, bool) {
+	s.init()
+	key := addrKey(client)
+	if ac, _ := r.Context().Value(admittedKey{}).(*admittedConn); ac != nil &&
+		addrKey(ac.RemoteAddr()) == key && ac.streamed.CompareAndSwap(false, true) {
+		return StreamError{}, true
+	}
+	set := s.cur()
+	if why := s.admission.connect(key, set.ConnRatePerIP, float64(set.ConnBurstPerIP), time.Now()); why != "" {
+		s.log.Info("web stream refused", "remote", client.String(), "reason", string(why))
+		return StreamError{Condition: PolicyViolation, Text: string(why)}, false
+	}
+	return StreamError{}, true
 }

@@ -99,7 +99,9 @@ type Server struct {
 	MaxUnauthPerIP int
 	// ConnRatePerIP limits how many connections per second one address may
 	// open on every listener, with ConnBurstPerIP at once; more are closed
-	// at accept.
+	// at accept. A web stream (BOSH session, WebSocket) started on an
+	// HTTP connection that already started one counts as a new connection
+	// (AdmitWebStream).
 	ConnRatePerIP  float64
 	ConnBurstPerIP int
 	// TLSHandshakeTimeout bounds a TLS handshake (direct TLS or STARTTLS),

@@ -45,6 +45,14 @@ func (s *Server) WebSocketHandler(policy *WebPolicy) http.Handler {
 			return
 		}
 		addr, secure := policy.Client(r)
+		// An upgrade takes its connection over, so a connection starts at
+		// most one WebSocket; it pays again only after a BOSH session on
+		// the same connection, or when a proxy forwards it.
+		if refusal, ok := s.AdmitWebStream(r, addr); !ok {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, refusal.Text, http.StatusTooManyRequests)
+			return
+		}
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return // Upgrade has answered

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -403,6 +404,113 @@ func TestAttackUploadQuota(t *testing.T) {
 			t.Errorf("after one PUT of the slot's size the upload folder holds %v, want one file (is it the folder checked above?)", files)
 		}
 	}
+	rep.CheckLatency(t)
+	rep.CheckMemory(t, rssBound)
+}
+
+// TestAttackBOSHCreationOneConnection posts BOSH session creations in loops
+// over kept-alive connections: four clients from one address, one
+// connection each, a creation every 20 ms each (200 a second); and, for
+// comparison, a loop of new connections from another address, one
+// creation on each, at 50 a second. The unauthenticated cap is raised out
+// of the way: only the connection rate (10/s after a burst of 100) refuses.
+// Both loops are held to what the rate allows (the kept-alive one with the
+// stream error's "too many new connections" in its <body type="terminate"
+// condition="policy-violation"/>), the kept-alive clients never needed a
+// second connection, and every session ends after the attack.
+func TestAttackBOSHCreationOneConnection(t *testing.T) {
+	const rate, burst, clients = 10, 100, 4
+	tg := startTarget(t, "limits:\n  negotiation_timeout: 2s\n  max_unauthenticated_per_ip: 5000\nhttp:\n  bosh:\n    inactivity: 2s\n")
+	url := "http://" + tg.http + "/http-bind"
+	var (
+		dials                    atomic.Int32
+		keptCreated, keptRefused atomic.Int32
+		loopCreated, loopRefused atomic.Int32
+		mu                       sync.Mutex
+		otherAnswers             = map[string]int{}
+	)
+	other := func(what string) {
+		mu.Lock()
+		otherAnswers[what]++
+		mu.Unlock()
+	}
+	// kept is one client on one kept-alive connection from 127.0.0.14.
+	kept := func(ctx context.Context) {
+		d := dialer("127.0.0.14")
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				dials.Add(1)
+				return d.DialContext(ctx, network, addr)
+			}}}
+		defer c.CloseIdleConnections()
+		for i, tick := int64(0), time.NewTicker(20*time.Millisecond); ctx.Err() == nil && i < 500; i, _ = i+1, <-tick.C {
+			el, err := boshPost(ctx, c, url, boshCreate(1000+i*10))
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					other("kept-alive: " + err.Error())
+				}
+			case el.Get("type") == "terminate" && el.Get("condition") == "policy-violation" && strings.Contains(el.String(), "too many new connections"):
+				keptRefused.Add(1)
+			case el.Get("sid") != "":
+				keptCreated.Add(1)
+			default:
+				other("kept-alive: " + el.String())
+			}
+		}
+	}
+	// loop opens a new connection from 127.0.0.15 for each creation.
+	loop := func(ctx context.Context) {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialer("127.0.0.15").DialContext}}
+		for i, tick := int64(0), time.NewTicker(20*time.Millisecond); ctx.Err() == nil && i < 500; i, _ = i+1, <-tick.C {
+			el, err := boshPost(ctx, c, url, boshCreate(1000+i*10))
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					loopRefused.Add(1) // closed at accept
+				}
+			case el.Get("sid") != "":
+				loopCreated.Add(1)
+			default:
+				other("new connections: " + el.String())
+			}
+		}
+	}
+	tg.attack.Run = func(ctx context.Context) {
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Add(1)
+			go func() { defer wg.Done(); kept(ctx) }()
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+		wg.Wait()
+	}
+	rep := tg.attack.Measure(t)
+	t.Logf("kept-alive connections (%d dialled): %d sessions created, %d refused; new connections: %d created, %d refused; other answers %v",
+		dials.Load(), keptCreated.Load(), keptRefused.Load(), loopCreated.Load(), loopRefused.Load(), otherAnswers)
+
+	// What the rate allows over the attack, and the first stream of each
+	// kept-alive connection, which its connection paid for.
+	allowed := int32(burst + rate*rep.Took.Seconds() + 1)
+	if n := keptCreated.Load(); n > allowed+clients || keptRefused.Load() == 0 {
+		t.Errorf("over %d kept-alive connections: %d sessions created, %d refused; the rate allows %d + %d", clients, n, keptRefused.Load(), allowed, clients)
+	}
+	if n := loopCreated.Load(); n > allowed || loopRefused.Load() == 0 {
+		t.Errorf("over new connections: %d sessions created, %d refused; the rate allows %d", n, loopRefused.Load(), allowed)
+	}
+	if n := dials.Load(); n != clients {
+		t.Errorf("the kept-alive clients dialled %d connections, want %d: the loop was not over one connection each", n, clients)
+	}
+	start := time.Now()
+	deadline := start.Add(2*time.Second + 2*time.Second + 5*time.Second)
+	for n := gauge(t, tg.server, "xmppd_bosh_sessions"); n > 0; n = gauge(t, tg.server, "xmppd_bosh_sessions") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v BOSH sessions still open %v after the attack", n, time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("every BOSH session ended %v after the attack", time.Since(start).Round(time.Millisecond))
 	rep.CheckLatency(t)
 	rep.CheckMemory(t, rssBound)
 }

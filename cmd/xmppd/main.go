@@ -266,7 +266,8 @@ func newHTTP(cfg config.Config, srv *xmpp.Server, log *slog.Logger, policy *xmpp
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       idle, // negative: never (net/http)
+		ConnContext:       xmpp.HTTPConnContext, // for AdmitWebStream
+		IdleTimeout:       idle,                 // negative: never (net/http)
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
@@ -284,6 +285,8 @@ func newUpload(cfg config.Config, policy *xmpp.WebPolicy) *upload.Service {
 		MaxFileSize:  u.MaxFileSize,
 		Quota:        u.QuotaPerAccount,
 		FileLifetime: u.FileLifetime,
+		MinPutRate:   u.MinPutRate,
+		PutGrace:     u.PutGrace,
 		Policy:       policy,
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/xmppd/xmppd/internal/apptoken"
 	"github.com/xmppd/xmppd/modules/disco"
+	"github.com/xmppd/xmppd/modules/upload"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/memory"
 	"github.com/xmppd/xmppd/storage/postgres"
@@ -171,6 +172,11 @@ type Upload struct {
 	MaxFileSize     int64         `yaml:"max_file_size"`
 	QuotaPerAccount int64         `yaml:"quota_per_account"`
 	FileLifetime    time.Duration `yaml:"file_lifetime"`
+	// MinPutRate (bytes per second, negative: no bound) and PutGrace:
+	// a PUT's first n bytes must arrive within PutGrace + n/MinPutRate,
+	// else it fails and what came is deleted.
+	MinPutRate int64         `yaml:"min_put_rate"`
+	PutGrace   time.Duration `yaml:"put_grace"`
 }
 
 // Contact lists the server's contact addresses (XEP-0157), which clients
@@ -447,6 +453,8 @@ func Default() Config {
 			MaxFileSize:     20 << 20,
 			QuotaPerAccount: 1 << 30,
 			FileLifetime:    30 * 24 * time.Hour,
+			MinPutRate:      upload.DefaultMinPutRate,
+			PutGrace:        upload.DefaultPutGrace,
 		},
 		Registration: Registration{PerAddress: 1, Window: time.Hour},
 		Contact: Contact{

@@ -258,6 +258,16 @@ func ProcessCPU(pid int) func() (time.Duration, error) {
 	}
 }
 
+// ProcessFDs counts the open file descriptors of process pid (the entries
+// of /proc/PID/fd): its connections, listeners and files.
+func ProcessFDs(pid int) func() (int, error) {
+	path := "/proc/" + strconv.Itoa(pid) + "/fd"
+	return func() (int, error) {
+		es, err := os.ReadDir(path)
+		return len(es), err
+	}
+}
+
 // HeapInUse reads this process's heap in use, for attacks on an in-process
 // server.
 func HeapInUse() (int64, error) {

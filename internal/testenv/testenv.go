@@ -175,7 +175,7 @@ func start(t testing.TB, backend string, s2s, httpL net.Listener, configure ...f
 	s.C2S, s.DirectTLS, s.HTTP, s.S2S = l1.Addr().String(), l2.Addr().String(), l3.Addr().String(), s2s.Addr().String()
 	s.Web = &xmpp.WebPolicy{SecureNetworks: xmpp.LoopbackNetworks}
 	s.BOSH = &bosh.Handler{}
-	hs := &http.Server{Handler: web.Handler(web.Options{Server: srv, Policy: s.Web, BOSH: s.BOSH, ClientDir: WebDir()})}
+	hs := &http.Server{Handler: web.Handler(web.Options{Server: srv, Policy: s.Web, BOSH: s.BOSH, ClientDir: WebDir()}), ConnContext: xmpp.HTTPConnContext}
 	t.Cleanup(func() { hs.Close() })
 	go srv.ServeC2S(l1)
 	go srv.ServeDirectTLS(l2)

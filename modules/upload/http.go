@@ -2,6 +2,7 @@ package upload
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -79,9 +80,14 @@ func (s *Service) slot(w http.ResponseWriter, r *http.Request, tok, name string)
 
 // put stores the body as the slot's file: only for a slot that is unused
 // and whose deadline has not passed when the PUT starts, with exactly the
-// size and the type the slot was given for. The body goes to a temporary
-// file first; the slot is claimed once the whole file is there, so that
-// of two PUTs at once one stores the file and the other is refused.
+// size and the type the slot was given for, arriving no slower than the
+// minimum rate. One PUT per slot runs at a time on a node (another gets
+// 409). The body goes to a temporary file first, deleted if the PUT fails;
+// the slot is claimed once the whole file is there, so that of two PUTs at
+// once on different nodes one stores the file and the other is refused. A
+// PUT that fails leaves the slot usable until it expires, so that the
+// client may try again (as Prosody's mod_http_file_share does; ejabberd's
+// mod_http_upload spends the slot when the PUT starts).
 func (s *Service) put(w http.ResponseWriter, r *http.Request, tok, name string) {
 	start := s.now()
 	u := s.slot(w, r, tok, name)
@@ -92,6 +98,11 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, tok, name string) 
 		http.Error(w, "this slot is used or has expired", http.StatusForbidden)
 		return
 	}
+	if !s.beginPut(tok) {
+		http.Error(w, "an upload to this slot is under way", http.StatusConflict)
+		return
+	}
+	defer s.endPut(tok)
 	switch {
 	case r.ContentLength > u.Size:
 		http.Error(w, "larger than the slot's size", http.StatusRequestEntityTooLarge)
@@ -117,7 +128,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, tok, name string) 
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	// One byte more than the slot's size shows a body that is too long.
-	n, err := io.Copy(tmp, io.LimitReader(r.Body, u.Size+1))
+	n, err := io.Copy(tmp, io.LimitReader(s.paced(w, r.Body), u.Size+1))
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -125,6 +136,16 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, tok, name string) 
 		err = cerr
 	}
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The read deadline stays in the past: net/http reads no more of
+		// this body, and closes the connection.
+		s.log.Info("upload too slow", "jid", u.Owner, "bytes", n, "of", u.Size, "remote", r.RemoteAddr)
+		http.Error(w, "the file arrived too slowly", http.StatusRequestTimeout)
+		return
+	case errors.Is(err, http.ErrNotSupported):
+		s.log.Error("upload refused", "err", err)
+		http.Error(w, "upload failed", http.StatusInternalServerError)
+		return
 	case err != nil:
 		s.log.Info("upload failed", "err", err)
 		http.Error(w, "upload failed", http.StatusBadRequest)
@@ -153,6 +174,62 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, tok, name string) 
 	}
 	s.log.Debug("file uploaded", "jid", u.Owner, "bytes", u.Size)
 	w.WriteHeader(http.StatusCreated)
+}
+
+// beginPut marks tok's PUT under way; false if one is already.
+func (s *Service) beginPut(tok string) bool {
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	if s.putting[tok] {
+		return false
+	}
+	if s.putting == nil {
+		s.putting = make(map[string]bool)
+	}
+	s.putting[tok] = true
+	return true
+}
+
+func (s *Service) endPut(tok string) {
+	s.putMu.Lock()
+	delete(s.putting, tok)
+	s.putMu.Unlock()
+}
+
+// paced is body read at no less than MinPutRate on average after
+// PutGrace: before each read the connection's read deadline is set to when
+// the bytes read so far should have been followed by more. A trickle is cut
+// within about PutGrace; a silent client exactly then.
+func (s *Service) paced(w http.ResponseWriter, body io.Reader) io.Reader {
+	if s.MinPutRate < 0 {
+		return body
+	}
+	return &pacedReader{r: body, rc: http.NewResponseController(w), start: time.Now(),
+		grace: s.PutGrace, rate: float64(s.MinPutRate)}
+}
+
+type pacedReader struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  float64 // bytes per second
+	n     int64
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	due := p.start.Add(p.grace + time.Duration(float64(p.n)/p.rate*float64(time.Second)))
+	if err := p.rc.SetReadDeadline(due); err != nil {
+		// A ResponseWriter without deadlines (a wrapper that hides
+		// them): refuse rather than wait without a bound.
+		return 0, fmt.Errorf("bounding the PUT's pace: %w", err)
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if err == io.EOF {
+		p.rc.SetReadDeadline(time.Time{}) // the connection may serve more requests
+	}
+	return n, err
 }
 
 // tmpPrefix starts the names of files being uploaded.

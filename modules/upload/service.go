@@ -41,6 +41,11 @@ const (
 	// may start.
 	DefaultSlotLifetime  = 10 * time.Minute
 	DefaultSweepInterval = time.Hour
+	// DefaultMinPutRate and DefaultPutGrace: a PUT's body must arrive at
+	// 8 KiB/s on average after the first 30 s (a 20 MiB file within about
+	// 43 minutes).
+	DefaultMinPutRate = 8 << 10
+	DefaultPutGrace   = 30 * time.Second
 )
 
 // maxFilename bounds a file name in bytes, after sanitising.
@@ -75,6 +80,14 @@ type Service struct {
 	// SweepInterval is how often expired files and slots are deleted;
 	// zero means DefaultSweepInterval.
 	SweepInterval time.Duration
+	// MinPutRate (bytes per second) and PutGrace bound how slowly a PUT's
+	// body may arrive: by PutGrace + n/MinPutRate after the PUT began, its
+	// first n bytes must be there, else the PUT fails (408) and what came
+	// is deleted; the slot stays usable until it expires. Zero means
+	// DefaultMinPutRate and DefaultPutGrace; a negative MinPutRate, no
+	// bound.
+	MinPutRate int64
+	PutGrace   time.Duration
 	// Policy decides which web pages may upload (CORS); nil is the zero
 	// WebPolicy. It should be the web listener's.
 	Policy *xmpp.WebPolicy
@@ -83,6 +96,10 @@ type Service struct {
 	log  *slog.Logger
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// putting holds the tokens of the slots whose PUT is under way on this
+	// node: one at a time per slot.
+	putMu   sync.Mutex
+	putting map[string]bool
 	// now is time.Now; tests move it.
 	now func() time.Time
 }
@@ -112,6 +129,12 @@ func (s *Service) Register(srv *xmpp.Server) {
 	}
 	if s.SweepInterval <= 0 {
 		s.SweepInterval = DefaultSweepInterval
+	}
+	if s.MinPutRate == 0 {
+		s.MinPutRate = DefaultMinPutRate
+	}
+	if s.PutGrace <= 0 {
+		s.PutGrace = DefaultPutGrace
 	}
 	if s.Policy == nil {
 		s.Policy = &xmpp.WebPolicy{}

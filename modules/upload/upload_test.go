@@ -32,13 +32,16 @@ type env struct {
 
 // start runs a server on backend with the upload service, limits of 2 MiB
 // a file and 3 MiB an account, and alice signed in.
-func start(t *testing.T, backend string) *env {
+func start(t *testing.T, backend string, configure ...func(*upload.Service)) *env {
 	t.Helper()
 	l := testenv.Listen(t)
 	e := &env{clock: new(atomic.Int64)}
 	e.svc = &upload.Service{Dir: t.TempDir(), PublicURL: "http://" + l.Addr().String(),
 		MaxFileSize: 2 << 20, Quota: 3 << 20, FileLifetime: time.Hour,
 		Policy: &xmpp.WebPolicy{Origins: []string{"https://app.example.com"}}}
+	for _, f := range configure {
+		f(e.svc)
+	}
 	upload.SetClock(e.svc, func() time.Time { return time.Now().Add(time.Duration(e.clock.Load())) })
 	e.srv = testenv.StartWithHTTP(t, backend, l, func(srv *xmpp.Server) {
 		srv.Modules = modules.Default(modules.Options{Store: srv.Store, Upload: e.svc})

@@ -32,7 +32,9 @@ func ParseAddress(s string) (jid.JID, error) {
 		return jid.JID{}, errEmptyLabel
 	}
 	if !isASCII(d) {
-		if _, err := jid.Parse(d); err != nil {
+		// A copy, so that d does not escape: on the usual (ASCII) path
+		// it stays on the stack (the router parses every address).
+		if _, err := jid.Parse(strings.Clone(d)); err != nil {
 			return jid.JID{}, errUnstableDomain
 		}
 	}

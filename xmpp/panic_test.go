@@ -26,7 +26,7 @@ func (panicky) Register(s *xmpp.Server) {
 // <internal-server-error/> and is logged with its stack; the server and
 // everyone else's sessions go on.
 func TestPanicEndsOneSession(t *testing.T) {
-	var log lockedBuffer
+	var log testenv.LogBuffer
 	s := testenv.Start(t, "sqlite", debugLog(&log), func(s *xmpp.Server) {
 		s.Modules = append(modules.Default(modules.Options{Store: s.Store}), panicky{})
 	})

@@ -1,13 +1,11 @@
 package xmpp_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,26 +13,8 @@ import (
 	"github.com/xmppd/xmppd/xmpp"
 )
 
-// lockedBuffer collects a server's log lines from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // debugLog gives the server a debug-level log that the test reads.
-func debugLog(log *lockedBuffer) func(*xmpp.Server) {
+func debugLog(log *testenv.LogBuffer) func(*xmpp.Server) {
 	return func(s *xmpp.Server) {
 		s.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -47,7 +27,7 @@ func debugLog(log *lockedBuffer) func(*xmpp.Server) {
 // server offered -PLUS (RFC 5802 §6: a possible downgrade). A wrong
 // password gets no text.
 func TestSASLRefusalSaysWhy(t *testing.T) {
-	var log lockedBuffer
+	var log testenv.LogBuffer
 	s := testenv.Start(t, "sqlite", debugLog(&log))
 	s.AddUser(t, "alice", "right")
 	st := s.StartTLS(t, "127.0.0.6")
@@ -96,7 +76,7 @@ func TestSASLRefusalSaysWhy(t *testing.T) {
 // server logs each at debug.
 func TestSlixmppDefaultLogin(t *testing.T) {
 	testenv.NeedSlixmpp(t)
-	var log lockedBuffer
+	var log testenv.LogBuffer
 	s := testenv.Start(t, "sqlite", debugLog(&log))
 	s.AddUser(t, "alice", "alice pw")
 	_, c2s, _ := net.SplitHostPort(s.C2S)

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -386,21 +385,7 @@ func (d *Driver) Wait(t testing.TB) int {
 	return 0
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes while a
-// failing test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer is a LogBuffer for a process's output, read trimmed.
+type syncBuffer struct{ LogBuffer }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.b.String())
-}
+func (b *syncBuffer) String() string { return strings.TrimSpace(b.LogBuffer.String()) }

@@ -1,12 +1,10 @@
 package mam_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,23 +29,6 @@ func (f *failingArchive) AppendArchive(ctx context.Context, msgs ...storage.Arch
 	return f.Store.AppendArchive(ctx, msgs...)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestWriterStoreFaults: the archive's writer rides out a store that fails
 // for a moment (a database restart) and loses nothing; a store that keeps
 // failing costs the batch, and the error log says how many messages of
@@ -55,7 +36,7 @@ func (b *syncBuffer) String() string {
 func TestWriterStoreFaults(t *testing.T) {
 	s := testenv.Start(t, "sqlite")
 	st := &failingArchive{Store: s.Store}
-	var log syncBuffer
+	var log testenv.LogBuffer
 	w := mam.NewWriter(s.Server, st, slog.New(slog.NewTextHandler(&log, nil)))
 	ctx := context.Background()
 	msg := func(id, owner string) storage.ArchivedMessage {

@@ -25,7 +25,6 @@ import (
 	"github.com/xmppd/xmppd/internal/admin"
 	"github.com/xmppd/xmppd/internal/testenv"
 	"github.com/xmppd/xmppd/storage"
-	"github.com/xmppd/xmppd/storage/postgres"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
 	"github.com/xmppd/xmppd/storage/redis/redistest"
 	"github.com/xmppd/xmppd/xmpp"
@@ -49,29 +48,10 @@ func clusterPair(t *testing.T, users ...string) (a, b *server, st storage.Store)
 	t.Helper()
 	dsn := pgtest.DSN(t)
 	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
-	ctx := context.Background()
 	a = startNode(t, "node-a", dsn, addr, prefix, "")
-	pg, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Close() })
-	for _, u := range users {
-		creds, err := xmpp.NewCredentials("pw", 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pg.CreateUser(ctx, u, creds); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range users {
-			if c != u {
-				if err := pg.PutRosterItem(ctx, u, storage.RosterItem{Contact: c, Subscription: storage.SubBoth}, 0); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	pg := clusterStore(t, dsn)
+	addAccounts(t, pg, "", users...)
+	befriend(t, pg, users...)
 	b = startNode(t, "node-b", dsn, addr, prefix, "")
 	return a, b, pg
 }

@@ -8,8 +8,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/xmppd/xmppd/internal/testenv"
-	"github.com/xmppd/xmppd/storage"
-	"github.com/xmppd/xmppd/storage/postgres"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
 	"github.com/xmppd/xmppd/xmpp"
 )
@@ -29,18 +27,10 @@ func TestClusterRedisRestart(t *testing.T) {
 	const prefix = "xmppd:"
 	ctx := context.Background()
 	a := startNode(t, "node-a", dsn, rs.Addr(), prefix, "")
-	st, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := clusterStore(t, dsn)
 	addAccounts(t, st, "", "alice@localhost", "bob@localhost", "carol@localhost")
-	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"},
-		{"carol@localhost", "alice@localhost"}, {"alice@localhost", "carol@localhost"}} {
-		if err := st.PutRosterItem(ctx, p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubBoth}, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	befriend(t, st, "alice@localhost", "bob@localhost")
+	befriend(t, st, "alice@localhost", "carol@localhost")
 	b := startNode(t, "node-b", dsn, rs.Addr(), prefix, "")
 
 	alice := a.dial(t, "alice@localhost", "desk", "", 0)

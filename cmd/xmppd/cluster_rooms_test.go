@@ -15,7 +15,6 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/storage"
-	"github.com/xmppd/xmppd/storage/postgres"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
 	"github.com/xmppd/xmppd/storage/redis/redistest"
 	"github.com/xmppd/xmppd/xmpp"
@@ -34,14 +33,10 @@ func TestClusterRooms(t *testing.T) {
 	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
 	ctx := context.Background()
 	a := startNode(t, "node-a", dsn, addr, prefix, "")
-	st, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := clusterStore(t, dsn)
 	addAccounts(t, st, "@localhost", "alice", "bob", "carol", "dave")
 	const room = "team@conference.localhost"
-	err = st.SaveRoom(ctx, storage.Room{JID: room, Created: time.Now().UTC(), Config: storage.RoomConfig{
+	err := st.SaveRoom(ctx, storage.Room{JID: room, Created: time.Now().UTC(), Config: storage.RoomConfig{
 		Name: "Team", Persistent: true, MembersOnly: true, Public: true, WhoIs: "moderators",
 		HistoryLength: 20, AllowPM: "anyone"}})
 	if err != nil {
@@ -278,11 +273,7 @@ func TestClusterRoomHandover(t *testing.T) {
 	addr, prefix := redistest.Addr(t), redistest.Prefix(t)
 	ctx := context.Background()
 	a := startNode(t, "node-a", dsn, addr, prefix, "")
-	st, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := clusterStore(t, dsn)
 	addAccounts(t, st, "@localhost", "alice", "bob", "carol")
 	const room = "lobby@conference.localhost"
 	if err := st.SaveRoom(ctx, storage.Room{JID: room, Created: time.Now().UTC(), Config: storage.RoomConfig{

@@ -12,7 +12,6 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
-	"github.com/xmppd/xmppd/storage/postgres"
 	"github.com/xmppd/xmppd/storage/postgres/pgtest"
 	"github.com/xmppd/xmppd/storage/redis/redistest"
 	"github.com/xmppd/xmppd/xmpp"
@@ -52,11 +51,7 @@ func TestClusterFederation(t *testing.T) {
 	extra := fmt.Sprintf("s2s:\n  dialback_secret: %q\n  routes:\n    other.test: %q\n", "0123456789abcdef0123456789abcdef", s2sOther)
 	a := startNode(t, "node-a", dsn, addr, prefix, extra)
 	startNode(t, "node-b", dsn, addr, prefix, extra, "-s2s", s2sB) // the node other.test reaches
-	st, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := clusterStore(t, dsn)
 	addAccounts(t, st, "", "alice@localhost")
 
 	login := func(s *server, user string) *mxmpp.Session {

@@ -37,18 +37,10 @@ func TestCluster(t *testing.T) {
 	ctx := context.Background()
 	node := func(name string) *server { return startNode(t, name, dsn, addr, prefix, "") }
 	a := node("node-a")
-	st, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := clusterStore(t, dsn)
 	addAccounts(t, st, "", "alice@localhost", "bob@localhost", "carol@localhost")
-	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"},
-		{"carol@localhost", "alice@localhost"}, {"alice@localhost", "carol@localhost"}} {
-		if err := st.PutRosterItem(ctx, p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubBoth}, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	befriend(t, st, "alice@localhost", "bob@localhost")
+	befriend(t, st, "alice@localhost", "carol@localhost")
 	b, c := node("node-b"), node("node-c")
 
 	alice, _, err := a.login(t, "alice@localhost", "pw")
@@ -239,6 +231,36 @@ func addAccounts(t *testing.T, st interface {
 		}
 		if err := st.CreateUser(context.Background(), u+domain, creds); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// clusterStore opens the cluster's Postgres for the test to set data up,
+// closed when the test ends.
+func clusterStore(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// befriend gives every two of the accounts a roster item for the other
+// with a subscription both ways, so that they see each other's presence.
+func befriend(t *testing.T, st interface {
+	PutRosterItem(context.Context, string, storage.RosterItem, int) error
+}, accounts ...string) {
+	t.Helper()
+	for _, u := range accounts {
+		for _, c := range accounts {
+			if c == u {
+				continue
+			}
+			if err := st.PutRosterItem(context.Background(), u, storage.RosterItem{Contact: c, Subscription: storage.SubBoth}, 0); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

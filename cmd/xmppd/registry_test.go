@@ -49,11 +49,7 @@ func TestRedisPresenceAfterKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range [][2]string{{"alice@localhost", "bob@localhost"}, {"bob@localhost", "alice@localhost"}} {
-		if err := st.PutRosterItem(ctx, p[0], storage.RosterItem{Contact: p[1], Subscription: storage.SubBoth}, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	befriend(t, st, "alice@localhost", "bob@localhost")
 	st.Close()
 
 	observer, err := redis.Open(ctx, redis.Options{Addr: addr, Prefix: prefix, Node: "observer", TTL: ttl})

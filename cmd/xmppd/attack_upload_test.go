@@ -233,22 +233,7 @@ func TestAttackUploadSlowloris(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// A slot that was trickled at still takes the file at a normal pace.
-	req, err := http.NewRequest(http.MethodPut, urls[0], strings.NewReader(strings.Repeat("x", size)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Errorf("a PUT at a normal pace after the attack: %d, want 201", resp.StatusCode)
-	}
-	if files, _ := filepath.Glob(filepath.Join(tg.data, "upload", "*")); len(files) != 1 {
-		t.Errorf("after one PUT at a normal pace the upload folder holds %v, want one file (is it the folder checked above?)", files)
-	}
+	putStored(t, tg, urls[0], size)
 	rep.CheckLatency(t)
 	rep.CheckMemory(t, rssBound)
 }

@@ -387,25 +387,33 @@ func TestAttackUploadQuota(t *testing.T) {
 		t.Errorf("files kept after refused PUTs: %v", files)
 	}
 	if len(got) > 0 {
-		req, err := http.NewRequest(http.MethodPut, got[0], strings.NewReader(strings.Repeat("x", 200<<10)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/octet-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Errorf("a PUT of the slot's size after the attack: %d, want 201", resp.StatusCode)
-		}
-		if files, _ := filepath.Glob(filepath.Join(tg.data, "upload", "*")); len(files) != 1 {
-			t.Errorf("after one PUT of the slot's size the upload folder holds %v, want one file (is it the folder checked above?)", files)
-		}
+		putStored(t, tg, got[0], 200<<10)
 	}
 	rep.CheckLatency(t)
 	rep.CheckMemory(t, rssBound)
+}
+
+// putStored PUTs size bytes to the slot url at once, after an attack: the
+// slot still takes its file (201), and the upload folder then holds that
+// one file (so the folder an attack test found empty is the right one).
+func putStored(t *testing.T, tg *target, url string, size int) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(strings.Repeat("x", size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("a PUT of the slot's size after the attack: %d, want 201", resp.StatusCode)
+	}
+	if files, _ := filepath.Glob(filepath.Join(tg.data, "upload", "*")); len(files) != 1 {
+		t.Errorf("after one PUT of the slot's size the upload folder holds %v, want one file", files)
+	}
 }
 
 // TestAttackBOSHCreationOneConnection posts BOSH session creations in loops

@@ -410,23 +410,7 @@ func TestDataDirFull(t *testing.T) {
 		t.Fatalf("xmppd exited: %v", s.waitErr)
 	default:
 	}
-	dave := signIn(t, s, "dave@localhost")
-	if err := dave.Send(context.Background(), xmlPresence()); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range kept {
-		got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
-		if b := got.Child("", "body").Text(); b != want {
-			t.Fatalf("dave's next offline message is %.40q, want %.40q", b, want)
-		}
-	}
-	// Nothing else was queued: the refused message does not come after
-	// all, before one sent now.
-	alice.chat(t, dave.LocalAddr().String(), "end", "the last one")
-	got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
-	if b := got.Child("", "body").Text(); b != "the last one" {
-		t.Fatalf("dave got %.40q after the messages that were kept; want only those", b)
-	}
+	offlineExactly(t, s, alice, "dave@localhost", kept...)
 	if testing.Verbose() {
 		t.Logf("xmppd stderr:\n%s", s.log)
 	}
@@ -539,19 +523,29 @@ func TestDataDirReadOnly(t *testing.T) {
 	if el := alice.outcome(t, "k1"); el != nil {
 		t.Fatalf("a message to offline dave once the disk is writable again: %s", el)
 	}
-	dave := signIn(t, s, "dave@localhost")
-	if err := dave.Send(context.Background(), xmlPresence()); err != nil {
+	offlineExactly(t, s, alice, "dave@localhost", "before the disk went read-only", "after the disk is writable again")
+}
+
+// offlineExactly signs user in and checks that the messages kept for it
+// offline are want, in order, and nothing else: a message from sender sent
+// now comes next, so a refused message did not come after all.
+func offlineExactly(t *testing.T, s *server, sender client, user string, want ...string) {
+	t.Helper()
+	c := signIn(t, s, user)
+	if err := c.Send(context.Background(), xmlPresence()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"before the disk went read-only", "after the disk is writable again"} {
-		got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
-		if b := got.Child("", "body").Text(); b != want {
-			t.Fatalf("dave's next offline message is %q, want %q", b, want)
+	next := func() string {
+		got := c.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
+		return got.Child("", "body").Text()
+	}
+	for _, w := range want {
+		if b := next(); b != w {
+			t.Fatalf("%s's next offline message is %.40q, want %.40q", user, b, w)
 		}
 	}
-	alice.chat(t, dave.LocalAddr().String(), "end", "the last one")
-	got := dave.await(t, func(el *xmpp.Element) bool { return el.Local == "message" && el.Child("", "body") != nil })
-	if b := got.Child("", "body").Text(); b != "the last one" {
-		t.Fatalf("dave got %q after the messages that were kept; want only those", b)
+	sender.chat(t, user, "end", "the last one")
+	if b := next(); b != "the last one" {
+		t.Fatalf("%s got %.40q after the messages that were kept; want only those", user, b)
 	}
 }

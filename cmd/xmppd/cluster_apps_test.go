@@ -179,22 +179,35 @@ func TestClusterPEP(t *testing.T) {
 			return ok && got == want
 		})
 	}
-	// published waits for alice's publish to be done, on every node.
-	published := func(id string) {
+	// published waits for alice's publish id to be done and for her own
+	// notification of nick, in either order: the result and the
+	// notification are two stanzas the server may send either way round
+	// (waiting for one and then the other once lost the result on a
+	// loaded machine).
+	published := func(id, nick string) {
 		t.Helper()
+		done, notified := false, false
 		expectAnswering(t, alice, caps, func(el *xmpp.Element) bool {
-			if el.Get("id") == id && el.Get("type") != "result" {
-				t.Fatalf("publish: %s", el)
+			if el.Get("id") == id {
+				if el.Get("type") != "result" {
+					t.Fatalf("publish: %s", el)
+				}
+				done = true
 			}
-			return el.Get("id") == id
+			if got, ok := nickIn(el, "alice@localhost"); ok {
+				if got != nick {
+					t.Fatalf("alice got her nick %q, want %q", got, nick)
+				}
+				notified = true
+			}
+			return done && notified
 		})
 	}
 
 	alice = login(a, "alice@localhost")
 	onlineWithCaps(t, alice, caps)
 	publish(alice, "p1", "Alice")
-	gets(alice, "Alice", true)
-	published("p1")
+	published("p1", "Alice")
 
 	// bob signs in on B: node B reads alice's service and sends him the
 	// last item; alice's second resource is on B too.
@@ -209,8 +222,7 @@ func TestClusterPEP(t *testing.T) {
 
 	// A publish on A reaches B's sessions: her contact, and her own.
 	publish(alice, "p2", "Alice II")
-	gets(alice, "Alice II", true)
-	published("p2")
+	published("p2", "Alice II")
 	gets(bob, "Alice II", false)
 	gets(alice2, "Alice II", false)
 
